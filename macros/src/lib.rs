@@ -1,0 +1,2 @@
+//! Procedural macros for sylvan: `#[sylvan::main]`, `#[sylvan::test]` and
+//! `select!`. Not built yet (the macros issue).

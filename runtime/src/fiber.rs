@@ -1,0 +1,342 @@
+//! Fibers: identity, the run/park state machine, and the per-fiber context.
+//!
+//! # The state machine
+//!
+//! Each fiber's [`Header`] holds one atomic `state`. It is the only thing other
+//! threads touch to wake a fiber, and it guarantees the parking protocol's two
+//! promises: a wakeup is never lost, and a fiber is never resumed twice for one
+//! park.
+//!
+//! ```text
+//!            unpark (any thread)                 park() by the fiber itself
+//!  RUNNING ───────────────────────▶ NOTIFIED ───────────────────────────▶ RUNNING
+//!     │                                          (token consumed, no switch)
+//!     │ park() by the fiber itself (CAS), then suspend to the hub
+//!     ▼
+//!  PARKED ─── unpark (any thread; CAS winner only) ──▶ RUNNING + slot queued once
+//!
+//!  RUNNING ── fiber returns (hub) ──▶ DONE           (unpark of DONE is a no-op)
+//! ```
+//!
+//! * `RUNNING`: running, or queued to run. Only the fiber moves it to `PARKED`.
+//! * `NOTIFIED`: running with a wake token (an unpark arrived before it parked).
+//!   The fiber's next park consumes the token and returns immediately.
+//! * `PARKED`: suspended in the hub, waiting. Exactly one unparker wins the
+//!   `PARKED → RUNNING` CAS and queues the fiber's slot on its hub — locally if
+//!   the unparker runs on that hub's thread, otherwise through the hub's inbox.
+//! * `DONE`: finished; set by the hub after the coroutine returned.
+//!
+//! Because a hub is single-threaded and only resumes a fiber it finds in its
+//! ready queue, setting `PARKED` *before* switching away is race-free: the
+//! remote unparker's queued slot is only acted on after the switch completed.
+//!
+//! Wakeups are tokens, like `std::thread::park`: a stale unpark can make the
+//! next park return early, so every waiter re-checks its condition in a loop.
+
+use std::any::Any;
+use std::cell::{Cell, RefCell};
+use std::fmt;
+use std::num::NonZeroU64;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, Ordering};
+use std::sync::{Arc, OnceLock};
+use std::time::Instant;
+
+use corosensei::Yielder;
+
+use crate::hub::HubShared;
+
+pub(crate) const RUNNING: u8 = 0;
+pub(crate) const NOTIFIED: u8 = 1;
+pub(crate) const PARKED: u8 = 2;
+pub(crate) const DONE: u8 = 3;
+
+/// A fiber's unique id (never reused within a process).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct FiberId(NonZeroU64);
+
+impl FiberId {
+    pub(crate) fn next() -> FiberId {
+        static NEXT: AtomicU64 = AtomicU64::new(1);
+        let id = NEXT.fetch_add(1, Ordering::Relaxed);
+        FiberId(NonZeroU64::new(id).expect("fiber id overflow"))
+    }
+
+    /// The id as a number (ids start at 1 and grow).
+    pub fn as_u64(&self) -> u64 {
+        self.0.get()
+    }
+}
+
+impl fmt::Display for FiberId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "#{}", self.0)
+    }
+}
+
+/// Where a started fiber lives: its hub and its slot in the hub's fiber table.
+pub(crate) struct Owner {
+    pub(crate) hub: Arc<HubShared>,
+    pub(crate) slot: usize,
+}
+
+/// The thread-safe part of a fiber, shared by its hub, its wakers and its
+/// `JoinHandle`.
+pub(crate) struct Header {
+    pub(crate) id: FiberId,
+    pub(crate) name: Option<Box<str>>,
+    /// See the module docs for the transitions.
+    pub(crate) state: AtomicU8,
+    /// Set by `JoinHandle::cancel` (and at runtime shutdown); sticky.
+    pub(crate) cancelled: AtomicBool,
+    /// Set once, when a hub starts the fiber.
+    pub(crate) owner: OnceLock<Owner>,
+    /// Usable bytes of the fiber's stack (for overflow reports).
+    pub(crate) stack_size: usize,
+}
+
+impl Header {
+    pub(crate) fn new(name: Option<String>, stack_size: usize) -> Header {
+        Header {
+            id: FiberId::next(),
+            name: name.map(String::into_boxed_str),
+            state: AtomicU8::new(RUNNING),
+            cancelled: AtomicBool::new(false),
+            owner: OnceLock::new(),
+            stack_size,
+        }
+    }
+
+    /// Wakes the fiber (see the state machine). Safe from any thread.
+    pub(crate) fn unpark(&self) {
+        let mut state = self.state.load(Ordering::Acquire);
+        loop {
+            let next = match state {
+                RUNNING => NOTIFIED,
+                PARKED => RUNNING,
+                _ => return,
+            };
+            match self
+                .state
+                .compare_exchange_weak(state, next, Ordering::AcqRel, Ordering::Acquire)
+            {
+                Ok(_) => break,
+                Err(actual) => state = actual,
+            }
+        }
+        if state == PARKED {
+            // We won PARKED → RUNNING: we alone queue the fiber.
+            let owner = self
+                .owner
+                .get()
+                .expect("a parked fiber has been started by a hub");
+            owner.hub.schedule(owner.slot);
+        }
+    }
+
+    /// Marks the fiber cancelled and wakes it so it notices.
+    pub(crate) fn cancel(&self) {
+        self.cancelled.store(true, Ordering::Release);
+        self.unpark();
+    }
+
+    pub(crate) fn is_cancelled(&self) -> bool {
+        self.cancelled.load(Ordering::Acquire)
+    }
+
+    /// "'name' (#7)" or "#7", for messages.
+    pub(crate) fn describe(&self) -> String {
+        match &self.name {
+            Some(n) => format!("'{n}' ({})", self.id),
+            None => format!("{}", self.id),
+        }
+    }
+}
+
+/// Why a fiber switched back to its hub.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Suspend {
+    /// The fiber set its state to `PARKED`; an unparker will queue it.
+    Park,
+    /// The fiber wants to run again after the others (yield_now).
+    Yield,
+}
+
+/// One enclosing `sylvan::timeout` scope.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Deadline {
+    /// The earliest deadline of this scope and all enclosing ones.
+    pub(crate) at: Instant,
+    /// The id of the scope that owns `at` (the one that will catch the unwind).
+    pub(crate) id: u64,
+}
+
+/// Per-fiber data that only the fiber's own thread touches.
+///
+/// # Invariant
+/// `yielder` is null until the coroutine first runs and afterwards points to
+/// the coroutine's `Yielder`, which lives as long as the coroutine; it is only
+/// dereferenced while this fiber is the one running on the thread.
+pub(crate) struct FiberCtx {
+    pub(crate) header: Arc<Header>,
+    pub(crate) yielder: Cell<*const Yielder<(), Suspend>>,
+    /// Stack of enclosing `timeout` scopes (top = innermost).
+    pub(crate) deadlines: RefCell<Vec<Deadline>>,
+    /// While > 0, parks do not raise cancellation or timeouts.
+    pub(crate) shielded: Cell<u32>,
+    /// Fiber-local values (`fiber_local!`), dropped when the fiber ends.
+    pub(crate) locals: RefCell<Vec<(usize, Box<dyn Any>)>>,
+    /// The stack's guard page range, for the overflow handler.
+    pub(crate) guard: (usize, usize),
+}
+
+impl FiberCtx {
+    pub(crate) fn new(header: Arc<Header>, guard: (usize, usize)) -> FiberCtx {
+        FiberCtx {
+            header,
+            yielder: Cell::new(std::ptr::null()),
+            deadlines: RefCell::new(Vec::new()),
+            shielded: Cell::new(0),
+            locals: RefCell::new(Vec::new()),
+            guard,
+        }
+    }
+
+    /// Switches back to the hub.
+    pub(crate) fn suspend(&self, why: Suspend) {
+        let yielder = self.yielder.get();
+        assert!(!yielder.is_null(), "suspend before the fiber started");
+        // SAFETY: per the struct invariant the yielder outlives the coroutine
+        // and we are running inside that coroutine (only the running fiber's
+        // ctx is reachable through `current_ctx`).
+        unsafe { (*yielder).suspend(why) };
+    }
+}
+
+thread_local! {
+    /// The fiber running on this thread (null on a plain thread or in the hub).
+    static CURRENT: Cell<*const FiberCtx> = const { Cell::new(std::ptr::null()) };
+}
+
+/// Installs `ctx` as the running fiber; returns the previous value.
+pub(crate) fn set_current(ctx: *const FiberCtx) -> *const FiberCtx {
+    CURRENT.with(|c| c.replace(ctx))
+}
+
+/// Raw pointer to the running fiber's ctx (null when not in a fiber).
+pub(crate) fn current_ptr() -> *const FiberCtx {
+    CURRENT.with(|c| c.get())
+}
+
+/// Runs `f` with the running fiber's context, or returns `None` off-fiber.
+pub(crate) fn with_current<R>(f: impl FnOnce(&FiberCtx) -> R) -> Option<R> {
+    let ptr = current_ptr();
+    if ptr.is_null() {
+        None
+    } else {
+        // SAFETY: CURRENT is set by the hub to a FiberCtx owned by the fiber
+        // being resumed and reset before that fiber can be dropped, so a
+        // non-null value points to a live ctx of the fiber running right now.
+        Some(f(unsafe { &*ptr }))
+    }
+}
+
+/// Whether the caller runs inside a fiber.
+pub fn in_fiber() -> bool {
+    !current_ptr().is_null()
+}
+
+/// A handle to a fiber's identity, returned by [`current`].
+#[derive(Clone)]
+pub struct Fiber {
+    pub(crate) header: Arc<Header>,
+}
+
+impl Fiber {
+    /// The fiber's unique id.
+    pub fn id(&self) -> FiberId {
+        self.header.id
+    }
+
+    /// The name given with [`Builder::name`](crate::Builder::name), if any.
+    pub fn name(&self) -> Option<&str> {
+        self.header.name.as_deref()
+    }
+
+    /// Whether cancellation has been requested for this fiber.
+    pub fn is_cancelled(&self) -> bool {
+        self.header.is_cancelled()
+    }
+}
+
+impl fmt::Debug for Fiber {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Fiber")
+            .field("id", &self.header.id)
+            .field("name", &self.header.name)
+            .finish()
+    }
+}
+
+/// The fiber that is running this code.
+///
+/// # Panics
+/// When called outside a fiber; use [`try_current`] to check first.
+///
+/// ```
+/// let name = sylvan::Builder::new()
+///     .name("worker-1")
+///     .spawn(|| sylvan::current().name().map(String::from))
+///     .unwrap()
+///     .join()
+///     .unwrap();
+/// assert_eq!(name.as_deref(), Some("worker-1"));
+/// ```
+pub fn current() -> Fiber {
+    try_current().expect(
+        "sylvan::current() called outside a fiber; call it from code run by \
+         sylvan::spawn / sylvan::run, or use sylvan::try_current()",
+    )
+}
+
+/// The running fiber, or `None` on a plain thread.
+pub fn try_current() -> Option<Fiber> {
+    with_current(|ctx| Fiber {
+        header: ctx.header.clone(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unpark_before_park_leaves_a_token() {
+        let h = Header::new(None, 0);
+        h.unpark();
+        assert_eq!(h.state.load(Ordering::Relaxed), NOTIFIED);
+        h.unpark();
+        assert_eq!(
+            h.state.load(Ordering::Relaxed),
+            NOTIFIED,
+            "tokens do not stack"
+        );
+    }
+
+    #[test]
+    fn unpark_of_done_is_noop() {
+        let h = Header::new(Some("x".into()), 0);
+        h.state.store(DONE, Ordering::Relaxed);
+        h.unpark();
+        h.cancel();
+        assert_eq!(h.state.load(Ordering::Relaxed), DONE);
+        assert!(h.is_cancelled());
+        assert_eq!(h.describe(), format!("'x' ({})", h.id));
+    }
+
+    #[test]
+    fn ids_are_unique_and_increasing() {
+        let a = FiberId::next();
+        let b = FiberId::next();
+        assert!(b > a);
+    }
+}

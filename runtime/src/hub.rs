@@ -1,0 +1,491 @@
+//! The hub: one per worker thread, it runs that worker's fibers.
+//!
+//! # Contract
+//!
+//! * A hub resumes only fibers it started, on its own thread, one at a time
+//!   and only when it finds their slot in its ready queue. A started fiber
+//!   never leaves its hub (its coroutine is `!Send` and is never moved to
+//!   another thread), which is what makes `thread_local!` and `!Send` values
+//!   held across blocking calls sound.
+//! * Unstarted fibers ([`Task`]s, plain `Send` closures plus a stack) are
+//!   balanced between hubs *before* they start: a hub takes from its own
+//!   `crossbeam_deque::Worker` first, then the runtime's global injector, then
+//!   steals from other hubs.
+//! * Each round the hub: applies wakeups sent from other threads (its inbox),
+//!   fires due timers, starts at most one new task (fairness between new and
+//!   running fibers), then resumes the fibers that were ready at the start of
+//!   the round. Every 61 resumes it also polls IO without blocking.
+//! * When there is nothing to run it blocks in `mio::Poll::poll` with the next
+//!   timer as timeout (indefinitely when there is none): idle workers use no
+//!   CPU. Other threads wake it through its `mio::Waker`, and only when it has
+//!   announced that it sleeps (`sleeping`), so busy hubs are not woken by
+//!   syscalls they do not need.
+
+use std::cell::{Cell, RefCell};
+use std::collections::VecDeque;
+use std::io;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use corosensei::{Coroutine, CoroutineResult, Yielder};
+use crossbeam_deque::{Steal, Stealer, Worker};
+use parking_lot::Mutex;
+
+use crate::fiber::{self, FiberCtx, FiberId, Header, Owner, Suspend, DONE, PARKED};
+use crate::runtime::RuntimeShared;
+use crate::stack::{FiberStack, StackPool};
+use crate::timer::{TimerKey, TimerQueue};
+
+/// The token of each hub's `mio::Waker`.
+pub(crate) const WAKER_TOKEN: mio::Token = mio::Token(usize::MAX);
+
+/// How many fibers a hub resumes between non-blocking IO polls.
+const IO_POLL_INTERVAL: usize = 61;
+
+/// How long a shutting-down hub waits for cancelled fibers to finish before it
+/// gives up on them (they are leaked, not force-unwound).
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(2);
+
+/// An unstarted fiber: a `Send` closure and the stack it will run on.
+pub(crate) struct Task {
+    pub(crate) header: Arc<Header>,
+    pub(crate) stack: FiberStack,
+    pub(crate) run: Box<dyn FnOnce() + Send>,
+}
+
+/// An unstarted fiber that must start on the current worker (`spawn_local`).
+pub(crate) struct LocalTask {
+    pub(crate) header: Arc<Header>,
+    pub(crate) stack: FiberStack,
+    pub(crate) run: Box<dyn FnOnce()>,
+}
+
+impl From<Task> for LocalTask {
+    fn from(t: Task) -> LocalTask {
+        LocalTask {
+            header: t.header,
+            stack: t.stack,
+            run: t.run,
+        }
+    }
+}
+
+/// A started fiber: its context and its coroutine. Lives boxed in the hub's
+/// fiber table so its address is stable while it runs.
+struct Fiber {
+    ctx: FiberCtx,
+    co: Coroutine<(), Suspend, (), FiberStack>,
+}
+
+/// The part of a hub other threads may touch.
+pub(crate) struct HubShared {
+    pub(crate) index: usize,
+    /// Slots of this hub's fibers woken from other threads.
+    inbox: Mutex<Vec<usize>>,
+    /// `true` while `inbox` may be non-empty (checked without the lock).
+    inbox_ready: AtomicBool,
+    /// `true` while the hub is about to block or blocked in `poll`.
+    pub(crate) sleeping: AtomicBool,
+    waker: mio::Waker,
+}
+
+impl HubShared {
+    pub(crate) fn new(index: usize, poll: &mio::Poll) -> io::Result<HubShared> {
+        Ok(HubShared {
+            index,
+            inbox: Mutex::new(Vec::new()),
+            inbox_ready: AtomicBool::new(false),
+            sleeping: AtomicBool::new(false),
+            waker: mio::Waker::new(poll.registry(), WAKER_TOKEN)?,
+        })
+    }
+
+    /// Queues the fiber in `slot` to run on this hub. Called exactly once per
+    /// successful `PARKED → RUNNING` transition.
+    pub(crate) fn schedule(&self, slot: usize) {
+        let local = with_hub(|hub| {
+            if std::ptr::eq(&*hub.shared, self) {
+                hub.ready.borrow_mut().push_back(slot);
+                true
+            } else {
+                false
+            }
+        });
+        if local == Some(true) {
+            return;
+        }
+        self.inbox.lock().push(slot);
+        self.inbox_ready.store(true, Ordering::SeqCst);
+        self.wake_if_sleeping();
+    }
+
+    /// Wakes the hub if it sleeps (or is about to). Returns whether it did.
+    pub(crate) fn wake_if_sleeping(&self) -> bool {
+        if self.sleeping.swap(false, Ordering::SeqCst) {
+            self.wake();
+            true
+        } else {
+            false
+        }
+    }
+
+    /// Wakes the hub unconditionally.
+    pub(crate) fn wake(&self) {
+        // An eventfd write; it can only fail if the counter saturates, in
+        // which case the hub is already due to wake.
+        let _ = self.waker.wake();
+    }
+}
+
+/// The worker-local hub. Only its own thread touches it.
+pub(crate) struct Hub {
+    pub(crate) shared: Arc<HubShared>,
+    pub(crate) rt: Arc<RuntimeShared>,
+    poll: RefCell<mio::Poll>,
+    events: RefCell<mio::Events>,
+    pub(crate) local: Worker<Task>,
+    ready: RefCell<VecDeque<usize>>,
+    fibers: RefCell<Vec<Option<Box<Fiber>>>>,
+    free_slots: RefCell<Vec<usize>>,
+    timers: RefCell<TimerQueue<(usize, FiberId)>>,
+    pub(crate) stacks: RefCell<StackPool>,
+    live: Cell<usize>,
+    shutting_down: Cell<bool>,
+}
+
+thread_local! {
+    /// The hub of this worker thread (null on other threads).
+    static HUB: Cell<*const Hub> = const { Cell::new(std::ptr::null()) };
+}
+
+/// Runs `f` with this thread's hub, or returns `None` off a worker thread.
+pub(crate) fn with_hub<R>(f: impl FnOnce(&Hub) -> R) -> Option<R> {
+    let ptr = HUB.with(Cell::get);
+    if ptr.is_null() {
+        None
+    } else {
+        // SAFETY: HUB is set by `Hub::run_worker` to a hub that lives on that
+        // worker thread's stack for as long as the pointer is installed, and
+        // reset before the hub is dropped; hubs are only touched through shared
+        // references (interior mutability in RefCell/Cell).
+        Some(f(unsafe { &*ptr }))
+    }
+}
+
+/// Arms a timer on the current hub that wakes fiber `id` in `slot`.
+pub(crate) fn add_timer(at: Instant, slot: usize, id: FiberId) -> TimerKey {
+    with_hub(|hub| hub.timers.borrow_mut().insert(at, (slot, id)))
+        .expect("timers are armed by fibers, which run on a hub")
+}
+
+/// Disarms a timer armed by [`add_timer`] (no-op if it already fired).
+pub(crate) fn cancel_timer(key: TimerKey) {
+    with_hub(|hub| hub.timers.borrow_mut().cancel(key));
+}
+
+impl Hub {
+    /// The body of a worker thread: runs the hub until the runtime shuts down
+    /// and every fiber of this hub has finished.
+    pub(crate) fn run_worker(
+        rt: Arc<RuntimeShared>,
+        shared: Arc<HubShared>,
+        poll: mio::Poll,
+        local: Worker<Task>,
+    ) {
+        let _altstack = crate::overflow::AltStack::install();
+        let hub = Hub {
+            stacks: RefCell::new(StackPool::new(rt.stack_size)),
+            shared,
+            rt,
+            poll: RefCell::new(poll),
+            events: RefCell::new(mio::Events::with_capacity(256)),
+            local,
+            ready: RefCell::new(VecDeque::new()),
+            fibers: RefCell::new(Vec::new()),
+            free_slots: RefCell::new(Vec::new()),
+            timers: RefCell::new(TimerQueue::new()),
+            live: Cell::new(0),
+            shutting_down: Cell::new(false),
+        };
+        HUB.with(|h| h.set(&hub));
+        hub.run();
+        // Drop whatever was spawned onto this hub while it wound down.
+        while hub.local.pop().is_some() {}
+        HUB.with(|h| h.set(std::ptr::null()));
+    }
+
+    fn run(&self) {
+        let mut since_io = 0usize;
+        let mut last_progress = Instant::now();
+        loop {
+            if self.shared.inbox_ready.load(Ordering::Acquire) {
+                self.drain_inbox();
+            }
+            self.fire_timers();
+            if self.rt.shutdown.load(Ordering::Acquire) && !self.shutting_down.get() {
+                self.begin_shutdown();
+                last_progress = Instant::now();
+            }
+            if let Some(task) = self.local.pop() {
+                self.start(task.into());
+            }
+            let batch = self.ready.borrow().len();
+            if batch > 0 {
+                let live_before = self.live.get();
+                for _ in 0..batch {
+                    let next = self.ready.borrow_mut().pop_front();
+                    match next {
+                        Some(slot) => self.resume(slot),
+                        None => break,
+                    }
+                }
+                if self.live.get() < live_before {
+                    last_progress = Instant::now();
+                }
+                since_io += batch;
+                if since_io >= IO_POLL_INTERVAL {
+                    since_io = 0;
+                    self.poll_io(Some(Duration::ZERO));
+                }
+                continue;
+            }
+            if let Some(task) = self.find_task() {
+                self.start(task.into());
+                continue;
+            }
+            if self.shutting_down.get() {
+                if self.live.get() == 0 {
+                    return;
+                }
+                if last_progress.elapsed() > SHUTDOWN_GRACE {
+                    self.abandon_fibers();
+                    return;
+                }
+            }
+            since_io = 0;
+            self.sleep();
+        }
+    }
+
+    /// Takes a task from the global injector or another hub.
+    fn find_task(&self) -> Option<Task> {
+        if self.shutting_down.get() {
+            return None;
+        }
+        let rt = &*self.rt;
+        loop {
+            let mut retry = false;
+            match rt.injector.steal_batch_and_pop(&self.local) {
+                Steal::Success(t) => return Some(self.stole(t)),
+                Steal::Retry => retry = true,
+                Steal::Empty => {}
+            }
+            let n = rt.stealers.len();
+            let me = self.shared.index;
+            for i in 1..n {
+                let victim: &Stealer<Task> = &rt.stealers[(me + i) % n];
+                match victim.steal_batch_and_pop(&self.local) {
+                    Steal::Success(t) => return Some(self.stole(t)),
+                    Steal::Retry => retry = true,
+                    Steal::Empty => {}
+                }
+            }
+            if !retry {
+                return None;
+            }
+        }
+    }
+
+    /// After a successful steal, pass the baton so remaining work spreads.
+    fn stole(&self, t: Task) -> Task {
+        if !self.local.is_empty() || !self.rt.injector.is_empty() {
+            self.rt.notify_one();
+        }
+        t
+    }
+
+    /// Starts a task: makes its coroutine and queues it.
+    pub(crate) fn start(&self, task: LocalTask) {
+        if self.shutting_down.get() {
+            // Dropping an unstarted task completes its JoinHandle as cancelled.
+            drop(task);
+            return;
+        }
+        let LocalTask { header, stack, run } = task;
+        let slot = self.free_slots.borrow_mut().pop().unwrap_or_else(|| {
+            let mut fibers = self.fibers.borrow_mut();
+            fibers.push(None);
+            fibers.len() - 1
+        });
+        let owner = Owner {
+            hub: self.shared.clone(),
+            slot,
+        };
+        if header.owner.set(owner).is_err() {
+            unreachable!("a task is started once");
+        }
+        let guard = stack.guard_range();
+        let co = Coroutine::with_stack(stack, move |y: &Yielder<(), Suspend>, ()| {
+            fiber::with_current(|ctx| ctx.yielder.set(y));
+            run();
+        });
+        let fiber = Box::new(Fiber {
+            ctx: FiberCtx::new(header, guard),
+            co,
+        });
+        self.fibers.borrow_mut()[slot] = Some(fiber);
+        self.live.set(self.live.get() + 1);
+        self.ready.borrow_mut().push_back(slot);
+    }
+
+    fn resume(&self, slot: usize) {
+        let taken = self.fibers.borrow_mut()[slot].take();
+        let mut fiber = taken.expect("a queued slot holds a fiber");
+        let prev = fiber::set_current(&fiber.ctx);
+        let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| fiber.co.resume(())));
+        fiber::set_current(prev);
+        match result {
+            Ok(CoroutineResult::Yield(why)) => {
+                self.fibers.borrow_mut()[slot] = Some(fiber);
+                if why == Suspend::Yield {
+                    self.ready.borrow_mut().push_back(slot);
+                }
+            }
+            Ok(CoroutineResult::Return(())) => {
+                fiber.ctx.header.state.store(DONE, Ordering::Release);
+                let Fiber { ctx, co } = *fiber;
+                drop(ctx);
+                self.stacks.borrow_mut().put(co.into_stack());
+                self.free_slots.borrow_mut().push(slot);
+                self.live.set(self.live.get() - 1);
+            }
+            Err(_) => {
+                // The fiber entry catches every panic of user code, so this is
+                // a bug in sylvan itself; the fiber's stack state is unknown.
+                eprintln!("sylvan: internal error: a fiber's entry point unwound into its hub");
+                std::process::abort();
+            }
+        }
+    }
+
+    fn drain_inbox(&self) {
+        self.shared.inbox_ready.store(false, Ordering::SeqCst);
+        let woken = std::mem::take(&mut *self.shared.inbox.lock());
+        self.ready.borrow_mut().extend(woken);
+    }
+
+    fn fire_timers(&self) {
+        if self.timers.borrow().len() == 0 {
+            return;
+        }
+        let now = Instant::now();
+        loop {
+            let fired = self.timers.borrow_mut().pop_expired(now);
+            let Some((slot, id)) = fired else { break };
+            let header = self.fibers.borrow()[slot]
+                .as_ref()
+                .filter(|f| f.ctx.header.id == id)
+                .map(|f| f.ctx.header.clone());
+            if let Some(h) = header {
+                if h.state.load(Ordering::Acquire) == PARKED {
+                    h.unpark();
+                }
+            }
+        }
+    }
+
+    fn poll_io(&self, timeout: Option<Duration>) {
+        let mut events = self.events.borrow_mut();
+        match self.poll.borrow_mut().poll(&mut events, timeout) {
+            Ok(()) => {}
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => panic!("sylvan: hub {}: mio poll failed: {e}", self.shared.index),
+        }
+        for event in events.iter() {
+            if event.token() == WAKER_TOKEN {
+                // Anyone may be waiting to be picked up after this wake.
+                self.rt.waking.store(false, Ordering::SeqCst);
+            }
+        }
+    }
+
+    /// Blocks in poll until woken, a timer is due, or IO is ready.
+    fn sleep(&self) {
+        let deadline = self.timers.borrow_mut().next_deadline();
+        let timeout = match deadline {
+            Some(at) => Some(at.saturating_duration_since(Instant::now())),
+            None if self.shutting_down.get() => Some(Duration::from_millis(100)),
+            None => None,
+        };
+        if timeout == Some(Duration::ZERO) {
+            return;
+        }
+        let timeout = if self.shutting_down.get() {
+            timeout.map(|t| t.min(Duration::from_millis(100)))
+        } else {
+            timeout
+        };
+        self.shared.sleeping.store(true, Ordering::SeqCst);
+        // Re-check after announcing sleep (pairs with the SeqCst store or
+        // fence wakers make before they look at `sleeping`).
+        if self.has_pending_work() {
+            self.shared.sleeping.store(false, Ordering::SeqCst);
+            return;
+        }
+        self.poll_io(timeout);
+        self.shared.sleeping.store(false, Ordering::SeqCst);
+    }
+
+    fn has_pending_work(&self) -> bool {
+        let rt = &*self.rt;
+        self.shared.inbox_ready.load(Ordering::SeqCst)
+            || (rt.shutdown.load(Ordering::SeqCst) && !self.shutting_down.get())
+            || !self.local.is_empty()
+            || (!self.shutting_down.get()
+                && (!rt.injector.is_empty() || rt.stealers.iter().any(|s| !s.is_empty())))
+    }
+
+    /// Runtime shutdown: drop unstarted tasks, cancel every live fiber.
+    fn begin_shutdown(&self) {
+        self.shutting_down.set(true);
+        while self.local.pop().is_some() {}
+        loop {
+            match self.rt.injector.steal() {
+                Steal::Success(task) => drop(task),
+                Steal::Retry => continue,
+                Steal::Empty => break,
+            }
+        }
+        let headers: Vec<Arc<Header>> = self
+            .fibers
+            .borrow()
+            .iter()
+            .flatten()
+            .map(|f| f.ctx.header.clone())
+            .collect();
+        for h in headers {
+            h.cancel();
+        }
+    }
+
+    /// Last resort at shutdown: fibers that ignored cancellation (parked while
+    /// unwinding, waiting for something that will never come) are leaked, not
+    /// force-unwound; their stacks stay allocated.
+    fn abandon_fibers(&self) {
+        let mut fibers = self.fibers.borrow_mut();
+        let mut names = Vec::new();
+        for f in fibers.iter_mut().filter_map(Option::take) {
+            names.push(f.ctx.header.describe());
+            std::mem::forget(f);
+        }
+        self.live.set(0);
+        eprintln!(
+            "sylvan: at shutdown, {} fiber(s) did not finish within {:?} of being cancelled \
+             and were abandoned: {}",
+            names.len(),
+            SHUTDOWN_GRACE,
+            names.join(", ")
+        );
+    }
+}

@@ -1,0 +1,118 @@
+//! Fiber-local storage: [`fiber_local!`](crate::fiber_local) and [`LocalKey`].
+//!
+//! Each fiber gets its own lazily initialised value per key, dropped when the
+//! fiber finishes (inside the fiber, before its result is published). Code
+//! running on a plain thread gets a per-thread value instead, so library code
+//! can use fiber-locals without caring where it runs.
+
+use std::any::Any;
+use std::cell::RefCell;
+
+use crate::fiber;
+
+/// A key to fiber-local values of type `T`; create one with
+/// [`fiber_local!`](crate::fiber_local).
+pub struct LocalKey<T: 'static> {
+    init: fn() -> T,
+}
+
+impl<T: 'static> LocalKey<T> {
+    #[doc(hidden)]
+    pub const fn new(init: fn() -> T) -> LocalKey<T> {
+        LocalKey { init }
+    }
+
+    /// Calls `f` with this fiber's value, initialising it on first use.
+    ///
+    /// ```
+    /// use std::cell::Cell;
+    /// sylvan::fiber_local! { static HITS: Cell<u32> = Cell::new(0); }
+    ///
+    /// let a = sylvan::spawn(|| { HITS.with(|h| h.set(h.get() + 5)); HITS.with(Cell::get) });
+    /// let b = sylvan::spawn(|| HITS.with(Cell::get));
+    /// assert_eq!(a.join().unwrap(), 5);
+    /// assert_eq!(b.join().unwrap(), 0); // every fiber has its own value
+    /// ```
+    pub fn with<R>(&'static self, f: impl FnOnce(&T) -> R) -> R {
+        let key = self as *const Self as usize;
+        let ptr = fiber::with_current(|ctx| self.slot(&ctx.locals, key))
+            .unwrap_or_else(|| THREAD_LOCALS.with(|map| self.slot(map, key)));
+        // SAFETY: `slot` returns a pointer into a Box owned by the current
+        // fiber's (or thread's) local map. Entries are never removed or
+        // replaced while the fiber runs (only after its closure returned, in
+        // `drop_fiber_locals`), and a Box's contents do not move when the map's
+        // Vec grows, so the value outlives this call.
+        f(unsafe { &*ptr })
+    }
+
+    fn slot(&self, map: &RefCell<Vec<(usize, Box<dyn Any>)>>, key: usize) -> *const T {
+        if let Some(p) = find::<T>(map, key) {
+            return p;
+        }
+        // Initialise without holding the borrow: `init` may use other keys.
+        let value: Box<dyn Any> = Box::new((self.init)());
+        if let Some(p) = find::<T>(map, key) {
+            // `init` itself initialised this key (re-entrancy); keep the first.
+            return p;
+        }
+        let mut m = map.borrow_mut();
+        m.push((key, value));
+        let (_, boxed) = m.last().expect("just pushed");
+        boxed.downcast_ref::<T>().expect("key type") as *const T
+    }
+}
+
+fn find<T: 'static>(map: &RefCell<Vec<(usize, Box<dyn Any>)>>, key: usize) -> Option<*const T> {
+    map.borrow()
+        .iter()
+        .find(|(k, _)| *k == key)
+        .map(|(_, v)| v.downcast_ref::<T>().expect("key type") as *const T)
+}
+
+thread_local! {
+    static THREAD_LOCALS: RefCell<Vec<(usize, Box<dyn Any>)>> = const { RefCell::new(Vec::new()) };
+}
+
+/// Drops the running fiber's local values (called when its closure is done).
+/// A panicking destructor is reported and does not stop the others.
+pub(crate) fn drop_fiber_locals() {
+    loop {
+        let taken = fiber::with_current(|ctx| std::mem::take(&mut *ctx.locals.borrow_mut()));
+        let Some(values) = taken.filter(|v| !v.is_empty()) else {
+            return;
+        };
+        // Destructors may create new locals; loop until none are left.
+        for v in values {
+            let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| drop(v)));
+        }
+    }
+}
+
+/// Declares fiber-local statics: each fiber sees its own value, created on
+/// first access with the given expression and dropped when the fiber ends.
+///
+/// ```
+/// use std::cell::RefCell;
+/// sylvan::fiber_local! {
+///     /// A per-fiber scratch buffer.
+///     static BUF: RefCell<Vec<u8>> = RefCell::new(Vec::new());
+/// }
+/// sylvan::spawn(|| BUF.with(|b| b.borrow_mut().push(1))).join().unwrap();
+/// ```
+#[macro_export]
+macro_rules! fiber_local {
+    () => {};
+    ($(#[$attr:meta])* $vis:vis static $name:ident : $t:ty = $init:expr; $($rest:tt)*) => {
+        $(#[$attr])*
+        $vis static $name: $crate::LocalKey<$t> = $crate::LocalKey::new({
+            fn __sylvan_init() -> $t {
+                $init
+            }
+            __sylvan_init
+        });
+        $crate::fiber_local!($($rest)*);
+    };
+    ($(#[$attr:meta])* $vis:vis static $name:ident : $t:ty = $init:expr) => {
+        $crate::fiber_local!($(#[$attr])* $vis static $name: $t = $init;);
+    };
+}

@@ -1,0 +1,354 @@
+//! The parking protocol: how anything in sylvan blocks and is woken.
+//!
+//! # Contract
+//!
+//! A caller that must wait for a condition does, in a loop:
+//!
+//! 1. **register**: put [`current_waker()`] wherever the condition's owner will
+//!    look for it (a waiter list under the same lock as the condition);
+//! 2. **re-check** the condition (it may have become true meanwhile);
+//! 3. **park**: [`park()`] or [`park_until()`], then go back to 2.
+//!
+//! The owner makes the condition true and then calls [`Waker::wake`].
+//!
+//! Promises:
+//!
+//! * **No lost wakeups.** A `wake` that happens at any point after the waker was
+//!   obtained makes the next park return (wakes are tokens, like
+//!   [`std::thread::park`]).
+//! * **No double resumes.** A fiber parked once is resumed at most once, however
+//!   many threads wake it concurrently.
+//! * **Spurious returns are possible** (a stale token, a deadline): always
+//!   re-check the condition.
+//! * **Works everywhere.** In a fiber, parking switches to the hub so the worker
+//!   runs other fibers; on a plain OS thread it blocks the thread. Wakers are
+//!   `Send + Sync` and can be woken from fibers on any worker or plain threads.
+//! * **Interruptions.** A park in a fiber raises [cancellation] and an expired
+//!   [`timeout`](crate::timeout) by *unwinding* from the park call with a private
+//!   payload, so destructors of the waiter (e.g. a guard that removes it from a
+//!   waiter list) run. Waiters must therefore keep their bookkeeping in types
+//!   whose `Drop` undoes it, and must hand anything they were given but will no
+//!   longer take (a permit, an item) to the next waiter. Inside [`shield`] no
+//!   interruption is raised; nor is one raised while the thread is already
+//!   unwinding.
+//!
+//! [cancellation]: crate::JoinHandle::cancel
+
+use std::cell::{Cell, RefCell};
+use std::fmt;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crate::fiber::{self, Deadline, FiberCtx, Header, Suspend, NOTIFIED, PARKED, RUNNING};
+use crate::hub;
+
+/// A handle that wakes one parked fiber or thread. Cheap to clone, `Send + Sync`.
+///
+/// ```
+/// use std::sync::atomic::{AtomicBool, Ordering};
+/// use std::sync::Arc;
+///
+/// let flag = Arc::new(AtomicBool::new(false));
+/// let (tx, rx) = std::sync::mpsc::channel();
+/// let waiter = {
+///     let flag = flag.clone();
+///     sylvan::spawn(move || {
+///         tx.send(sylvan::park::current_waker()).unwrap();
+///         // register (above) → re-check → park, in a loop
+///         while !flag.load(Ordering::Acquire) {
+///             sylvan::park::park();
+///         }
+///     })
+/// };
+/// let waker = rx.recv().unwrap();
+/// flag.store(true, Ordering::Release);
+/// waker.wake();
+/// waiter.join().unwrap();
+/// ```
+#[derive(Clone)]
+pub struct Waker {
+    inner: Inner,
+}
+
+#[derive(Clone)]
+enum Inner {
+    Fiber(Arc<Header>),
+    Thread(std::thread::Thread),
+}
+
+impl Waker {
+    /// Wakes the fiber or thread this waker belongs to (see the module docs).
+    pub fn wake(&self) {
+        match &self.inner {
+            Inner::Fiber(h) => h.unpark(),
+            Inner::Thread(t) => t.unpark(),
+        }
+    }
+
+    /// Whether both wakers wake the same fiber or thread.
+    pub fn will_wake(&self, other: &Waker) -> bool {
+        match (&self.inner, &other.inner) {
+            (Inner::Fiber(a), Inner::Fiber(b)) => Arc::ptr_eq(a, b),
+            (Inner::Thread(a), Inner::Thread(b)) => a.id() == b.id(),
+            _ => false,
+        }
+    }
+}
+
+impl fmt::Debug for Waker {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.inner {
+            Inner::Fiber(h) => write!(f, "Waker(fiber {})", h.id),
+            Inner::Thread(t) => write!(f, "Waker(thread {:?})", t.id()),
+        }
+    }
+}
+
+/// A waker for the caller: the running fiber, or the current OS thread.
+pub fn current_waker() -> Waker {
+    let inner = fiber::with_current(|ctx| Inner::Fiber(ctx.header.clone()))
+        .unwrap_or_else(|| Inner::Thread(std::thread::current()));
+    Waker { inner }
+}
+
+/// Blocks the caller until woken (or spuriously). See the module docs.
+///
+/// # Panics (unwinds)
+/// In a fiber, unwinds with a private payload when the fiber is cancelled or an
+/// enclosing [`timeout`](crate::timeout) expires (not inside [`shield`]).
+pub fn park() {
+    park_inner(None);
+}
+
+/// Like [`park`], but returns by `deadline` at the latest. Returns `true` if the
+/// deadline has passed when it returns.
+pub fn park_until(deadline: Instant) -> bool {
+    park_inner(Some(deadline));
+    Instant::now() >= deadline
+}
+
+/// Like [`park`], for at most `dur`. Returns `true` if the time ran out.
+pub fn park_timeout(dur: Duration) -> bool {
+    match Instant::now().checked_add(dur) {
+        Some(deadline) => park_until(deadline),
+        None => {
+            park();
+            false
+        }
+    }
+}
+
+/// Raises a pending cancellation or expired timeout now (by unwinding), as a
+/// park would. Lets long computations offer a cancellation point.
+pub fn checkpoint() {
+    match fiber::with_current(|ctx| raise_interrupts(ctx)) {
+        Some(()) => {}
+        None => raise_thread_interrupts(),
+    }
+}
+
+/// Runs `f` with cancellation and timeouts held back: parks inside `f` do not
+/// unwind. Pending interruptions are raised at the next park after `f`.
+/// Use it for short cleanup waits that must complete (e.g. waiting for
+/// children that borrow from the caller's stack).
+pub fn shield<R>(f: impl FnOnce() -> R) -> R {
+    struct Unshield;
+    impl Drop for Unshield {
+        fn drop(&mut self) {
+            adjust_shield(-1);
+        }
+    }
+    adjust_shield(1);
+    let _g = Unshield;
+    f()
+}
+
+thread_local! {
+    /// `timeout` scopes on a plain thread (fibers keep theirs in their ctx).
+    static THREAD_DEADLINES: RefCell<Vec<Deadline>> = const { RefCell::new(Vec::new()) };
+    /// `shield` depth on a plain thread.
+    static THREAD_SHIELD: Cell<u32> = const { Cell::new(0) };
+}
+
+fn adjust_shield(delta: i32) {
+    let apply = |c: &Cell<u32>| c.set(c.get().wrapping_add_signed(delta));
+    if fiber::with_current(|ctx| apply(&ctx.shielded)).is_none() {
+        THREAD_SHIELD.with(apply);
+    }
+}
+
+/// The payload a cancelled fiber unwinds with (caught at the fiber's entry).
+pub(crate) struct CancelUnwind;
+
+/// The payload an expired `timeout` scope unwinds with (caught by that scope).
+pub(crate) struct TimeoutUnwind {
+    pub(crate) id: u64,
+}
+
+/// Enters a `timeout` scope with the given deadline.
+pub(crate) fn push_deadline(at: Instant, id: u64) {
+    let push = |stack: &RefCell<Vec<Deadline>>| {
+        let mut stack = stack.borrow_mut();
+        let entry = match stack.last() {
+            Some(outer) if outer.at <= at => *outer,
+            _ => Deadline { at, id },
+        };
+        stack.push(entry);
+    };
+    if fiber::with_current(|ctx| push(&ctx.deadlines)).is_none() {
+        THREAD_DEADLINES.with(push);
+    }
+}
+
+/// Leaves the innermost `timeout` scope.
+pub(crate) fn pop_deadline() {
+    let pop = |stack: &RefCell<Vec<Deadline>>| {
+        stack.borrow_mut().pop();
+    };
+    if fiber::with_current(|ctx| pop(&ctx.deadlines)).is_none() {
+        THREAD_DEADLINES.with(pop);
+    }
+}
+
+fn interruptible(shield: u32) -> bool {
+    shield == 0 && !std::thread::panicking()
+}
+
+pub(crate) fn raise_interrupts(ctx: &FiberCtx) {
+    if !interruptible(ctx.shielded.get()) {
+        return;
+    }
+    if ctx.header.is_cancelled() {
+        std::panic::resume_unwind(Box::new(CancelUnwind));
+    }
+    let top = ctx.deadlines.borrow().last().copied();
+    if let Some(d) = top {
+        if Instant::now() >= d.at {
+            std::panic::resume_unwind(Box::new(TimeoutUnwind { id: d.id }));
+        }
+    }
+}
+
+fn raise_thread_interrupts() {
+    if !interruptible(THREAD_SHIELD.with(Cell::get)) {
+        return;
+    }
+    if let Some(d) = THREAD_DEADLINES.with(|s| s.borrow().last().copied()) {
+        if Instant::now() >= d.at {
+            std::panic::resume_unwind(Box::new(TimeoutUnwind { id: d.id }));
+        }
+    }
+}
+
+/// The deadline a park must honour: its own and, when interruptible, the
+/// innermost `timeout` scope's.
+fn effective(deadline: Option<Instant>, scopes: Option<Deadline>, shield: u32) -> Option<Instant> {
+    let scope = scopes.filter(|_| interruptible(shield)).map(|d| d.at);
+    match (deadline, scope) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    }
+}
+
+fn park_inner(deadline: Option<Instant>) {
+    let ptr = fiber::current_ptr();
+    if ptr.is_null() {
+        return thread_park(deadline);
+    }
+    // SAFETY: a non-null CURRENT points to the running fiber's live ctx (see
+    // `fiber::with_current`); the reference does not outlive this call, during
+    // which the fiber (and so its ctx) cannot be dropped.
+    let ctx = unsafe { &*ptr };
+    fiber_park(ctx, deadline);
+}
+
+fn fiber_park(ctx: &FiberCtx, deadline: Option<Instant>) {
+    raise_interrupts(ctx);
+    let header = &ctx.header;
+    // A wake token is waiting: consume it without switching.
+    if header
+        .state
+        .compare_exchange(NOTIFIED, RUNNING, Ordering::AcqRel, Ordering::Acquire)
+        .is_ok()
+    {
+        return raise_interrupts(ctx);
+    }
+    let top = ctx.deadlines.borrow().last().copied();
+    let until = effective(deadline, top, ctx.shielded.get());
+    if let Some(at) = until {
+        if at <= Instant::now() {
+            return raise_interrupts(ctx);
+        }
+    }
+    let owner = header.owner.get().expect("running fiber has an owner");
+    let timer = until.map(|at| hub::add_timer(at, owner.slot, header.id));
+    match header
+        .state
+        .compare_exchange(RUNNING, PARKED, Ordering::AcqRel, Ordering::Acquire)
+    {
+        Ok(_) => ctx.suspend(Suspend::Park),
+        // Only a wake can have changed RUNNING (to NOTIFIED): consume it.
+        Err(_) => header.state.store(RUNNING, Ordering::Release),
+    }
+    if let Some(key) = timer {
+        hub::cancel_timer(key);
+    }
+    raise_interrupts(ctx);
+}
+
+fn thread_park(deadline: Option<Instant>) {
+    raise_thread_interrupts();
+    let top = THREAD_DEADLINES.with(|s| s.borrow().last().copied());
+    match effective(deadline, top, THREAD_SHIELD.with(Cell::get)) {
+        None => std::thread::park(),
+        Some(at) => {
+            let now = Instant::now();
+            if at > now {
+                std::thread::park_timeout(at - now);
+            }
+        }
+    }
+    raise_thread_interrupts();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn thread_waker_wakes_a_parked_thread() {
+        let (tx, rx) = std::sync::mpsc::channel();
+        let flag = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let f2 = flag.clone();
+        let t = std::thread::spawn(move || {
+            tx.send(current_waker()).unwrap();
+            while !f2.load(Ordering::Acquire) {
+                park();
+            }
+        });
+        let w = rx.recv().unwrap();
+        assert!(!w.will_wake(&current_waker()));
+        flag.store(true, Ordering::Release);
+        w.wake();
+        t.join().unwrap();
+    }
+
+    #[test]
+    fn thread_park_until_times_out() {
+        let start = Instant::now();
+        let deadline = start + Duration::from_millis(20);
+        while !park_until(deadline) {}
+        assert!(Instant::now() >= deadline);
+    }
+
+    #[test]
+    fn effective_deadline_respects_shield() {
+        let now = Instant::now();
+        let scope = Deadline { at: now, id: 1 };
+        let later = now + Duration::from_secs(1);
+        assert_eq!(effective(Some(later), Some(scope), 0), Some(now));
+        assert_eq!(effective(Some(later), Some(scope), 1), Some(later));
+        assert_eq!(effective(None, None, 0), None);
+    }
+}

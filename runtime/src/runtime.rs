@@ -1,0 +1,328 @@
+//! Runtimes: a set of worker threads, each running a hub.
+//!
+//! A [`Runtime`] owns its workers. Dropping it (or returning from [`run`])
+//! shuts it down: unstarted fibers are dropped, every live fiber is cancelled
+//! (it unwinds from its current or next park, so its destructors run), and the
+//! worker threads exit and are joined.
+//!
+//! Code that calls [`spawn`](crate::spawn) outside any runtime gets the lazily
+//! started *global* runtime (`num_cpus::get()` workers, never shut down), so a
+//! plain `fn main` can spawn fibers without any setup.
+
+use std::io;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, OnceLock};
+
+use crossbeam_deque::{Injector, Stealer, Worker};
+
+use crate::hub::{self, Hub, HubShared, Task};
+use crate::stack;
+use crate::task::JoinHandle;
+
+/// State shared by a runtime's workers and handles.
+pub(crate) struct RuntimeShared {
+    pub(crate) hubs: Vec<Arc<HubShared>>,
+    pub(crate) stealers: Vec<Stealer<Task>>,
+    /// Tasks spawned from threads that are not workers of this runtime.
+    pub(crate) injector: Injector<Task>,
+    pub(crate) shutdown: AtomicBool,
+    /// `true` while a sleeping hub has been woken to look for new tasks and has
+    /// not looked yet; limits wake-up syscalls to one in flight.
+    pub(crate) waking: AtomicBool,
+    /// Default usable stack size (page-rounded).
+    pub(crate) stack_size: usize,
+    next_hub: AtomicUsize,
+}
+
+impl RuntimeShared {
+    /// Makes sure some hub will look at newly queued tasks: wakes one sleeping
+    /// hub unless one is already being woken.
+    pub(crate) fn notify_one(&self) {
+        // Pairs with the SeqCst store of `sleeping` in `Hub::sleep`: either the
+        // hub sees our queued task in its re-check, or we see it sleeping.
+        std::sync::atomic::fence(Ordering::SeqCst);
+        if !self.hubs.iter().any(|h| h.sleeping.load(Ordering::Relaxed)) {
+            return;
+        }
+        if self.waking.swap(true, Ordering::SeqCst) {
+            return;
+        }
+        let n = self.hubs.len();
+        let start = self.next_hub.fetch_add(1, Ordering::Relaxed);
+        for i in 0..n {
+            if self.hubs[(start + i) % n].wake_if_sleeping() {
+                return;
+            }
+        }
+        self.waking.store(false, Ordering::SeqCst);
+    }
+
+    /// Queues a task: on this runtime's current worker if the caller is one,
+    /// otherwise on the global injector.
+    pub(crate) fn submit(self: &Arc<Self>, task: Task) {
+        if self.shutdown.load(Ordering::Acquire) {
+            // Dropping an unstarted task completes its JoinHandle as cancelled.
+            drop(task);
+            return;
+        }
+        let mut task = Some(task);
+        hub::with_hub(|hub| {
+            if Arc::ptr_eq(&hub.rt, self) {
+                if let Some(t) = task.take() {
+                    hub.local.push(t);
+                }
+            }
+        });
+        if let Some(t) = task {
+            self.injector.push(t);
+        }
+        self.notify_one();
+    }
+
+    /// A stack for a new fiber: from the current worker's pool when the caller
+    /// is a worker of this runtime, else straight from the allocator.
+    pub(crate) fn stack(self: &Arc<Self>, size: Option<usize>) -> io::Result<stack::FiberStack> {
+        let usable = match size {
+            Some(s) => stack::normalize_size(s)?,
+            None => self.stack_size,
+        };
+        let pooled = hub::with_hub(|hub| {
+            if Arc::ptr_eq(&hub.rt, self) {
+                Some(hub.stacks.borrow_mut().get(usable))
+            } else {
+                None
+            }
+        });
+        match pooled.flatten() {
+            Some(r) => r,
+            None => stack::allocate(usable),
+        }
+    }
+
+    fn begin_shutdown(&self) {
+        self.shutdown.store(true, Ordering::SeqCst);
+        for h in &self.hubs {
+            h.wake();
+        }
+    }
+}
+
+/// A handle to the runtime that the calling code belongs to: the worker's own
+/// runtime inside a fiber, the global runtime elsewhere.
+pub(crate) fn current() -> Arc<RuntimeShared> {
+    hub::with_hub(|hub| hub.rt.clone()).unwrap_or_else(|| global().shared.clone())
+}
+
+/// The lazily started global runtime.
+fn global() -> &'static Runtime {
+    static GLOBAL: OnceLock<Runtime> = OnceLock::new();
+    GLOBAL.get_or_init(|| {
+        Runtime::builder()
+            .thread_name("sylvan-global")
+            .build()
+            .unwrap_or_else(|e| panic!("sylvan: cannot start the global runtime: {e}"))
+    })
+}
+
+/// A set of worker threads running fibers.
+///
+/// ```
+/// let rt = sylvan::Runtime::builder().workers(2).build().unwrap();
+/// let sum = rt.block_on(|| {
+///     let parts: Vec<_> = (0..10u64).map(|i| sylvan::spawn(move || i * i)).collect();
+///     parts.into_iter().map(|h| h.join().unwrap()).sum::<u64>()
+/// });
+/// assert_eq!(sum, 285);
+/// // Dropping the runtime cancels what is left and joins its threads.
+/// ```
+pub struct Runtime {
+    shared: Arc<RuntimeShared>,
+    threads: Vec<std::thread::JoinHandle<()>>,
+}
+
+impl Runtime {
+    /// A builder to configure a runtime.
+    pub fn builder() -> RuntimeBuilder {
+        RuntimeBuilder::default()
+    }
+
+    /// A runtime with the default configuration.
+    pub fn new() -> io::Result<Runtime> {
+        Runtime::builder().build()
+    }
+
+    /// Number of worker threads.
+    pub fn workers(&self) -> usize {
+        self.shared.hubs.len()
+    }
+
+    /// Spawns a fiber on this runtime.
+    pub fn spawn<F, T>(&self, f: F) -> JoinHandle<T>
+    where
+        F: FnOnce() -> T + Send + 'static,
+        T: Send + 'static,
+    {
+        crate::task::spawn_on(&self.shared, crate::Builder::new(), f)
+            .unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    /// Runs `f` as a fiber on this runtime and blocks the caller (a plain
+    /// thread, or a fiber of another runtime) until it returns its value.
+    ///
+    /// # Panics
+    /// Re-raises a panic of `f`; panics if `f`'s fiber was cancelled (because
+    /// the runtime was shut down from elsewhere).
+    pub fn block_on<F, T>(&self, f: F) -> T
+    where
+        F: FnOnce() -> T + Send + 'static,
+        T: Send + 'static,
+    {
+        match self.spawn(f).join() {
+            Ok(v) => v,
+            Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+            Err(e) => panic!("sylvan: Runtime::block_on: {e}"),
+        }
+    }
+}
+
+impl Drop for Runtime {
+    fn drop(&mut self) {
+        self.shared.begin_shutdown();
+        let me = std::thread::current().id();
+        for t in self.threads.drain(..) {
+            if t.thread().id() == me {
+                // Dropped from one of its own fibers: that worker exits by
+                // itself once this fiber is done; joining would deadlock.
+                continue;
+            }
+            let _ = t.join();
+        }
+    }
+}
+
+impl std::fmt::Debug for Runtime {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Runtime")
+            .field("workers", &self.workers())
+            .field("stack_size", &self.shared.stack_size)
+            .finish()
+    }
+}
+
+/// Configures and builds a [`Runtime`].
+#[derive(Clone, Debug)]
+pub struct RuntimeBuilder {
+    workers: Option<usize>,
+    stack_size: usize,
+    thread_name: String,
+}
+
+impl Default for RuntimeBuilder {
+    fn default() -> Self {
+        RuntimeBuilder {
+            workers: None,
+            stack_size: stack::DEFAULT_STACK_SIZE,
+            thread_name: "sylvan-worker".into(),
+        }
+    }
+}
+
+impl RuntimeBuilder {
+    /// Number of worker threads (default: `num_cpus::get()`).
+    pub fn workers(mut self, n: usize) -> Self {
+        self.workers = Some(n);
+        self
+    }
+
+    /// Default usable stack size of fibers, in bytes (default 256 KiB; only
+    /// touched pages cost memory). Individual fibers can override it with
+    /// [`Builder::stack_size`](crate::Builder::stack_size).
+    pub fn stack_size(mut self, bytes: usize) -> Self {
+        self.stack_size = bytes;
+        self
+    }
+
+    /// Prefix of worker thread names (default `sylvan-worker`; threads are
+    /// named `<prefix>-<index>`).
+    pub fn thread_name(mut self, prefix: impl Into<String>) -> Self {
+        self.thread_name = prefix.into();
+        self
+    }
+
+    /// Starts the worker threads.
+    ///
+    /// Errors: `InvalidInput` for zero workers or an out-of-range stack size;
+    /// the OS error if a thread or poller cannot be created.
+    pub fn build(self) -> io::Result<Runtime> {
+        let n = self.workers.unwrap_or_else(num_cpus::get);
+        if n == 0 {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "sylvan: a runtime needs at least one worker (RuntimeBuilder::workers)",
+            ));
+        }
+        let stack_size = stack::normalize_size(self.stack_size)?;
+        crate::overflow::install_handler();
+        let mut polls = Vec::with_capacity(n);
+        let mut hubs = Vec::with_capacity(n);
+        let mut locals = Vec::with_capacity(n);
+        let mut stealers = Vec::with_capacity(n);
+        for i in 0..n {
+            let poll = mio::Poll::new()?;
+            hubs.push(Arc::new(HubShared::new(i, &poll)?));
+            polls.push(poll);
+            let local = Worker::new_lifo();
+            stealers.push(local.stealer());
+            locals.push(local);
+        }
+        let shared = Arc::new(RuntimeShared {
+            hubs,
+            stealers,
+            injector: Injector::new(),
+            shutdown: AtomicBool::new(false),
+            waking: AtomicBool::new(false),
+            stack_size,
+            next_hub: AtomicUsize::new(0),
+        });
+        let mut threads = Vec::with_capacity(n);
+        for (i, (poll, local)) in polls.into_iter().zip(locals).enumerate() {
+            let rt = shared.clone();
+            let hub = shared.hubs[i].clone();
+            let spawned = std::thread::Builder::new()
+                .name(format!("{}-{i}", self.thread_name))
+                .spawn(move || Hub::run_worker(rt, hub, poll, local));
+            match spawned {
+                Ok(t) => threads.push(t),
+                Err(e) => {
+                    // Stop the workers already started before reporting.
+                    drop(Runtime { shared, threads });
+                    return Err(e);
+                }
+            }
+        }
+        Ok(Runtime { shared, threads })
+    }
+}
+
+/// Runs `f` as the first fiber of a new runtime with the default configuration
+/// and returns its result. When `f` returns, the runtime shuts down: remaining
+/// fibers are cancelled and the worker threads exit.
+///
+/// # Panics
+/// Re-raises a panic of `f`; panics if the runtime cannot be started.
+///
+/// ```
+/// let answer = sylvan::run(|| {
+///     let h = sylvan::spawn(|| 6 * 7);
+///     h.join().unwrap()
+/// });
+/// assert_eq!(answer, 42);
+/// ```
+pub fn run<F, T>(f: F) -> T
+where
+    F: FnOnce() -> T + Send + 'static,
+    T: Send + 'static,
+{
+    let rt = Runtime::new().unwrap_or_else(|e| panic!("sylvan::run: cannot start a runtime: {e}"));
+    rt.block_on(f)
+}

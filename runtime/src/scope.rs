@@ -1,0 +1,200 @@
+//! Scoped fibers: fibers that may borrow from the caller's stack.
+//!
+//! [`scope`] returns only after every fiber spawned in it has finished, so
+//! those fibers may borrow anything that outlives the call. If the scope's
+//! closure unwinds (a panic, a cancellation of the calling fiber, an expired
+//! [`timeout`](crate::timeout)) the children are cancelled and still waited
+//! for before the unwind continues — structured concurrency. The wait for the
+//! children cannot be interrupted; a cancellation of the caller that arrives
+//! during it is passed on to the children.
+
+use std::marker::PhantomData;
+use std::panic::{catch_unwind, resume_unwind, AssertUnwindSafe};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+
+use parking_lot::Mutex;
+
+use crate::fiber::{self, FiberId, Header};
+use crate::hub::Task;
+use crate::park::{self, Waker};
+use crate::runtime::{self, RuntimeShared};
+use crate::task::{Job, JoinCell, JoinError};
+
+/// Bookkeeping shared by a scope and its children.
+pub(crate) struct ScopeState {
+    running: AtomicUsize,
+    unjoined_panics: AtomicUsize,
+    waiter: Mutex<Option<Waker>>,
+    children: Mutex<Vec<Arc<Header>>>,
+}
+
+impl ScopeState {
+    /// A child finished (after its closure and result reference were dropped).
+    pub(crate) fn child_done(&self, panicked: bool) {
+        if panicked {
+            self.unjoined_panics.fetch_add(1, Ordering::AcqRel);
+        }
+        if self.running.fetch_sub(1, Ordering::AcqRel) == 1 {
+            if let Some(w) = self.waiter.lock().take() {
+                w.wake();
+            }
+        }
+    }
+
+    fn cancel_children(&self) {
+        for h in self.children.lock().iter() {
+            h.cancel();
+        }
+    }
+
+    fn wait_all(&self) {
+        let mut passed_on = false;
+        while self.running.load(Ordering::Acquire) != 0 {
+            *self.waiter.lock() = Some(park::current_waker());
+            if self.running.load(Ordering::Acquire) == 0 {
+                break;
+            }
+            if !passed_on && fiber::with_current(|c| c.header.is_cancelled()) == Some(true) {
+                passed_on = true;
+                self.cancel_children();
+            }
+            park::park();
+        }
+    }
+}
+
+/// A scope to spawn borrowing fibers in; see [`scope`].
+pub struct Scope<'scope, 'env: 'scope> {
+    state: Arc<ScopeState>,
+    rt: Arc<RuntimeShared>,
+    scope: PhantomData<&'scope mut &'scope ()>,
+    env: PhantomData<&'env mut &'env ()>,
+}
+
+impl<'scope> Scope<'scope, '_> {
+    /// Spawns a fiber that may borrow from outside the scope. It is joined
+    /// automatically when the scope ends if not joined before.
+    ///
+    /// # Panics
+    /// If no stack can be allocated for it.
+    pub fn spawn<F, T>(&'scope self, f: F) -> ScopedJoinHandle<'scope, T>
+    where
+        F: FnOnce() -> T + Send + 'scope,
+        T: Send + 'scope,
+    {
+        let stack = self.rt.stack(None).unwrap_or_else(|e| panic!("{e}"));
+        let header = Arc::new(Header::new(None, stack.usable_size()));
+        let cell = Arc::new(JoinCell::new());
+        self.state.children.lock().push(header.clone());
+        self.state.running.fetch_add(1, Ordering::AcqRel);
+        let job = Job::new(f, cell.clone(), Some(self.state.clone()));
+        let run: Box<dyn FnOnce() + Send + 'scope> = Box::new(move || job.run());
+        // SAFETY: only the lifetime is changed. `scope()` does not return (or
+        // unwind past its frame) before `running` drops to zero, and a child
+        // decrements `running` only after its closure, its result reference
+        // and every other 'scope borrow it holds have been dropped (see
+        // `Job::finish` and `Job::drop`, which also cover a child dropped
+        // unstarted at runtime shutdown). So no 'scope data is used after
+        // 'scope ends.
+        let run: Box<dyn FnOnce() + Send + 'static> = unsafe { std::mem::transmute(run) };
+        self.rt.submit(Task {
+            header: header.clone(),
+            stack,
+            run,
+        });
+        ScopedJoinHandle {
+            header,
+            cell,
+            state: self.state.clone(),
+            _scope: PhantomData,
+        }
+    }
+}
+
+/// A handle to join a scoped fiber.
+pub struct ScopedJoinHandle<'scope, T> {
+    header: Arc<Header>,
+    cell: Arc<JoinCell<T>>,
+    state: Arc<ScopeState>,
+    _scope: PhantomData<&'scope ()>,
+}
+
+impl<T> ScopedJoinHandle<'_, T> {
+    /// Waits for the fiber and returns its value or why it has none.
+    pub fn join(self) -> Result<T, JoinError> {
+        let r = self
+            .cell
+            .wait()
+            .map_err(|f| JoinError::new(f, &self.header));
+        if matches!(&r, Err(e) if e.is_panic()) {
+            self.state.unjoined_panics.fetch_sub(1, Ordering::AcqRel);
+        }
+        r
+    }
+
+    /// Requests cancellation of the fiber (see [`JoinHandle::cancel`](crate::JoinHandle::cancel)).
+    pub fn cancel(&self) {
+        self.header.cancel();
+    }
+
+    /// Whether the fiber has finished.
+    pub fn is_finished(&self) -> bool {
+        self.cell.is_done()
+    }
+
+    /// The fiber's id.
+    pub fn id(&self) -> FiberId {
+        self.header.id
+    }
+}
+
+/// Runs `f` with a [`Scope`] whose fibers may borrow from the caller; returns
+/// after all of them have finished.
+///
+/// # Panics
+/// Re-raises a panic of `f`. If a scoped fiber panicked and was not joined,
+/// panics after all fibers have finished (like `std::thread::scope`).
+///
+/// ```
+/// let mut data = vec![1, 2, 3, 4];
+/// let total = std::sync::atomic::AtomicU32::new(0);
+/// sylvan::scope(|s| {
+///     for chunk in data.chunks(2) {
+///         let total = &total;
+///         s.spawn(move || {
+///             total.fetch_add(chunk.iter().sum(), std::sync::atomic::Ordering::Relaxed);
+///         });
+///     }
+/// });
+/// data.push(5); // the borrows have ended
+/// assert_eq!(total.into_inner(), 10);
+/// ```
+pub fn scope<'env, F, R>(f: F) -> R
+where
+    F: for<'scope> FnOnce(&'scope Scope<'scope, 'env>) -> R,
+{
+    let scope = Scope {
+        state: Arc::new(ScopeState {
+            running: AtomicUsize::new(0),
+            unjoined_panics: AtomicUsize::new(0),
+            waiter: Mutex::new(None),
+            children: Mutex::new(Vec::new()),
+        }),
+        rt: runtime::current(),
+        scope: PhantomData,
+        env: PhantomData,
+    };
+    let result = catch_unwind(AssertUnwindSafe(|| f(&scope)));
+    if result.is_err() {
+        scope.state.cancel_children();
+    }
+    park::shield(|| scope.state.wait_all());
+    match result {
+        Err(payload) => resume_unwind(payload),
+        Ok(_) if scope.state.unjoined_panics.load(Ordering::Acquire) > 0 => {
+            panic!("a scoped fiber panicked")
+        }
+        Ok(r) => r,
+    }
+}

@@ -1,0 +1,94 @@
+//! Thin helpers over `libc`: the one place raw system calls are made from.
+//!
+//! Contract: every function here either succeeds or returns the `errno` of the
+//! failing call as an `io::Error`; none of them retains pointers it is given.
+
+use std::io;
+use std::sync::OnceLock;
+
+/// Calls a libc function and turns a `-1` result into `io::Error::last_os_error()`.
+macro_rules! syscall {
+    ($fn:ident ( $($arg:expr),* $(,)? )) => {{
+        // SAFETY: every call site passes arguments that satisfy the libc
+        // function's contract; see the comment at the call site.
+        let res = unsafe { libc::$fn($($arg),*) };
+        if res == -1 {
+            Err(std::io::Error::last_os_error())
+        } else {
+            Ok(res)
+        }
+    }};
+}
+pub(crate) use syscall;
+
+/// The system page size in bytes (cached after the first call).
+pub(crate) fn page_size() -> usize {
+    static PAGE: OnceLock<usize> = OnceLock::new();
+    *PAGE.get_or_init(|| {
+        // SAFETY: sysconf has no memory-safety preconditions.
+        let size = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
+        if size <= 0 {
+            4096
+        } else {
+            size as usize
+        }
+    })
+}
+
+/// Reads `/proc/sys/vm/max_map_count` for error messages (None when unreadable).
+pub(crate) fn max_map_count() -> Option<u64> {
+    std::fs::read_to_string("/proc/sys/vm/max_map_count")
+        .ok()
+        .and_then(|s| s.trim().parse().ok())
+}
+
+/// Reserves `len` bytes of private, anonymous, read-write memory without
+/// committing swap for it (`MAP_NORESERVE`). Pages cost memory only once touched.
+pub(crate) fn map_reserve(len: usize) -> io::Result<*mut u8> {
+    // SAFETY: an anonymous private mapping with a null hint has no
+    // preconditions; the result is checked against MAP_FAILED below.
+    let ptr = unsafe {
+        libc::mmap(
+            std::ptr::null_mut(),
+            len,
+            libc::PROT_READ | libc::PROT_WRITE,
+            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_NORESERVE,
+            -1,
+            0,
+        )
+    };
+    if ptr == libc::MAP_FAILED {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(ptr.cast())
+    }
+}
+
+/// Unmaps a region returned by [`map_reserve`].
+///
+/// # Safety
+/// `ptr..ptr+len` must be a mapping (or part of one) this process owns and no
+/// live reference may point into it.
+pub(crate) unsafe fn unmap(ptr: *mut u8, len: usize) {
+    // SAFETY: the caller guarantees the region is ours and unused; munmap of
+    // such a region cannot fail in a way we could act on.
+    unsafe { libc::munmap(ptr.cast(), len) };
+}
+
+/// `madvise(MADV_GUARD_INSTALL)`: Linux ≥ 6.13 installs guard markers in the
+/// page tables, so touching the range faults, without creating a new mapping.
+pub(crate) const MADV_GUARD_INSTALL: libc::c_int = 102;
+
+/// Applies `madvise(advice)` to a page-aligned range inside one of our mappings.
+pub(crate) fn madvise(ptr: *mut u8, len: usize, advice: libc::c_int) -> io::Result<()> {
+    // madvise only changes paging state of memory we own; callers pass ranges
+    // inside a live mapping created by `map_reserve`.
+    syscall!(madvise(ptr.cast(), len, advice)).map(drop)
+}
+
+/// Makes a page-aligned range inaccessible (the pre-6.13 guard page).
+pub(crate) fn protect_none(ptr: *mut u8, len: usize) -> io::Result<()> {
+    // mprotect on a range inside our own mapping; no Rust reference covers a
+    // guard page, so revoking access cannot invalidate one.
+    syscall!(mprotect(ptr.cast(), len, libc::PROT_NONE)).map(drop)
+}

@@ -1,0 +1,434 @@
+//! Spawning fibers and waiting for them: [`spawn`], [`spawn_local`],
+//! [`Builder`], [`JoinHandle`] and [`JoinError`].
+//!
+//! A spawned fiber's closure runs inside `catch_unwind`: a panic ends that
+//! fiber only and comes back to whoever joins it as a [`JoinError`] naming the
+//! fiber. Cancellation is delivered at the fiber's next park point by
+//! unwinding, so its destructors run; a fiber cancelled before it started never
+//! runs its closure (the closure is dropped).
+//!
+//! Ordering promise used by [`scope`](crate::scope): a fiber's closure and its
+//! fiber-local values are dropped *before* its result is published to the join
+//! handle.
+
+use std::any::Any;
+use std::fmt;
+use std::io;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+use parking_lot::Mutex;
+
+use crate::fiber::{self, FiberId, Header};
+use crate::hub::{self, LocalTask, Task};
+use crate::park::{self, CancelUnwind, Waker};
+use crate::runtime::{self, RuntimeShared};
+use crate::scope::ScopeState;
+
+/// Why a fiber did not produce a value.
+pub(crate) enum Failure {
+    Panic(Box<dyn Any + Send + 'static>),
+    Cancelled,
+}
+
+impl Failure {
+    pub(crate) fn from_payload(p: Box<dyn Any + Send + 'static>) -> Failure {
+        if p.is::<CancelUnwind>() {
+            Failure::Cancelled
+        } else {
+            Failure::Panic(p)
+        }
+    }
+}
+
+/// A one-shot slot for a result, with one waiter (a fiber or thread).
+pub(crate) struct JoinCell<T> {
+    state: Mutex<JoinState<T>>,
+    done: AtomicBool,
+}
+
+struct JoinState<T> {
+    outcome: Option<Result<T, Failure>>,
+    waiter: Option<Waker>,
+}
+
+impl<T> JoinCell<T> {
+    pub(crate) fn new() -> JoinCell<T> {
+        JoinCell {
+            state: Mutex::new(JoinState {
+                outcome: None,
+                waiter: None,
+            }),
+            done: AtomicBool::new(false),
+        }
+    }
+
+    /// Publishes the outcome and wakes the waiter.
+    pub(crate) fn complete(&self, outcome: Result<T, Failure>) {
+        let waiter = {
+            let mut s = self.state.lock();
+            s.outcome = Some(outcome);
+            self.done.store(true, Ordering::Release);
+            s.waiter.take()
+        };
+        if let Some(w) = waiter {
+            w.wake();
+        }
+    }
+
+    pub(crate) fn is_done(&self) -> bool {
+        self.done.load(Ordering::Acquire)
+    }
+
+    /// Waits for the outcome (register → re-check → park).
+    pub(crate) fn wait(&self) -> Result<T, Failure> {
+        loop {
+            {
+                let mut s = self.state.lock();
+                if let Some(o) = s.outcome.take() {
+                    return o;
+                }
+                s.waiter = Some(park::current_waker());
+            }
+            park::park();
+        }
+    }
+}
+
+/// The body of a spawned fiber: the user's closure and where its result goes.
+pub(crate) struct Job<F, T> {
+    f: Option<F>,
+    cell: Option<Arc<JoinCell<T>>>,
+    scope: Option<Arc<ScopeState>>,
+}
+
+impl<F: FnOnce() -> T, T> Job<F, T> {
+    pub(crate) fn new(f: F, cell: Arc<JoinCell<T>>, scope: Option<Arc<ScopeState>>) -> Self {
+        Job {
+            f: Some(f),
+            cell: Some(cell),
+            scope,
+        }
+    }
+
+    /// Runs the closure inside the fiber, then publishes its outcome.
+    pub(crate) fn run(mut self) {
+        let f = self.f.take().expect("a job runs once");
+        let cancelled = fiber::with_current(|c| c.header.is_cancelled()).unwrap_or(false);
+        let outcome = if cancelled {
+            drop(f);
+            Err(Failure::Cancelled)
+        } else {
+            catch_unwind(AssertUnwindSafe(f)).map_err(Failure::from_payload)
+        };
+        crate::local::drop_fiber_locals();
+        self.finish(outcome);
+    }
+
+    fn finish(&mut self, outcome: Result<T, Failure>) {
+        let panicked = matches!(outcome, Err(Failure::Panic(_)));
+        if let Some(cell) = self.cell.take() {
+            cell.complete(outcome);
+            // Our reference to the result goes before the scope hears of it.
+            drop(cell);
+        }
+        if let Some(scope) = self.scope.take() {
+            scope.child_done(panicked);
+        }
+    }
+}
+
+impl<F, T> Drop for Job<F, T> {
+    fn drop(&mut self) {
+        // Never ran (dropped unstarted, e.g. at runtime shutdown): the closure
+        // goes first, then the handle learns it was cancelled.
+        if self.cell.is_some() || self.scope.is_some() {
+            drop(self.f.take());
+            if let Some(cell) = self.cell.take() {
+                cell.complete(Err(Failure::Cancelled));
+            }
+            if let Some(scope) = self.scope.take() {
+                scope.child_done(false);
+            }
+        }
+    }
+}
+
+/// Spawns a fiber on the current runtime (the worker's own inside a fiber, the
+/// lazily started global runtime elsewhere) and returns its handle.
+///
+/// The fiber may start on any worker; once started it stays there.
+///
+/// # Panics
+/// If no stack can be allocated for it; [`Builder::spawn`] returns that
+/// error instead (it names the limit that was hit and how to raise it).
+///
+/// ```
+/// // Straight from a plain `main`: the global runtime starts on first use.
+/// let h = sylvan::spawn(|| "hello from a fiber");
+/// assert_eq!(h.join().unwrap(), "hello from a fiber");
+/// ```
+///
+/// The closure and its result must be `Send` (the fiber may start on another
+/// worker thread):
+///
+/// ```compile_fail
+/// let rc = std::rc::Rc::new(1);
+/// sylvan::spawn(move || *rc + 1);
+/// ```
+pub fn spawn<F, T>(f: F) -> JoinHandle<T>
+where
+    F: FnOnce() -> T + Send + 'static,
+    T: Send + 'static,
+{
+    Builder::new().spawn(f).unwrap_or_else(|e| panic!("{e}"))
+}
+
+/// Spawns a fiber on the current worker, without the `Send` bounds of
+/// [`spawn`]: it starts and stays on the calling fiber's worker thread.
+///
+/// # Panics
+/// When called outside a fiber, or if no stack can be allocated.
+///
+/// ```
+/// use std::rc::Rc;
+/// sylvan::run(|| {
+///     let shared = Rc::new(5);
+///     let s2 = shared.clone();
+///     let h = sylvan::spawn_local(move || *s2 * 2);
+///     assert_eq!(h.join().unwrap(), 10);
+///     assert_eq!(*shared, 5);
+/// });
+/// ```
+pub fn spawn_local<F, T>(f: F) -> JoinHandle<T>
+where
+    F: FnOnce() -> T + 'static,
+    T: 'static,
+{
+    let rt = hub::with_hub(|hub| hub.rt.clone())
+        .filter(|_| fiber::in_fiber())
+        .expect(
+            "sylvan::spawn_local must be called from inside a fiber (one started by \
+             sylvan::run / sylvan::spawn); use sylvan::spawn elsewhere",
+        );
+    let stack = rt.stack(None).unwrap_or_else(|e| panic!("{e}"));
+    let header = Arc::new(Header::new(None, stack.usable_size()));
+    let cell = Arc::new(JoinCell::new());
+    let job = Job::new(f, cell.clone(), None);
+    let task = LocalTask {
+        header: header.clone(),
+        stack,
+        run: Box::new(move || job.run()),
+    };
+    hub::with_hub(|hub| hub.start(task));
+    JoinHandle { header, cell }
+}
+
+/// Spawns onto a specific runtime (shared by `spawn`, `Builder` and `Runtime`).
+pub(crate) fn spawn_on<F, T>(rt: &Arc<RuntimeShared>, b: Builder, f: F) -> io::Result<JoinHandle<T>>
+where
+    F: FnOnce() -> T + Send + 'static,
+    T: Send + 'static,
+{
+    let stack = rt.stack(b.stack_size)?;
+    let header = Arc::new(Header::new(b.name, stack.usable_size()));
+    let cell = Arc::new(JoinCell::new());
+    let job = Job::new(f, cell.clone(), None);
+    rt.submit(Task {
+        header: header.clone(),
+        stack,
+        run: Box::new(move || job.run()),
+    });
+    Ok(JoinHandle { header, cell })
+}
+
+/// Configures one fiber before spawning it (name, stack size).
+///
+/// ```
+/// let h = sylvan::Builder::new()
+///     .name("parser")
+///     .stack_size(1 << 20)
+///     .spawn(|| sylvan::current().name().unwrap().to_owned())
+///     .expect("spawn");
+/// assert_eq!(h.join().unwrap(), "parser");
+/// ```
+#[derive(Clone, Debug, Default)]
+pub struct Builder {
+    name: Option<String>,
+    stack_size: Option<usize>,
+}
+
+impl Builder {
+    /// A builder with the runtime's defaults.
+    pub fn new() -> Builder {
+        Builder::default()
+    }
+
+    /// Names the fiber (shown in panics, join errors and overflow reports).
+    pub fn name(mut self, name: impl Into<String>) -> Builder {
+        self.name = Some(name.into());
+        self
+    }
+
+    /// Usable stack size in bytes (rounded up to whole pages; at least
+    /// 16 KiB). Only touched pages cost memory.
+    pub fn stack_size(mut self, bytes: usize) -> Builder {
+        self.stack_size = Some(bytes);
+        self
+    }
+
+    /// Spawns the fiber on the current runtime.
+    ///
+    /// Errors: `InvalidInput` for an out-of-range stack size; `OutOfMemory`
+    /// when the kernel refuses a stack, with a message naming the limit (e.g.
+    /// `vm.max_map_count`) and how to raise it.
+    pub fn spawn<F, T>(self, f: F) -> io::Result<JoinHandle<T>>
+    where
+        F: FnOnce() -> T + Send + 'static,
+        T: Send + 'static,
+    {
+        spawn_on(&runtime::current(), self, f)
+    }
+}
+
+/// An owned permission to join a fiber (and to cancel it).
+///
+/// Dropping the handle detaches the fiber: it keeps running.
+pub struct JoinHandle<T> {
+    header: Arc<Header>,
+    cell: Arc<JoinCell<T>>,
+}
+
+impl<T> JoinHandle<T> {
+    /// Waits for the fiber to finish and returns its value, or why it has none.
+    /// Works from a fiber (which parks) and from a plain thread (which blocks).
+    ///
+    /// ```
+    /// let h = sylvan::spawn(|| panic!("boom"));
+    /// let err = h.join().unwrap_err();
+    /// assert!(err.is_panic());
+    /// assert!(err.to_string().contains("boom"));
+    /// ```
+    pub fn join(self) -> Result<T, JoinError> {
+        self.cell
+            .wait()
+            .map_err(|f| JoinError::new(f, &self.header))
+    }
+
+    /// Requests cancellation: the fiber unwinds from its current or next park
+    /// point (sleep, join, IO, lock, queue...), running its destructors, and
+    /// [`join`](Self::join) reports [`JoinError::is_cancelled`]. A fiber that
+    /// never parks cannot be cancelled. No-op on a finished fiber.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// let h = sylvan::spawn(|| sylvan::sleep(Duration::from_secs(3600)));
+    /// h.cancel();
+    /// assert!(h.join().unwrap_err().is_cancelled());
+    /// ```
+    pub fn cancel(&self) {
+        self.header.cancel();
+    }
+
+    /// Whether the fiber has finished (its result is ready).
+    pub fn is_finished(&self) -> bool {
+        self.cell.is_done()
+    }
+
+    /// The fiber's id.
+    pub fn id(&self) -> FiberId {
+        self.header.id
+    }
+
+    /// The fiber's name, if it was given one.
+    pub fn name(&self) -> Option<&str> {
+        self.header.name.as_deref()
+    }
+}
+
+impl<T> fmt::Debug for JoinHandle<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("JoinHandle")
+            .field("id", &self.header.id)
+            .field("name", &self.header.name)
+            .field("finished", &self.is_finished())
+            .finish()
+    }
+}
+
+/// Why joining a fiber gave no value: it panicked or was cancelled.
+pub struct JoinError {
+    failure: Failure,
+    fiber: String,
+}
+
+impl JoinError {
+    pub(crate) fn new(failure: Failure, header: &Header) -> JoinError {
+        JoinError {
+            failure,
+            fiber: header.describe(),
+        }
+    }
+
+    /// The fiber panicked.
+    pub fn is_panic(&self) -> bool {
+        matches!(self.failure, Failure::Panic(_))
+    }
+
+    /// The fiber was cancelled (by [`JoinHandle::cancel`] or runtime shutdown).
+    pub fn is_cancelled(&self) -> bool {
+        matches!(self.failure, Failure::Cancelled)
+    }
+
+    /// The panic payload, to re-raise with [`std::panic::resume_unwind`].
+    ///
+    /// # Panics
+    /// If the fiber was cancelled rather than panicking; check
+    /// [`is_panic`](Self::is_panic) or use [`try_into_panic`](Self::try_into_panic).
+    pub fn into_panic(self) -> Box<dyn Any + Send + 'static> {
+        self.try_into_panic()
+            .unwrap_or_else(|e| panic!("JoinError::into_panic on a non-panic error: {e}"))
+    }
+
+    /// The panic payload, or the error back if the fiber was cancelled.
+    pub fn try_into_panic(self) -> Result<Box<dyn Any + Send + 'static>, JoinError> {
+        match self.failure {
+            Failure::Panic(p) => Ok(p),
+            Failure::Cancelled => Err(self),
+        }
+    }
+}
+
+/// The text of a panic payload, when it is a string.
+pub(crate) fn panic_message(p: &(dyn Any + Send)) -> Option<&str> {
+    p.downcast_ref::<&str>()
+        .copied()
+        .or_else(|| p.downcast_ref::<String>().map(String::as_str))
+}
+
+impl fmt::Display for JoinError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.failure {
+            Failure::Cancelled => write!(f, "fiber {} was cancelled", self.fiber),
+            Failure::Panic(p) => match panic_message(&**p) {
+                Some(msg) => write!(f, "fiber {} panicked: {msg}", self.fiber),
+                None => write!(f, "fiber {} panicked", self.fiber),
+            },
+        }
+    }
+}
+
+impl fmt::Debug for JoinError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "JoinError({self})")
+    }
+}
+
+impl std::error::Error for JoinError {}
+
+impl From<JoinError> for io::Error {
+    fn from(e: JoinError) -> io::Error {
+        io::Error::other(e.to_string())
+    }
+}

@@ -1,0 +1,182 @@
+//! Time: [`sleep`], [`sleep_until`], [`yield_now`] and [`timeout`] for any
+//! block of code.
+//!
+//! All of these work in fibers (the worker runs other fibers meanwhile) and on
+//! plain threads (the thread blocks).
+
+use std::fmt;
+use std::io;
+use std::panic::{catch_unwind, resume_unwind, AssertUnwindSafe};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use crate::fiber::{self, Suspend};
+use crate::park::{self, TimeoutUnwind};
+
+/// Suspends the caller for `dur`.
+///
+/// A cancellation point: a cancelled fiber unwinds out of it.
+///
+/// ```
+/// use std::time::{Duration, Instant};
+/// let start = Instant::now();
+/// sylvan::spawn(|| sylvan::sleep(Duration::from_millis(10))).join().unwrap();
+/// assert!(start.elapsed() >= Duration::from_millis(10));
+/// ```
+pub fn sleep(dur: Duration) {
+    match Instant::now().checked_add(dur) {
+        Some(deadline) => sleep_until(deadline),
+        // Further away than Instant can express: wait until interrupted.
+        None => loop {
+            park::park();
+        },
+    }
+}
+
+/// Suspends the caller until `deadline`.
+pub fn sleep_until(deadline: Instant) {
+    while !park::park_until(deadline) {}
+}
+
+/// Lets the other ready fibers of this worker run, then continues. On a plain
+/// thread it yields the OS thread. A cancellation point.
+///
+/// ```
+/// sylvan::run(|| {
+///     let h = sylvan::spawn_local(|| 1);
+///     sylvan::yield_now(); // the new fiber runs now
+///     assert!(h.is_finished());
+/// });
+/// ```
+pub fn yield_now() {
+    let switched = fiber::with_current(|ctx| {
+        park::raise_interrupts(ctx);
+        ctx.suspend(Suspend::Yield);
+        park::raise_interrupts(ctx);
+    });
+    if switched.is_none() {
+        std::thread::yield_now();
+        park::checkpoint();
+    }
+}
+
+/// The error of [`timeout`]: the deadline passed before the code finished.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Elapsed {
+    after: Duration,
+}
+
+impl Elapsed {
+    /// The time limit that was exceeded.
+    pub fn limit(&self) -> Duration {
+        self.after
+    }
+}
+
+impl fmt::Display for Elapsed {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "deadline of {:?} has elapsed", self.after)
+    }
+}
+
+impl std::error::Error for Elapsed {}
+
+impl From<Elapsed> for io::Error {
+    fn from(e: Elapsed) -> io::Error {
+        io::Error::new(io::ErrorKind::TimedOut, e)
+    }
+}
+
+/// Runs `f`, giving up when `dur` has passed.
+///
+/// If the deadline passes while `f` is blocked in sylvan (sleep, join, a lock,
+/// a queue, a socket — anything that parks), that call unwinds, so `f`'s
+/// destructors run, and `timeout` returns `Err(Elapsed)`. Code that never
+/// parks is not interrupted: if `f` completes, its value is returned even when
+/// late. Timeouts nest; the earliest deadline wins. Works in fibers and on
+/// plain threads.
+///
+/// ```
+/// use std::time::Duration;
+/// let r = sylvan::timeout(Duration::from_millis(20), || {
+///     sylvan::sleep(Duration::from_secs(60));
+///     "finished"
+/// });
+/// assert!(r.is_err());
+/// assert_eq!(sylvan::timeout(Duration::from_secs(5), || 7), Ok(7));
+/// ```
+pub fn timeout<F, T>(dur: Duration, f: F) -> Result<T, Elapsed>
+where
+    F: FnOnce() -> T,
+{
+    match Instant::now().checked_add(dur) {
+        Some(deadline) => scoped(deadline, dur, f),
+        None => Ok(f()),
+    }
+}
+
+/// Like [`timeout`], with an absolute deadline.
+pub fn timeout_at<F, T>(deadline: Instant, f: F) -> Result<T, Elapsed>
+where
+    F: FnOnce() -> T,
+{
+    let dur = deadline.saturating_duration_since(Instant::now());
+    scoped(deadline, dur, f)
+}
+
+fn scoped<F: FnOnce() -> T, T>(deadline: Instant, dur: Duration, f: F) -> Result<T, Elapsed> {
+    static NEXT_ID: AtomicU64 = AtomicU64::new(1);
+    let id = NEXT_ID.fetch_add(1, Ordering::Relaxed);
+    struct Leave;
+    impl Drop for Leave {
+        fn drop(&mut self) {
+            park::pop_deadline();
+        }
+    }
+    park::push_deadline(deadline, id);
+    let _leave = Leave;
+    match catch_unwind(AssertUnwindSafe(f)) {
+        Ok(v) => Ok(v),
+        Err(payload) => match payload.downcast::<TimeoutUnwind>() {
+            Ok(t) if t.id == id => Err(Elapsed { after: dur }),
+            Ok(t) => resume_unwind(t),
+            Err(other) => resume_unwind(other),
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn timeout_on_a_plain_thread_interrupts_sleep() {
+        let start = Instant::now();
+        let r = timeout(Duration::from_millis(30), || sleep(Duration::from_secs(30)));
+        assert_eq!(r.unwrap_err().limit(), Duration::from_millis(30));
+        let took = start.elapsed();
+        assert!(took >= Duration::from_millis(30) && took < Duration::from_secs(10));
+    }
+
+    #[test]
+    fn nested_timeouts_the_earliest_wins() {
+        let outer = timeout(Duration::from_millis(20), || {
+            let inner = timeout(Duration::from_secs(30), || sleep(Duration::from_secs(30)));
+            unreachable!("inner must not return, got {inner:?}");
+        });
+        assert!(outer.is_err());
+        let inner_first = timeout(Duration::from_secs(30), || {
+            timeout(Duration::from_millis(10), || sleep(Duration::from_secs(30)))
+        });
+        assert!(inner_first.unwrap().is_err());
+    }
+
+    #[test]
+    fn elapsed_converts_to_timed_out() {
+        let e: io::Error = Elapsed {
+            after: Duration::from_secs(1),
+        }
+        .into();
+        assert_eq!(e.kind(), io::ErrorKind::TimedOut);
+    }
+}

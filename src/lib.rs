@@ -1,0 +1,41 @@
+//! # sylvan — stackful green threads for Rust
+//!
+//! Write code the way you write threaded code — [`spawn`], [`JoinHandle::join`],
+//! [`sleep`], blocking reads and writes — and it runs as cheap *fibers* on a
+//! small set of worker threads, each driving an event-loop hub. No `async`, no
+//! function colouring: every call that would block suspends the calling fiber
+//! and lets its worker run others.
+//!
+//! ```
+//! use std::time::Duration;
+//!
+//! // Works straight from a plain `main`: a global runtime starts on first use.
+//! let fibers: Vec<_> = (0..1000u64)
+//!     .map(|i| sylvan::spawn(move || {
+//!         sylvan::sleep(Duration::from_millis(10)); // parks, does not block the thread
+//!         i * 2
+//!     }))
+//!     .collect();
+//! let total: u64 = fibers.into_iter().map(|f| f.join().unwrap()).sum();
+//! assert_eq!(total, 999 * 1000);
+//! ```
+//!
+//! * Runtime: [`run`], [`Runtime`], [`spawn`], [`spawn_local`], [`Builder`],
+//!   [`scope`], [`sleep`], [`timeout`], [`unblock`], [`fiber_local!`], and the
+//!   [`park`] protocol that the rest builds on.
+//! * [`net`]: sockets that yield to the hub (in progress).
+//! * [`sync`]: fiber-aware synchronisation primitives (in progress).
+
+pub use sylvan_runtime::*;
+
+/// Networking that parks the calling fiber instead of blocking its thread.
+pub mod net {
+    #[allow(unused_imports)]
+    pub use sylvan_net::*;
+}
+
+/// Synchronisation primitives that park fibers (and block plain threads).
+pub mod sync {
+    #[allow(unused_imports)]
+    pub use sylvan_sync::*;
+}
