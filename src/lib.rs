@@ -39,3 +39,8 @@ pub mod sync {
     #[allow(unused_imports)]
     pub use sylvan_sync::*;
 }
+
+/// The README's examples, compiled and run as doctests so it stays true.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;

@@ -97,6 +97,7 @@ impl Pool {
 /// dropped.
 ///
 /// ```
+/// # extern crate sylvan_runtime as sylvan;
 /// let len = sylvan::spawn(|| {
 ///     sylvan::unblock(|| std::fs::read_to_string("Cargo.toml").map(|s| s.len()))
 /// })

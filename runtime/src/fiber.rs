@@ -283,6 +283,7 @@ impl fmt::Debug for Fiber {
 /// When called outside a fiber; use [`try_current`] to check first.
 ///
 /// ```
+/// # extern crate sylvan_runtime as sylvan;
 /// let name = sylvan::Builder::new()
 ///     .name("worker-1")
 ///     .spawn(|| sylvan::current().name().map(String::from))

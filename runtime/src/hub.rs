@@ -342,6 +342,9 @@ impl Hub {
     fn resume(&self, slot: usize) {
         let taken = self.fibers.borrow_mut()[slot].take();
         let mut fiber = taken.expect("a queued slot holds a fiber");
+        // A queued fiber was made RUNNING by whoever queued it; PARKED here
+        // would mean it was queued twice for one park.
+        debug_assert_ne!(fiber.ctx.header.state.load(Ordering::Acquire), PARKED);
         let prev = fiber::set_current(&fiber.ctx);
         let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| fiber.co.resume(())));
         fiber::set_current(prev);

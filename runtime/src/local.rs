@@ -25,6 +25,7 @@ impl<T: 'static> LocalKey<T> {
     /// Calls `f` with this fiber's value, initialising it on first use.
     ///
     /// ```
+    /// # extern crate sylvan_runtime as sylvan;
     /// use std::cell::Cell;
     /// sylvan::fiber_local! { static HITS: Cell<u32> = Cell::new(0); }
     ///
@@ -92,6 +93,7 @@ pub(crate) fn drop_fiber_locals() {
 /// first access with the given expression and dropped when the fiber ends.
 ///
 /// ```
+/// # extern crate sylvan_runtime as sylvan;
 /// use std::cell::RefCell;
 /// sylvan::fiber_local! {
 ///     /// A per-fiber scratch buffer.

@@ -46,6 +46,7 @@ use crate::hub;
 /// A handle that wakes one parked fiber or thread. Cheap to clone, `Send + Sync`.
 ///
 /// ```
+/// # extern crate sylvan_runtime as sylvan;
 /// use std::sync::atomic::{AtomicBool, Ordering};
 /// use std::sync::Arc;
 ///
@@ -142,7 +143,7 @@ pub fn park_timeout(dur: Duration) -> bool {
 /// Raises a pending cancellation or expired timeout now (by unwinding), as a
 /// park would. Lets long computations offer a cancellation point.
 pub fn checkpoint() {
-    match fiber::with_current(|ctx| raise_interrupts(ctx)) {
+    match fiber::with_current(raise_interrupts) {
         Some(()) => {}
         None => raise_thread_interrupts(),
     }

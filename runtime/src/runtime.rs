@@ -127,6 +127,7 @@ fn global() -> &'static Runtime {
 /// A set of worker threads running fibers.
 ///
 /// ```
+/// # extern crate sylvan_runtime as sylvan;
 /// let rt = sylvan::Runtime::builder().workers(2).build().unwrap();
 /// let sum = rt.block_on(|| {
 ///     let parts: Vec<_> = (0..10u64).map(|i| sylvan::spawn(move || i * i)).collect();
@@ -312,6 +313,7 @@ impl RuntimeBuilder {
 /// Re-raises a panic of `f`; panics if the runtime cannot be started.
 ///
 /// ```
+/// # extern crate sylvan_runtime as sylvan;
 /// let answer = sylvan::run(|| {
 ///     let h = sylvan::spawn(|| 6 * 7);
 ///     h.join().unwrap()

@@ -157,6 +157,7 @@ impl<T> ScopedJoinHandle<'_, T> {
 /// panics after all fibers have finished (like `std::thread::scope`).
 ///
 /// ```
+/// # extern crate sylvan_runtime as sylvan;
 /// let mut data = vec![1, 2, 3, 4];
 /// let total = std::sync::atomic::AtomicU32::new(0);
 /// sylvan::scope(|s| {

@@ -157,16 +157,25 @@ fn refused(op: &str, err: io::Error) -> io::Error {
             format!("sylvan: {op} for a fiber stack failed: {err}"),
         );
     }
-    let limit = sys::max_map_count()
+    let maps = sys::max_map_count()
         .map(|n| format!("currently {n}"))
         .unwrap_or_else(|| "value unknown".into());
+    let address_space = match sys::address_space_limit() {
+        Some(bytes) => format!(
+            "; this process also has an address-space limit (ulimit -v / RLIMIT_AS) \
+             of {} MiB, which fiber stacks count against",
+            bytes >> 20
+        ),
+        None => String::new(),
+    };
     io::Error::new(
         io::ErrorKind::OutOfMemory,
         format!(
             "sylvan: the kernel refused a new fiber stack ({op}: {err}). The process has \
-             probably hit the memory-mapping limit vm.max_map_count ({limit}) or run out of \
-             address space; raise the limit with `sudo sysctl -w vm.max_map_count=1048576`, \
-             or run fewer live fibers or smaller stacks (Builder::stack_size)"
+             probably hit the memory-mapping limit vm.max_map_count ({maps}) or run out of \
+             address space{address_space}. Raise the limit with \
+             `sudo sysctl -w vm.max_map_count=1048576`, or run fewer live fibers or smaller \
+             stacks (Builder::stack_size)"
         ),
     )
 }
@@ -305,7 +314,7 @@ mod tests {
     fn sizes_are_page_rounded_and_bounded() {
         let page = sys::page_size();
         assert_eq!(normalize_size(MIN_STACK_SIZE + 1).unwrap() % page, 0);
-        assert!(normalize_size(MIN_STACK_SIZE + 1).unwrap() >= MIN_STACK_SIZE + 1);
+        assert!(normalize_size(MIN_STACK_SIZE + 1).unwrap() > MIN_STACK_SIZE);
         let err = normalize_size(100).unwrap_err();
         assert_eq!(err.kind(), io::ErrorKind::InvalidInput);
         assert!(err.to_string().contains("out of range"));

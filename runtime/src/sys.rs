@@ -42,6 +42,17 @@ pub(crate) fn max_map_count() -> Option<u64> {
         .and_then(|s| s.trim().parse().ok())
 }
 
+/// The soft address-space limit (RLIMIT_AS) in bytes, if one is set.
+pub(crate) fn address_space_limit() -> Option<u64> {
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // getrlimit writes into the struct we own.
+    syscall!(getrlimit(libc::RLIMIT_AS, &mut lim)).ok()?;
+    (lim.rlim_cur != libc::RLIM_INFINITY).then_some(lim.rlim_cur)
+}
+
 /// Reserves `len` bytes of private, anonymous, read-write memory without
 /// committing swap for it (`MAP_NORESERVE`). Pages cost memory only once touched.
 pub(crate) fn map_reserve(len: usize) -> io::Result<*mut u8> {

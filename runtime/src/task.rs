@@ -165,6 +165,7 @@ impl<F, T> Drop for Job<F, T> {
 /// error instead (it names the limit that was hit and how to raise it).
 ///
 /// ```
+/// # extern crate sylvan_runtime as sylvan;
 /// // Straight from a plain `main`: the global runtime starts on first use.
 /// let h = sylvan::spawn(|| "hello from a fiber");
 /// assert_eq!(h.join().unwrap(), "hello from a fiber");
@@ -174,6 +175,7 @@ impl<F, T> Drop for Job<F, T> {
 /// worker thread):
 ///
 /// ```compile_fail
+/// # extern crate sylvan_runtime as sylvan;
 /// let rc = std::rc::Rc::new(1);
 /// sylvan::spawn(move || *rc + 1);
 /// ```
@@ -192,6 +194,7 @@ where
 /// When called outside a fiber, or if no stack can be allocated.
 ///
 /// ```
+/// # extern crate sylvan_runtime as sylvan;
 /// use std::rc::Rc;
 /// sylvan::run(|| {
 ///     let shared = Rc::new(5);
@@ -246,6 +249,7 @@ where
 /// Configures one fiber before spawning it (name, stack size).
 ///
 /// ```
+/// # extern crate sylvan_runtime as sylvan;
 /// let h = sylvan::Builder::new()
 ///     .name("parser")
 ///     .stack_size(1 << 20)
@@ -305,6 +309,7 @@ impl<T> JoinHandle<T> {
     /// Works from a fiber (which parks) and from a plain thread (which blocks).
     ///
     /// ```
+    /// # extern crate sylvan_runtime as sylvan;
     /// let h = sylvan::spawn(|| panic!("boom"));
     /// let err = h.join().unwrap_err();
     /// assert!(err.is_panic());
@@ -322,6 +327,7 @@ impl<T> JoinHandle<T> {
     /// never parks cannot be cancelled. No-op on a finished fiber.
     ///
     /// ```
+    /// # extern crate sylvan_runtime as sylvan;
     /// use std::time::Duration;
     /// let h = sylvan::spawn(|| sylvan::sleep(Duration::from_secs(3600)));
     /// h.cancel();

@@ -18,6 +18,7 @@ use crate::park::{self, TimeoutUnwind};
 /// A cancellation point: a cancelled fiber unwinds out of it.
 ///
 /// ```
+/// # extern crate sylvan_runtime as sylvan;
 /// use std::time::{Duration, Instant};
 /// let start = Instant::now();
 /// sylvan::spawn(|| sylvan::sleep(Duration::from_millis(10))).join().unwrap();
@@ -42,6 +43,7 @@ pub fn sleep_until(deadline: Instant) {
 /// thread it yields the OS thread. A cancellation point.
 ///
 /// ```
+/// # extern crate sylvan_runtime as sylvan;
 /// sylvan::run(|| {
 ///     let h = sylvan::spawn_local(|| 1);
 ///     sylvan::yield_now(); // the new fiber runs now
@@ -97,6 +99,7 @@ impl From<Elapsed> for io::Error {
 /// plain threads.
 ///
 /// ```
+/// # extern crate sylvan_runtime as sylvan;
 /// use std::time::Duration;
 /// let r = sylvan::timeout(Duration::from_millis(20), || {
 ///     sylvan::sleep(Duration::from_secs(60));

@@ -1,0 +1,197 @@
+//! The parking protocol under stress: wakeups between fibers on different
+//! workers and plain threads, never lost, never doubled; and the guarantee
+//! that a started fiber never changes thread.
+
+mod support;
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use support::{on_workers, Signal};
+
+/// A fiber and a plain thread play ping-pong through two signals.
+fn ping_pong_with_thread(workers: usize, rounds: u64) {
+    let ping = Arc::new(Signal::new());
+    let pong = Arc::new(Signal::new());
+    let (p1, q1) = (ping.clone(), pong.clone());
+    let thread = std::thread::spawn(move || {
+        for i in 1..=rounds {
+            p1.wait_for(i);
+            q1.notify();
+        }
+    });
+    let (p2, q2) = (ping.clone(), pong.clone());
+    on_workers(workers, move || {
+        for i in 1..=rounds {
+            p2.notify();
+            q2.wait_for(i);
+        }
+    });
+    thread.join().unwrap();
+    assert_eq!(ping.count(), rounds);
+    assert_eq!(pong.count(), rounds);
+}
+
+#[test]
+fn ping_pong_between_a_fiber_and_a_plain_thread_one_worker() {
+    ping_pong_with_thread(1, 20_000);
+}
+
+#[test]
+fn ping_pong_between_a_fiber_and_a_plain_thread_four_workers() {
+    ping_pong_with_thread(4, 20_000);
+}
+
+/// A ring of fibers spread over 4 workers and plain threads, passing a token
+/// around: every hop is a wakeup, many of them cross-thread.
+#[test]
+fn token_ring_across_fibers_and_threads() {
+    const MEMBERS: usize = 16;
+    const LAPS: u64 = 2_000;
+    let signals: Arc<Vec<Signal>> = Arc::new((0..MEMBERS).map(|_| Signal::new()).collect());
+    let rt = sylvan::Runtime::builder().workers(4).build().unwrap();
+    let member = |i: usize, signals: Arc<Vec<Signal>>| {
+        move || {
+            for lap in 1..=LAPS {
+                signals[i].wait_for(lap);
+                signals[(i + 1) % MEMBERS].notify();
+            }
+        }
+    };
+    let mut fibers = Vec::new();
+    let mut threads = Vec::new();
+    for i in 0..MEMBERS {
+        if i % 4 == 3 {
+            threads.push(std::thread::spawn(member(i, signals.clone())));
+        } else {
+            fibers.push(rt.spawn(member(i, signals.clone())));
+        }
+    }
+    signals[0].notify();
+    for f in fibers {
+        f.join().unwrap();
+    }
+    for t in threads {
+        t.join().unwrap();
+    }
+    for (i, s) in signals.iter().enumerate() {
+        // Member 0 got the initial token plus one per lap from the last member.
+        let expected = if i == 0 { LAPS + 1 } else { LAPS };
+        assert_eq!(s.count(), expected, "member {i}");
+    }
+}
+
+/// Many wakers race to wake the same parked fiber; each wake round must be
+/// observed, and the fiber must never be resumed twice for one park (a double
+/// resume trips the hub's invariants and aborts the test process).
+#[test]
+fn concurrent_wakers_on_one_fiber() {
+    const WAKERS: usize = 6;
+    const ROUNDS: u64 = 3_000;
+    let rt = sylvan::Runtime::builder().workers(4).build().unwrap();
+    let target = Arc::new(Signal::new());
+    let acks: Arc<Vec<Signal>> = Arc::new((0..WAKERS).map(|_| Signal::new()).collect());
+    let (t2, a2) = (target.clone(), acks.clone());
+    let waiter = rt.spawn(move || {
+        // Needs WAKERS notifications per round, then releases every waker.
+        for round in 1..=ROUNDS {
+            t2.wait_for(round * WAKERS as u64);
+            for a in a2.iter() {
+                a.notify();
+            }
+        }
+    });
+    let mut wakers = Vec::new();
+    for w in 0..WAKERS {
+        let target = target.clone();
+        let acks = acks.clone();
+        let body = move || {
+            for round in 1..=ROUNDS {
+                target.notify();
+                acks[w].wait_for(round);
+            }
+        };
+        if w % 2 == 0 {
+            wakers.push(std::thread::spawn(body));
+        } else {
+            let h = rt.spawn(body);
+            wakers.push(std::thread::spawn(move || h.join().unwrap()));
+        }
+    }
+    waiter.join().unwrap();
+    for w in wakers {
+        w.join().unwrap();
+    }
+    assert_eq!(target.count(), ROUNDS * WAKERS as u64);
+}
+
+/// A wake that arrives before the park (the token case) is not lost.
+#[test]
+fn wake_before_park_is_kept_as_a_token() {
+    on_workers(1, || {
+        let waker = sylvan::park::current_waker();
+        waker.wake();
+        // Must return at once, consuming the token.
+        sylvan::park::park();
+        // And a deadline park without a token times out.
+        assert!(sylvan::park::park_timeout(Duration::from_millis(5)));
+    });
+}
+
+/// A started fiber never changes thread, even under load with many sleeps,
+/// yields and cross-worker wakeups going on.
+#[test]
+fn started_fibers_never_change_thread() {
+    let rt = sylvan::Runtime::builder().workers(4).build().unwrap();
+    let moved = Arc::new(AtomicBool::new(false));
+    let handles: Vec<_> = (0..400u64)
+        .map(|i| {
+            let moved = moved.clone();
+            rt.spawn(move || {
+                let home = std::thread::current().id();
+                // A !Send value held across blocking calls.
+                let local = std::rc::Rc::new(i);
+                for step in 0..50u64 {
+                    if (i + step) % 3 == 0 {
+                        sylvan::sleep(Duration::from_micros(200));
+                    } else {
+                        sylvan::yield_now();
+                    }
+                    if std::thread::current().id() != home {
+                        moved.store(true, Ordering::SeqCst);
+                    }
+                }
+                *local
+            })
+        })
+        .collect();
+    let sum: u64 = handles.into_iter().map(|h| h.join().unwrap()).sum();
+    assert_eq!(sum, (0..400).sum());
+    assert!(
+        !moved.load(Ordering::SeqCst),
+        "a started fiber changed thread"
+    );
+}
+
+/// Fibers spawned from a plain thread spread over several workers.
+#[test]
+fn unstarted_fibers_are_balanced_across_workers() {
+    let rt = sylvan::Runtime::builder().workers(4).build().unwrap();
+    let handles: Vec<_> = (0..200)
+        .map(|_| {
+            rt.spawn(|| {
+                // Busy enough that one worker cannot take them all at once.
+                let t = std::time::Instant::now();
+                while t.elapsed() < Duration::from_micros(500) {
+                    std::hint::spin_loop();
+                }
+                std::thread::current().id()
+            })
+        })
+        .collect();
+    let mut threads: Vec<_> = handles.into_iter().map(|h| h.join().unwrap()).collect();
+    threads.sort_by_key(|t| format!("{t:?}"));
+    threads.dedup();
+    assert!(threads.len() >= 2, "all 200 fibers ran on one worker");
+}

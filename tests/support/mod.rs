@@ -1,0 +1,129 @@
+//! Shared helpers for the integration tests, built only on sylvan's public API.
+
+#![allow(dead_code)]
+
+use std::sync::Mutex;
+
+use sylvan::park::{self, Waker};
+
+/// Runs `f` on a fresh runtime with `workers` workers: the suites use it to
+/// run the same test on one worker and on several.
+pub fn on_workers<T: Send + 'static>(workers: usize, f: impl FnOnce() -> T + Send + 'static) -> T {
+    sylvan::Runtime::builder()
+        .workers(workers)
+        .build()
+        .expect("runtime")
+        .block_on(f)
+}
+
+/// A counting signal with one waiter, written with the register → re-check →
+/// park protocol. Usable from fibers and plain threads alike.
+#[derive(Default)]
+pub struct Signal {
+    state: Mutex<(u64, Option<Waker>)>,
+}
+
+impl Signal {
+    pub fn new() -> Signal {
+        Signal::default()
+    }
+
+    /// Adds one to the count and wakes the waiter.
+    pub fn notify(&self) {
+        let waiter = {
+            let mut s = self.state.lock().unwrap();
+            s.0 += 1;
+            s.1.take()
+        };
+        if let Some(w) = waiter {
+            w.wake();
+        }
+    }
+
+    /// Waits until the count reaches `n`.
+    pub fn wait_for(&self, n: u64) {
+        loop {
+            {
+                let mut s = self.state.lock().unwrap();
+                if s.0 >= n {
+                    return;
+                }
+                s.1 = Some(park::current_waker());
+            }
+            park::park();
+        }
+    }
+
+    pub fn count(&self) -> u64 {
+        self.state.lock().unwrap().0
+    }
+}
+
+/// Number of threads in this process (Linux).
+pub fn thread_count() -> usize {
+    std::fs::read_dir("/proc/self/task")
+        .map(|d| d.count())
+        .unwrap_or(0)
+}
+
+/// Resident set size of this process in bytes (Linux).
+pub fn rss_bytes() -> usize {
+    let statm = std::fs::read_to_string("/proc/self/statm").unwrap_or_default();
+    let pages: usize = statm
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    pages * 4096
+}
+
+/// Re-runs the current test binary for one test in a child process with
+/// `SYLVAN_CHILD=<role>` set, returning its output.
+pub fn run_child(test_name: &str, role: &str) -> std::process::Output {
+    std::process::Command::new(std::env::current_exe().unwrap())
+        .args([test_name, "--exact", "--nocapture", "--test-threads=1"])
+        .env("SYLVAN_CHILD", role)
+        .output()
+        .expect("spawn child test process")
+}
+
+/// The role this process plays when started by [`run_child`].
+pub fn child_role() -> Option<String> {
+    std::env::var("SYLVAN_CHILD").ok()
+}
+
+/// A gate many fibers/threads wait on until it is opened once.
+#[derive(Default)]
+pub struct Gate {
+    state: Mutex<(bool, Vec<Waker>)>,
+}
+
+impl Gate {
+    pub fn new() -> Gate {
+        Gate::default()
+    }
+
+    pub fn open(&self) {
+        let waiters = {
+            let mut s = self.state.lock().unwrap();
+            s.0 = true;
+            std::mem::take(&mut s.1)
+        };
+        for w in waiters {
+            w.wake();
+        }
+    }
+
+    pub fn wait(&self) {
+        loop {
+            {
+                let mut s = self.state.lock().unwrap();
+                if s.0 {
+                    return;
+                }
+                s.1.push(park::current_waker());
+            }
+            park::park();
+        }
+    }
+}
