@@ -20,11 +20,11 @@ impl Drop for DropCounter {
 #[test]
 fn shutdown_cancels_fibers_runs_destructors_and_joins_threads() {
     let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
-    let before = support::thread_count();
+    let before = support::worker_thread_count();
     let drops = Arc::new(AtomicUsize::new(0));
     {
         let rt = sylvan::Runtime::builder().workers(3).build().unwrap();
-        assert_eq!(support::thread_count(), before + 3);
+        assert_eq!(support::settle_worker_threads(before + 3), before + 3);
         let d = drops.clone();
         let handles: Vec<_> = rt.block_on(move || {
             (0..200)
@@ -53,7 +53,7 @@ fn shutdown_cancels_fibers_runs_destructors_and_joins_threads() {
         "destructors of cancelled fibers ran"
     );
     assert_eq!(
-        support::thread_count(),
+        support::settle_worker_threads(before),
         before,
         "worker threads were joined"
     );
@@ -62,7 +62,7 @@ fn shutdown_cancels_fibers_runs_destructors_and_joins_threads() {
 #[test]
 fn run_shuts_down_its_runtime() {
     let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
-    let before = support::thread_count();
+    let before = support::worker_thread_count();
     let drops = Arc::new(AtomicUsize::new(0));
     let d = drops.clone();
     let value = sylvan::run(move || {
@@ -80,7 +80,7 @@ fn run_shuts_down_its_runtime() {
     });
     assert_eq!(value, "done");
     assert_eq!(drops.load(Ordering::SeqCst), 10);
-    assert_eq!(support::thread_count(), before);
+    assert_eq!(support::settle_worker_threads(before), before);
 }
 
 #[test]

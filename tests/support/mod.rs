@@ -59,11 +59,30 @@ impl Signal {
     }
 }
 
-/// Number of threads in this process (Linux).
-pub fn thread_count() -> usize {
-    std::fs::read_dir("/proc/self/task")
-        .map(|d| d.count())
-        .unwrap_or(0)
+/// Number of sylvan worker threads (named `sylvan-worker-N`) in this process
+/// (Linux). Other threads, like the test harness's, come and go on their own.
+pub fn worker_thread_count() -> usize {
+    let Ok(dir) = std::fs::read_dir("/proc/self/task") else {
+        return 0;
+    };
+    dir.filter_map(|e| std::fs::read_to_string(e.ok()?.path().join("comm")).ok())
+        .filter(|name| name.starts_with("sylvan-worker"))
+        .count()
+}
+
+/// Waits (bounded, 10 s) until the number of sylvan worker threads is
+/// `expected`, and returns the last count seen. Thread names appear only once a
+/// new thread has started running, and an exited thread can linger in /proc
+/// for a moment after `join`, so this OS-level observation needs a short poll.
+pub fn settle_worker_threads(expected: usize) -> usize {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let n = worker_thread_count();
+        if n == expected || std::time::Instant::now() > deadline {
+            return n;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(1));
+    }
 }
 
 /// Resident set size of this process in bytes (Linux).
