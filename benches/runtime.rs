@@ -106,11 +106,15 @@ fn park_unpark(c: &mut Criterion) {
                 b.iter_custom(|iters| {
                     rt.block_on(move || {
                         let turn = Arc::new(AtomicBool::new(false));
-                        let (tx, rx) = std::sync::mpsc::channel();
-                        let t2 = turn.clone();
+                        // The partner's waker, handed over without blocking the
+                        // worker (std's blocking recv would stall the hub).
+                        let slot = Arc::new(std::sync::Mutex::new(None));
+                        let (t2, s2) = (turn.clone(), slot.clone());
                         let main = sylvan::park::current_waker();
-                        let spawn = move || {
-                            tx.send(sylvan::park::current_waker()).unwrap();
+                        // With two workers the idle one usually steals the
+                        // partner, so most wakeups cross threads.
+                        let partner = sylvan::spawn(move || {
+                            *s2.lock().unwrap() = Some(sylvan::park::current_waker());
                             for _ in 0..iters {
                                 while !t2.load(Ordering::Acquire) {
                                     sylvan::park::park();
@@ -118,11 +122,13 @@ fn park_unpark(c: &mut Criterion) {
                                 t2.store(false, Ordering::Release);
                                 main.wake();
                             }
+                        });
+                        let other = loop {
+                            if let Some(w) = slot.lock().unwrap().take() {
+                                break w;
+                            }
+                            sylvan::yield_now();
                         };
-                        // Pin the partner to another worker when there are two: a
-                        // plain spawn from a fiber may start on either worker.
-                        let partner = sylvan::spawn(spawn);
-                        let other = rx.recv().unwrap();
                         let t = Instant::now();
                         for _ in 0..iters {
                             turn.store(true, Ordering::Release);

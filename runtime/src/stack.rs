@@ -13,8 +13,12 @@
 //!   mappings per stack, and report the limit by name when the kernel refuses.
 //! * Address space is never returned to the kernel (slabs live for the process),
 //!   but memory is: a stack that goes back to the shared free list is first
-//!   `MADV_DONTNEED`ed, which keeps its guard. Each worker keeps a bounded
-//!   number of *hot* (still dirty) stacks so spawning does not cost a syscall.
+//!   `MADV_DONTNEED`ed, which keeps its guard. Each worker keeps up to
+//!   256 *hot* (still dirty) stacks so spawning does not cost a syscall or a
+//!   page fault, and a shared *warm* list of up to 1024 more balances stacks
+//!   between workers in batches (fibers often finish on another worker than
+//!   the one that spawned them). Past those bounds memory is returned, so a
+//!   burst of 100k fibers does not pin its memory forever.
 
 use std::io;
 use std::ptr::NonNull;
@@ -36,8 +40,16 @@ pub const MIN_STACK_SIZE: usize = 16 * 1024;
 /// Largest stack size a fiber may ask for (1 GiB).
 pub const MAX_STACK_SIZE: usize = 1 << 30;
 
-/// How many dirty stacks a worker keeps for reuse before returning memory.
-const HOT_STACKS_PER_WORKER: usize = 64;
+/// How many dirty stacks a worker keeps for reuse without taking a lock.
+const HOT_STACKS_PER_WORKER: usize = 256;
+
+/// How many dirty stacks the shared warm list keeps (for workers whose own
+/// pool ran dry, e.g. because their fibers finish on another worker). Beyond
+/// this, a returned stack's memory goes back to the kernel.
+const WARM_STACKS: usize = 1024;
+
+/// Stacks moved between a worker's pool and the warm list per lock.
+const BATCH: usize = 64;
 
 /// Largest slab we reserve in one `mmap` (address space only).
 const MAX_SLAB_BYTES: usize = 1 << 30;
@@ -180,7 +192,7 @@ fn refused(op: &str, err: io::Error) -> io::Error {
     )
 }
 
-/// Stacks of one total length (usable + guard).
+/// Stacks of one total length.
 struct SizeClass {
     len: usize,
     /// Clean stacks (memory already returned) ready for reuse.
@@ -197,6 +209,10 @@ unsafe impl Send for SizeClass {}
 
 /// The process-wide slab allocator behind the per-worker pools.
 static CLASSES: Mutex<Vec<SizeClass>> = Mutex::new(Vec::new());
+
+/// Dirty stacks of the default size class shared between workers:
+/// (usable size, stacks). Bounded by `WARM_STACKS`.
+static WARM: Mutex<(usize, Vec<FiberStack>)> = Mutex::new((0, Vec::new()));
 
 /// Allocates a stack with `usable` bytes (already page-rounded).
 pub(crate) fn allocate(usable: usize) -> io::Result<FiberStack> {
@@ -277,23 +293,57 @@ impl StackPool {
         }
     }
 
-    /// Takes a stack of `usable` bytes (page-rounded), reusing a hot one if possible.
+    /// Takes a stack of `usable` bytes (page-rounded): a hot one, else a
+    /// batch from the warm list, else a clean or new one from the allocator.
     pub(crate) fn get(&mut self, usable: usize) -> io::Result<FiberStack> {
-        if usable == self.default_usable {
-            if let Some(stack) = self.hot.pop() {
-                return Ok(stack);
+        if usable != self.default_usable {
+            return allocate(usable);
+        }
+        if let Some(stack) = self.hot.pop() {
+            return Ok(stack);
+        }
+        {
+            let mut warm = WARM.lock();
+            if warm.0 == usable {
+                let keep = warm.1.len().saturating_sub(BATCH);
+                self.hot.extend(warm.1.drain(keep..));
             }
         }
-        allocate(usable)
+        match self.hot.pop() {
+            Some(stack) => Ok(stack),
+            None => allocate(usable),
+        }
     }
 
     /// Gives a stack back: kept hot if it has the default size and there is
-    /// room, otherwise its memory is returned to the kernel.
+    /// room; a full pool moves a batch to the warm list; past both bounds the
+    /// memory is returned to the kernel.
     pub(crate) fn put(&mut self, stack: FiberStack) {
-        if stack.usable_size() == self.default_usable && self.hot.len() < HOT_STACKS_PER_WORKER {
-            self.hot.push(stack);
-        } else {
-            release(stack);
+        if stack.usable_size() != self.default_usable {
+            return release(stack);
+        }
+        if self.hot.len() < HOT_STACKS_PER_WORKER {
+            return self.hot.push(stack);
+        }
+        let start = self.hot.len() - BATCH;
+        let mut spill: Vec<FiberStack> = self.hot.drain(start..).collect();
+        self.hot.push(stack);
+        {
+            let mut warm = WARM.lock();
+            if warm.1.is_empty() {
+                warm.0 = self.default_usable;
+            }
+            if warm.0 == self.default_usable {
+                while warm.1.len() < WARM_STACKS {
+                    match spill.pop() {
+                        Some(s) => warm.1.push(s),
+                        None => break,
+                    }
+                }
+            }
+        }
+        for s in spill {
+            release(s);
         }
     }
 }
