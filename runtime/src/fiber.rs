@@ -37,8 +37,8 @@ use std::any::Any;
 use std::cell::{Cell, RefCell};
 use std::fmt;
 use std::num::NonZeroU64;
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, Ordering};
-use std::sync::{Arc, OnceLock};
+use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicU64, AtomicU8, AtomicUsize, Ordering};
+use std::sync::Arc;
 use std::time::Instant;
 
 use corosensei::Yielder;
@@ -73,12 +73,6 @@ impl fmt::Display for FiberId {
     }
 }
 
-/// Where a started fiber lives: its hub and its slot in the hub's fiber table.
-pub(crate) struct Owner {
-    pub(crate) hub: Arc<HubShared>,
-    pub(crate) slot: usize,
-}
-
 /// The thread-safe part of a fiber, shared by its hub, its wakers and its
 /// `JoinHandle`.
 pub(crate) struct Header {
@@ -88,8 +82,18 @@ pub(crate) struct Header {
     pub(crate) state: AtomicU8,
     /// Set by `JoinHandle::cancel` (and at runtime shutdown); sticky.
     pub(crate) cancelled: AtomicBool,
-    /// Set once, when a hub starts the fiber.
-    pub(crate) owner: OnceLock<Owner>,
+    /// The hub that started the fiber (null before start).
+    ///
+    /// # Invariant
+    /// Written once, by the starting hub before the fiber first runs, and
+    /// published to other threads by the fiber's own `RUNNING → PARKED` CAS
+    /// (release), which unparkers read with acquire before using it. While
+    /// the fiber is `PARKED` the `HubShared` is alive: the hub's thread holds
+    /// an `Arc` to it until every fiber of the hub is done, and a hub that
+    /// abandons parked fibers at shutdown leaks one `Arc` to it.
+    hub: AtomicPtr<HubShared>,
+    /// The fiber's slot in its hub's fiber table (valid once `hub` is set).
+    slot: AtomicUsize,
     /// Usable bytes of the fiber's stack (for overflow reports).
     pub(crate) stack_size: usize,
 }
@@ -101,7 +105,8 @@ impl Header {
             name: name.map(String::into_boxed_str),
             state: AtomicU8::new(RUNNING),
             cancelled: AtomicBool::new(false),
-            owner: OnceLock::new(),
+            hub: AtomicPtr::new(std::ptr::null_mut()),
+            slot: AtomicUsize::new(0),
             stack_size,
         }
     }
@@ -125,12 +130,26 @@ impl Header {
         }
         if state == PARKED {
             // We won PARKED → RUNNING: we alone queue the fiber.
-            let owner = self
-                .owner
-                .get()
-                .expect("a parked fiber has been started by a hub");
-            owner.hub.schedule(owner.slot);
+            let hub = self.hub.load(Ordering::Relaxed);
+            debug_assert!(!hub.is_null(), "a parked fiber was started by a hub");
+            // SAFETY: the fiber was PARKED, so it was started and `hub` was
+            // published by its park CAS, which our successful CAS acquired;
+            // per the field invariant the HubShared is alive while the fiber
+            // is parked.
+            unsafe { &*hub }.schedule(self.slot());
         }
+    }
+
+    /// Records the hub that starts this fiber and the fiber's slot there.
+    pub(crate) fn set_owner(&self, hub: &Arc<HubShared>, slot: usize) {
+        self.slot.store(slot, Ordering::Relaxed);
+        self.hub
+            .store(Arc::as_ptr(hub).cast_mut(), Ordering::Relaxed);
+    }
+
+    /// The fiber's slot in its hub (meaningful once started).
+    pub(crate) fn slot(&self) -> usize {
+        self.slot.load(Ordering::Relaxed)
     }
 
     /// Marks the fiber cancelled and wakes it so it notices.

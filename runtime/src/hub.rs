@@ -32,7 +32,7 @@ use corosensei::{Coroutine, CoroutineResult, Yielder};
 use crossbeam_deque::{Steal, Stealer, Worker};
 use parking_lot::Mutex;
 
-use crate::fiber::{self, FiberCtx, FiberId, Header, Owner, Suspend, DONE, PARKED};
+use crate::fiber::{self, FiberCtx, FiberId, Header, Suspend, DONE, PARKED};
 use crate::runtime::RuntimeShared;
 use crate::stack::{FiberStack, StackPool};
 use crate::timer::{TimerKey, TimerQueue};
@@ -217,7 +217,8 @@ impl Hub {
 
     fn run(&self) {
         let mut since_io = 0usize;
-        let mut last_progress = Instant::now();
+        // While shutting down: (live fibers, when that count last changed).
+        let mut wind_down: Option<(usize, Instant)> = None;
         loop {
             if self.shared.inbox_ready.load(Ordering::Acquire) {
                 self.drain_inbox();
@@ -225,23 +226,21 @@ impl Hub {
             self.fire_timers();
             if self.rt.shutdown.load(Ordering::Acquire) && !self.shutting_down.get() {
                 self.begin_shutdown();
-                last_progress = Instant::now();
             }
-            if let Some(task) = self.local.pop() {
-                self.start(task.into());
+            // `pop` costs a fence even when empty; the check is two loads.
+            if !self.local.is_empty() {
+                if let Some(task) = self.local.pop() {
+                    self.start(task.into());
+                }
             }
             let batch = self.ready.borrow().len();
             if batch > 0 {
-                let live_before = self.live.get();
                 for _ in 0..batch {
                     let next = self.ready.borrow_mut().pop_front();
                     match next {
                         Some(slot) => self.resume(slot),
                         None => break,
                     }
-                }
-                if self.live.get() < live_before {
-                    last_progress = Instant::now();
                 }
                 since_io += batch;
                 if since_io >= IO_POLL_INTERVAL {
@@ -255,12 +254,19 @@ impl Hub {
                 continue;
             }
             if self.shutting_down.get() {
-                if self.live.get() == 0 {
+                let live = self.live.get();
+                if live == 0 {
                     return;
                 }
-                if last_progress.elapsed() > SHUTDOWN_GRACE {
-                    self.abandon_fibers();
-                    return;
+                let now = Instant::now();
+                match wind_down {
+                    Some((n, since)) if n == live => {
+                        if now - since > SHUTDOWN_GRACE {
+                            self.abandon_fibers();
+                            return;
+                        }
+                    }
+                    _ => wind_down = Some((live, now)),
                 }
             }
             since_io = 0;
@@ -305,6 +311,15 @@ impl Hub {
         t
     }
 
+    /// A stack for a fiber spawned on this worker, from its pool.
+    pub(crate) fn stack(&self, size: Option<usize>) -> io::Result<FiberStack> {
+        let usable = match size {
+            Some(s) => crate::stack::normalize_size(s)?,
+            None => self.rt.stack_size,
+        };
+        self.stacks.borrow_mut().get(usable)
+    }
+
     /// Starts a task: makes its coroutine and queues it.
     pub(crate) fn start(&self, task: LocalTask) {
         if self.shutting_down.get() {
@@ -318,13 +333,7 @@ impl Hub {
             fibers.push(None);
             fibers.len() - 1
         });
-        let owner = Owner {
-            hub: self.shared.clone(),
-            slot,
-        };
-        if header.owner.set(owner).is_err() {
-            unreachable!("a task is started once");
-        }
+        header.set_owner(&self.shared, slot);
         let guard = stack.guard_range();
         let co = Coroutine::with_stack(stack, move |y: &Yielder<(), Suspend>, ()| {
             fiber::with_current(|ctx| ctx.yielder.set(y));
@@ -483,6 +492,9 @@ impl Hub {
             std::mem::forget(f);
         }
         self.live.set(0);
+        // Abandoned fibers stay PARKED forever; a late wake must still find
+        // this hub's shared part alive (see `Header::hub`).
+        std::mem::forget(self.shared.clone());
         eprintln!(
             "sylvan: at shutdown, {} fiber(s) did not finish within {:?} of being cancelled \
              and were abandoned: {}",

@@ -217,13 +217,18 @@ fn interruptible(shield: u32) -> bool {
 }
 
 pub(crate) fn raise_interrupts(ctx: &FiberCtx) {
+    // Fast path: nothing pending (no cancellation, no enclosing timeout).
+    let cancelled = ctx.header.is_cancelled();
+    let top = ctx.deadlines.borrow().last().copied();
+    if !cancelled && top.is_none() {
+        return;
+    }
     if !interruptible(ctx.shielded.get()) {
         return;
     }
-    if ctx.header.is_cancelled() {
+    if cancelled {
         std::panic::resume_unwind(Box::new(CancelUnwind));
     }
-    let top = ctx.deadlines.borrow().last().copied();
     if let Some(d) = top {
         if Instant::now() >= d.at {
             std::panic::resume_unwind(Box::new(TimeoutUnwind { id: d.id }));
@@ -282,8 +287,7 @@ fn fiber_park(ctx: &FiberCtx, deadline: Option<Instant>) {
             return raise_interrupts(ctx);
         }
     }
-    let owner = header.owner.get().expect("running fiber has an owner");
-    let timer = until.map(|at| hub::add_timer(at, owner.slot, header.id));
+    let timer = until.map(|at| hub::add_timer(at, header.slot(), header.id));
     match header
         .state
         .compare_exchange(RUNNING, PARKED, Ordering::AcqRel, Ordering::Acquire)

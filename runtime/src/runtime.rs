@@ -82,20 +82,13 @@ impl RuntimeShared {
     /// A stack for a new fiber: from the current worker's pool when the caller
     /// is a worker of this runtime, else straight from the allocator.
     pub(crate) fn stack(self: &Arc<Self>, size: Option<usize>) -> io::Result<stack::FiberStack> {
-        let usable = match size {
-            Some(s) => stack::normalize_size(s)?,
-            None => self.stack_size,
-        };
-        let pooled = hub::with_hub(|hub| {
-            if Arc::ptr_eq(&hub.rt, self) {
-                Some(hub.stacks.borrow_mut().get(usable))
-            } else {
-                None
-            }
-        });
+        let pooled = hub::with_hub(|hub| Arc::ptr_eq(&hub.rt, self).then(|| hub.stack(size)));
         match pooled.flatten() {
             Some(r) => r,
-            None => stack::allocate(usable),
+            None => match size {
+                Some(s) => stack::allocate(stack::normalize_size(s)?),
+                None => stack::allocate(self.stack_size),
+            },
         }
     }
 

@@ -228,17 +228,33 @@ where
     JoinHandle { header, cell }
 }
 
-/// Spawns onto a specific runtime (shared by `spawn`, `Builder` and `Runtime`).
+/// Spawns onto a specific runtime (used by `Runtime::spawn` and off-worker
+/// spawns).
 pub(crate) fn spawn_on<F, T>(rt: &Arc<RuntimeShared>, b: Builder, f: F) -> io::Result<JoinHandle<T>>
 where
     F: FnOnce() -> T + Send + 'static,
     T: Send + 'static,
 {
-    let stack = rt.stack(b.stack_size)?;
+    spawn_with(b, f, |size| rt.stack(size), |task| rt.submit(task))
+}
+
+/// The one recipe for a spawn: a stack, a header, a join cell, and the task
+/// handed to `submit`.
+fn spawn_with<F, T>(
+    b: Builder,
+    f: F,
+    stack: impl FnOnce(Option<usize>) -> io::Result<crate::stack::FiberStack>,
+    submit: impl FnOnce(Task),
+) -> io::Result<JoinHandle<T>>
+where
+    F: FnOnce() -> T + Send + 'static,
+    T: Send + 'static,
+{
+    let stack = stack(b.stack_size)?;
     let header = Arc::new(Header::new(b.name, stack.usable_size()));
     let cell = Arc::new(JoinCell::new());
     let job = Job::new(f, cell.clone(), None);
-    rt.submit(Task {
+    submit(Task {
         header: header.clone(),
         stack,
         run: Box::new(move || job.run()),
@@ -292,7 +308,26 @@ impl Builder {
         F: FnOnce() -> T + Send + 'static,
         T: Send + 'static,
     {
-        spawn_on(&runtime::current(), self, f)
+        // On a worker (the common case), one look-up of its hub serves for
+        // the stack pool, the deque and the wake-up.
+        let mut args = Some((self, f));
+        let on_hub = hub::with_hub(|hub| {
+            let (b, f) = args.take().expect("taken once");
+            spawn_with(
+                b,
+                f,
+                |size| hub.stack(size),
+                |task| {
+                    hub.local.push(task);
+                    hub.rt.notify_one();
+                },
+            )
+        });
+        match (on_hub, args) {
+            (Some(result), _) => result,
+            (None, Some((b, f))) => spawn_on(&runtime::current(), b, f),
+            (None, None) => unreachable!("arguments are used by exactly one path"),
+        }
     }
 }
 

@@ -52,7 +52,8 @@ pub fn sleep_until(deadline: Instant) {
 /// ```
 pub fn yield_now() {
     let switched = fiber::with_current(|ctx| {
-        park::raise_interrupts(ctx);
+        // One check, after the switch, covers interruptions that were pending
+        // before it too.
         ctx.suspend(Suspend::Yield);
         park::raise_interrupts(ctx);
     });
