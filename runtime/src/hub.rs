@@ -438,6 +438,16 @@ impl Hub {
         } else {
             timeout
         };
+        // Idle: a good moment to return the memory of unused stacks; come
+        // back when the dirty pool will have been quiet long enough.
+        let now = Instant::now();
+        let timeout = match crate::stack::trim_if_quiet(now) {
+            Some(at) => {
+                let until = at.saturating_duration_since(now);
+                Some(timeout.map_or(until, |t| t.min(until)))
+            }
+            None => timeout,
+        };
         self.shared.sleeping.store(true, Ordering::SeqCst);
         // Re-check after announcing sleep (pairs with the SeqCst store or
         // fence wakers make before they look at `sleeping`).

@@ -11,18 +11,23 @@
 //!   `vm.max_map_count` (65530) does not cap the number of fibers. Older kernels
 //!   answer `EINVAL`; we then fall back to `mprotect` guards, which cost two
 //!   mappings per stack, and report the limit by name when the kernel refuses.
-//! * Address space is never returned to the kernel (slabs live for the process),
-//!   but memory is: a stack that goes back to the shared free list is first
-//!   `MADV_DONTNEED`ed, which keeps its guard. Each worker keeps up to
-//!   256 *hot* (still dirty) stacks so spawning does not cost a syscall or a
-//!   page fault, and a shared *warm* list of up to 1024 more balances stacks
-//!   between workers in batches (fibers often finish on another worker than
-//!   the one that spawned them). Past those bounds memory is returned, so a
-//!   burst of 100k fibers does not pin its memory forever.
+//! * Address space is never returned to the kernel (slabs live for the
+//!   process), but memory is. Each worker keeps up to 256 *hot* (dirty)
+//!   stacks, so spawning costs no syscall and no page fault. Beyond that,
+//!   stacks move in batches of 64 to a shared *dirty* pool, which also
+//!   balances stacks between workers (fibers often finish on another worker
+//!   than the one that spawned them). Once the dirty pool has gone unused for
+//!   a second, an idle hub returns its memory with `MADV_DONTNEED`, sorted
+//!   and coalesced so that adjacent stacks cost one call (a `madvise` that
+//!   zaps pages costs a TLB-shootdown IPI to every core; one per stack made a
+//!   burst of 100k fibers spend most of its time there). `MADV_DONTNEED`
+//!   keeps guard markers, so returned stacks stay guarded. A burst of 100k
+//!   fibers therefore does not pin its memory for longer than that second.
 
 use std::io;
 use std::ptr::NonNull;
-use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicU8, Ordering};
+use std::time::{Duration, Instant};
 
 use corosensei::stack::{Stack, StackPointer};
 use parking_lot::Mutex;
@@ -43,13 +48,11 @@ pub const MAX_STACK_SIZE: usize = 1 << 30;
 /// How many dirty stacks a worker keeps for reuse without taking a lock.
 const HOT_STACKS_PER_WORKER: usize = 256;
 
-/// How many dirty stacks the shared warm list keeps (for workers whose own
-/// pool ran dry, e.g. because their fibers finish on another worker). Beyond
-/// this, a returned stack's memory goes back to the kernel.
-const WARM_STACKS: usize = 1024;
-
-/// Stacks moved between a worker's pool and the warm list per lock.
+/// Stacks moved between a worker's pool and the shared dirty pool per lock.
 const BATCH: usize = 64;
+
+/// How long the dirty pool must go unused before its memory is returned.
+pub(crate) const TRIM_AFTER: Duration = Duration::from_secs(1);
 
 /// Largest slab we reserve in one `mmap` (address space only).
 const MAX_SLAB_BYTES: usize = 1 << 30;
@@ -210,9 +213,110 @@ unsafe impl Send for SizeClass {}
 /// The process-wide slab allocator behind the per-worker pools.
 static CLASSES: Mutex<Vec<SizeClass>> = Mutex::new(Vec::new());
 
-/// Dirty stacks of the default size class shared between workers:
-/// (usable size, stacks). Bounded by `WARM_STACKS`.
-static WARM: Mutex<(usize, Vec<FiberStack>)> = Mutex::new((0, Vec::new()));
+/// Dirty (not yet returned) stacks shared between workers, per usable size.
+static DIRTY: Mutex<Vec<(usize, Vec<FiberStack>)>> = Mutex::new(Vec::new());
+
+/// Bumped on every use of `DIRTY`, so idle hubs can tell it has gone quiet.
+static DIRTY_ACTIVITY: AtomicU64 = AtomicU64::new(0);
+
+/// What the last trim check saw: (activity count, when it last changed).
+static TRIM_WATCH: Mutex<Option<(u64, Instant)>> = Mutex::new(None);
+
+/// Moves up to `max` dirty stacks of `usable` bytes into `out`.
+fn take_dirty(usable: usize, max: usize, out: &mut Vec<FiberStack>) {
+    let mut dirty = DIRTY.lock();
+    if let Some((_, list)) = dirty
+        .iter_mut()
+        .find(|(u, l)| *u == usable && !l.is_empty())
+    {
+        let keep = list.len().saturating_sub(max);
+        out.extend(list.drain(keep..));
+        DIRTY_ACTIVITY.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+/// Adds dirty stacks (all of `usable` bytes) to the shared pool.
+fn give_dirty(usable: usize, stacks: impl IntoIterator<Item = FiberStack>) {
+    let mut dirty = DIRTY.lock();
+    let idx = match dirty.iter().position(|(u, _)| *u == usable) {
+        Some(i) => i,
+        None => {
+            dirty.push((usable, Vec::new()));
+            dirty.len() - 1
+        }
+    };
+    dirty[idx].1.extend(stacks);
+    DIRTY_ACTIVITY.fetch_add(1, Ordering::Relaxed);
+}
+
+/// Called by a hub about to sleep: returns the dirty pool's memory if the
+/// pool has been unused for [`TRIM_AFTER`]. Returns when to check again
+/// (`None`: nothing left to trim).
+pub(crate) fn trim_if_quiet(now: Instant) -> Option<Instant> {
+    let activity = DIRTY_ACTIVITY.load(Ordering::Relaxed);
+    let mut watch = TRIM_WATCH.lock();
+    if DIRTY.lock().iter().all(|(_, l)| l.is_empty()) {
+        *watch = None;
+        return None;
+    }
+    match *watch {
+        Some((seen, since)) if seen == activity => {
+            if now.saturating_duration_since(since) < TRIM_AFTER {
+                return Some(since + TRIM_AFTER);
+            }
+        }
+        _ => {
+            *watch = Some((activity, now));
+            return Some(now + TRIM_AFTER);
+        }
+    }
+    *watch = None;
+    let taken: Vec<FiberStack> = DIRTY
+        .lock()
+        .iter_mut()
+        .flat_map(|(_, l)| std::mem::take(l))
+        .collect();
+    drop(watch);
+    release_all(taken);
+    None
+}
+
+/// Returns the memory of many stacks, one `madvise` per run of adjacent
+/// stacks, and files them as clean.
+pub(crate) fn release_all(mut stacks: Vec<FiberStack>) {
+    if stacks.is_empty() {
+        return;
+    }
+    stacks.sort_by_key(|s| s.bottom.as_ptr() as usize);
+    let mut run_start = 0;
+    for i in 1..=stacks.len() {
+        let adjacent = i < stacks.len() && {
+            let prev = &stacks[i - 1];
+            prev.bottom.as_ptr() as usize + prev.len == stacks[i].bottom.as_ptr() as usize
+        };
+        if !adjacent {
+            // Zap from the first usable byte to the end of the run; guard
+            // pages inside the run keep their markers (or PROT_NONE).
+            let first = &stacks[run_start];
+            let last = &stacks[i - 1];
+            let end = last.bottom.as_ptr() as usize + last.len;
+            let start = first.usable_ptr();
+            if sys::madvise(start, end - start as usize, libc::MADV_DONTNEED).is_err() {
+                // Cannot happen for ranges inside our own mappings; if it
+                // does, do not hand these stacks out again as clean.
+                stacks.drain(run_start..i).for_each(std::mem::forget);
+                return release_all(stacks);
+            }
+            run_start = i;
+        }
+    }
+    let mut classes = CLASSES.lock();
+    for stack in stacks {
+        if let Some(class) = classes.iter_mut().find(|c| c.len == stack.len) {
+            class.free.push(stack);
+        }
+    }
+}
 
 /// Allocates a stack with `usable` bytes (already page-rounded).
 pub(crate) fn allocate(usable: usize) -> io::Result<FiberStack> {
@@ -263,21 +367,6 @@ pub(crate) fn allocate(usable: usize) -> io::Result<FiberStack> {
     })
 }
 
-/// Returns a stack's memory to the kernel and puts it on the shared free list.
-pub(crate) fn release(stack: FiberStack) {
-    // Dropping the pages of the usable part keeps the guard page intact.
-    if sys::madvise(stack.usable_ptr(), stack.usable_size(), libc::MADV_DONTNEED).is_err() {
-        // Cannot happen for a range inside our own mapping; if it ever does,
-        // keep the address space rather than risk handing out a dirty stack
-        // twice: the stack is simply not reused.
-        return;
-    }
-    let mut classes = CLASSES.lock();
-    if let Some(class) = classes.iter_mut().find(|c| c.len == stack.len) {
-        class.free.push(stack);
-    }
-}
-
 /// A worker's cache of hot stacks of the runtime's default size.
 pub(crate) struct StackPool {
     default_usable: usize,
@@ -294,21 +383,20 @@ impl StackPool {
     }
 
     /// Takes a stack of `usable` bytes (page-rounded): a hot one, else a
-    /// batch from the warm list, else a clean or new one from the allocator.
+    /// batch from the shared dirty pool, else a clean or new one.
     pub(crate) fn get(&mut self, usable: usize) -> io::Result<FiberStack> {
         if usable != self.default_usable {
-            return allocate(usable);
+            let mut one = Vec::new();
+            take_dirty(usable, 1, &mut one);
+            return match one.pop() {
+                Some(stack) => Ok(stack),
+                None => allocate(usable),
+            };
         }
         if let Some(stack) = self.hot.pop() {
             return Ok(stack);
         }
-        {
-            let mut warm = WARM.lock();
-            if warm.0 == usable {
-                let keep = warm.1.len().saturating_sub(BATCH);
-                self.hot.extend(warm.1.drain(keep..));
-            }
-        }
+        take_dirty(usable, BATCH, &mut self.hot);
         match self.hot.pop() {
             Some(stack) => Ok(stack),
             None => allocate(usable),
@@ -316,49 +404,49 @@ impl StackPool {
     }
 
     /// Gives a stack back: kept hot if it has the default size and there is
-    /// room; a full pool moves a batch to the warm list; past both bounds the
-    /// memory is returned to the kernel.
+    /// room, else (with a batch of hot ones) handed to the shared dirty pool.
     pub(crate) fn put(&mut self, stack: FiberStack) {
-        if stack.usable_size() != self.default_usable {
-            return release(stack);
+        let usable = stack.usable_size();
+        if usable != self.default_usable {
+            return give_dirty(usable, [stack]);
         }
         if self.hot.len() < HOT_STACKS_PER_WORKER {
             return self.hot.push(stack);
         }
         let start = self.hot.len() - BATCH;
-        let mut spill: Vec<FiberStack> = self.hot.drain(start..).collect();
+        let spill: Vec<FiberStack> = self.hot.drain(start..).collect();
         self.hot.push(stack);
-        {
-            let mut warm = WARM.lock();
-            if warm.1.is_empty() {
-                warm.0 = self.default_usable;
-            }
-            if warm.0 == self.default_usable {
-                while warm.1.len() < WARM_STACKS {
-                    match spill.pop() {
-                        Some(s) => warm.1.push(s),
-                        None => break,
-                    }
-                }
-            }
-        }
-        for s in spill {
-            release(s);
-        }
+        give_dirty(usable, spill);
     }
 }
 
 impl Drop for StackPool {
     fn drop(&mut self) {
-        for stack in self.hot.drain(..) {
-            release(stack);
-        }
+        release_all(std::mem::take(&mut self.hot));
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Whether `addr` can be read, asked of the kernel without faulting:
+    /// process_vm_readv fails with EFAULT on a guard page.
+    fn readable(addr: usize) -> bool {
+        let mut byte = 0u8;
+        let local = libc::iovec {
+            iov_base: (&mut byte as *mut u8).cast(),
+            iov_len: 1,
+        };
+        let remote = libc::iovec {
+            iov_base: addr as *mut libc::c_void,
+            iov_len: 1,
+        };
+        // SAFETY: reads one byte from our own address space into `byte`; the
+        // kernel validates the remote address and reports EFAULT instead of
+        // faulting.
+        unsafe { libc::process_vm_readv(libc::getpid(), &local, 1, &remote, 1, 0) == 1 }
+    }
 
     #[test]
     fn sizes_are_page_rounded_and_bounded() {
@@ -372,12 +460,13 @@ mod tests {
     }
 
     #[test]
-    fn stacks_are_disjoint_writable_and_reused() {
-        let usable = normalize_size(64 * 1024).unwrap();
+    fn stacks_are_disjoint_guarded_and_come_back_clean() {
+        // A size no other test uses, so the class is ours alone.
+        let usable = normalize_size(72 * 1024).unwrap();
         let stacks: Vec<_> = (0..40).map(|_| allocate(usable).unwrap()).collect();
         let mut ranges: Vec<(usize, usize)> = stacks
             .iter()
-            .map(|s| (s.limit().get() - s.guard, s.base().get()))
+            .map(|s| (s.guard_range().0, s.base().get()))
             .collect();
         ranges.sort();
         for w in ranges.windows(2) {
@@ -386,38 +475,105 @@ mod tests {
         for s in &stacks {
             assert_eq!(s.usable_size(), usable);
             assert_eq!(s.base().get() % 16, 0);
-            // Touch the first and last usable byte.
+            let (lo, hi) = s.guard_range();
+            assert_eq!(hi - lo, sys::page_size());
+            assert!(
+                !readable(lo) && !readable(hi - 1),
+                "guard page is inaccessible"
+            );
             // SAFETY: both addresses lie inside the stack's usable range.
             unsafe {
                 *(s.limit().get() as *mut u8) = 1;
                 *((s.base().get() - 1) as *mut u8) = 2;
             }
         }
-        let first = stacks[0].bottom;
+        let guards: Vec<_> = stacks.iter().map(|s| s.guard_range().0).collect();
+        // One coalesced release for all 40 (mostly adjacent) stacks.
+        release_all(stacks);
+        for g in guards {
+            assert!(!readable(g), "a coalesced MADV_DONTNEED must keep guards");
+        }
+        let reused: Vec<_> = (0..40).map(|_| allocate(usable).unwrap()).collect();
+        for s in &reused {
+            // SAFETY: the addresses are inside the stack's usable range.
+            let (a, b) = unsafe {
+                (
+                    *(s.limit().get() as *const u8),
+                    *((s.base().get() - 1) as *const u8),
+                )
+            };
+            assert_eq!(
+                (a, b),
+                (0, 0),
+                "released stack memory must come back zeroed"
+            );
+        }
+        release_all(reused);
+    }
+
+    /// Tests that look at or trim the shared dirty pool run one at a time.
+    static SERIAL: Mutex<()> = Mutex::new(());
+
+    #[test]
+    fn pool_reuses_hot_stacks_and_spills_to_the_dirty_pool() {
+        let _serial = SERIAL.lock();
+        let usable = normalize_size(80 * 1024).unwrap();
         let mut pool = StackPool::new(usable);
+        let stacks: Vec<_> = (0..HOT_STACKS_PER_WORKER + 1)
+            .map(|_| pool.get(usable).unwrap())
+            .collect();
+        let first = stacks[0].bottom;
         for s in stacks {
             pool.put(s);
         }
-        // Hot stacks come back dirty and first; the rest were released.
+        assert_eq!(pool.hot.len(), HOT_STACKS_PER_WORKER - BATCH + 1);
+        let spilled = DIRTY
+            .lock()
+            .iter()
+            .find(|(u, _)| *u == usable)
+            .map_or(0, |(_, l)| l.len());
+        assert_eq!(spilled, BATCH);
+        // A second pool (another worker) takes a batch from the dirty pool.
+        let mut other = StackPool::new(usable);
+        let s = other.get(usable).unwrap();
+        assert_eq!(other.hot.len(), BATCH - 1);
+        other.put(s);
+        // Hot stacks are still dirty (no syscall on reuse).
         let again = pool.get(usable).unwrap();
-        assert_eq!(again.usable_size(), usable);
-        drop(pool);
-        release(again);
-        // A released stack is reused by the allocator and reads as zero.
-        let reused = allocate(usable).unwrap();
-        // SAFETY: the address is inside the stack's usable range.
-        let byte = unsafe { *(reused.limit().get() as *const u8) };
-        assert_eq!(byte, 0, "released stack memory must be returned (zeroed)");
         let _ = first;
-        release(reused);
+        pool.put(again);
+    }
+
+    #[test]
+    fn trim_waits_for_quiet_then_returns_memory() {
+        let _serial = SERIAL.lock();
+        let t0 = Instant::now();
+        let usable = normalize_size(88 * 1024).unwrap();
+        let s = allocate(usable).unwrap();
+        give_dirty(usable, [s]);
+        // First look: activity changed, come back later.
+        let again = trim_if_quiet(t0).expect("something to trim");
+        assert!(again > t0);
+        // Not quiet long enough yet (unless another test touched the pool,
+        // which only postpones the trim).
+        let later = trim_if_quiet(t0 + TRIM_AFTER / 2);
+        assert!(later.is_some());
+        // After the quiet period everything is returned.
+        let mut done = false;
+        for k in 2..10u32 {
+            if trim_if_quiet(t0 + TRIM_AFTER * k).is_none() {
+                done = true;
+                break;
+            }
+        }
+        assert!(done, "the dirty pool was trimmed");
+        assert!(DIRTY.lock().iter().all(|(_, l)| l.is_empty()));
     }
 
     #[test]
     fn guard_mode_is_probed() {
         let s = allocate(normalize_size(MIN_STACK_SIZE).unwrap()).unwrap();
         assert!(uses_guard_markers().is_some());
-        let (lo, hi) = s.guard_range();
-        assert_eq!(hi - lo, sys::page_size());
-        release(s);
+        release_all(vec![s]);
     }
 }
