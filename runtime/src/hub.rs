@@ -449,8 +449,10 @@ impl Hub {
             None => timeout,
         };
         self.shared.sleeping.store(true, Ordering::SeqCst);
-        // Re-check after announcing sleep (pairs with the SeqCst store or
-        // fence wakers make before they look at `sleeping`).
+        // Re-check after announcing sleep. The fence pairs with the one in
+        // `RuntimeShared::notify_one` (and the SeqCst inbox flag): either we
+        // see the queued work here, or the waker sees `sleeping` and wakes us.
+        std::sync::atomic::fence(Ordering::SeqCst);
         if self.has_pending_work() {
             self.shared.sleeping.store(false, Ordering::SeqCst);
             return;
