@@ -220,6 +220,17 @@ impl FiberCtx {
         }
     }
 
+    /// Makes a finished fiber's context ready for a new fiber.
+    pub(crate) fn reset(&mut self, header: Arc<Header>, guard: (usize, usize)) {
+        self.header = header;
+        self.yielder.set(std::ptr::null());
+        self.deadlines.get_mut().clear();
+        self.shielded.set(0);
+        // A finished fiber's locals were dropped when its closure returned.
+        debug_assert!(self.locals.get_mut().is_empty());
+        self.guard = guard;
+    }
+
     /// Switches back to the hub.
     pub(crate) fn suspend(&self, why: Suspend) {
         let yielder = self.yielder.get();
