@@ -152,6 +152,8 @@ pub(crate) struct Hub {
     ready: RefCell<VecDeque<usize>>,
     fibers: RefCell<Vec<Option<Box<Fiber>>>>,
     free_slots: RefCell<Vec<usize>>,
+    /// Finished fibers' boxes, kept so the allocation itself is reused.
+    #[allow(clippy::vec_box)]
     spare: RefCell<Vec<Box<Fiber>>>,
     timers: RefCell<TimerQueue<(usize, FiberId)>>,
     pub(crate) stacks: RefCell<StackPool>,
