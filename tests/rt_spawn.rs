@@ -295,3 +295,42 @@ fn unblock_runs_on_the_pool_and_propagates_panics() {
         assert_eq!(s, (0..64u64).map(|i| i * i).sum());
     });
 }
+
+#[test]
+fn a_fiber_joining_itself_gets_a_clear_panic() {
+    use std::sync::Mutex;
+    on_workers(1, || {
+        let own: Arc<Mutex<Option<sylvan::JoinHandle<()>>>> = Arc::new(Mutex::new(None));
+        let handed = Arc::new(support::Signal::new());
+        let reported = Arc::new(support::Signal::new());
+        let message = Arc::new(Mutex::new(String::new()));
+        let h = sylvan::Builder::new()
+            .name("narcissus")
+            .spawn({
+                let (own, handed, reported, message) = (
+                    own.clone(),
+                    handed.clone(),
+                    reported.clone(),
+                    message.clone(),
+                );
+                move || {
+                    handed.wait_for(1);
+                    let me = own.lock().unwrap().take().unwrap();
+                    let err = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| me.join()))
+                        .unwrap_err();
+                    *message.lock().unwrap() =
+                        err.downcast_ref::<String>().cloned().unwrap_or_default();
+                    reported.notify();
+                }
+            })
+            .unwrap();
+        *own.lock().unwrap() = Some(h);
+        handed.notify();
+        reported.wait_for(1);
+        let msg = message.lock().unwrap().clone();
+        assert!(
+            msg.contains("'narcissus'") && msg.contains("tried to join itself"),
+            "{msg}"
+        );
+    });
+}

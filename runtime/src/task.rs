@@ -350,7 +350,17 @@ impl<T> JoinHandle<T> {
     /// assert!(err.is_panic());
     /// assert!(err.to_string().contains("boom"));
     /// ```
+    ///
+    /// # Panics
+    /// If a fiber tries to join itself (that could never finish).
     pub fn join(self) -> Result<T, JoinError> {
+        if fiber::with_current(|c| c.header.id) == Some(self.header.id) {
+            panic!(
+                "sylvan: fiber {} tried to join itself, which would wait forever; \
+                 join it from another fiber or thread",
+                self.header.describe()
+            );
+        }
         self.cell
             .wait()
             .map_err(|f| JoinError::new(f, &self.header))
