@@ -123,11 +123,17 @@ fn park_unpark(c: &mut Criterion) {
                                 main.wake();
                             }
                         });
+                        // With two workers, busy-wait without yielding so this
+                        // worker cannot run the partner: the other one steals it.
                         let other = loop {
                             if let Some(w) = slot.lock().unwrap().take() {
                                 break w;
                             }
-                            sylvan::yield_now();
+                            if workers == 1 {
+                                sylvan::yield_now();
+                            } else {
+                                std::hint::spin_loop();
+                            }
                         };
                         let t = Instant::now();
                         for _ in 0..iters {

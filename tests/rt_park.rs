@@ -195,3 +195,74 @@ fn unstarted_fibers_are_balanced_across_workers() {
     threads.dedup();
     assert!(threads.len() >= 2, "all 200 fibers ran on one worker");
 }
+
+/// Two fibers on different workers take turns through a shared flag and the
+/// raw park/wake protocol. Regression: `unpark` used to return after a plain
+/// load when it found a wake token already present; the waker's flag store
+/// could then be reordered after that load, the other fiber consumed the old
+/// token, saw the old flag and parked, and both fibers slept forever (seen
+/// after 0.2–5 million round trips).
+fn cross_worker_ping_pong(rounds: u64, limit: Duration) {
+    use std::sync::atomic::AtomicU64;
+    use std::sync::Mutex;
+    let rt = sylvan::Runtime::builder().workers(2).build().unwrap();
+    let progress = Arc::new(AtomicU64::new(0));
+    let p2 = progress.clone();
+    let game = rt.spawn(move || {
+        let turn = Arc::new(AtomicBool::new(false));
+        let slot = Arc::new(Mutex::new(None));
+        let (t2, s2) = (turn.clone(), slot.clone());
+        let main = sylvan::park::current_waker();
+        let home = std::thread::current().id();
+        let partner = sylvan::spawn(move || {
+            *s2.lock().unwrap() =
+                Some((sylvan::park::current_waker(), std::thread::current().id()));
+            for _ in 0..rounds {
+                while !t2.load(Ordering::Acquire) {
+                    sylvan::park::park();
+                }
+                t2.store(false, Ordering::Release);
+                main.wake();
+            }
+        });
+        // Spin without yielding so that the other worker steals the partner.
+        let (other, where_) = loop {
+            if let Some(w) = slot.lock().unwrap().take() {
+                break w;
+            }
+            std::hint::spin_loop();
+        };
+        assert_ne!(where_, home, "the partner must run on the other worker");
+        for i in 0..rounds {
+            turn.store(true, Ordering::Release);
+            other.wake();
+            while turn.load(Ordering::Acquire) {
+                sylvan::park::park();
+            }
+            p2.store(i + 1, Ordering::Relaxed);
+        }
+        partner.join().unwrap();
+    });
+    let start = std::time::Instant::now();
+    while !game.is_finished() {
+        let seen = progress.load(Ordering::Relaxed);
+        assert!(
+            start.elapsed() < limit,
+            "lost wakeup: stuck after {seen} of {rounds} cross-worker round trips"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    game.join().unwrap();
+    assert_eq!(progress.load(Ordering::Relaxed), rounds);
+}
+
+#[test]
+fn cross_worker_ping_pong_loses_no_wakeup() {
+    cross_worker_ping_pong(2_000_000, Duration::from_secs(120));
+}
+
+#[test]
+#[ignore = "soak: 20 million cross-worker round trips; run with --ignored"]
+fn cross_worker_ping_pong_soak() {
+    cross_worker_ping_pong(20_000_000, Duration::from_secs(1200));
+}

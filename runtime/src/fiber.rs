@@ -32,6 +32,9 @@
 //!
 //! Wakeups are tokens, like `std::thread::park`: a stale unpark can make the
 //! next park return early, so every waiter re-checks its condition in a loop.
+//! `unpark` is always a read-modify-write of `state` (also when it finds a
+//! token already there): that is what makes the waker's writes visible to the
+//! fiber that consumes the token.
 
 use std::any::Any;
 use std::cell::{Cell, RefCell};
@@ -113,27 +116,27 @@ impl Header {
 
     /// Wakes the fiber (see the state machine). Safe from any thread.
     pub(crate) fn unpark(&self) {
-        let mut state = self.state.load(Ordering::Acquire);
-        loop {
-            let next = match state {
-                RUNNING => NOTIFIED,
-                PARKED => RUNNING,
-                _ => return,
-            };
-            match self
-                .state
-                .compare_exchange_weak(state, next, Ordering::AcqRel, Ordering::Acquire)
-            {
-                Ok(_) => break,
-                Err(actual) => state = actual,
-            }
-        }
-        if state == PARKED {
+        // Always a read-modify-write, even when a token is already there
+        // (NOTIFIED → NOTIFIED). The RMW orders whatever the waker wrote before
+        // calling us (the condition the fiber waits for) before the token, so
+        // the fiber, consuming the token with acquire, sees it. With a plain
+        // load in that case the waker's store can be reordered after the load
+        // (store→load reordering, allowed even on x86): the fiber consumes the
+        // old token, re-checks, sees the old condition and parks, and nobody
+        // wakes it again. Found by a cross-worker ping-pong stress run.
+        let prev = self
+            .state
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |s| match s {
+                RUNNING | NOTIFIED => Some(NOTIFIED),
+                PARKED => Some(RUNNING),
+                _ => None,
+            });
+        if prev == Ok(PARKED) {
             // We won PARKED → RUNNING: we alone queue the fiber.
             let hub = self.hub.load(Ordering::Relaxed);
             debug_assert!(!hub.is_null(), "a parked fiber was started by a hub");
             // SAFETY: the fiber was PARKED, so it was started and `hub` was
-            // published by its park CAS, which our successful CAS acquired;
+            // published by its park CAS, which our successful RMW acquired;
             // per the field invariant the HubShared is alive while the fiber
             // is parked.
             unsafe { &*hub }.schedule(self.slot());

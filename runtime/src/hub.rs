@@ -15,9 +15,10 @@
 //!   fires due timers, starts at most one new task (fairness between new and
 //!   running fibers), then resumes the fibers that were ready at the start of
 //!   the round. Every 61 resumes it also polls IO without blocking.
-//! * When there is nothing to run it blocks in `mio::Poll::poll` with the next
-//!   timer as timeout (indefinitely when there is none): idle workers use no
-//!   CPU. Other threads wake it through its `mio::Waker`, and only when it has
+//! * When there is nothing to run it first watches its queues for up to
+//!   50 µs (work that arrives meanwhile costs no wake-up syscall on either
+//!   side), then blocks in `mio::Poll::poll` with the next timer as timeout
+//!   (indefinitely when there is none): idle workers use no CPU. Other threads wake it through its `mio::Waker`, and only when it has
 //!   announced that it sleeps (`sleeping`), so busy hubs are not woken by
 //!   syscalls they do not need.
 
@@ -42,6 +43,12 @@ pub(crate) const WAKER_TOKEN: mio::Token = mio::Token(usize::MAX);
 
 /// How many fibers a hub resumes between non-blocking IO polls.
 const IO_POLL_INTERVAL: usize = 61;
+
+/// How long an out-of-work hub watches its queues before blocking in poll.
+const SPIN_TIME: Duration = Duration::from_micros(50);
+
+/// Queue checks between clock reads while spinning.
+const SPIN_CHECK_EVERY: u32 = 32;
 
 /// How long a shutting-down hub waits for cancelled fibers to finish before it
 /// gives up on them (they are leaked, not force-unwound).
@@ -278,8 +285,42 @@ impl Hub {
                 }
             }
             since_io = 0;
+            if !self.shutting_down.get() && self.spin_for_work() {
+                continue;
+            }
             self.sleep();
         }
+    }
+
+    /// Before blocking in `poll`, watch the queues for a short while: work
+    /// that arrives within [`SPIN_TIME`] (the reply in a cross-worker
+    /// ping-pong, a burst of spawns) is picked up without the wake-up
+    /// syscalls on both sides. Returns whether work showed up. Bounded, so an
+    /// idle worker still ends up blocked and uses no CPU.
+    fn spin_for_work(&self) -> bool {
+        let spinning = &self.rt.spinning;
+        spinning.fetch_add(1, Ordering::SeqCst);
+        let start = Instant::now();
+        let due = self.timers.borrow_mut().next_deadline();
+        let found = 'spin: loop {
+            for _ in 0..SPIN_CHECK_EVERY {
+                if self.has_pending_work() {
+                    break 'spin true;
+                }
+                std::hint::spin_loop();
+            }
+            let now = Instant::now();
+            if due.is_some_and(|d| d <= now) {
+                break true;
+            }
+            if now - start >= SPIN_TIME {
+                break false;
+            }
+        };
+        // Stop counting as a spinner before announcing sleep (see
+        // `RuntimeShared::notify_one` for the pairing).
+        spinning.fetch_sub(1, Ordering::SeqCst);
+        found
     }
 
     /// Takes a task from the global injector or another hub.
@@ -435,10 +476,9 @@ impl Hub {
             Err(e) => panic!("sylvan: hub {}: mio poll failed: {e}", self.shared.index),
         }
         for event in events.iter() {
-            if event.token() == WAKER_TOKEN {
-                // Anyone may be waiting to be picked up after this wake.
-                self.rt.waking.store(false, Ordering::SeqCst);
-            }
+            // Only the waker is registered so far; its event just ends the
+            // poll. (IO sources will be dispatched here.)
+            debug_assert_eq!(event.token(), WAKER_TOKEN);
         }
     }
 

@@ -26,35 +26,37 @@ pub(crate) struct RuntimeShared {
     /// Tasks spawned from threads that are not workers of this runtime.
     pub(crate) injector: Injector<Task>,
     pub(crate) shutdown: AtomicBool,
-    /// `true` while a sleeping hub has been woken to look for new tasks and has
-    /// not looked yet; limits wake-up syscalls to one in flight.
-    pub(crate) waking: AtomicBool,
+    /// How many hubs are spinning for work right now (see
+    /// `Hub::spin_for_work`). While one is, queued tasks will be found
+    /// without waking a sleeping hub.
+    pub(crate) spinning: AtomicUsize,
     /// Default usable stack size (page-rounded).
     pub(crate) stack_size: usize,
     next_hub: AtomicUsize,
 }
 
 impl RuntimeShared {
-    /// Makes sure some hub will look at newly queued tasks: wakes one sleeping
-    /// hub unless one is already being woken.
+    /// Makes sure some hub will look at newly queued tasks: if no hub is
+    /// spinning for work, wakes one sleeping hub.
+    ///
+    /// Why no task is stranded: this fence pairs with the one a hub makes
+    /// after it stops spinning and announces `sleeping` (`Hub::sleep`). If
+    /// that hub's fence comes first, we see its `spinning` decrement and its
+    /// `sleeping` flag and wake it; if ours comes first, its re-check after
+    /// the fence sees our queued task.
     pub(crate) fn notify_one(&self) {
-        // Pairs with the SeqCst store of `sleeping` in `Hub::sleep`: either the
-        // hub sees our queued task in its re-check, or we see it sleeping.
         std::sync::atomic::fence(Ordering::SeqCst);
-        if !self.hubs.iter().any(|h| h.sleeping.load(Ordering::Relaxed)) {
-            return;
-        }
-        if self.waking.swap(true, Ordering::SeqCst) {
+        if self.spinning.load(Ordering::Relaxed) > 0 {
             return;
         }
         let n = self.hubs.len();
         let start = self.next_hub.fetch_add(1, Ordering::Relaxed);
         for i in 0..n {
-            if self.hubs[(start + i) % n].wake_if_sleeping() {
+            let hub = &self.hubs[(start + i) % n];
+            if hub.sleeping.load(Ordering::Relaxed) && hub.wake_if_sleeping() {
                 return;
             }
         }
-        self.waking.store(false, Ordering::SeqCst);
     }
 
     /// Queues a task: on this runtime's current worker if the caller is one,
@@ -274,7 +276,7 @@ impl RuntimeBuilder {
             stealers,
             injector: Injector::new(),
             shutdown: AtomicBool::new(false),
-            waking: AtomicBool::new(false),
+            spinning: AtomicUsize::new(0),
             stack_size,
             next_hub: AtomicUsize::new(0),
         });
