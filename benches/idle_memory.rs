@@ -5,47 +5,12 @@
 //! Run with `cargo bench --bench idle_memory [-- N]`.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Instant;
 
-use sylvan::park::{self, Waker};
-
-fn rss_bytes() -> usize {
-    let statm = std::fs::read_to_string("/proc/self/statm").unwrap_or_default();
-    let pages: usize = statm
-        .split_whitespace()
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(0);
-    pages * 4096
-}
-
-/// A gate all fibers block on until it opens.
-#[derive(Default)]
-struct Gate(Mutex<(bool, Vec<Waker>)>);
-
-impl Gate {
-    fn wait(&self) {
-        loop {
-            {
-                let mut g = self.0.lock().unwrap();
-                if g.0 {
-                    return;
-                }
-                g.1.push(park::current_waker());
-            }
-            park::park();
-        }
-    }
-    fn open(&self) {
-        let ws = {
-            let mut g = self.0.lock().unwrap();
-            g.0 = true;
-            std::mem::take(&mut g.1)
-        };
-        ws.into_iter().for_each(|w| w.wake());
-    }
-}
+#[path = "../tests/support/mod.rs"]
+mod support;
+use support::Gate;
 
 fn main() {
     let n: usize = std::env::args()
@@ -55,9 +20,9 @@ fn main() {
     let rt = sylvan::Runtime::builder().workers(2).build().unwrap();
     // Warm the runtime (threads, pools) before the baseline.
     rt.block_on(|| sylvan::spawn(|| ()).join().unwrap());
-    let gate = Arc::new(Gate::default());
+    let gate = Arc::new(Gate::new());
     let parked = Arc::new(AtomicUsize::new(0));
-    let before = rss_bytes();
+    let before = support::rss_bytes();
     let start = Instant::now();
     let handles: Vec<_> = (0..n)
         .map(|_| {
@@ -73,7 +38,7 @@ fn main() {
         std::thread::sleep(std::time::Duration::from_millis(5));
     }
     let spawned_in = start.elapsed();
-    let after = rss_bytes();
+    let after = support::rss_bytes();
     let per = (after - before) as f64 / n as f64;
     println!(
         "idle fibers: {n}, RSS growth {:.1} MiB, {per:.0} bytes per fiber \

@@ -4,18 +4,13 @@
 
 mod support;
 
+use support::DropCounter;
+
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 static SERIAL: Mutex<()> = Mutex::new(());
-
-struct DropCounter(Arc<AtomicUsize>);
-impl Drop for DropCounter {
-    fn drop(&mut self) {
-        self.0.fetch_add(1, Ordering::SeqCst);
-    }
-}
 
 #[test]
 fn shutdown_cancels_fibers_runs_destructors_and_joins_threads() {

@@ -7,6 +7,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use support::on_workers;
+use support::DropCounter;
 
 #[test]
 fn hundred_thousand_concurrent_sleepers() {
@@ -78,14 +79,6 @@ fn sleep_until_and_zero_sleeps() {
         sylvan::sleep(Duration::ZERO);
         sylvan::sleep_until(Instant::now() - Duration::from_millis(1));
     });
-}
-
-/// Counts drops so tests can see that destructors ran when a block unwound.
-struct DropCounter(Arc<AtomicUsize>);
-impl Drop for DropCounter {
-    fn drop(&mut self) {
-        self.0.fetch_add(1, Ordering::SeqCst);
-    }
 }
 
 fn timeout_interrupts_blocking_calls(workers: usize) {

@@ -135,10 +135,9 @@ impl Header {
             // We won PARKED → RUNNING: we alone queue the fiber.
             let hub = self.hub.load(Ordering::Relaxed);
             debug_assert!(!hub.is_null(), "a parked fiber was started by a hub");
-            // SAFETY: the fiber was PARKED, so it was started and `hub` was
-            // published by its park CAS, which our successful RMW acquired;
-            // per the field invariant the HubShared is alive while the fiber
-            // is parked.
+            // SAFETY: it was PARKED, so `hub` was set and published by its
+            // park CAS (acquired by our RMW); see `Header::hub` for why the
+            // HubShared is alive while the fiber is parked.
             unsafe { &*hub }.schedule(self.slot());
         }
     }

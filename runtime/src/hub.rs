@@ -179,10 +179,9 @@ pub(crate) fn with_hub<R>(f: impl FnOnce(&Hub) -> R) -> Option<R> {
     if ptr.is_null() {
         None
     } else {
-        // SAFETY: HUB is set by `Hub::run_worker` to a hub that lives on that
-        // worker thread's stack for as long as the pointer is installed, and
-        // reset before the hub is dropped; hubs are only touched through shared
-        // references (interior mutability in RefCell/Cell).
+        // SAFETY: `run_worker` installs HUB only while its hub is alive on
+        // this thread's stack and resets it before the hub drops; hubs are
+        // used through shared references only (RefCell/Cell inside).
         Some(f(unsafe { &*ptr }))
     }
 }

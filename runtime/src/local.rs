@@ -38,11 +38,10 @@ impl<T: 'static> LocalKey<T> {
         let key = self as *const Self as usize;
         let ptr = fiber::with_current(|ctx| self.slot(&ctx.locals, key))
             .unwrap_or_else(|| THREAD_LOCALS.with(|map| self.slot(map, key)));
-        // SAFETY: `slot` returns a pointer into a Box owned by the current
-        // fiber's (or thread's) local map. Entries are never removed or
-        // replaced while the fiber runs (only after its closure returned, in
-        // `drop_fiber_locals`), and a Box's contents do not move when the map's
-        // Vec grows, so the value outlives this call.
+        // Entries of a fiber's (or thread's) map are never removed while it
+        // runs (only in `drop_fiber_locals`, after its closure returned), and
+        // a Box's contents do not move when the map's Vec grows.
+        // SAFETY: so the boxed value behind `ptr` outlives this call.
         f(unsafe { &*ptr })
     }
 

@@ -90,13 +90,12 @@ impl<'scope> Scope<'scope, '_> {
         self.state.running.fetch_add(1, Ordering::AcqRel);
         let job = Job::new(f, cell.clone(), Some(self.state.clone()));
         let run: Box<dyn FnOnce() + Send + 'scope> = Box::new(move || job.run());
-        // SAFETY: only the lifetime is changed. `scope()` does not return (or
-        // unwind past its frame) before `running` drops to zero, and a child
-        // decrements `running` only after its closure, its result reference
-        // and every other 'scope borrow it holds have been dropped (see
-        // `Job::finish` and `Job::drop`, which also cover a child dropped
-        // unstarted at runtime shutdown). So no 'scope data is used after
-        // 'scope ends.
+        // Only the lifetime changes. `scope()` does not return (or unwind past
+        // its frame) before `running` is zero, and a child decrements it only
+        // after its closure, its result reference and every other 'scope
+        // borrow are dropped (`Job::finish`, and `Job::drop` for a child
+        // dropped unstarted at shutdown).
+        // SAFETY: so no 'scope data is used after 'scope ends.
         let run: Box<dyn FnOnce() + Send + 'static> = unsafe { std::mem::transmute(run) };
         self.rt.submit(Task {
             header: header.clone(),

@@ -146,3 +146,13 @@ impl Gate {
         }
     }
 }
+
+/// Counts its drops, so tests can see that destructors ran when a fiber
+/// unwound (cancellation, timeout, shutdown).
+pub struct DropCounter(pub std::sync::Arc<std::sync::atomic::AtomicUsize>);
+
+impl Drop for DropCounter {
+    fn drop(&mut self) {
+        self.0.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    }
+}
