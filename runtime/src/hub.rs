@@ -18,9 +18,10 @@
 //! * When there is nothing to run it first watches its queues for up to
 //!   50 µs (work that arrives meanwhile costs no wake-up syscall on either
 //!   side), then blocks in `mio::Poll::poll` with the next timer as timeout
-//!   (indefinitely when there is none): idle workers use no CPU. Other threads wake it through its `mio::Waker`, and only when it has
-//!   announced that it sleeps (`sleeping`), so busy hubs are not woken by
-//!   syscalls they do not need.
+//!   (indefinitely when there is none): idle workers use no CPU. Other
+//!   threads wake it through its `mio::Waker`, and only when it has announced
+//!   that it sleeps (`sleeping`), so busy or spinning hubs cost the waker no
+//!   syscall.
 
 use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
