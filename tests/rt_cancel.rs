@@ -86,18 +86,28 @@ fn cancel_before_start_and_after_finish() {
 #[test]
 fn cancellation_can_be_observed_and_is_sticky() {
     on_workers(2, || {
-        let h = sylvan::spawn(|| {
+        let started = Arc::new(Signal::new());
+        let caught = Arc::new(AtomicUsize::new(0));
+        let (s2, c2) = (started.clone(), caught.clone());
+        let h = sylvan::spawn(move || {
+            s2.notify();
             // A fiber that catches the unwind and tries to block again is
             // cancelled again at its next park.
             let first = std::panic::catch_unwind(|| sylvan::sleep(Duration::from_secs(3600)));
             assert!(first.is_err());
             assert!(sylvan::current().is_cancelled());
+            c2.fetch_add(1, Ordering::SeqCst);
             sylvan::sleep(Duration::from_secs(3600));
             unreachable!();
         });
-        sylvan::sleep(Duration::from_millis(5));
+        started.wait_for(1);
         h.cancel();
         assert!(h.join().unwrap_err().is_cancelled());
+        assert_eq!(
+            caught.load(Ordering::SeqCst),
+            1,
+            "the first unwind was caught"
+        );
     });
 }
 
@@ -105,8 +115,10 @@ fn cancellation_can_be_observed_and_is_sticky() {
 fn shielded_cleanup_runs_to_completion() {
     on_workers(1, || {
         let cleaned = Arc::new(AtomicUsize::new(0));
-        let c2 = cleaned.clone();
+        let started = Arc::new(Signal::new());
+        let (c2, s2) = (cleaned.clone(), started.clone());
         let h = sylvan::spawn(move || {
+            s2.notify();
             struct Cleanup(Arc<AtomicUsize>);
             impl Drop for Cleanup {
                 fn drop(&mut self) {
@@ -118,7 +130,7 @@ fn shielded_cleanup_runs_to_completion() {
             let _c = Cleanup(c2);
             sylvan::sleep(Duration::from_secs(3600));
         });
-        sylvan::sleep(Duration::from_millis(5));
+        started.wait_for(1);
         h.cancel();
         assert!(h.join().unwrap_err().is_cancelled());
         assert_eq!(cleaned.load(Ordering::SeqCst), 1);

@@ -18,8 +18,13 @@ fn zero_and_huge_durations() {
         // ...but code that never parks still completes.
         assert_eq!(sylvan::timeout(Duration::ZERO, || 5), Ok(5));
         // Durations too large for Instant: sleep until cancelled, timeout never fires.
-        let h = sylvan::spawn(|| sylvan::sleep(Duration::MAX));
-        sylvan::sleep(Duration::from_millis(5));
+        let started = Arc::new(support::Signal::new());
+        let s2 = started.clone();
+        let h = sylvan::spawn(move || {
+            s2.notify();
+            sylvan::sleep(Duration::MAX)
+        });
+        started.wait_for(1);
         h.cancel();
         assert!(h.join().unwrap_err().is_cancelled());
         assert_eq!(sylvan::timeout(Duration::MAX, || 7), Ok(7));
