@@ -24,7 +24,8 @@
 //!   [`scope`], [`sleep`], [`timeout`], [`unblock`], [`fiber_local!`], and the
 //!   [`park`] protocol that the rest builds on.
 //! * [`net`]: sockets that yield to the hub (in progress).
-//! * [`sync`]: fiber-aware synchronisation primitives (in progress).
+//! * [`sync`]: fiber-aware synchronisation primitives ([`sync::Event`],
+//!   [`sync::Semaphore`] so far).
 
 pub use sylvan_runtime::*;
 
@@ -36,7 +37,6 @@ pub mod net {
 
 /// Synchronisation primitives that park fibers (and block plain threads).
 pub mod sync {
-    #[allow(unused_imports)]
     pub use sylvan_sync::*;
 }
 
