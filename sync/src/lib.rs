@@ -7,15 +7,21 @@
 //! `JoinHandle::cancel` and `sylvan::timeout`; a waiter interrupted that way
 //! loses nothing and takes nothing meant for someone else (see `waiters`).
 //!
-//! Built so far: [`Event`] and [`Semaphore`]. `AsyncResult`, `Mutex`,
-//! `RwLock`, `Condvar`, `Queue`, channels, `WaitGroup`, `Barrier`, `Pool`
+//! Built so far: [`Event`], [`AsyncResult`], [`Semaphore`], [`Mutex`] and
+//! [`WaitGroup`]. `RwLock`, `Condvar`, `Queue`, channels, `Barrier`, `Pool`
 //! and `Group` are to come (the sync issue).
 
 #![forbid(unsafe_code)]
 
+mod async_result;
 mod event;
+mod mutex;
 mod semaphore;
+mod wait_group;
 mod waiters;
 
+pub use async_result::AsyncResult;
 pub use event::Event;
+pub use mutex::{Mutex, MutexGuard};
 pub use semaphore::{Semaphore, SemaphorePermit};
+pub use wait_group::WaitGroup;
