@@ -7,13 +7,14 @@
 //! `JoinHandle::cancel` and `sylvan::timeout`; a waiter interrupted that way
 //! loses nothing and takes nothing meant for someone else (see `waiters`).
 //!
-//! Built so far: [`Event`], [`AsyncResult`], [`Semaphore`], [`Mutex`] and
-//! [`WaitGroup`]. `RwLock`, `Condvar`, `Queue`, channels, `Barrier`, `Pool`
-//! and `Group` are to come (the sync issue).
+//! Built so far: [`Event`], [`AsyncResult`], [`Semaphore`], [`Mutex`],
+//! [`Condvar`] and [`WaitGroup`]. `RwLock`, `Queue`, channels, `Barrier`,
+//! `Pool` and `Group` are to come (the sync issue).
 
 #![forbid(unsafe_code)]
 
 mod async_result;
+mod condvar;
 mod event;
 mod mutex;
 mod semaphore;
@@ -21,6 +22,7 @@ mod wait_group;
 mod waiters;
 
 pub use async_result::AsyncResult;
+pub use condvar::{Condvar, WaitTimeoutResult};
 pub use event::Event;
 pub use mutex::{Mutex, MutexGuard};
 pub use semaphore::{Semaphore, SemaphorePermit};

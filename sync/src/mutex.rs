@@ -165,6 +165,13 @@ pub struct MutexGuard<'a, T> {
     data: Option<parking_lot::MutexGuard<'a, T>>,
 }
 
+impl<'a, T> MutexGuard<'a, T> {
+    /// The mutex this guard locks (for `Condvar`).
+    pub(crate) fn mutex(&self) -> &'a Mutex<T> {
+        self.mutex
+    }
+}
+
 impl<T> Deref for MutexGuard<'_, T> {
     type Target = T;
     fn deref(&self) -> &T {

@@ -1,0 +1,146 @@
+//! [`Condvar`]: wait for a condition protected by a [`Mutex`].
+
+use std::time::{Duration, Instant};
+
+use parking_lot::Mutex as RawMutex;
+use sylvan_runtime::park::Waker;
+
+use crate::mutex::MutexGuard;
+use crate::waiters::{self, WaitQueue};
+
+/// A condition variable for [`Mutex`](crate::Mutex), shaped like
+/// `std::sync::Condvar`: `wait` releases the guard while parked and
+/// reacquires it before returning. Spurious wake-ups are possible, as with
+/// std; use [`wait_while`](Condvar::wait_while).
+///
+/// A notification that reaches a waiter which is cancelled or times out at
+/// that moment is passed to the next waiter, so `notify_one` is never lost.
+///
+/// ```
+/// use std::sync::Arc;
+/// use sylvan::sync::{Condvar, Mutex};
+///
+/// let pair = Arc::new((Mutex::new(false), Condvar::new()));
+/// let p2 = pair.clone();
+/// let waiter = sylvan::spawn(move || {
+///     let (lock, cvar) = &*p2;
+///     let ready = cvar.wait_while(lock.lock(), |ready| !*ready);
+///     assert!(*ready);
+/// });
+/// let (lock, cvar) = &*pair;
+/// *lock.lock() = true;
+/// cvar.notify_one();
+/// waiter.join().unwrap();
+/// ```
+#[derive(Default)]
+pub struct Condvar {
+    waiters: RawMutex<WaitQueue>,
+}
+
+/// Whether a timed wait on a [`Condvar`] ended because time ran out.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct WaitTimeoutResult(bool);
+
+impl WaitTimeoutResult {
+    /// `true` if the wait ended because the timeout passed.
+    pub fn timed_out(&self) -> bool {
+        self.0
+    }
+}
+
+fn queue(q: &mut WaitQueue) -> &mut WaitQueue {
+    q
+}
+
+fn pass_on(q: &mut WaitQueue) -> Vec<Waker> {
+    q.notify_one().into_iter().collect()
+}
+
+impl Condvar {
+    /// A new condition variable.
+    pub fn new() -> Condvar {
+        Condvar::default()
+    }
+
+    /// Releases the guard, waits for a notification, reacquires the lock.
+    /// A cancellation point (if it unwinds, the lock is not held).
+    pub fn wait<'a, T>(&self, guard: MutexGuard<'a, T>) -> MutexGuard<'a, T> {
+        self.wait_deadline(guard, None).0
+    }
+
+    /// Waits until `condition` is false, re-checking after every wake-up.
+    pub fn wait_while<'a, T>(
+        &self,
+        mut guard: MutexGuard<'a, T>,
+        mut condition: impl FnMut(&mut T) -> bool,
+    ) -> MutexGuard<'a, T> {
+        while condition(&mut guard) {
+            guard = self.wait(guard);
+        }
+        guard
+    }
+
+    /// Like [`wait`](Condvar::wait), for at most `timeout`.
+    pub fn wait_timeout<'a, T>(
+        &self,
+        guard: MutexGuard<'a, T>,
+        timeout: Duration,
+    ) -> (MutexGuard<'a, T>, WaitTimeoutResult) {
+        self.wait_deadline(guard, Instant::now().checked_add(timeout))
+    }
+
+    /// Like [`wait_while`](Condvar::wait_while), for at most `timeout`.
+    pub fn wait_timeout_while<'a, T>(
+        &self,
+        mut guard: MutexGuard<'a, T>,
+        timeout: Duration,
+        mut condition: impl FnMut(&mut T) -> bool,
+    ) -> (MutexGuard<'a, T>, WaitTimeoutResult) {
+        let deadline = Instant::now().checked_add(timeout);
+        loop {
+            if !condition(&mut guard) {
+                return (guard, WaitTimeoutResult(false));
+            }
+            let (g, r) = self.wait_deadline(guard, deadline);
+            guard = g;
+            if r.timed_out() {
+                let still = condition(&mut guard);
+                return (guard, WaitTimeoutResult(still));
+            }
+        }
+    }
+
+    fn wait_deadline<'a, T>(
+        &self,
+        guard: MutexGuard<'a, T>,
+        deadline: Option<Instant>,
+    ) -> (MutexGuard<'a, T>, WaitTimeoutResult) {
+        let mutex = guard.mutex();
+        // Register before releasing the lock: a notify issued after the
+        // unlock then finds us.
+        let waiter = self.waiters.lock().push();
+        drop(guard);
+        let notified = waiters::wait(&self.waiters, &waiter, deadline, queue, pass_on);
+        (mutex.lock(), WaitTimeoutResult(!notified))
+    }
+
+    /// Wakes one waiter (the longest waiting).
+    pub fn notify_one(&self) {
+        let waker = self.waiters.lock().notify_one();
+        waiters::wake_all(waker);
+    }
+
+    /// Wakes every waiter.
+    pub fn notify_all(&self) {
+        let wakers = self.waiters.lock().notify_all();
+        waiters::wake_all(wakers);
+    }
+}
+
+impl std::fmt::Debug for Condvar {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Condvar")
+            .field("waiters", &self.waiters.lock().len())
+            .finish()
+    }
+}
