@@ -8,7 +8,7 @@
 //! loses nothing and takes nothing meant for someone else (see `waiters`).
 //!
 //! Built so far: [`Event`], [`AsyncResult`], [`Semaphore`], [`Mutex`],
-//! [`Condvar`] and [`WaitGroup`]. `RwLock`, `Queue`, channels, `Barrier`,
+//! [`RwLock`], [`Condvar`] and [`WaitGroup`]. `Queue`, channels, `Barrier`,
 //! `Pool` and `Group` are to come (the sync issue).
 
 #![forbid(unsafe_code)]
@@ -17,6 +17,7 @@ mod async_result;
 mod condvar;
 mod event;
 mod mutex;
+mod rwlock;
 mod semaphore;
 mod wait_group;
 mod waiters;
@@ -25,5 +26,6 @@ pub use async_result::AsyncResult;
 pub use condvar::{Condvar, WaitTimeoutResult};
 pub use event::Event;
 pub use mutex::{Mutex, MutexGuard};
+pub use rwlock::{RwLock, RwLockReadGuard, RwLockWriteGuard};
 pub use semaphore::{Semaphore, SemaphorePermit};
 pub use wait_group::WaitGroup;
