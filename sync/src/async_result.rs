@@ -40,7 +40,7 @@ fn queue<T>(s: &mut State<T>) -> &mut WaitQueue {
     &mut s.waiters
 }
 
-fn nothing_to_pass_on<T>(_: &mut State<T>) -> Vec<Waker> {
+fn nothing_to_pass_on<T>(_: &mut State<T>, (): ()) -> Vec<Waker> {
     Vec::new()
 }
 
@@ -66,7 +66,7 @@ impl<T> AsyncResult<T> {
         let wakers = {
             let mut s = self.state.lock();
             s.value = Some(value);
-            s.waiters.notify_all()
+            s.waiters.wake_every()
         };
         waiters::wake_all(wakers);
     }
@@ -102,7 +102,7 @@ impl<T: Clone> AsyncResult<T> {
                 }
                 s.waiters.push()
             };
-            if !waiters::wait(&self.state, &waiter, deadline, queue, nothing_to_pass_on) {
+            if waiters::wait(&self.state, &waiter, deadline, queue, nothing_to_pass_on).is_none() {
                 return None;
             }
         }

@@ -52,8 +52,8 @@ fn queue(q: &mut WaitQueue) -> &mut WaitQueue {
     q
 }
 
-fn pass_on(q: &mut WaitQueue) -> Vec<Waker> {
-    q.notify_one().into_iter().collect()
+fn pass_on(q: &mut WaitQueue, (): ()) -> Vec<Waker> {
+    q.wake_one().into_iter().collect()
 }
 
 impl Condvar {
@@ -120,19 +120,19 @@ impl Condvar {
         // unlock then finds us.
         let waiter = self.waiters.lock().push();
         drop(guard);
-        let notified = waiters::wait(&self.waiters, &waiter, deadline, queue, pass_on);
+        let notified = waiters::wait(&self.waiters, &waiter, deadline, queue, pass_on).is_some();
         (mutex.lock(), WaitTimeoutResult(!notified))
     }
 
     /// Wakes one waiter (the longest waiting).
     pub fn notify_one(&self) {
-        let waker = self.waiters.lock().notify_one();
+        let waker = self.waiters.lock().wake_one();
         waiters::wake_all(waker);
     }
 
     /// Wakes every waiter.
     pub fn notify_all(&self) {
-        let wakers = self.waiters.lock().notify_all();
+        let wakers = self.waiters.lock().wake_every();
         waiters::wake_all(wakers);
     }
 }

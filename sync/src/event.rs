@@ -41,7 +41,7 @@ fn queue(q: &mut WaitQueue) -> &mut WaitQueue {
     q
 }
 
-fn nothing_to_pass_on(_: &mut WaitQueue) -> Vec<Waker> {
+fn nothing_to_pass_on(_: &mut WaitQueue, (): ()) -> Vec<Waker> {
     // A set wakes everyone; a waiter that leaves takes nothing from others.
     Vec::new()
 }
@@ -57,7 +57,7 @@ impl Event {
         let wakers = {
             let mut q = self.state.lock();
             self.flag.store(true, Ordering::Release);
-            q.notify_all()
+            q.wake_every()
         };
         waiters::wake_all(wakers);
     }
@@ -103,7 +103,7 @@ impl Event {
             }
             q.push()
         };
-        waiters::wait(&self.state, &waiter, deadline, queue, nothing_to_pass_on)
+        waiters::wait(&self.state, &waiter, deadline, queue, nothing_to_pass_on).is_some()
     }
 }
 

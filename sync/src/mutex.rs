@@ -57,13 +57,18 @@ fn queue(s: &mut LockState) -> &mut WaitQueue {
 
 /// Hands ownership to the next waiter, or unlocks.
 fn unlock_one(s: &mut LockState) -> Vec<Waker> {
-    match s.waiters.notify_one() {
+    match s.waiters.wake_one() {
         Some(w) => vec![w],
         None => {
             s.locked = false;
             Vec::new()
         }
     }
+}
+
+/// Ownership handed to a waiter that left: on to the next one.
+fn pass_on(s: &mut LockState, (): ()) -> Vec<Waker> {
+    unlock_one(s)
 }
 
 impl<T> Mutex<T> {
@@ -106,7 +111,7 @@ impl<T> Mutex<T> {
             }
             s.waiters.push()
         };
-        waiters::wait(&self.state, &waiter, deadline, queue, unlock_one).then(|| self.owned())
+        waiters::wait(&self.state, &waiter, deadline, queue, pass_on).map(|()| self.owned())
     }
 
     /// The guard of the owner (called once ownership is ours).

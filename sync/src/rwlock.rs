@@ -62,7 +62,7 @@ fn write_queue(s: &mut State) -> &mut WaitQueue {
 fn read_release(s: &mut State) -> Vec<Waker> {
     s.readers -= 1;
     if s.readers == 0 {
-        if let Some(w) = s.write_waiters.notify_one() {
+        if let Some(w) = s.write_waiters.wake_one() {
             s.writer = true;
             return vec![w];
         }
@@ -75,9 +75,9 @@ fn write_release(s: &mut State) -> Vec<Waker> {
     s.writer = false;
     if !s.read_waiters.is_empty() {
         s.readers += s.read_waiters.len();
-        return s.read_waiters.notify_all();
+        return s.read_waiters.wake_every();
     }
-    if let Some(w) = s.write_waiters.notify_one() {
+    if let Some(w) = s.write_waiters.wake_one() {
         s.writer = true;
         return vec![w];
     }
@@ -145,8 +145,10 @@ impl<T> RwLock<T> {
             }
             s.read_waiters.push()
         };
-        waiters::wait(&self.state, &waiter, deadline, read_queue, read_release)
-            .then(|| self.reader())
+        waiters::wait(&self.state, &waiter, deadline, read_queue, |s, ()| {
+            read_release(s)
+        })
+        .map(|()| self.reader())
     }
 
     fn write_deadline(&self, deadline: Option<Instant>) -> Option<RwLockWriteGuard<'_, T>> {
@@ -159,8 +161,10 @@ impl<T> RwLock<T> {
             }
             s.write_waiters.push()
         };
-        waiters::wait(&self.state, &waiter, deadline, write_queue, write_release)
-            .then(|| self.writer())
+        waiters::wait(&self.state, &waiter, deadline, write_queue, |s, ()| {
+            write_release(s)
+        })
+        .map(|()| self.writer())
     }
 
     fn reader(&self) -> RwLockReadGuard<'_, T> {

@@ -52,13 +52,18 @@ fn queue(s: &mut State) -> &mut WaitQueue {
 
 /// Hands one permit to the next waiter, or back to the pool.
 fn release_one(s: &mut State) -> Vec<Waker> {
-    match s.waiters.notify_one() {
+    match s.waiters.wake_one() {
         Some(w) => vec![w],
         None => {
             s.permits += 1;
             Vec::new()
         }
     }
+}
+
+/// A permit handed to a waiter that left: on to the next one.
+fn pass_on(s: &mut State, (): ()) -> Vec<Waker> {
+    release_one(s)
 }
 
 impl Semaphore {
@@ -113,10 +118,10 @@ impl Semaphore {
             }
             s.waiters.push()
         };
-        // `then`, not `then_some`: building a permit on timeout would release
-        // a permit that was never taken when it drops.
-        waiters::wait(&self.state, &waiter, deadline, queue, release_one)
-            .then(|| SemaphorePermit { sem: self })
+        // Build the permit only when granted: a permit built on timeout would
+        // release, when dropped, a permit that was never taken.
+        waiters::wait(&self.state, &waiter, deadline, queue, pass_on)
+            .map(|()| SemaphorePermit { sem: self })
     }
 
     /// Adds `n` permits (waking up to `n` waiters).

@@ -38,7 +38,7 @@ fn queue(s: &mut State) -> &mut WaitQueue {
     &mut s.waiters
 }
 
-fn nothing_to_pass_on(_: &mut State) -> Vec<Waker> {
+fn nothing_to_pass_on(_: &mut State, (): ()) -> Vec<Waker> {
     Vec::new()
 }
 
@@ -66,7 +66,7 @@ impl WaitGroup {
             );
             s.count -= 1;
             if s.count == 0 {
-                s.waiters.notify_all()
+                s.waiters.wake_every()
             } else {
                 Vec::new()
             }
@@ -98,7 +98,7 @@ impl WaitGroup {
             s.waiters.push()
         };
         // Woken means the count reached zero (even if work was added since).
-        waiters::wait(&self.state, &waiter, deadline, queue, nothing_to_pass_on)
+        waiters::wait(&self.state, &waiter, deadline, queue, nothing_to_pass_on).is_some()
     }
 }
 
