@@ -102,9 +102,8 @@ impl<T: Clone> AsyncResult<T> {
                 }
                 s.waiters.push()
             };
-            if waiters::wait(&self.state, &waiter, deadline, queue, nothing_to_pass_on).is_none() {
-                return None;
-            }
+            // Woken by a `set`: loop to read the value (None: timed out).
+            waiters::wait(&self.state, &waiter, deadline, queue, nothing_to_pass_on)?;
         }
     }
 }
