@@ -8,7 +8,7 @@
 //! loses nothing and takes nothing meant for someone else (see `waiters`).
 //!
 //! Built so far: [`Event`], [`AsyncResult`], [`Semaphore`], [`Mutex`],
-//! [`RwLock`], [`Condvar`] and [`WaitGroup`]. `Queue`, channels, `Barrier`,
+//! [`RwLock`], [`Condvar`], [`Queue`] and [`WaitGroup`]. Channels, `Barrier`,
 //! `Pool` and `Group` are to come (the sync issue).
 
 #![forbid(unsafe_code)]
@@ -17,6 +17,7 @@ mod async_result;
 mod condvar;
 mod event;
 mod mutex;
+mod queue;
 mod rwlock;
 mod semaphore;
 mod wait_group;
@@ -26,6 +27,7 @@ pub use async_result::AsyncResult;
 pub use condvar::{Condvar, WaitTimeoutResult};
 pub use event::Event;
 pub use mutex::{Mutex, MutexGuard};
+pub use queue::{Queue, TryPutError};
 pub use rwlock::{RwLock, RwLockReadGuard, RwLockWriteGuard};
 pub use semaphore::{Semaphore, SemaphorePermit};
 pub use wait_group::WaitGroup;

@@ -1,0 +1,410 @@
+//! [`Queue`]: a FIFO queue between fibers and threads, bounded or not,
+//! closable, with gevent's `JoinableQueue` (`task_done` / `join`).
+
+use std::collections::VecDeque;
+use std::fmt;
+use std::time::{Duration, Instant};
+
+use parking_lot::Mutex;
+use sylvan_runtime::park::Waker;
+
+use crate::waiters::{self, WaitQueue};
+
+/// A multi-producer, multi-consumer FIFO queue.
+///
+/// * `bounded(n)`: `put` waits while `n` items are queued; `unbounded()`:
+///   `put` never waits.
+/// * Waiting getters and putters are served in FIFO order. A `put` with
+///   getters waiting hands the item straight to the longest-waiting one.
+/// * A getter that is cancelled or times out just as an item reaches it
+///   passes the item on (to the next getter, or back to the front of the
+///   queue): items are never lost.
+/// * [`close`](Queue::close) wakes everybody: `get` drains what is left, then
+///   returns `None`; `put` returns the item as `Err`.
+/// * `task_done`/`join` as in gevent's `JoinableQueue`: every successful `put`
+///   adds an unfinished task, `task_done` marks one finished, `join` waits
+///   until none are left.
+///
+/// ```
+/// use std::sync::Arc;
+/// use sylvan::sync::Queue;
+///
+/// let q = Arc::new(Queue::bounded(2));
+/// let consumer = {
+///     let q = q.clone();
+///     sylvan::spawn(move || {
+///         let mut sum = 0;
+///         while let Some(v) = q.get() {
+///             sum += v;
+///             q.task_done();
+///         }
+///         sum
+///     })
+/// };
+/// for i in 1..=10 {
+///     q.put(i).unwrap(); // waits while 2 items are queued
+/// }
+/// q.join(); // all 10 processed
+/// q.close();
+/// assert_eq!(consumer.join().unwrap(), 55);
+/// assert_eq!(q.put(11), Err(11)); // closed: the item comes back
+/// ```
+pub struct Queue<T> {
+    state: Mutex<State<T>>,
+}
+
+/// What a waiting putter is told.
+enum PutGrant {
+    /// Room for one item is reserved for you.
+    Room,
+    /// The queue was closed.
+    Closed,
+}
+
+struct State<T> {
+    items: VecDeque<T>,
+    /// `None`: unbounded.
+    capacity: Option<usize>,
+    /// Room promised to woken putters that have not put yet.
+    reserved: usize,
+    closed: bool,
+    /// Getters; each is handed `Some(item)`, or `None` when the queue closes.
+    getters: WaitQueue<Option<T>>,
+    putters: WaitQueue<PutGrant>,
+    /// Items put and not yet marked `task_done`.
+    unfinished: usize,
+    joiners: WaitQueue,
+}
+
+impl<T> State<T> {
+    fn has_room(&self) -> bool {
+        match self.capacity {
+            None => true,
+            Some(cap) => self.items.len() + self.reserved < cap,
+        }
+    }
+
+    /// Adds an item: straight to the longest-waiting getter, else the buffer.
+    fn deliver(&mut self, item: T) -> Vec<Waker> {
+        self.unfinished += 1;
+        match self.getters.notify_one(Some(item)) {
+            Ok(w) => vec![w],
+            Err(item) => {
+                self.items.push_back(item.expect("a real item"));
+                Vec::new()
+            }
+        }
+    }
+
+    /// After an item left the buffer: give the room to the next putter.
+    fn room_freed(&mut self) -> Vec<Waker> {
+        if self.has_room() {
+            if let Ok(w) = self.putters.notify_one(PutGrant::Room) {
+                self.reserved += 1;
+                return vec![w];
+            }
+        }
+        Vec::new()
+    }
+}
+
+fn getters<T>(s: &mut State<T>) -> &mut WaitQueue<Option<T>> {
+    &mut s.getters
+}
+
+fn putters<T>(s: &mut State<T>) -> &mut WaitQueue<PutGrant> {
+    &mut s.putters
+}
+
+fn joiners<T>(s: &mut State<T>) -> &mut WaitQueue {
+    &mut s.joiners
+}
+
+/// A getter left while holding an item: the next getter gets it, else it
+/// goes back to the front (it is the oldest item).
+fn getter_pass_on<T>(s: &mut State<T>, item: Option<T>) -> Vec<Waker> {
+    let Some(item) = item else {
+        return Vec::new();
+    };
+    match s.getters.notify_one(Some(item)) {
+        Ok(w) => vec![w],
+        Err(item) => {
+            s.items.push_front(item.expect("a real item"));
+            Vec::new()
+        }
+    }
+}
+
+/// A putter left while holding reserved room: pass the room on.
+fn putter_pass_on<T>(s: &mut State<T>, grant: PutGrant) -> Vec<Waker> {
+    match grant {
+        PutGrant::Closed => Vec::new(),
+        PutGrant::Room => {
+            s.reserved -= 1;
+            s.room_freed()
+        }
+    }
+}
+
+fn nothing_to_pass_on<T>(_: &mut State<T>, (): ()) -> Vec<Waker> {
+    Vec::new()
+}
+
+/// Why [`Queue::try_put`] did not take the item (which it hands back).
+#[derive(PartialEq, Eq)]
+pub enum TryPutError<T> {
+    /// The queue is bounded and full.
+    Full(T),
+    /// The queue is closed.
+    Closed(T),
+}
+
+impl<T> TryPutError<T> {
+    /// The item that was not put.
+    pub fn into_inner(self) -> T {
+        match self {
+            TryPutError::Full(t) | TryPutError::Closed(t) => t,
+        }
+    }
+}
+
+impl<T> fmt::Debug for TryPutError<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            TryPutError::Full(_) => f.write_str("Full(..)"),
+            TryPutError::Closed(_) => f.write_str("Closed(..)"),
+        }
+    }
+}
+
+impl<T> fmt::Display for TryPutError<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            TryPutError::Full(_) => f.write_str("the queue is full"),
+            TryPutError::Closed(_) => f.write_str("the queue is closed"),
+        }
+    }
+}
+
+impl<T> std::error::Error for TryPutError<T> {}
+
+impl<T> Queue<T> {
+    fn with_capacity(capacity: Option<usize>) -> Queue<T> {
+        Queue {
+            state: Mutex::new(State {
+                items: VecDeque::new(),
+                capacity,
+                reserved: 0,
+                closed: false,
+                getters: WaitQueue::default(),
+                putters: WaitQueue::default(),
+                unfinished: 0,
+                joiners: WaitQueue::default(),
+            }),
+        }
+    }
+
+    /// A queue that holds at most `capacity` items.
+    ///
+    /// # Panics
+    /// If `capacity` is 0 (for a rendezvous, use a channel of capacity 0).
+    pub fn bounded(capacity: usize) -> Queue<T> {
+        assert!(
+            capacity > 0,
+            "Queue::bounded(0) can never hold an item; use Queue::bounded(1) or higher, \
+             or Queue::unbounded()"
+        );
+        Queue::with_capacity(Some(capacity))
+    }
+
+    /// A queue without a size limit.
+    pub fn unbounded() -> Queue<T> {
+        Queue::with_capacity(None)
+    }
+
+    /// Adds an item, waiting while the queue is full. Returns the item back
+    /// as `Err` if the queue is (or gets) closed. A cancellation point.
+    pub fn put(&self, item: T) -> Result<(), T> {
+        self.put_deadline(item, None)
+    }
+
+    /// Like [`put`](Queue::put), waiting at most `timeout` for room.
+    pub fn put_timeout(&self, item: T, timeout: Duration) -> Result<(), T> {
+        self.put_deadline(item, Instant::now().checked_add(timeout))
+    }
+
+    /// Adds an item if there is room right now.
+    pub fn try_put(&self, item: T) -> Result<(), TryPutError<T>> {
+        let wakers = {
+            let mut s = self.state.lock();
+            if s.closed {
+                return Err(TryPutError::Closed(item));
+            }
+            if !s.has_room() || !s.putters.is_empty() {
+                return Err(TryPutError::Full(item));
+            }
+            s.deliver(item)
+        };
+        waiters::wake_all(wakers);
+        Ok(())
+    }
+
+    fn put_deadline(&self, item: T, deadline: Option<Instant>) -> Result<(), T> {
+        let waiter = {
+            let mut s = self.state.lock();
+            if s.closed {
+                return Err(item);
+            }
+            if s.has_room() && s.putters.is_empty() {
+                let wakers = s.deliver(item);
+                drop(s);
+                waiters::wake_all(wakers);
+                return Ok(());
+            }
+            s.putters.push()
+        };
+        match waiters::wait(&self.state, &waiter, deadline, putters, putter_pass_on) {
+            Some(PutGrant::Room) => {
+                let wakers = {
+                    let mut s = self.state.lock();
+                    s.reserved -= 1;
+                    // Room was granted before any close: the put stands.
+                    s.deliver(item)
+                };
+                waiters::wake_all(wakers);
+                Ok(())
+            }
+            Some(PutGrant::Closed) | None => Err(item),
+        }
+    }
+
+    /// Takes the oldest item, waiting while the queue is empty. Returns
+    /// `None` once the queue is closed and drained. A cancellation point.
+    pub fn get(&self) -> Option<T> {
+        self.get_deadline(None)
+    }
+
+    /// Like [`get`](Queue::get), waiting at most `timeout`; `None` also on
+    /// timeout (see [`is_closed`](Queue::is_closed) to tell which).
+    pub fn get_timeout(&self, timeout: Duration) -> Option<T> {
+        self.get_deadline(Instant::now().checked_add(timeout))
+    }
+
+    /// Takes the oldest item if there is one right now.
+    pub fn try_get(&self) -> Option<T> {
+        let (item, wakers) = {
+            let mut s = self.state.lock();
+            let item = s.items.pop_front()?;
+            let wakers = s.room_freed();
+            (item, wakers)
+        };
+        waiters::wake_all(wakers);
+        Some(item)
+    }
+
+    fn get_deadline(&self, deadline: Option<Instant>) -> Option<T> {
+        let waiter = {
+            let mut s = self.state.lock();
+            if let Some(item) = s.items.pop_front() {
+                let wakers = s.room_freed();
+                drop(s);
+                waiters::wake_all(wakers);
+                return Some(item);
+            }
+            if s.closed {
+                return None;
+            }
+            s.getters.push()
+        };
+        waiters::wait(&self.state, &waiter, deadline, getters, getter_pass_on).flatten()
+    }
+
+    /// Closes the queue: waiting and future `put`s fail (returning their
+    /// item), `get`s drain what is queued and then return `None`.
+    pub fn close(&self) {
+        let wakers = {
+            let mut s = self.state.lock();
+            s.closed = true;
+            let mut w = s.getters.notify_all(|| None);
+            w.extend(s.putters.notify_all(|| PutGrant::Closed));
+            w
+        };
+        waiters::wake_all(wakers);
+    }
+
+    /// Whether [`close`](Queue::close) was called.
+    pub fn is_closed(&self) -> bool {
+        self.state.lock().closed
+    }
+
+    /// Items queued right now.
+    pub fn len(&self) -> usize {
+        self.state.lock().items.len()
+    }
+
+    /// Whether no item is queued.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The size limit (`None` for an unbounded queue).
+    pub fn capacity(&self) -> Option<usize> {
+        self.state.lock().capacity
+    }
+
+    /// Marks one item taken from the queue as fully processed.
+    ///
+    /// # Panics
+    /// If called more times than items were put.
+    pub fn task_done(&self) {
+        let wakers = {
+            let mut s = self.state.lock();
+            assert!(
+                s.unfinished > 0,
+                "Queue::task_done called more times than items were put"
+            );
+            s.unfinished -= 1;
+            if s.unfinished == 0 {
+                s.joiners.wake_every()
+            } else {
+                Vec::new()
+            }
+        };
+        waiters::wake_all(wakers);
+    }
+
+    /// Waits until every item put has been marked [`task_done`](Queue::task_done).
+    pub fn join(&self) {
+        self.join_deadline(None);
+    }
+
+    /// Like [`join`](Queue::join), for at most `timeout`; returns whether all
+    /// tasks were done.
+    pub fn join_timeout(&self, timeout: Duration) -> bool {
+        self.join_deadline(Instant::now().checked_add(timeout))
+    }
+
+    fn join_deadline(&self, deadline: Option<Instant>) -> bool {
+        let waiter = {
+            let mut s = self.state.lock();
+            if s.unfinished == 0 {
+                return true;
+            }
+            s.joiners.push()
+        };
+        waiters::wait(&self.state, &waiter, deadline, joiners, nothing_to_pass_on).is_some()
+    }
+}
+
+impl<T> fmt::Debug for Queue<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let s = self.state.lock();
+        f.debug_struct("Queue")
+            .field("len", &s.items.len())
+            .field("capacity", &s.capacity)
+            .field("closed", &s.closed)
+            .field("getters", &s.getters.len())
+            .field("putters", &s.putters.len())
+            .finish()
+    }
+}

@@ -1,0 +1,365 @@
+//! sylvan::sync::Queue: FIFO, bounds, close, task_done/join, and the big
+//! stress: producers and consumers on fibers and plain threads with random
+//! cancellations and timeouts, every item accounted for exactly once.
+
+mod support;
+
+use std::sync::atomic::{AtomicBool, AtomicU8, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex as StdMutex};
+use std::time::Duration;
+
+use support::{on_workers, Signal};
+use sylvan::sync::{Queue, TryPutError};
+
+#[test]
+fn fifo_bounds_and_close() {
+    on_workers(2, || {
+        let q = Queue::bounded(3);
+        for i in 0..3 {
+            q.put(i).unwrap();
+        }
+        assert_eq!(q.try_put(9), Err(TryPutError::Full(9)));
+        assert_eq!(q.put_timeout(9, Duration::from_millis(5)), Err(9));
+        assert_eq!(q.len(), 3);
+        assert_eq!(q.get(), Some(0));
+        assert_eq!(q.try_get(), Some(1));
+        q.close();
+        assert_eq!(
+            q.put(10),
+            Err(10),
+            "put on a closed queue hands the item back"
+        );
+        assert_eq!(q.try_put(11).unwrap_err().into_inner(), 11);
+        assert_eq!(q.get(), Some(2), "a closed queue still drains");
+        assert_eq!(q.get(), None);
+        assert_eq!(q.get_timeout(Duration::from_millis(1)), None);
+        assert!(q.is_closed());
+    });
+}
+
+#[test]
+#[should_panic(expected = "Queue::bounded(0)")]
+fn zero_capacity_is_refused_with_a_hint() {
+    let _q: Queue<u8> = Queue::bounded(0);
+}
+
+#[test]
+fn close_wakes_waiting_getters_and_putters() {
+    on_workers(2, || {
+        let q = Arc::new(Queue::bounded(1));
+        q.put(0u32).unwrap();
+        let started = Arc::new(Signal::new());
+        let putter = {
+            let (q, s) = (q.clone(), started.clone());
+            sylvan::spawn(move || {
+                s.notify();
+                q.put(1)
+            })
+        };
+        let empty: Arc<Queue<u32>> = Arc::new(Queue::unbounded());
+        let getter = {
+            let (e, s) = (empty.clone(), started.clone());
+            sylvan::spawn(move || {
+                s.notify();
+                e.get()
+            })
+        };
+        started.wait_for(2);
+        sylvan::sleep(Duration::from_millis(2));
+        q.close();
+        empty.close();
+        assert_eq!(putter.join().unwrap(), Err(1));
+        assert_eq!(getter.join().unwrap(), None);
+    });
+}
+
+#[test]
+fn getters_are_served_in_fifo_order() {
+    on_workers(1, || {
+        let q = Arc::new(Queue::unbounded());
+        let order = Arc::new(StdMutex::new(Vec::new()));
+        let hs: Vec<_> = (0..8)
+            .map(|i| {
+                let (q2, order, started) = (q.clone(), order.clone(), Arc::new(Signal::new()));
+                let s2 = started.clone();
+                let h = sylvan::spawn(move || {
+                    s2.notify();
+                    let v = q2.get().unwrap();
+                    order.lock().unwrap().push((i, v));
+                });
+                started.wait_for(1); // it runs on until it parks in get()
+                h
+            })
+            .collect();
+        for v in 0..8 {
+            q.put(v * 10).unwrap();
+        }
+        for h in hs {
+            h.join().unwrap();
+        }
+        let got = order.lock().unwrap().clone();
+        assert_eq!(got, (0..8).map(|i| (i, i * 10)).collect::<Vec<_>>());
+    });
+}
+
+#[test]
+fn an_item_handed_to_a_cancelled_getter_is_not_lost() {
+    on_workers(1, || {
+        let q = Arc::new(Queue::unbounded());
+        let (q1, q2) = (q.clone(), q.clone());
+        let (s1, s2) = (Arc::new(Signal::new()), Arc::new(Signal::new()));
+        let (n1, n2) = (s1.clone(), s2.clone());
+        let first = sylvan::spawn(move || {
+            n1.notify();
+            let _ = q1.get();
+            unreachable!("cancelled before it resumes with the item");
+        });
+        s1.wait_for(1);
+        let second = sylvan::spawn(move || {
+            n2.notify();
+            q2.get()
+        });
+        s2.wait_for(1);
+        q.put("precious").unwrap(); // handed to `first`...
+        first.cancel(); // ...which leaves without it: `second` gets it
+        assert!(first.join().unwrap_err().is_cancelled());
+        assert_eq!(second.join().unwrap(), Some("precious"));
+        // With no other getter, the item would go back to the front.
+        let q3 = q.clone();
+        let n3 = Arc::new(Signal::new());
+        let n3b = n3.clone();
+        let lonely = sylvan::spawn(move || {
+            n3b.notify();
+            let _ = q3.get();
+            unreachable!();
+        });
+        n3.wait_for(1);
+        q.put("first").unwrap();
+        q.put("second").unwrap();
+        lonely.cancel();
+        assert!(lonely.join().unwrap_err().is_cancelled());
+        assert_eq!(q.get(), Some("first"));
+        assert_eq!(q.get(), Some("second"));
+    });
+}
+
+#[test]
+fn task_done_and_join() {
+    let rt = sylvan::Runtime::builder().workers(2).build().unwrap();
+    let q = Arc::new(Queue::unbounded());
+    let processed = Arc::new(AtomicUsize::new(0));
+    for _ in 0..4 {
+        let (q, p) = (q.clone(), processed.clone());
+        rt.spawn(move || {
+            while let Some(ms) = q.get() {
+                sylvan::sleep(Duration::from_millis(ms));
+                p.fetch_add(1, Ordering::SeqCst);
+                q.task_done();
+            }
+        });
+    }
+    for i in 0..40 {
+        q.put(i % 3).unwrap();
+    }
+    // A plain thread joins the queue.
+    let (q2, p2) = (q.clone(), processed.clone());
+    let joined = std::thread::spawn(move || {
+        q2.join();
+        p2.load(Ordering::SeqCst)
+    });
+    assert_eq!(joined.join().unwrap(), 40);
+    assert!(q.join_timeout(Duration::from_millis(1)));
+    q.close();
+    let err = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| q.task_done())).unwrap_err();
+    assert!(err
+        .downcast_ref::<&str>()
+        .unwrap()
+        .contains("task_done called more times"));
+}
+
+/// The stress test, scaled by `items`.
+fn stress(items: usize) {
+    const PRODUCERS: usize = 8;
+    const CONSUMERS: usize = 8;
+    let rt = sylvan::Runtime::builder().workers(4).build().unwrap();
+    let q = Arc::new(Queue::bounded(16));
+    let sent: Arc<Vec<AtomicU8>> = Arc::new((0..items).map(|_| AtomicU8::new(0)).collect());
+    let received: Arc<Vec<AtomicU8>> = Arc::new((0..items).map(|_| AtomicU8::new(0)).collect());
+    let next = Arc::new(AtomicUsize::new(0));
+    let stop_cancelling = Arc::new(AtomicBool::new(false));
+
+    // Producers: claim item numbers, put them with assorted timeouts; an item
+    // counts as sent only once `put` returned Ok.
+    let producer = |k: usize| {
+        let (q, sent, next) = (q.clone(), sent.clone(), next.clone());
+        move || loop {
+            let i = next.fetch_add(1, Ordering::SeqCst);
+            if i >= items {
+                return;
+            }
+            let mut item = i;
+            loop {
+                let r = match (i + k) % 4 {
+                    0 => q.put(item),
+                    1 => q.put_timeout(item, Duration::from_micros(50)),
+                    2 => sylvan::timeout(Duration::from_micros(80), || q.put(item))
+                        .unwrap_or(Err(item)),
+                    _ => q.try_put(item).map_err(TryPutError::into_inner),
+                };
+                match r {
+                    Ok(()) => {
+                        sent[i].store(1, Ordering::SeqCst);
+                        break;
+                    }
+                    // Timed out or full: keep the item and try again.
+                    Err(back) => item = back,
+                }
+            }
+        }
+    };
+    // Consumers: record every item the moment `get` returns it (no park in
+    // between, so a cancellation cannot drop an item on the floor).
+    let consumer = |k: usize| {
+        let (q, received) = (q.clone(), received.clone());
+        move || {
+            let mut n = 0u64;
+            loop {
+                n += 1;
+                let got = match (n as usize + k) % 3 {
+                    0 => q.get(),
+                    1 => match q.get_timeout(Duration::from_micros(70)) {
+                        Some(v) => Some(v),
+                        None if q.is_closed() => q.get(),
+                        None => continue,
+                    },
+                    _ => match sylvan::timeout(Duration::from_micros(90), || q.get()) {
+                        Ok(v) => v,
+                        Err(_) => continue,
+                    },
+                };
+                match got {
+                    Some(i) => {
+                        received[i].fetch_add(1, Ordering::SeqCst);
+                    }
+                    None => return,
+                }
+            }
+        }
+    };
+
+    let mut producer_fibers = Vec::new();
+    let mut producer_threads = Vec::new();
+    for k in 0..PRODUCERS {
+        if k % 2 == 0 {
+            producer_fibers.push(rt.spawn(producer(k)));
+        } else {
+            producer_threads.push(std::thread::spawn(producer(k)));
+        }
+    }
+    let mut consumer_fibers = Vec::new();
+    let mut consumer_threads = Vec::new();
+    for k in 0..CONSUMERS {
+        if k % 2 == 0 {
+            consumer_fibers.push(rt.spawn(consumer(k)));
+        } else {
+            consumer_threads.push(std::thread::spawn(consumer(k)));
+        }
+    }
+    // Random cancellations: short-lived extra consumer fibers that get
+    // cancelled at random moments while the traffic flows.
+    let canceller = {
+        let stop = stop_cancelling.clone();
+        let rt_spawn = {
+            let (q, received) = (q.clone(), received.clone());
+            move |k: usize| {
+                let (q, received) = (q.clone(), received.clone());
+                move || {
+                    // Same recording rule as the real consumers.
+                    let mut n = k;
+                    loop {
+                        n += 1;
+                        let got = if n % 2 == 0 {
+                            q.get()
+                        } else {
+                            match q.get_timeout(Duration::from_micros(30)) {
+                                Some(v) => Some(v),
+                                None => continue,
+                            }
+                        };
+                        match got {
+                            Some(i) => {
+                                received[i].fetch_add(1, Ordering::SeqCst);
+                            }
+                            None => return,
+                        }
+                    }
+                }
+            }
+        };
+        let handles = Arc::new(StdMutex::new(Vec::new()));
+        let h2 = handles.clone();
+        let rt_handle = std::thread::spawn(move || {
+            let mut seed = 0x2545_f491_4f6c_dd1d_u64;
+            let mut k = 100;
+            while !stop.load(Ordering::SeqCst) {
+                seed ^= seed << 13;
+                seed ^= seed >> 7;
+                seed ^= seed << 17;
+                let extra = sylvan::spawn(rt_spawn(k));
+                k += 1;
+                std::thread::sleep(Duration::from_micros(seed % 300));
+                extra.cancel();
+                h2.lock().unwrap().push(extra);
+            }
+        });
+        (rt_handle, handles)
+    };
+
+    for p in producer_fibers {
+        p.join().unwrap();
+    }
+    for p in producer_threads {
+        p.join().unwrap();
+    }
+    stop_cancelling.store(true, Ordering::SeqCst);
+    let (canceller_thread, cancelled) = canceller;
+    canceller_thread.join().unwrap();
+    q.close();
+    for c in consumer_fibers {
+        c.join().unwrap();
+    }
+    for c in consumer_threads {
+        c.join().unwrap();
+    }
+    let mut cancelled_count = 0;
+    for h in cancelled.lock().unwrap().drain(..) {
+        match h.join() {
+            Ok(()) => {}
+            Err(e) => {
+                assert!(e.is_cancelled(), "{e}");
+                cancelled_count += 1;
+            }
+        }
+    }
+    assert!(cancelled_count > 0, "the test cancelled some getters");
+    for i in 0..items {
+        let (s, r) = (
+            sent[i].load(Ordering::SeqCst),
+            received[i].load(Ordering::SeqCst),
+        );
+        assert_eq!(s, 1, "item {i} was never put");
+        assert_eq!(r, 1, "item {i} received {r} times");
+    }
+    assert!(q.is_empty());
+}
+
+#[test]
+fn stress_producers_consumers_with_cancellations_and_timeouts() {
+    stress(200_000);
+}
+
+#[test]
+#[ignore = "the full million items; run with --ignored (takes a while in debug builds)"]
+fn stress_one_million_items() {
+    stress(1_000_000);
+}
