@@ -38,9 +38,24 @@ fn fifo_bounds_and_close() {
 }
 
 #[test]
-#[should_panic(expected = "Queue::bounded(0)")]
-fn zero_capacity_is_refused_with_a_hint() {
-    let _q: Queue<u8> = Queue::bounded(0);
+fn zero_capacity_is_a_rendezvous() {
+    on_workers(2, || {
+        let q = Arc::new(Queue::bounded(0));
+        assert_eq!(
+            q.try_put(1),
+            Err(TryPutError::Full(1)),
+            "no getter waiting: no room"
+        );
+        assert_eq!(q.put_timeout(1, Duration::from_millis(2)), Err(1));
+        let q2 = q.clone();
+        let getter = sylvan::spawn(move || (0..100).map(|_| q2.get().unwrap()).sum::<u32>());
+        for i in 0..100 {
+            q.put(i).unwrap();
+            assert!(q.len() <= 1);
+        }
+        assert_eq!(getter.join().unwrap(), (0..100).sum());
+        assert!(q.is_empty());
+    });
 }
 
 #[test]

@@ -8,12 +8,13 @@
 //! loses nothing and takes nothing meant for someone else (see `waiters`).
 //!
 //! Built so far: [`Event`], [`AsyncResult`], [`Semaphore`], [`Mutex`],
-//! [`RwLock`], [`Condvar`], [`Queue`] and [`WaitGroup`]. Channels, `Barrier`,
-//! `Pool` and `Group` are to come (the sync issue).
+//! [`RwLock`], [`Condvar`], [`Queue`], [`channel`]s and [`WaitGroup`].
+//! `Barrier`, `Pool` and `Group` are to come (the sync issue).
 
 #![forbid(unsafe_code)]
 
 mod async_result;
+pub mod channel;
 mod condvar;
 mod event;
 mod mutex;

@@ -12,8 +12,8 @@ use crate::waiters::{self, WaitQueue};
 
 /// A multi-producer, multi-consumer FIFO queue.
 ///
-/// * `bounded(n)`: `put` waits while `n` items are queued; `unbounded()`:
-///   `put` never waits.
+/// * `bounded(n)`: `put` waits while `n` items are queued; `bounded(0)` is a
+///   rendezvous (`put` waits for a `get`); `unbounded()`: `put` never waits.
 /// * Waiting getters and putters are served in FIFO order. A `put` with
 ///   getters waiting hands the item straight to the longest-waiting one.
 /// * A getter that is cancelled or times out just as an item reaches it
@@ -80,6 +80,9 @@ impl<T> State<T> {
     fn has_room(&self) -> bool {
         match self.capacity {
             None => true,
+            // Rendezvous: room exists for each waiting getter that has not
+            // been promised an item yet.
+            Some(0) => self.getters.len() > self.reserved,
             Some(cap) => self.items.len() + self.reserved < cap,
         }
     }
@@ -204,16 +207,9 @@ impl<T> Queue<T> {
         }
     }
 
-    /// A queue that holds at most `capacity` items.
-    ///
-    /// # Panics
-    /// If `capacity` is 0 (for a rendezvous, use a channel of capacity 0).
+    /// A queue that holds at most `capacity` items. With `capacity` 0 it is a
+    /// rendezvous: `put` waits until a `get` takes the item.
     pub fn bounded(capacity: usize) -> Queue<T> {
-        assert!(
-            capacity > 0,
-            "Queue::bounded(0) can never hold an item; use Queue::bounded(1) or higher, \
-             or Queue::unbounded()"
-        );
         Queue::with_capacity(Some(capacity))
     }
 
@@ -314,7 +310,12 @@ impl<T> Queue<T> {
             if s.closed {
                 return None;
             }
-            s.getters.push()
+            let waiter = s.getters.push();
+            // A rendezvous queue has room now: call a waiting putter over.
+            let wakers = s.room_freed();
+            drop(s);
+            waiters::wake_all(wakers);
+            waiter
         };
         waiters::wait(&self.state, &waiter, deadline, getters, getter_pass_on).flatten()
     }

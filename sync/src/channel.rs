@@ -1,0 +1,320 @@
+//! Multi-producer, multi-consumer channels that know when the other side is
+//! gone: [`bounded`] (capacity 0 is a rendezvous) and [`unbounded`].
+//!
+//! A channel is a [`Queue`](crate::Queue) plus counts of its ends: when the
+//! last [`Sender`] drops, receivers drain what is left and then get
+//! [`RecvError`]; when the last [`Receiver`] drops, queued items are dropped
+//! and sends fail, handing the value back in [`SendError`].
+//!
+//! ```
+//! use sylvan::sync::channel;
+//!
+//! let (tx, rx) = channel::bounded(4);
+//! let producers: Vec<_> = (0..3)
+//!     .map(|p| {
+//!         let tx = tx.clone();
+//!         sylvan::spawn(move || {
+//!             for i in 0..10 {
+//!                 tx.send(p * 100 + i).unwrap();
+//!             }
+//!         })
+//!     })
+//!     .collect();
+//! drop(tx); // the producers hold the remaining senders
+//! let total: u32 = rx.iter().sum(); // ends when every sender is gone
+//! assert_eq!(total, 3 * 45 + 100 * 10 + 200 * 10);
+//! for p in producers {
+//!     p.join().unwrap();
+//! }
+//! ```
+
+use std::fmt;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::queue::{Queue, TryPutError};
+
+struct Chan<T> {
+    queue: Queue<T>,
+    senders: AtomicUsize,
+    receivers: AtomicUsize,
+}
+
+/// A channel holding at most `capacity` values; `bounded(0)` is a
+/// rendezvous (a send waits for a receive).
+pub fn bounded<T>(capacity: usize) -> (Sender<T>, Receiver<T>) {
+    new(Queue::bounded(capacity))
+}
+
+/// A channel without a size limit (sends never wait).
+pub fn unbounded<T>() -> (Sender<T>, Receiver<T>) {
+    new(Queue::unbounded())
+}
+
+fn new<T>(queue: Queue<T>) -> (Sender<T>, Receiver<T>) {
+    let chan = Arc::new(Chan {
+        queue,
+        senders: AtomicUsize::new(1),
+        receivers: AtomicUsize::new(1),
+    });
+    (Sender { chan: chan.clone() }, Receiver { chan })
+}
+
+/// The sending end; clone it for more producers.
+pub struct Sender<T> {
+    chan: Arc<Chan<T>>,
+}
+
+/// The receiving end; clone it for more consumers.
+pub struct Receiver<T> {
+    chan: Arc<Chan<T>>,
+}
+
+impl<T> Sender<T> {
+    /// Sends a value, waiting while the channel is full. Fails, handing the
+    /// value back, when every receiver is gone. A cancellation point.
+    pub fn send(&self, value: T) -> Result<(), SendError<T>> {
+        self.chan.queue.put(value).map_err(SendError)
+    }
+
+    /// Sends without waiting.
+    pub fn try_send(&self, value: T) -> Result<(), TrySendError<T>> {
+        self.chan.queue.try_put(value).map_err(|e| match e {
+            TryPutError::Full(v) => TrySendError::Full(v),
+            TryPutError::Closed(v) => TrySendError::Disconnected(v),
+        })
+    }
+
+    /// Sends, waiting at most `timeout` for room.
+    pub fn send_timeout(&self, value: T, timeout: Duration) -> Result<(), SendTimeoutError<T>> {
+        self.chan
+            .queue
+            .put_timeout(value, timeout)
+            .map_err(|v| match self.chan.queue.is_closed() {
+                true => SendTimeoutError::Disconnected(v),
+                false => SendTimeoutError::Timeout(v),
+            })
+    }
+
+    /// Values queued right now.
+    pub fn len(&self) -> usize {
+        self.chan.queue.len()
+    }
+
+    /// Whether no value is queued.
+    pub fn is_empty(&self) -> bool {
+        self.chan.queue.is_empty()
+    }
+}
+
+impl<T> Receiver<T> {
+    /// Receives the oldest value, waiting while the channel is empty. Fails
+    /// once the channel is empty and every sender is gone. A cancellation
+    /// point.
+    pub fn recv(&self) -> Result<T, RecvError> {
+        self.chan.queue.get().ok_or(RecvError)
+    }
+
+    /// Receives without waiting.
+    pub fn try_recv(&self) -> Result<T, TryRecvError> {
+        match self.chan.queue.try_get() {
+            Some(v) => Ok(v),
+            None if self.chan.queue.is_closed() => Err(TryRecvError::Disconnected),
+            None => Err(TryRecvError::Empty),
+        }
+    }
+
+    /// Receives, waiting at most `timeout`.
+    pub fn recv_timeout(&self, timeout: Duration) -> Result<T, RecvTimeoutError> {
+        match self.chan.queue.get_timeout(timeout) {
+            Some(v) => Ok(v),
+            None if self.chan.queue.is_closed() && self.chan.queue.is_empty() => {
+                Err(RecvTimeoutError::Disconnected)
+            }
+            None => Err(RecvTimeoutError::Timeout),
+        }
+    }
+
+    /// A blocking iterator over received values; ends when the channel is
+    /// empty and every sender is gone.
+    pub fn iter(&self) -> impl Iterator<Item = T> + '_ {
+        std::iter::from_fn(move || self.recv().ok())
+    }
+
+    /// Values queued right now.
+    pub fn len(&self) -> usize {
+        self.chan.queue.len()
+    }
+
+    /// Whether no value is queued.
+    pub fn is_empty(&self) -> bool {
+        self.chan.queue.is_empty()
+    }
+}
+
+impl<T> Clone for Sender<T> {
+    fn clone(&self) -> Self {
+        self.chan.senders.fetch_add(1, Ordering::Relaxed);
+        Sender {
+            chan: self.chan.clone(),
+        }
+    }
+}
+
+impl<T> Clone for Receiver<T> {
+    fn clone(&self) -> Self {
+        self.chan.receivers.fetch_add(1, Ordering::Relaxed);
+        Receiver {
+            chan: self.chan.clone(),
+        }
+    }
+}
+
+impl<T> Drop for Sender<T> {
+    fn drop(&mut self) {
+        if self.chan.senders.fetch_sub(1, Ordering::AcqRel) == 1 {
+            // Receivers drain what is queued, then see the disconnection.
+            self.chan.queue.close();
+        }
+    }
+}
+
+impl<T> Drop for Receiver<T> {
+    fn drop(&mut self) {
+        if self.chan.receivers.fetch_sub(1, Ordering::AcqRel) == 1 {
+            // Nobody will read: fail the senders and drop what is queued.
+            self.chan.queue.close();
+            while self.chan.queue.try_get().is_some() {}
+        }
+    }
+}
+
+impl<T> fmt::Debug for Sender<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Sender { .. }")
+    }
+}
+
+impl<T> fmt::Debug for Receiver<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Receiver { .. }")
+    }
+}
+
+/// Every receiver is gone; the value that could not be sent is inside.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub struct SendError<T>(pub T);
+
+/// The channel is empty and every sender is gone.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RecvError;
+
+/// Why [`Sender::try_send`] failed; the value is inside.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum TrySendError<T> {
+    /// The channel is full.
+    Full(T),
+    /// Every receiver is gone.
+    Disconnected(T),
+}
+
+/// Why [`Sender::send_timeout`] failed; the value is inside.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum SendTimeoutError<T> {
+    /// No room within the timeout.
+    Timeout(T),
+    /// Every receiver is gone.
+    Disconnected(T),
+}
+
+/// Why [`Receiver::try_recv`] failed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TryRecvError {
+    /// Nothing queued right now.
+    Empty,
+    /// Empty, and every sender is gone.
+    Disconnected,
+}
+
+/// Why [`Receiver::recv_timeout`] failed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RecvTimeoutError {
+    /// Nothing arrived within the timeout.
+    Timeout,
+    /// Empty, and every sender is gone.
+    Disconnected,
+}
+
+impl<T> SendError<T> {
+    /// The value that was not sent.
+    pub fn into_inner(self) -> T {
+        self.0
+    }
+}
+
+impl<T> TrySendError<T> {
+    /// The value that was not sent.
+    pub fn into_inner(self) -> T {
+        match self {
+            TrySendError::Full(v) | TrySendError::Disconnected(v) => v,
+        }
+    }
+}
+
+impl<T> SendTimeoutError<T> {
+    /// The value that was not sent.
+    pub fn into_inner(self) -> T {
+        match self {
+            SendTimeoutError::Timeout(v) | SendTimeoutError::Disconnected(v) => v,
+        }
+    }
+}
+
+macro_rules! error_impls {
+    ($($ty:ident $(<$g:ident>)? : $($pat:pat => $msg:expr),+;)+) => {$(
+        impl$(<$g>)? fmt::Display for $ty$(<$g>)? {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(match self { $($pat => $msg),+ })
+            }
+        }
+        impl$(<$g>)? std::error::Error for $ty$(<$g>)? {}
+    )+};
+}
+
+error_impls! {
+    SendError<T>: SendError(_) => "sending on a channel whose receivers are all gone";
+    RecvError: RecvError => "receiving on an empty channel whose senders are all gone";
+    TrySendError<T>: TrySendError::Full(_) => "sending on a full channel",
+        TrySendError::Disconnected(_) => "sending on a channel whose receivers are all gone";
+    SendTimeoutError<T>: SendTimeoutError::Timeout(_) => "timed out waiting for room in the channel",
+        SendTimeoutError::Disconnected(_) => "sending on a channel whose receivers are all gone";
+    TryRecvError: TryRecvError::Empty => "receiving on an empty channel",
+        TryRecvError::Disconnected => "receiving on an empty channel whose senders are all gone";
+    RecvTimeoutError: RecvTimeoutError::Timeout => "timed out waiting on the channel",
+        RecvTimeoutError::Disconnected => "receiving on an empty channel whose senders are all gone";
+}
+
+impl<T> fmt::Debug for SendError<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("SendError(..)")
+    }
+}
+
+impl<T> fmt::Debug for TrySendError<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            TrySendError::Full(_) => f.write_str("Full(..)"),
+            TrySendError::Disconnected(_) => f.write_str("Disconnected(..)"),
+        }
+    }
+}
+
+impl<T> fmt::Debug for SendTimeoutError<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            SendTimeoutError::Timeout(_) => f.write_str("Timeout(..)"),
+            SendTimeoutError::Disconnected(_) => f.write_str("Disconnected(..)"),
+        }
+    }
+}
