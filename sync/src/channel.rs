@@ -1,7 +1,7 @@
 //! Multi-producer, multi-consumer channels that know when the other side is
 //! gone: [`bounded`] (capacity 0 is a rendezvous) and [`unbounded`].
 //!
-//! A channel is a [`Queue`](crate::Queue) plus counts of its ends: when the
+//! A channel is a [`Queue`] plus counts of its ends: when the
 //! last [`Sender`] drops, receivers drain what is left and then get
 //! [`RecvError`]; when the last [`Receiver`] drops, queued items are dropped
 //! and sends fail, handing the value back in [`SendError`].
