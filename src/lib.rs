@@ -24,8 +24,8 @@
 //!   [`scope`], [`sleep`], [`timeout`], [`unblock`], [`fiber_local!`], and the
 //!   [`park`] protocol that the rest builds on.
 //! * [`net`]: sockets that yield to the hub (in progress).
-//! * [`sync`]: fiber-aware synchronisation primitives ([`sync::Event`],
-//!   [`sync::Semaphore`] so far).
+//! * [`sync`]: fiber-aware synchronisation primitives (events, locks,
+//!   queues, channels, pools, groups) that work from fibers and threads.
 
 pub use sylvan_runtime::*;
 

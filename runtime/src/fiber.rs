@@ -298,6 +298,13 @@ impl Fiber {
     pub fn is_cancelled(&self) -> bool {
         self.header.is_cancelled()
     }
+
+    /// Requests cancellation of this fiber, like
+    /// [`JoinHandle::cancel`](crate::JoinHandle::cancel) (for code that has a
+    /// `Fiber` but not the handle, e.g. a group of fibers).
+    pub fn cancel(&self) {
+        self.header.cancel();
+    }
 }
 
 impl fmt::Debug for Fiber {

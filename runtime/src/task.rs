@@ -396,6 +396,13 @@ impl<T> JoinHandle<T> {
     pub fn name(&self) -> Option<&str> {
         self.header.name.as_deref()
     }
+
+    /// A clonable handle to the fiber's identity (id, name, cancellation).
+    pub fn fiber(&self) -> crate::Fiber {
+        crate::Fiber {
+            header: self.header.clone(),
+        }
+    }
 }
 
 impl<T> fmt::Debug for JoinHandle<T> {

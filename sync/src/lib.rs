@@ -7,17 +7,21 @@
 //! `JoinHandle::cancel` and `sylvan::timeout`; a waiter interrupted that way
 //! loses nothing and takes nothing meant for someone else (see `waiters`).
 //!
-//! Built so far: [`Event`], [`AsyncResult`], [`Semaphore`], [`Mutex`],
-//! [`RwLock`], [`Condvar`], [`Queue`], [`channel`]s and [`WaitGroup`].
-//! `Barrier`, `Pool` and `Group` are to come (the sync issue).
+//! The primitives: [`Event`], [`AsyncResult`], [`Semaphore`], [`Mutex`],
+//! [`RwLock`], [`Condvar`], [`Queue`], [`channel`]s, [`WaitGroup`],
+//! [`Barrier`], [`Pool`] and [`Group`]. All waiter bookkeeping lives in one
+//! private module (`waiters`) that every primitive shares.
 
 #![forbid(unsafe_code)]
 
 mod async_result;
+mod barrier;
 pub mod channel;
 mod condvar;
 mod event;
+mod group;
 mod mutex;
+mod pool;
 mod queue;
 mod rwlock;
 mod semaphore;
@@ -25,10 +29,13 @@ mod wait_group;
 mod waiters;
 
 pub use async_result::AsyncResult;
+pub use barrier::{Barrier, BarrierWaitResult};
 pub use condvar::{Condvar, WaitTimeoutResult};
 pub use event::Event;
+pub use group::Group;
 pub use mutex::{Mutex, MutexGuard};
+pub use pool::Pool;
 pub use queue::{Queue, TryPutError};
 pub use rwlock::{RwLock, RwLockReadGuard, RwLockWriteGuard};
-pub use semaphore::{Semaphore, SemaphorePermit};
+pub use semaphore::{OwnedSemaphorePermit, Semaphore, SemaphorePermit};
 pub use wait_group::WaitGroup;

@@ -1,5 +1,6 @@
 //! [`Semaphore`]: a FIFO-fair counting semaphore.
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
@@ -133,6 +134,13 @@ impl Semaphore {
         waiters::wake_all(wakers);
     }
 
+    /// Like [`acquire`](Semaphore::acquire), for a semaphore behind an `Arc`:
+    /// the permit owns a reference, so it can move into another fiber.
+    pub fn acquire_owned(self: &Arc<Self>) -> OwnedSemaphorePermit {
+        std::mem::forget(self.acquire());
+        OwnedSemaphorePermit { sem: self.clone() }
+    }
+
     /// Permits free right now.
     pub fn available_permits(&self) -> usize {
         self.state.lock().permits
@@ -181,5 +189,24 @@ impl Drop for SemaphorePermit<'_> {
 impl std::fmt::Debug for SemaphorePermit<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str("SemaphorePermit")
+    }
+}
+
+/// A held permit that owns a reference to its [`Semaphore`]; released when
+/// dropped. Made by [`Semaphore::acquire_owned`].
+#[must_use = "the permit is released as soon as it is dropped"]
+pub struct OwnedSemaphorePermit {
+    sem: Arc<Semaphore>,
+}
+
+impl Drop for OwnedSemaphorePermit {
+    fn drop(&mut self) {
+        self.sem.release();
+    }
+}
+
+impl std::fmt::Debug for OwnedSemaphorePermit {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("OwnedSemaphorePermit")
     }
 }

@@ -1,0 +1,201 @@
+//! [`Pool`]: run at most `size` fibers at once (gevent's `Pool`).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use sylvan_runtime::JoinHandle;
+
+use crate::channel;
+use crate::semaphore::{OwnedSemaphorePermit, Semaphore};
+use crate::wait_group::WaitGroup;
+
+/// A bounded set of fibers: [`spawn`](Pool::spawn) waits while `size`
+/// fibers of the pool are running, [`join`](Pool::join) waits for all of
+/// them. Cloning a `Pool` gives another handle to the same pool.
+///
+/// ```
+/// use std::sync::atomic::{AtomicUsize, Ordering};
+/// use std::sync::Arc;
+/// use sylvan::sync::Pool;
+///
+/// let pool = Pool::new(4);
+/// let done = Arc::new(AtomicUsize::new(0));
+/// for _ in 0..20 {
+///     let done = done.clone();
+///     pool.spawn(move || {
+///         sylvan::sleep(std::time::Duration::from_millis(1));
+///         done.fetch_add(1, Ordering::SeqCst);
+///     });
+/// }
+/// pool.join();
+/// assert_eq!(done.load(Ordering::SeqCst), 20);
+///
+/// let squares = pool.map(1..=5u64, |x| x * x);
+/// assert_eq!(squares, [1, 4, 9, 16, 25]);
+/// ```
+#[derive(Clone)]
+pub struct Pool {
+    size: usize,
+    slots: Arc<Semaphore>,
+    running: Arc<WaitGroup>,
+}
+
+/// Marks a pool fiber finished (also if it is dropped without running).
+struct Finished {
+    _slot: OwnedSemaphorePermit,
+    running: Arc<WaitGroup>,
+}
+
+impl Drop for Finished {
+    fn drop(&mut self) {
+        self.running.done();
+    }
+}
+
+impl Pool {
+    /// A pool running at most `size` fibers at once.
+    ///
+    /// # Panics
+    /// If `size` is 0 (nothing could ever run).
+    pub fn new(size: usize) -> Pool {
+        assert!(
+            size > 0,
+            "Pool::new(0) could never run a fiber; use a size of at least 1"
+        );
+        Pool {
+            size,
+            slots: Arc::new(Semaphore::new(size)),
+            running: Arc::new(WaitGroup::new()),
+        }
+    }
+
+    /// Spawns `f` as a fiber of the pool, first waiting while `size` of its
+    /// fibers are running. A cancellation point.
+    pub fn spawn<F, T>(&self, f: F) -> JoinHandle<T>
+    where
+        F: FnOnce() -> T + Send + 'static,
+        T: Send + 'static,
+    {
+        let slot = self.slots.acquire_owned();
+        self.running.add(1);
+        let finished = Finished {
+            _slot: slot,
+            running: self.running.clone(),
+        };
+        sylvan_runtime::spawn(move || {
+            let _finished = finished;
+            f()
+        })
+    }
+
+    /// Waits until every fiber of the pool has finished.
+    pub fn join(&self) {
+        self.running.wait();
+    }
+
+    /// Like [`join`](Pool::join), for at most `timeout`; returns whether all
+    /// finished.
+    pub fn join_timeout(&self, timeout: Duration) -> bool {
+        self.running.wait_timeout(timeout)
+    }
+
+    /// The most fibers that run at once.
+    pub fn size(&self) -> usize {
+        self.size
+    }
+
+    /// Fibers that could start right now without waiting.
+    pub fn free_count(&self) -> usize {
+        self.slots.available_permits()
+    }
+
+    /// Fibers of the pool running (or about to) right now.
+    pub fn running(&self) -> usize {
+        self.running.count()
+    }
+
+    /// Applies `f` to every item on the pool's fibers and returns the results
+    /// in input order.
+    ///
+    /// # Panics
+    /// Re-raises the first panic of `f` (after the other items finished).
+    pub fn map<I, F, T>(&self, items: I, f: F) -> Vec<T>
+    where
+        I: IntoIterator,
+        I::Item: Send + 'static,
+        F: Fn(I::Item) -> T + Send + Sync + 'static,
+        T: Send + 'static,
+    {
+        let f = Arc::new(f);
+        let handles: Vec<_> = items
+            .into_iter()
+            .map(|item| {
+                let f = f.clone();
+                self.spawn(move || f(item))
+            })
+            .collect();
+        let mut out = Vec::with_capacity(handles.len());
+        let mut first_panic = None;
+        for h in handles {
+            match h.join() {
+                Ok(v) => out.push(v),
+                Err(e) if e.is_panic() && first_panic.is_none() => {
+                    first_panic = Some(e.into_panic())
+                }
+                Err(e) if e.is_panic() => {}
+                Err(e) => panic!("Pool::map: {e}"),
+            }
+        }
+        if let Some(p) = first_panic {
+            std::panic::resume_unwind(p);
+        }
+        out
+    }
+
+    /// Applies `f` to every item on the pool's fibers and yields the results
+    /// as they complete (any order). Items are started lazily, at most `size`
+    /// at a time, as the iterator is consumed; a panicking item ends the
+    /// sequence early.
+    ///
+    /// ```
+    /// let pool = sylvan::sync::Pool::new(3);
+    /// let mut lens: Vec<usize> = pool
+    ///     .imap_unordered(["a", "bbb", "cc"], |s| s.len())
+    ///     .collect();
+    /// lens.sort();
+    /// assert_eq!(lens, [1, 2, 3]);
+    /// ```
+    pub fn imap_unordered<I, F, T>(&self, items: I, f: F) -> impl Iterator<Item = T>
+    where
+        I: IntoIterator,
+        I::IntoIter: Send + 'static,
+        I::Item: Send + 'static,
+        F: Fn(I::Item) -> T + Send + Sync + 'static,
+        T: Send + 'static,
+    {
+        let (tx, rx) = channel::unbounded();
+        let pool = self.clone();
+        let f = Arc::new(f);
+        let items = items.into_iter();
+        // The feeder spawns items as slots free up; the channel closes when
+        // the feeder and every item's fiber have dropped their senders.
+        sylvan_runtime::spawn(move || {
+            for item in items {
+                let (tx, f) = (tx.clone(), f.clone());
+                pool.spawn(move || {
+                    let _ = tx.send(f(item));
+                });
+            }
+        });
+        rx.into_iter()
+    }
+}
+
+impl std::fmt::Debug for Pool {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Pool")
+            .field("size", &self.size)
+            .field("running", &self.running())
+            .finish()
+    }
+}
