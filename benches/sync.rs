@@ -121,8 +121,14 @@ fn main() {
     let s2 = per_rt(runs(|| sylvan_ping_pong(&two)));
     let st = per_rt(runs(std_ping_pong));
     println!("ping-pong over two channels, ns per round trip (median of 5):");
-    println!("  sylvan, 1 worker   {s1:10.0}   ({:.1}x faster than std)", st / s1);
-    println!("  sylvan, 2 workers  {s2:10.0}   ({:.1}x faster than std)", st / s2);
+    println!(
+        "  sylvan, 1 worker   {s1:10.0}   ({:.1}x faster than std)",
+        st / s1
+    );
+    println!(
+        "  sylvan, 2 workers  {s2:10.0}   ({:.1}x faster than std)",
+        st / s2
+    );
     println!("  std threads+mpsc   {st:10.0}");
 
     let m1 = mops(runs(|| sylvan_mutex(&one)));
