@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 use parking_lot::Mutex;
 use sylvan_runtime::park::Waker;
 
+use crate::wait_group::WaitGroup;
 use crate::waiters::{self, WaitQueue};
 
 /// A multi-producer, multi-consumer FIFO queue.
@@ -51,6 +52,8 @@ use crate::waiters::{self, WaitQueue};
 /// ```
 pub struct Queue<T> {
     state: Mutex<State<T>>,
+    /// Items put and not yet marked `task_done` (gevent's JoinableQueue).
+    tasks: WaitGroup,
 }
 
 /// What a waiting putter is told.
@@ -71,9 +74,6 @@ struct State<T> {
     /// Getters; each is handed `Some(item)`, or `None` when the queue closes.
     getters: WaitQueue<Option<T>>,
     putters: WaitQueue<PutGrant>,
-    /// Items put and not yet marked `task_done`.
-    unfinished: usize,
-    joiners: WaitQueue,
 }
 
 impl<T> State<T> {
@@ -88,8 +88,9 @@ impl<T> State<T> {
     }
 
     /// Adds an item: straight to the longest-waiting getter, else the buffer.
-    fn deliver(&mut self, item: T) -> Vec<Waker> {
-        self.unfinished += 1;
+    /// `tasks` counts it first, so a fast `task_done` cannot underflow.
+    fn deliver(&mut self, item: T, tasks: &WaitGroup) -> Vec<Waker> {
+        tasks.add(1);
         match self.getters.notify_one(Some(item)) {
             Ok(w) => vec![w],
             Err(item) => {
@@ -119,10 +120,6 @@ fn putters<T>(s: &mut State<T>) -> &mut WaitQueue<PutGrant> {
     &mut s.putters
 }
 
-fn joiners<T>(s: &mut State<T>) -> &mut WaitQueue {
-    &mut s.joiners
-}
-
 /// A getter left while holding an item: the next getter gets it, else it
 /// goes back to the front (it is the oldest item).
 fn getter_pass_on<T>(s: &mut State<T>, item: Option<T>) -> Vec<Waker> {
@@ -147,10 +144,6 @@ fn putter_pass_on<T>(s: &mut State<T>, grant: PutGrant) -> Vec<Waker> {
             s.room_freed()
         }
     }
-}
-
-fn nothing_to_pass_on<T>(_: &mut State<T>, (): ()) -> Vec<Waker> {
-    Vec::new()
 }
 
 /// Why [`Queue::try_put`] did not take the item (which it hands back).
@@ -201,9 +194,8 @@ impl<T> Queue<T> {
                 closed: false,
                 getters: WaitQueue::default(),
                 putters: WaitQueue::default(),
-                unfinished: 0,
-                joiners: WaitQueue::default(),
             }),
+            tasks: WaitGroup::new(),
         }
     }
 
@@ -239,7 +231,7 @@ impl<T> Queue<T> {
             if !s.has_room() || !s.putters.is_empty() {
                 return Err(TryPutError::Full(item));
             }
-            s.deliver(item)
+            s.deliver(item, &self.tasks)
         };
         waiters::wake_all(wakers);
         Ok(())
@@ -252,7 +244,7 @@ impl<T> Queue<T> {
                 return Err(item);
             }
             if s.has_room() && s.putters.is_empty() {
-                let wakers = s.deliver(item);
+                let wakers = s.deliver(item, &self.tasks);
                 drop(s);
                 waiters::wake_all(wakers);
                 return Ok(());
@@ -265,7 +257,7 @@ impl<T> Queue<T> {
                     let mut s = self.state.lock();
                     s.reserved -= 1;
                     // Room was granted before any close: the put stands.
-                    s.deliver(item)
+                    s.deliver(item, &self.tasks)
                 };
                 waiters::wake_all(wakers);
                 Ok(())
@@ -358,42 +350,22 @@ impl<T> Queue<T> {
     /// # Panics
     /// If called more times than items were put.
     pub fn task_done(&self) {
-        let wakers = {
-            let mut s = self.state.lock();
-            assert!(
-                s.unfinished > 0,
-                "Queue::task_done called more times than items were put"
-            );
-            s.unfinished -= 1;
-            if s.unfinished == 0 {
-                s.joiners.wake_every()
-            } else {
-                Vec::new()
-            }
-        };
-        waiters::wake_all(wakers);
+        assert!(
+            self.tasks.count() > 0,
+            "Queue::task_done called more times than items were put"
+        );
+        self.tasks.done();
     }
 
     /// Waits until every item put has been marked [`task_done`](Queue::task_done).
     pub fn join(&self) {
-        self.join_deadline(None);
+        self.tasks.wait();
     }
 
     /// Like [`join`](Queue::join), for at most `timeout`; returns whether all
     /// tasks were done.
     pub fn join_timeout(&self, timeout: Duration) -> bool {
-        self.join_deadline(Instant::now().checked_add(timeout))
-    }
-
-    fn join_deadline(&self, deadline: Option<Instant>) -> bool {
-        let waiter = {
-            let mut s = self.state.lock();
-            if s.unfinished == 0 {
-                return true;
-            }
-            s.joiners.push()
-        };
-        waiters::wait(&self.state, &waiter, deadline, joiners, nothing_to_pass_on).is_some()
+        self.tasks.wait_timeout(timeout)
     }
 }
 
