@@ -29,6 +29,22 @@
 
 pub use sylvan_runtime::*;
 
+/// Runs `fn main` as the first fiber of a sylvan runtime
+/// (`#[sylvan::main]`, `#[sylvan::main(workers = 4)]`).
+///
+/// ```
+/// #[sylvan::main(workers = 2)]
+/// fn main() {
+///     let h = sylvan::spawn(|| 6 * 7);
+///     assert_eq!(h.join().unwrap(), 42);
+/// }
+/// ```
+pub use sylvan_macros::main;
+
+/// Runs a test as the first fiber of a fresh runtime
+/// (`#[sylvan::test]`, `#[sylvan::test(workers = 4)]`); one worker by default.
+pub use sylvan_macros::test;
+
 /// Networking that parks the calling fiber instead of blocking its thread.
 pub mod net {
     #[allow(unused_imports)]

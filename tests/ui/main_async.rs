@@ -1,0 +1,2 @@
+#[sylvan::main]
+async fn main() {}

@@ -1,0 +1,2 @@
+#[sylvan::main(workers = "four")]
+fn main() {}

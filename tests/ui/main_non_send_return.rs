@@ -1,0 +1,4 @@
+#[sylvan::main]
+fn main() -> Result<(), std::rc::Rc<String>> {
+    Ok(())
+}

@@ -1,0 +1,6 @@
+#[sylvan::main]
+fn start() {}
+
+fn main() {
+    start();
+}

@@ -1,0 +1,4 @@
+#[sylvan::main]
+fn main(args: Vec<String>) {
+    let _ = args;
+}

@@ -1,0 +1,2 @@
+#[sylvan::main(threads = 4)]
+fn main() {}

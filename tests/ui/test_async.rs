@@ -1,0 +1,4 @@
+#[sylvan::test]
+async fn my_test() {}
+
+fn main() {}
