@@ -6,7 +6,7 @@ mod support;
 use std::sync::Arc;
 use std::time::Duration;
 
-use support::{on_workers, Signal};
+use support::{on_workers, spawn_started, Signal};
 use sylvan::sync::Mutex;
 
 #[test]
@@ -80,20 +80,14 @@ fn ownership_handed_to_a_cancelled_waiter_passes_on() {
         let m = Arc::new(Mutex::new(0));
         let held = m.lock();
         let (m1, m2) = (m.clone(), m.clone());
-        let (s1, s2) = (Arc::new(Signal::new()), Arc::new(Signal::new()));
-        let (n1, n2) = (s1.clone(), s2.clone());
-        let first = sylvan::spawn(move || {
-            n1.notify();
+        // Each returns once the fiber is parked in lock().
+        let first = spawn_started(move || {
             let _g = m1.lock();
             unreachable!("cancelled before it resumes with the lock");
         });
-        // On one worker the notifier runs on until it parks in lock().
-        s1.wait_for(1);
-        let second = sylvan::spawn(move || {
-            n2.notify();
+        let second = spawn_started(move || {
             *m2.lock() += 1;
         });
-        s2.wait_for(1);
         drop(held); // hands the lock to `first`...
         first.cancel(); // ...which is cancelled before it runs
         assert!(first.join().unwrap_err().is_cancelled());

@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicBool, AtomicU8, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex as StdMutex};
 use std::time::Duration;
 
-use support::{on_workers, Signal};
+use support::{on_workers, spawn_started, Signal};
 use sylvan::sync::{Queue, TryPutError};
 
 #[test]
@@ -122,33 +122,22 @@ fn an_item_handed_to_a_cancelled_getter_is_not_lost() {
     on_workers(1, || {
         let q = Arc::new(Queue::unbounded());
         let (q1, q2) = (q.clone(), q.clone());
-        let (s1, s2) = (Arc::new(Signal::new()), Arc::new(Signal::new()));
-        let (n1, n2) = (s1.clone(), s2.clone());
-        let first = sylvan::spawn(move || {
-            n1.notify();
+        // Each returns once the fiber is parked in get().
+        let first = spawn_started(move || {
             let _ = q1.get();
             unreachable!("cancelled before it resumes with the item");
         });
-        s1.wait_for(1);
-        let second = sylvan::spawn(move || {
-            n2.notify();
-            q2.get()
-        });
-        s2.wait_for(1);
+        let second = spawn_started(move || q2.get());
         q.put("precious").unwrap(); // handed to `first`...
         first.cancel(); // ...which leaves without it: `second` gets it
         assert!(first.join().unwrap_err().is_cancelled());
         assert_eq!(second.join().unwrap(), Some("precious"));
         // With no other getter, the item would go back to the front.
         let q3 = q.clone();
-        let n3 = Arc::new(Signal::new());
-        let n3b = n3.clone();
-        let lonely = sylvan::spawn(move || {
-            n3b.notify();
+        let lonely = spawn_started(move || {
             let _ = q3.get();
             unreachable!();
         });
-        n3.wait_for(1);
         q.put("first").unwrap();
         q.put("second").unwrap();
         lonely.cancel();

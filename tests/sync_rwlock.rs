@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, Mutex as StdMutex};
 use std::time::Duration;
 
-use support::{on_workers, Signal};
+use support::{on_workers, spawn_started};
 use sylvan::sync::RwLock;
 
 #[test]
@@ -68,10 +68,7 @@ fn queued(
     write: bool,
 ) -> sylvan::JoinHandle<()> {
     let (l, log) = (lock.clone(), log.clone());
-    let started = Arc::new(Signal::new());
-    let s2 = started.clone();
-    let h = sylvan::spawn(move || {
-        s2.notify();
+    spawn_started(move || {
         if write {
             let _g = l.write();
             log.lock().unwrap().push(tag);
@@ -79,9 +76,7 @@ fn queued(
             let _g = l.read();
             log.lock().unwrap().push(tag);
         }
-    });
-    started.wait_for(1);
-    h
+    })
 }
 
 #[test]
@@ -129,19 +124,13 @@ fn an_admitted_reader_that_is_cancelled_lets_the_writer_in() {
         let lock = Arc::new(RwLock::new(0));
         let w1 = lock.write();
         let (l1, l2) = (lock.clone(), lock.clone());
-        let (s1, s2) = (Arc::new(Signal::new()), Arc::new(Signal::new()));
-        let (n1, n2) = (s1.clone(), s2.clone());
-        let reader = sylvan::spawn(move || {
-            n1.notify();
+        let reader = spawn_started(move || {
             let _g = l1.read();
             unreachable!("cancelled before it resumes");
         });
-        s1.wait_for(1);
-        let writer = sylvan::spawn(move || {
-            n2.notify();
+        let writer = spawn_started(move || {
             *l2.write() += 1;
         });
-        s2.wait_for(1);
         drop(w1); // admits the reader (readers = 1)...
         reader.cancel(); // ...which leaves without running: the writer gets in
         assert!(reader.join().unwrap_err().is_cancelled());

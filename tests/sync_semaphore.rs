@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use support::{on_workers, Signal};
+use support::{on_workers, spawn_started};
 use sylvan::sync::Semaphore;
 
 /// Waits (cooperatively) until `n` acquirers are queued.
@@ -179,14 +179,11 @@ fn a_permit_handed_to_a_cancelled_waiter_passes_to_the_next() {
     on_workers(1, || {
         let sem = Arc::new(Semaphore::new(1));
         let held = sem.acquire();
-        let first_started = Arc::new(Signal::new());
-        let (s1, f1) = (sem.clone(), first_started.clone());
-        let first = sylvan::spawn(move || {
-            f1.notify();
+        let s1 = sem.clone();
+        let first = spawn_started(move || {
             let _p = s1.acquire();
             unreachable!("cancelled before it can run with the permit");
         });
-        first_started.wait_for(1);
         until_waiting(&sem, 1);
         let s2 = sem.clone();
         let second = sylvan::spawn(move || {

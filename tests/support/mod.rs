@@ -156,3 +156,20 @@ impl Drop for DropCounter {
         self.0.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
     }
 }
+
+/// Spawns `f` as a fiber on the current runtime and returns once it has
+/// started. On a one-worker runtime the new fiber runs on until its first
+/// park, so on return it is blocked wherever `f` first blocks (a lock, a
+/// queue...): tests use this to line waiters up deterministically.
+pub fn spawn_started<T: Send + 'static>(
+    f: impl FnOnce() -> T + Send + 'static,
+) -> sylvan::JoinHandle<T> {
+    let started = std::sync::Arc::new(Signal::new());
+    let s2 = started.clone();
+    let h = sylvan::spawn(move || {
+        s2.notify();
+        f()
+    });
+    started.wait_for(1);
+    h
+}
