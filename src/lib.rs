@@ -23,7 +23,8 @@
 //! * Runtime: [`run`], [`Runtime`], [`spawn`], [`spawn_local`], [`Builder`],
 //!   [`scope`], [`sleep`], [`timeout`], [`unblock`], [`fiber_local!`], and the
 //!   [`park`] protocol that the rest builds on.
-//! * [`net`]: sockets that yield to the hub (in progress).
+//! * [`net`]: TCP, UDP and unix sockets and DNS that park the calling fiber
+//!   instead of blocking its worker thread (std-shaped: `Read`/`Write`).
 //! * [`sync`]: fiber-aware synchronisation primitives (events, locks,
 //!   queues, channels, pools, groups) that work from fibers and threads.
 
@@ -47,7 +48,6 @@ pub use sylvan_macros::test;
 
 /// Networking that parks the calling fiber instead of blocking its thread.
 pub mod net {
-    #[allow(unused_imports)]
     pub use sylvan_net::*;
 }
 

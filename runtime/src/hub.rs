@@ -26,7 +26,7 @@
 use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
 use std::io;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -35,6 +35,7 @@ use crossbeam_deque::{Steal, Stealer, Worker};
 use parking_lot::Mutex;
 
 use crate::fiber::{self, FiberCtx, FiberId, Header, Suspend, DONE, PARKED};
+use crate::io::{IoState, IoTable};
 use crate::runtime::RuntimeShared;
 use crate::stack::{FiberStack, StackPool};
 use crate::timer::{TimerKey, TimerQueue};
@@ -100,6 +101,13 @@ pub(crate) struct HubShared {
     /// `true` while the hub is about to block or blocked in `poll`.
     pub(crate) sleeping: AtomicBool,
     waker: mio::Waker,
+    /// A handle on this hub's `epoll` set, for (de)registering descriptors
+    /// from any thread.
+    registry: mio::Registry,
+    /// Descriptors registered with this hub, by token.
+    io: Mutex<IoTable>,
+    /// How many descriptors are registered (checked without the lock).
+    io_count: AtomicUsize,
 }
 
 impl HubShared {
@@ -110,7 +118,37 @@ impl HubShared {
             inbox_ready: AtomicBool::new(false),
             sleeping: AtomicBool::new(false),
             waker: mio::Waker::new(poll.registry(), WAKER_TOKEN)?,
+            registry: poll.registry().try_clone()?,
+            io: Mutex::new(IoTable::default()),
+            io_count: AtomicUsize::new(0),
         })
+    }
+
+    /// Adds a descriptor to this hub's `epoll` set (edge-triggered, both
+    /// directions) and returns its token.
+    pub(crate) fn register_io(&self, state: &Arc<IoState>) -> io::Result<mio::Token> {
+        let fd = state.fd();
+        let mut table = self.io.lock();
+        let token = table.insert(state.clone());
+        let interest = mio::Interest::READABLE | mio::Interest::WRITABLE;
+        if let Err(e) = self
+            .registry
+            .register(&mut mio::unix::SourceFd(&fd), token, interest)
+        {
+            table.remove(token);
+            return Err(e);
+        }
+        self.io_count.fetch_add(1, Ordering::Relaxed);
+        Ok(token)
+    }
+
+    /// Removes a descriptor registered by [`register_io`](Self::register_io).
+    pub(crate) fn deregister_io(&self, fd: std::os::fd::RawFd, token: mio::Token) {
+        // Fails only if the descriptor is already closed, in which case the
+        // kernel has dropped it from the set itself.
+        let _ = self.registry.deregister(&mut mio::unix::SourceFd(&fd));
+        self.io.lock().remove(token);
+        self.io_count.fetch_sub(1, Ordering::Relaxed);
     }
 
     /// Queues the fiber in `slot` to run on this hub. Called exactly once per
@@ -309,6 +347,14 @@ impl Hub {
                 }
                 std::hint::spin_loop();
             }
+            // Sockets become ready without anyone touching our queues: look
+            // at the event loop too, without blocking.
+            if self.shared.io_count.load(Ordering::Relaxed) > 0 {
+                self.poll_io(Some(Duration::ZERO));
+                if !self.ready.borrow().is_empty() {
+                    break true;
+                }
+            }
             let now = Instant::now();
             if due.is_some_and(|d| d <= now) {
                 break true;
@@ -475,10 +521,27 @@ impl Hub {
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
             Err(e) => panic!("sylvan: hub {}: mio poll failed: {e}", self.shared.index),
         }
-        for event in events.iter() {
-            // Only the waker is registered so far; its event just ends the
-            // poll. (IO sources will be dispatched here.)
-            debug_assert_eq!(event.token(), WAKER_TOKEN);
+        if events.is_empty() {
+            return;
+        }
+        // The waker's event only ends the poll. Look the others up under one
+        // lock, then wake their waiters without it.
+        let mut ready = Vec::new();
+        {
+            let table = self.shared.io.lock();
+            for event in events.iter() {
+                if event.token() == WAKER_TOKEN {
+                    continue;
+                }
+                if let Some(state) = table.get(event.token()) {
+                    let (read, write) = crate::io::directions(event);
+                    ready.push((state.clone(), read, write));
+                }
+            }
+        }
+        drop(events);
+        for (state, read, write) in ready {
+            state.on_event(read, write);
         }
     }
 

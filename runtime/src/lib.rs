@@ -32,6 +32,7 @@
 mod blocking;
 mod fiber;
 mod hub;
+pub mod io;
 mod local;
 mod overflow;
 pub mod park;

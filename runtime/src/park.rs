@@ -302,6 +302,20 @@ fn fiber_park(ctx: &FiberCtx, deadline: Option<Instant>) {
     raise_interrupts(ctx);
 }
 
+/// For a plain thread about to block in a system call: raises an expired
+/// `timeout` scope, then returns the deadline the wait must honour (its own
+/// and the innermost scope's).
+pub(crate) fn thread_wait_deadline(deadline: Option<Instant>) -> Option<Instant> {
+    raise_thread_interrupts();
+    let top = THREAD_DEADLINES.with(|s| s.borrow().last().copied());
+    effective(deadline, top, THREAD_SHIELD.with(Cell::get))
+}
+
+/// Raises an expired `timeout` scope on a plain thread (after a blocking wait).
+pub(crate) fn raise_thread_interrupt() {
+    raise_thread_interrupts();
+}
+
 fn thread_park(deadline: Option<Instant>) {
     raise_thread_interrupts();
     let top = THREAD_DEADLINES.with(|s| s.borrow().last().copied());

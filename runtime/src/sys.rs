@@ -103,3 +103,26 @@ pub(crate) fn protect_none(ptr: *mut u8, len: usize) -> io::Result<()> {
     // guard page, so revoking access cannot invalidate one.
     syscall!(mprotect(ptr.cast(), len, libc::PROT_NONE)).map(drop)
 }
+
+/// Waits up to `timeout_ms` (-1: forever) for `events` on `fd` with `poll(2)`.
+/// Returns whether the descriptor reported anything (an error or hang-up
+/// counts: the caller's retried syscall will report it). `EINTR` counts as
+/// "nothing yet".
+pub(crate) fn poll_one(fd: libc::c_int, events: libc::c_short, timeout_ms: libc::c_int) -> io::Result<bool> {
+    let mut pfd = libc::pollfd {
+        fd,
+        events,
+        revents: 0,
+    };
+    // SAFETY: `pfd` is a valid, exclusively borrowed pollfd array of length 1
+    // for the duration of the call; poll does not keep the pointer.
+    let res = unsafe { libc::poll(&mut pfd, 1, timeout_ms) };
+    if res == -1 {
+        let err = io::Error::last_os_error();
+        if err.kind() == io::ErrorKind::Interrupted {
+            return Ok(false);
+        }
+        return Err(err);
+    }
+    Ok(res > 0)
+}

@@ -1,0 +1,365 @@
+//! Readiness-based IO: how a non-blocking file descriptor blocks a fiber.
+//!
+//! This is the primitive `sylvan-net` builds its sockets on; it is public so
+//! other crates can make their own descriptors fiber-aware the same way.
+//!
+//! # Contract
+//!
+//! * An [`IoRegistration`] names one **non-blocking** descriptor. An operation
+//!   ([`IoRegistration::io`]) first tries the syscall; only when it reports
+//!   `WouldBlock` does the caller wait for readiness and retry. Sockets that
+//!   never block never touch the event loop.
+//! * **Registration follows the user.** The first time a fiber on a worker
+//!   waits on the descriptor, it is added (edge-triggered, for both
+//!   directions) to *that worker's* `epoll` set, once, and stays there until
+//!   the registration drops. A descriptor passed to fibers on other workers
+//!   ends up in several sets; each reports its edges and any of them wakes the
+//!   waiters, wherever they run. Started fibers never move, so no waiter ever
+//!   needs its descriptor moved.
+//! * **Reader and writer waiters are separate**, and each direction takes any
+//!   number of waiters (several fibers accepting on one listener, one fiber
+//!   reading while another writes). An edge wakes every waiter of its
+//!   direction; they retry their syscalls, and the losers wait again.
+//! * No edge is lost: each direction has an event counter. The caller reads
+//!   it *before* the syscall and, after `WouldBlock`, waits only while it is
+//!   unchanged — an edge that arrived between the syscall and the wait is
+//!   seen, not slept through.
+//! * **Plain threads** (no fiber) wait in `poll(2)` on the descriptor instead.
+//! * A wait is a park point: cancellation and [`timeout`](crate::timeout)
+//!   interrupt it by unwinding, and the waiter is removed on the way out. The
+//!   descriptor is untouched (an interrupted operation either happened before
+//!   the wait or not at all) and stays usable.
+//! * Drop the registration **before** closing the descriptor (put it first in
+//!   the owning struct); it removes the descriptor from every `epoll` set it
+//!   joined.
+
+use std::io;
+use std::os::fd::RawFd;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Instant;
+
+use parking_lot::Mutex;
+
+use crate::hub::{self, HubShared};
+use crate::park::{self, Waker};
+
+/// Which readiness an operation waits for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Direction {
+    /// Readable: data, a pending connection, end of stream or an error.
+    Read,
+    /// Writable: buffer space, a finished connect, or an error.
+    Write,
+}
+
+impl Direction {
+    fn index(self) -> usize {
+        match self {
+            Direction::Read => 0,
+            Direction::Write => 1,
+        }
+    }
+}
+
+/// The state a descriptor's registration shares with the hubs that poll it.
+pub(crate) struct IoState {
+    fd: RawFd,
+    /// Per direction: how many readiness edges have been seen.
+    ticks: [AtomicU64; 2],
+    inner: Mutex<Inner>,
+}
+
+struct Inner {
+    /// Per direction: who waits for the next edge.
+    waiters: [Vec<Waker>; 2],
+    /// Hubs whose `epoll` set holds the descriptor, with its token there.
+    hubs: Vec<(Arc<HubShared>, mio::Token)>,
+}
+
+impl IoState {
+    pub(crate) fn fd(&self) -> RawFd {
+        self.fd
+    }
+
+    /// Records an event reported by a hub's poll and wakes the waiters of
+    /// every direction it concerns.
+    pub(crate) fn on_event(&self, read: bool, write: bool) {
+        let mut woken = Vec::new();
+        for (dir, hit) in [(0, read), (1, write)] {
+            if hit {
+                self.ticks[dir].fetch_add(1, Ordering::SeqCst);
+            }
+        }
+        {
+            let mut inner = self.inner.lock();
+            for (dir, hit) in [(0, read), (1, write)] {
+                if hit {
+                    woken.append(&mut inner.waiters[dir]);
+                }
+            }
+        }
+        for w in woken {
+            w.wake();
+        }
+    }
+}
+
+/// A non-blocking descriptor made fiber-aware: blocking-style operations on it
+/// park the calling fiber (or block the calling thread) until it is ready.
+///
+/// ```
+/// # extern crate sylvan_runtime as sylvan;
+/// use std::io::{Read, Write};
+/// use std::os::fd::AsRawFd;
+/// use std::os::unix::net::UnixStream;
+/// use sylvan::io::{Direction, IoRegistration};
+///
+/// sylvan::run(|| {
+///     let (a, mut b) = UnixStream::pair().unwrap();
+///     a.set_nonblocking(true).unwrap();
+///     let reg = IoRegistration::new(a.as_raw_fd());
+///     let writer = sylvan::spawn(move || {
+///         sylvan::sleep(std::time::Duration::from_millis(10));
+///         b.write_all(b"ping").unwrap();
+///     });
+///     let mut buf = [0u8; 4];
+///     // WouldBlock at first: the fiber parks until the writer has written.
+///     let n = reg.io(Direction::Read, None, || (&a).read(&mut buf)).unwrap();
+///     assert_eq!(&buf[..n], b"ping");
+///     writer.join().unwrap();
+///     drop(reg); // before `a` closes
+/// });
+/// ```
+pub struct IoRegistration {
+    state: Arc<IoState>,
+}
+
+impl IoRegistration {
+    /// Makes `fd` fiber-aware. `fd` must be in non-blocking mode and stay open
+    /// until the registration is dropped. Nothing is registered with the
+    /// event loop until an operation first has to wait.
+    pub fn new(fd: RawFd) -> IoRegistration {
+        IoRegistration {
+            state: Arc::new(IoState {
+                fd,
+                ticks: [AtomicU64::new(0), AtomicU64::new(0)],
+                inner: Mutex::new(Inner {
+                    waiters: [Vec::new(), Vec::new()],
+                    hubs: Vec::new(),
+                }),
+            }),
+        }
+    }
+
+    /// The descriptor this registration is for.
+    pub fn fd(&self) -> RawFd {
+        self.state.fd
+    }
+
+    /// Runs the non-blocking operation `op` until it does not report
+    /// `WouldBlock`, waiting for `dir` readiness between tries. `Interrupted`
+    /// is retried too. With a `deadline`, gives up with an
+    /// [`io::ErrorKind::TimedOut`] error once it passes.
+    ///
+    /// # Panics (unwinds)
+    /// Like [`park::park`]: when the calling fiber is cancelled or an
+    /// enclosing [`timeout`](crate::timeout) expires while it waits.
+    pub fn io<T>(
+        &self,
+        dir: Direction,
+        deadline: Option<Instant>,
+        mut op: impl FnMut() -> io::Result<T>,
+    ) -> io::Result<T> {
+        loop {
+            let seen = self.state.ticks[dir.index()].load(Ordering::SeqCst);
+            match op() {
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                res => return res,
+            }
+            self.wait_since(dir, seen, deadline)?;
+        }
+    }
+
+    /// Waits until `dir` readiness is reported after `seen` edges (or
+    /// `deadline` passes: `TimedOut`).
+    fn wait_since(&self, dir: Direction, seen: u64, deadline: Option<Instant>) -> io::Result<()> {
+        if !crate::in_fiber() {
+            return self.thread_wait(dir, deadline);
+        }
+        self.register_here()?;
+        let d = dir.index();
+        let state = &self.state;
+        let waker = park::current_waker();
+        {
+            let mut inner = state.inner.lock();
+            let list = &mut inner.waiters[d];
+            if !list.iter().any(|w| w.will_wake(&waker)) {
+                list.push(waker.clone());
+            }
+        }
+        // Leaves the waiter list however the wait ends (edge, deadline,
+        // cancellation unwinding through the park).
+        struct Leave<'a>(&'a IoState, usize, Waker);
+        impl Drop for Leave<'_> {
+            fn drop(&mut self) {
+                self.0.inner.lock().waiters[self.1].retain(|w| !w.will_wake(&self.2));
+            }
+        }
+        let _leave = Leave(state, d, waker);
+        loop {
+            if state.ticks[d].load(Ordering::SeqCst) != seen {
+                return Ok(());
+            }
+            match deadline {
+                None => park::park(),
+                Some(at) => {
+                    if park::park_until(at) && state.ticks[d].load(Ordering::SeqCst) == seen {
+                        return Err(timed_out(dir));
+                    }
+                }
+            }
+        }
+    }
+
+    /// Adds the descriptor to the current worker's `epoll` set unless it is
+    /// there already.
+    fn register_here(&self) -> io::Result<()> {
+        let Some(hub) = hub::with_hub(|h| h.shared.clone()) else {
+            return Ok(());
+        };
+        let mut inner = self.state.inner.lock();
+        if inner.hubs.iter().any(|(h, _)| Arc::ptr_eq(h, &hub)) {
+            return Ok(());
+        }
+        let token = hub.register_io(&self.state)?;
+        inner.hubs.push((hub, token));
+        Ok(())
+    }
+
+    /// The plain-thread wait: `poll(2)` on the descriptor.
+    fn thread_wait(&self, dir: Direction, deadline: Option<Instant>) -> io::Result<()> {
+        let events = match dir {
+            Direction::Read => libc::POLLIN,
+            Direction::Write => libc::POLLOUT,
+        };
+        let until = park::thread_wait_deadline(deadline);
+        let ms = match until {
+            None => -1,
+            Some(at) => {
+                let left = at.saturating_duration_since(Instant::now());
+                // Round up so a wait never returns before its deadline.
+                let ms = left.as_nanos().div_ceil(1_000_000);
+                ms.min(i32::MAX as u128) as i32
+            }
+        };
+        let ready = crate::sys::poll_one(self.state.fd, events, ms)?;
+        park::raise_thread_interrupt();
+        if !ready && deadline.is_some_and(|d| Instant::now() >= d) {
+            return Err(timed_out(dir));
+        }
+        Ok(())
+    }
+}
+
+fn timed_out(dir: Direction) -> io::Error {
+    let what = match dir {
+        Direction::Read => "read timed out",
+        Direction::Write => "write timed out",
+    };
+    io::Error::new(io::ErrorKind::TimedOut, what)
+}
+
+impl Drop for IoRegistration {
+    fn drop(&mut self) {
+        let hubs = std::mem::take(&mut self.state.inner.lock().hubs);
+        for (hub, token) in hubs {
+            hub.deregister_io(self.state.fd, token);
+        }
+    }
+}
+
+impl std::fmt::Debug for IoRegistration {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("IoRegistration")
+            .field("fd", &self.state.fd)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A hub's table of registered descriptors: token → state. Tokens carry a
+/// generation so an event harvested for a slot that was freed and reused
+/// meanwhile cannot be mistaken for the new occupant's.
+#[derive(Default)]
+pub(crate) struct IoTable {
+    slots: Vec<(u32, Option<Arc<IoState>>)>,
+    free: Vec<usize>,
+}
+
+const SLOT_BITS: u32 = 32;
+
+/// Which directions a polled event concerns: (read, write). Errors and
+/// hang-ups concern both, so a waiter retries and sees them.
+pub(crate) fn directions(event: &mio::event::Event) -> (bool, bool) {
+    let read = event.is_readable() || event.is_read_closed() || event.is_error();
+    let write = event.is_writable() || event.is_write_closed() || event.is_error();
+    (read, write)
+}
+
+impl IoTable {
+    pub(crate) fn insert(&mut self, state: Arc<IoState>) -> mio::Token {
+        let slot = self.free.pop().unwrap_or_else(|| {
+            self.slots.push((0, None));
+            self.slots.len() - 1
+        });
+        let entry = &mut self.slots[slot];
+        entry.1 = Some(state);
+        // Generations use 31 bits so no token equals the waker's usize::MAX.
+        mio::Token(((entry.0 as usize) << SLOT_BITS) | slot)
+    }
+
+    pub(crate) fn get(&self, token: mio::Token) -> Option<&Arc<IoState>> {
+        let slot = token.0 & ((1usize << SLOT_BITS) - 1);
+        let gen = (token.0 >> SLOT_BITS) as u32;
+        match self.slots.get(slot) {
+            Some((g, Some(state))) if *g == gen => Some(state),
+            _ => None,
+        }
+    }
+
+    pub(crate) fn remove(&mut self, token: mio::Token) {
+        let slot = token.0 & ((1usize << SLOT_BITS) - 1);
+        let gen = (token.0 >> SLOT_BITS) as u32;
+        if let Some(entry) = self.slots.get_mut(slot) {
+            if entry.0 == gen && entry.1.is_some() {
+                entry.1 = None;
+                entry.0 = (entry.0 + 1) & 0x7fff_ffff;
+                self.free.push(slot);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stale_tokens_miss_reused_slots() {
+        let mut t = IoTable::default();
+        let reg = IoRegistration::new(-1);
+        let a = reg.state.clone();
+        let ta = t.insert(a.clone());
+        assert!(t.get(ta).is_some());
+        t.remove(ta);
+        assert!(t.get(ta).is_none());
+        let tb = t.insert(a);
+        assert_ne!(ta, tb);
+        assert!(t.get(ta).is_none());
+        assert!(t.get(tb).is_some());
+        t.remove(ta); // stale: must not free the new occupant
+        assert!(t.get(tb).is_some());
+        assert_ne!(tb, hub::WAKER_TOKEN);
+    }
+}
