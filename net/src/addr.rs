@@ -129,9 +129,9 @@ impl ToSocketAddrs for String {
 }
 
 impl<'a> ToSocketAddrs for &'a [SocketAddr] {
-    type Iter = vec::IntoIter<SocketAddr>;
+    type Iter = std::iter::Copied<std::slice::Iter<'a, SocketAddr>>;
     fn to_socket_addrs(&self) -> io::Result<Self::Iter> {
-        Ok(self.to_vec().into_iter())
+        Ok(self.iter().copied())
     }
 }
 

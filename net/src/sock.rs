@@ -78,7 +78,10 @@ impl<S: AsRawFd> Sock<S> {
 
     /// A second handle on a duplicate of the descriptor, with this handle's
     /// current timeouts.
-    pub(crate) fn try_clone_with(&self, dup: impl FnOnce(&S) -> io::Result<S>) -> io::Result<Sock<S>> {
+    pub(crate) fn try_clone_with(
+        &self,
+        dup: impl FnOnce(&S) -> io::Result<S>,
+    ) -> io::Result<Sock<S>> {
         let clone = Sock::new(dup(&self.sock)?);
         clone.read_timeout.set(self.read_timeout.get())?;
         clone.write_timeout.set(self.write_timeout.get())?;

@@ -204,7 +204,9 @@ impl TcpListener {
 
 impl fmt::Debug for TcpListener {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_tuple("TcpListener").field(self.inner.get()).finish()
+        f.debug_tuple("TcpListener")
+            .field(self.inner.get())
+            .finish()
     }
 }
 
@@ -425,20 +427,34 @@ impl TcpStream {
 
 impl Read for &TcpStream {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        // The kernel would wait for a byte before returning 0; by the
+        // `Read` convention an empty buffer reads 0 at once.
+        if buf.is_empty() {
+            return Ok(0);
+        }
         self.inner.read(|mut s| s.read(buf))
     }
 
     fn read_vectored(&mut self, bufs: &mut [IoSliceMut<'_>]) -> io::Result<usize> {
+        if bufs.iter().all(|b| b.is_empty()) {
+            return Ok(0);
+        }
         self.inner.read(|mut s| s.read_vectored(bufs))
     }
 }
 
 impl Write for &TcpStream {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        if buf.is_empty() {
+            return Ok(0);
+        }
         self.inner.write(|mut s| s.write(buf))
     }
 
     fn write_vectored(&mut self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
+        if bufs.iter().all(|b| b.is_empty()) {
+            return Ok(0);
+        }
         self.inner.write(|mut s| s.write_vectored(bufs))
     }
 

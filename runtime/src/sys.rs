@@ -108,7 +108,11 @@ pub(crate) fn protect_none(ptr: *mut u8, len: usize) -> io::Result<()> {
 /// Returns whether the descriptor reported anything (an error or hang-up
 /// counts: the caller's retried syscall will report it). `EINTR` counts as
 /// "nothing yet".
-pub(crate) fn poll_one(fd: libc::c_int, events: libc::c_short, timeout_ms: libc::c_int) -> io::Result<bool> {
+pub(crate) fn poll_one(
+    fd: libc::c_int,
+    events: libc::c_short,
+    timeout_ms: libc::c_int,
+) -> io::Result<bool> {
     let mut pfd = libc::pollfd {
         fd,
         events,

@@ -173,3 +173,50 @@ pub fn spawn_started<T: Send + 'static>(
     started.wait_for(1);
     h
 }
+
+/// Raises this process's soft `RLIMIT_NOFILE` to the hard limit (tests with
+/// thousands of sockets), returning the new soft limit.
+pub fn raise_fd_limit() -> u64 {
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: `lim` is a valid, exclusively borrowed rlimit for the call.
+    assert_eq!(unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) }, 0);
+    lim.rlim_cur = lim.rlim_max;
+    // SAFETY: as above; setrlimit only reads `lim`.
+    unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &lim) };
+    lim.rlim_cur
+}
+
+/// How many descriptors this process has open.
+pub fn open_fds() -> usize {
+    std::fs::read_dir("/proc/self/fd").unwrap().count()
+}
+
+/// Starts an echo server on 127.0.0.1 (a fiber per connection, on the
+/// current runtime) and returns its address.
+pub fn echo_server() -> std::net::SocketAddr {
+    use std::io::{Read, Write};
+    let listener = sylvan::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    sylvan::spawn(move || {
+        for conn in listener.incoming() {
+            let mut conn = conn.unwrap();
+            sylvan::spawn(move || {
+                let mut buf = vec![0u8; 16 * 1024];
+                loop {
+                    match conn.read(&mut buf) {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => {
+                            if conn.write_all(&buf[..n]).is_err() {
+                                return;
+                            }
+                        }
+                    }
+                }
+            });
+        }
+    });
+    addr
+}
