@@ -362,4 +362,57 @@ mod tests {
         assert!(t.get(tb).is_some());
         assert_ne!(tb, hub::WAKER_TOKEN);
     }
+
+    /// A fiber and a plain thread bounce a byte over a socketpair many times:
+    /// every round the fiber's read must wait for an edge that races its
+    /// registration. A lost edge hangs, so a watchdog turns that into a
+    /// failure.
+    #[test]
+    fn no_edge_is_lost_in_a_fiber_thread_ping_pong() {
+        use std::io::{Read, Write};
+        use std::os::fd::AsRawFd;
+        use std::os::unix::net::UnixStream;
+        const ROUNDS: u32 = 20_000;
+        let (a, mut b) = UnixStream::pair().unwrap();
+        a.set_nonblocking(true).unwrap();
+        let done = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let watchdog = {
+            let done = done.clone();
+            std::thread::spawn(move || {
+                let start = Instant::now();
+                while !done.load(Ordering::SeqCst) {
+                    if start.elapsed() > std::time::Duration::from_secs(60) {
+                        // The test thread is stuck in a park: fail loudly.
+                        eprintln!("io ping-pong hung: an edge was lost");
+                        std::process::abort();
+                    }
+                    std::thread::sleep(std::time::Duration::from_millis(10));
+                }
+            })
+        };
+        let peer = std::thread::spawn(move || {
+            let mut byte = [0u8; 1];
+            for _ in 0..ROUNDS {
+                b.read_exact(&mut byte).unwrap();
+                b.write_all(&byte).unwrap();
+            }
+        });
+        let rt = crate::Runtime::builder().workers(2).build().unwrap();
+        rt.block_on(move || {
+            let reg = IoRegistration::new(a.as_raw_fd());
+            for i in 0..ROUNDS {
+                let out = [i as u8];
+                reg.io(Direction::Write, None, || (&a).write(&out)).unwrap();
+                let mut back = [0u8; 1];
+                let n = reg
+                    .io(Direction::Read, None, || (&a).read(&mut back))
+                    .unwrap();
+                assert_eq!((n, back), (1, out));
+            }
+            drop(reg);
+        });
+        peer.join().unwrap();
+        done.store(true, Ordering::SeqCst);
+        watchdog.join().unwrap();
+    }
 }
