@@ -1,0 +1,153 @@
+//! robots.txt: which paths a crawler with our user agent may fetch.
+//!
+//! The common subset of RFC 9309: groups of `User-agent` lines followed by
+//! `Allow`/`Disallow` rules; the group naming our agent (by its product
+//! token) wins over `*`; the longest matching rule decides, `Allow` on a tie;
+//! `*` and `$` in rules are honoured.
+
+#[derive(Debug, Default, Clone)]
+pub struct Robots {
+    /// (allow, pattern) rules of the group that applies to us.
+    rules: Vec<(bool, String)>,
+}
+
+impl Robots {
+    /// Everything allowed (no robots.txt, or it could not be fetched).
+    pub fn allow_all() -> Robots {
+        Robots::default()
+    }
+
+    /// Parses `text` for the agent whose product token is `agent`.
+    pub fn parse(text: &str, agent: &str) -> Robots {
+        struct Group {
+            agents: Vec<String>,
+            rules: Vec<(bool, String)>,
+        }
+        let token = agent
+            .split('/')
+            .next()
+            .unwrap_or(agent)
+            .to_ascii_lowercase();
+        let mut groups: Vec<Group> = Vec::new();
+        let mut in_agents = false;
+        for line in text.lines() {
+            let line = line.split('#').next().unwrap_or("").trim();
+            let Some((key, value)) = line.split_once(':') else {
+                continue;
+            };
+            let (key, value) = (key.trim().to_ascii_lowercase(), value.trim().to_string());
+            match key.as_str() {
+                "user-agent" => {
+                    if !in_agents {
+                        groups.push(Group {
+                            agents: Vec::new(),
+                            rules: Vec::new(),
+                        });
+                    }
+                    in_agents = true;
+                    if let Some(g) = groups.last_mut() {
+                        g.agents.push(value.to_ascii_lowercase());
+                    }
+                }
+                "allow" | "disallow" => {
+                    in_agents = false;
+                    // An empty Disallow allows everything: no rule.
+                    if let (Some(g), false) = (groups.last_mut(), value.is_empty()) {
+                        g.rules.push((key == "allow", value));
+                    }
+                }
+                _ => {}
+            }
+        }
+        // The groups naming us win; without any, the `*` groups apply.
+        let named = |g: &&Group| g.agents.contains(&token);
+        let chosen: Vec<&Group> = if groups.iter().any(|g| named(&g)) {
+            groups.iter().filter(named).collect()
+        } else {
+            groups
+                .iter()
+                .filter(|g| g.agents.iter().any(|a| a == "*"))
+                .collect()
+        };
+        Robots {
+            rules: chosen
+                .iter()
+                .flat_map(|g| g.rules.iter().cloned())
+                .collect(),
+        }
+    }
+
+    /// Whether `path` (with its query) may be fetched.
+    pub fn allowed(&self, path: &str) -> bool {
+        let mut best: Option<(usize, bool)> = None;
+        for (allow, pattern) in &self.rules {
+            if matches(pattern, path) {
+                let len = pattern.len();
+                let better = match best {
+                    None => true,
+                    Some((l, a)) => len > l || (len == l && *allow && !a),
+                };
+                if better {
+                    best = Some((len, *allow));
+                }
+            }
+        }
+        best.map_or(true, |(_, allow)| allow)
+    }
+}
+
+/// Prefix match with `*` (any run) and a trailing `$` (end of path).
+fn matches(pattern: &str, path: &str) -> bool {
+    let mut glob = pattern.to_string();
+    match glob.strip_suffix('$') {
+        Some(p) => glob = p.to_string(),
+        None => glob.push('*'),
+    }
+    glob_match(glob.as_bytes(), path.as_bytes())
+}
+
+/// Whole-string match where `*` matches any run of bytes (greedy two-pointer
+/// with backtracking to the last star).
+fn glob_match(p: &[u8], s: &[u8]) -> bool {
+    let (mut pi, mut si) = (0, 0);
+    let mut star: Option<(usize, usize)> = None;
+    while si < s.len() {
+        if pi < p.len() && p[pi] == b'*' {
+            star = Some((pi, si));
+            pi += 1;
+        } else if pi < p.len() && p[pi] == s[si] {
+            pi += 1;
+            si += 1;
+        } else if let Some((sp, ss)) = star {
+            pi = sp + 1;
+            si = ss + 1;
+            star = Some((sp, ss + 1));
+        } else {
+            return false;
+        }
+    }
+    p[pi..].iter().all(|&c| c == b'*')
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn longest_match_wins_and_agents_are_chosen() {
+        let r = Robots::parse(
+            "User-agent: *\nDisallow: /private/\nAllow: /private/open\n\nUser-agent: other\nDisallow: /\n",
+            "sylvan-crawler/0.1",
+        );
+        assert!(r.allowed("/"));
+        assert!(!r.allowed("/private/x"));
+        assert!(r.allowed("/private/open/y"));
+        let mine = Robots::parse(
+            "User-agent: *\nDisallow:\n\nUser-agent: sylvan-crawler\nDisallow: /a*.pdf$\n",
+            "sylvan-crawler/0.1",
+        );
+        assert!(!mine.allowed("/abc.pdf"));
+        assert!(mine.allowed("/abc.pdf?x"));
+        assert!(mine.allowed("/b.pdf"));
+    }
+}
