@@ -33,3 +33,39 @@ fn hello_example_runs() {
     assert!(stdout.contains("(sum of ids 49995000)"), "{stdout}");
     assert!(stdout.contains("hello from fiber greeter"), "{stdout}");
 }
+
+#[test]
+fn echo_example_echoes_for_many_clients() {
+    use std::io::{BufRead, BufReader, Read, Write};
+    let path = example("echo");
+    let mut child = Command::new(&path)
+        .args(["127.0.0.1:0", "--workers", "2"])
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot run {}: {e}", path.display()));
+    // "echo: listening on 127.0.0.1:PORT"
+    let mut line = String::new();
+    BufReader::new(child.stderr.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let addr = line.trim().rsplit(' ').next().unwrap().to_string();
+    let clients: Vec<_> = (0..16u8)
+        .map(|c| {
+            let addr = addr.clone();
+            std::thread::spawn(move || {
+                let mut s = std::net::TcpStream::connect(&addr).unwrap();
+                for i in 0..100u8 {
+                    let msg = [c, i, c.wrapping_mul(i)];
+                    s.write_all(&msg).unwrap();
+                    let mut back = [0u8; 3];
+                    s.read_exact(&mut back).unwrap();
+                    assert_eq!(back, msg);
+                }
+            })
+        })
+        .collect();
+    let results: Vec<_> = clients.into_iter().map(|c| c.join()).collect();
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert!(results.iter().all(Result::is_ok), "a client failed");
+}
