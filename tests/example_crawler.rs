@@ -3,6 +3,16 @@
 //! and against a deliberately broken server (every failure reported per URL,
 //! the crawl goes on, nothing hangs past its timeout).
 
+// The crawler's robots.txt and link-extraction modules, compiled here so
+// their unit tests run with `cargo test` (an example's own tests would need
+// `test = true`, which stops cargo from building the runnable binary).
+#[allow(dead_code)]
+#[path = "../examples/crawler/links.rs"]
+mod links;
+#[allow(dead_code)]
+#[path = "../examples/crawler/robots.rs"]
+mod robots;
+
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Write};
 use std::net::{TcpListener, TcpStream};
