@@ -1,8 +1,11 @@
 //! Runs the example programs the way a newcomer does and checks their output.
 //! `cargo test` builds the examples next to the test binaries.
 
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{Shutdown, TcpStream};
 use std::path::PathBuf;
-use std::process::Command;
+use std::process::{Child, ChildStderr, Command, Stdio};
+use std::time::{Duration, Instant};
 
 fn example(name: &str) -> PathBuf {
     // target/<profile>/deps/examples-<hash> → target/<profile>/examples/<name>
@@ -34,26 +37,92 @@ fn hello_example_runs() {
     assert!(stdout.contains("hello from fiber greeter"), "{stdout}");
 }
 
+/// A server example running as a child process on a free loopback port.
+struct Server {
+    child: Child,
+    addr: String,
+    stderr: BufReader<ChildStderr>,
+    stopped: bool,
+}
+
+impl Drop for Server {
+    /// A failed test must not leave its server running.
+    fn drop(&mut self) {
+        if !self.stopped {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+impl Server {
+    fn start(name: &str, extra: &[&str]) -> Server {
+        let path = example(name);
+        let mut child = Command::new(&path)
+            .arg("127.0.0.1:0")
+            .args(extra)
+            .args(["--workers", "2"])
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot run {}: {e}", path.display()));
+        let mut stderr = BufReader::new(child.stderr.take().unwrap());
+        // "<name>: listening on 127.0.0.1:PORT" (after any other start-up line)
+        let mut line = String::new();
+        while !line.contains("listening on") {
+            line.clear();
+            assert!(
+                stderr.read_line(&mut line).unwrap() > 0,
+                "{name} exited early"
+            );
+        }
+        let addr = line.trim().rsplit(' ').next().unwrap().to_string();
+        Server {
+            child,
+            addr,
+            stderr,
+            stopped: false,
+        }
+    }
+
+    fn connect(&self) -> TcpStream {
+        let s = TcpStream::connect(&self.addr).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+        s
+    }
+
+    /// Ctrl-C: the server must shut down cleanly and promptly.
+    fn stop(mut self) -> String {
+        self.stopped = true;
+        // SAFETY: kill has no memory-safety preconditions; the pid is our
+        // live child's.
+        let rc = unsafe { libc::kill(self.child.id() as libc::pid_t, libc::SIGINT) };
+        assert_eq!(rc, 0);
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let status = loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                break status;
+            }
+            if Instant::now() > deadline {
+                self.child.kill().unwrap();
+                panic!("the server did not exit within 10 s of Ctrl-C");
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        };
+        let mut rest = String::new();
+        self.stderr.read_to_string(&mut rest).unwrap();
+        assert!(status.success(), "exit status {status}: {rest}");
+        assert!(rest.contains("shutting down"), "{rest}");
+        rest
+    }
+}
+
 #[test]
-fn echo_example_echoes_for_many_clients() {
-    use std::io::{BufRead, BufReader, Read, Write};
-    let path = example("echo");
-    let mut child = Command::new(&path)
-        .args(["127.0.0.1:0", "--workers", "2"])
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap_or_else(|e| panic!("cannot run {}: {e}", path.display()));
-    // "echo: listening on 127.0.0.1:PORT"
-    let mut line = String::new();
-    BufReader::new(child.stderr.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let addr = line.trim().rsplit(' ').next().unwrap().to_string();
+fn echo_example_echoes_and_stops_on_ctrl_c() {
+    let server = Server::start("echo", &[]);
     let clients: Vec<_> = (0..16u8)
         .map(|c| {
-            let addr = addr.clone();
+            let mut s = server.connect();
             std::thread::spawn(move || {
-                let mut s = std::net::TcpStream::connect(&addr).unwrap();
                 for i in 0..100u8 {
                     let msg = [c, i, c.wrapping_mul(i)];
                     s.write_all(&msg).unwrap();
@@ -61,11 +130,190 @@ fn echo_example_echoes_for_many_clients() {
                     s.read_exact(&mut back).unwrap();
                     assert_eq!(back, msg);
                 }
+                s // still open when the server is stopped
             })
         })
         .collect();
-    let results: Vec<_> = clients.into_iter().map(|c| c.join()).collect();
-    child.kill().unwrap();
-    child.wait().unwrap();
-    assert!(results.iter().all(Result::is_ok), "a client failed");
+    let open: Vec<TcpStream> = clients.into_iter().map(|c| c.join().unwrap()).collect();
+    server.stop();
+    // The open connections were closed by the shutdown.
+    for mut s in open {
+        let mut b = [0u8; 1];
+        assert!(matches!(s.read(&mut b), Ok(0) | Err(_)));
+    }
+}
+
+const HELLO_RESPONSE: &[u8] = b"HTTP/1.1 200 OK\r\nServer: sylvan\r\nContent-Type: text/plain\r\nContent-Length: 13\r\n\r\nHello, World!";
+
+#[test]
+fn http_hello_keeps_alive_pipelines_and_rejects_garbage() {
+    let server = Server::start("http_hello", &[]);
+    // Keep-alive: many requests on one connection.
+    let mut s = server.connect();
+    for _ in 0..100 {
+        s.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+        let mut resp = vec![0u8; HELLO_RESPONSE.len()];
+        s.read_exact(&mut resp).unwrap();
+        assert_eq!(resp, HELLO_RESPONSE);
+    }
+    // Pipelining: ten requests in one write (one with a body to skip), ten
+    // responses in order.
+    let mut batch = Vec::new();
+    for i in 0..10 {
+        if i == 5 {
+            batch.extend_from_slice(
+                b"POST /x HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nGET /",
+            );
+        } else {
+            batch.extend_from_slice(b"GET /p HTTP/1.1\r\nHost: x\r\n\r\n");
+        }
+    }
+    s.write_all(&batch).unwrap();
+    let mut resp = vec![0u8; HELLO_RESPONSE.len() * 10];
+    s.read_exact(&mut resp).unwrap();
+    assert!(resp
+        .chunks(HELLO_RESPONSE.len())
+        .all(|r| r == HELLO_RESPONSE));
+    // A request split across writes.
+    s.write_all(b"GET / HT").unwrap();
+    std::thread::sleep(Duration::from_millis(20));
+    s.write_all(b"TP/1.1\r\nHost: x\r\n\r\n").unwrap();
+    let mut one = vec![0u8; HELLO_RESPONSE.len()];
+    s.read_exact(&mut one).unwrap();
+    assert_eq!(one, HELLO_RESPONSE);
+    // Garbage: 400, then the server closes the connection.
+    let mut bad = server.connect();
+    bad.write_all(b"\x01\x02 NOT HTTP\r\n\r\n").unwrap();
+    let mut all = Vec::new();
+    bad.read_to_end(&mut all).unwrap();
+    assert!(
+        all.starts_with(b"HTTP/1.1 400 Bad Request\r\n"),
+        "{}",
+        String::from_utf8_lossy(&all)
+    );
+    // HTTP/1.0 without keep-alive: one answer, then close.
+    let mut old = server.connect();
+    old.write_all(b"GET / HTTP/1.0\r\n\r\n").unwrap();
+    let mut all = Vec::new();
+    old.read_to_end(&mut all).unwrap();
+    assert!(all.ends_with(b"Hello, World!") && all.starts_with(b"HTTP/1.1 200 OK"));
+    // A real client, where one is installed.
+    if let Ok(out) = Command::new("curl")
+        .args(["-s", &format!("http://{}/", server.addr)])
+        .output()
+    {
+        if out.status.success() {
+            assert_eq!(out.stdout, b"Hello, World!");
+        }
+    }
+    server.stop();
+}
+
+fn read_line(r: &mut BufReader<TcpStream>) -> String {
+    let mut line = String::new();
+    r.read_line(&mut line).unwrap();
+    line.trim_end().to_string()
+}
+
+fn join_chat(server: &Server, nick: &str) -> (TcpStream, BufReader<TcpStream>) {
+    let s = server.connect();
+    let mut r = BufReader::new(s.try_clone().unwrap());
+    assert!(read_line(&mut r).starts_with("Welcome"));
+    (&s).write_all(format!("{nick}\r\n").as_bytes()).unwrap();
+    let hello = read_line(&mut r);
+    assert!(hello.starts_with(&format!("Hello {nick}!")), "{hello}");
+    (s, r)
+}
+
+#[test]
+fn chat_broadcasts_and_drops_a_slow_client_without_stalling_others() {
+    let server = Server::start("chat", &[]);
+    let (mut alice, mut alice_r) = join_chat(&server, "alice");
+    let (mut bob, mut bob_r) = join_chat(&server, "bob");
+    assert_eq!(read_line(&mut alice_r), "* bob joined");
+    bob.write_all(b"hi alice\r\n").unwrap();
+    assert_eq!(read_line(&mut alice_r), "[bob] hi alice");
+    alice.write_all(b"/who\r\n").unwrap();
+    assert_eq!(read_line(&mut alice_r), "* 2 here: alice, bob");
+    // A client that never reads.
+    let (slow, _slow_r) = join_chat(&server, "slow");
+    assert_eq!(read_line(&mut alice_r), "* slow joined");
+    assert_eq!(read_line(&mut bob_r), "* slow joined");
+    // Alice floods in windows of 64 lines (well under the server's 256-line
+    // queue) that bob reads before the next window, so bob keeps up
+    // whatever the scheduling; slow never reads, so once its socket buffers
+    // (a few MB on loopback) and its queue are full the server drops it.
+    const LINES: usize = 12_000;
+    const WINDOW: usize = 64;
+    let payload = "x".repeat(900);
+    let mut saw_drop = false;
+    for window in 0..LINES / WINDOW {
+        let first = window * WINDOW;
+        let batch: String = (first..first + WINDOW)
+            .map(|i| format!("{i} {payload}\r\n"))
+            .collect();
+        alice.write_all(batch.as_bytes()).unwrap();
+        let mut got = first;
+        while got < first + WINDOW {
+            let line = read_line(&mut bob_r);
+            if line == "* slow was disconnected (too slow)" && !saw_drop {
+                saw_drop = true;
+                continue;
+            }
+            let expected = format!("[alice] {got} ");
+            assert!(
+                line.starts_with(&expected),
+                "expected {expected:?}, got {line:.40?}"
+            );
+            got += 1;
+        }
+    }
+    if !saw_drop {
+        assert_eq!(read_line(&mut bob_r), "* slow was disconnected (too slow)");
+    }
+    // The slow client's connection was shut down by the server.
+    let mut rest = Vec::new();
+    let mut slow = slow;
+    let _ = slow.read_to_end(&mut rest);
+    let stderr = server.stop();
+    assert!(stderr.contains("slow could not keep up"), "{stderr}");
+}
+
+#[test]
+fn portforward_relays_both_ways_with_half_close() {
+    // The target: reads until end-of-stream, then answers with the bytes
+    // reversed and closes (so it only answers if half-close was relayed).
+    let target = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let target_addr = target.local_addr().unwrap().to_string();
+    std::thread::spawn(move || {
+        for conn in target.incoming() {
+            let mut conn = conn.unwrap();
+            std::thread::spawn(move || {
+                let mut data = Vec::new();
+                conn.read_to_end(&mut data).unwrap();
+                data.reverse();
+                conn.write_all(&data).unwrap();
+            });
+        }
+    });
+    let server = Server::start("portforward", &[&target_addr]);
+    let clients: Vec<_> = (0..8u32)
+        .map(|c| {
+            let mut s = server.connect();
+            std::thread::spawn(move || {
+                let data: Vec<u8> = (0..256 * 1024u32).map(|i| (i * 7 + c) as u8).collect();
+                s.write_all(&data).unwrap();
+                s.shutdown(Shutdown::Write).unwrap();
+                let mut back = Vec::new();
+                s.read_to_end(&mut back).unwrap();
+                let mut expected = data;
+                expected.reverse();
+                assert!(back == expected, "client {c}: {} bytes back", back.len());
+            })
+        })
+        .collect();
+    for c in clients {
+        c.join().unwrap();
+    }
+    server.stop();
 }

@@ -38,6 +38,7 @@ mod overflow;
 pub mod park;
 mod runtime;
 mod scope;
+pub mod signal;
 mod stack;
 mod sys;
 mod task;

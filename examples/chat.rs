@@ -1,0 +1,206 @@
+//! A line-based chat room: connect with `nc`/`telnet`, pick a nickname, and
+//! every line you type goes to everyone else. Each client has a reader fiber
+//! and a writer fiber joined by a bounded queue; a client too slow to keep up
+//! with its queue is disconnected instead of stalling the room.
+//!
+//! Commands: `/nick NAME`, `/who`, `/quit`.
+//!
+//! ```text
+//! cargo run --release --example chat -- [ADDR] [--workers N]
+//! ```
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::io::{self, BufRead, BufReader, Read, Write};
+use std::net::Shutdown;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+
+use sylvan::net::TcpStream;
+use sylvan::sync::channel::{self, Sender, TrySendError};
+
+/// How many lines may wait for one client before it counts as too slow.
+const QUEUE: usize = 256;
+/// The longest line accepted, in bytes.
+const MAX_LINE: usize = 4096;
+
+struct Member {
+    nick: String,
+    tx: Sender<Arc<str>>,
+    conn: Arc<TcpStream>,
+}
+
+#[derive(Default)]
+struct Room {
+    members: Mutex<BTreeMap<u64, Member>>,
+    next_id: AtomicU64,
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+fn valid_nick(n: &str) -> bool {
+    (1..=16).contains(&n.len())
+        && n.chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+}
+
+impl Room {
+    /// Sends `line` to everyone but `from`; members whose queue is full are
+    /// dropped from the room and their connection shut down.
+    fn broadcast(&self, from: Option<u64>, line: &str) {
+        let line: Arc<str> = Arc::from(format!("{line}\r\n"));
+        let mut dropped = Vec::new();
+        {
+            let mut members = lock(&self.members);
+            let full: Vec<u64> = members
+                .iter()
+                .filter(|(id, _)| Some(**id) != from)
+                .filter(|(_, m)| matches!(m.tx.try_send(line.clone()), Err(TrySendError::Full(_))))
+                .map(|(id, _)| *id)
+                .collect();
+            for id in full {
+                if let Some(m) = members.remove(&id) {
+                    let _ = m.conn.shutdown(Shutdown::Both);
+                    dropped.push(m.nick);
+                }
+            }
+        }
+        // Tell the others, outside the lock. This recursion ends: every
+        // level removes the members it reports.
+        for nick in dropped {
+            eprintln!("chat: {nick} could not keep up and was disconnected");
+            self.broadcast(None, &format!("* {nick} was disconnected (too slow)"));
+        }
+    }
+
+    fn nick_taken(&self, nick: &str) -> bool {
+        lock(&self.members).values().any(|m| m.nick == nick)
+    }
+
+    fn who(&self) -> String {
+        let members = lock(&self.members);
+        let nicks: Vec<&str> = members.values().map(|m| m.nick.as_str()).collect();
+        format!("* {} here: {}", nicks.len(), nicks.join(", "))
+    }
+}
+
+fn read_line(reader: &mut BufReader<&TcpStream>) -> io::Result<Option<String>> {
+    let mut buf = Vec::new();
+    let n = Read::take(reader, MAX_LINE as u64 + 1).read_until(b'\n', &mut buf)?;
+    if n == 0 {
+        return Ok(None);
+    }
+    if buf.len() > MAX_LINE && !buf.ends_with(b"\n") {
+        return Err(io::Error::new(io::ErrorKind::InvalidData, "line too long"));
+    }
+    Ok(Some(
+        String::from_utf8_lossy(&buf)
+            .trim_end_matches(['\r', '\n'])
+            .to_string(),
+    ))
+}
+
+fn session(room: &Room, conn: TcpStream) -> io::Result<()> {
+    let conn = Arc::new(conn);
+    let mut reader = BufReader::new(&*conn);
+    let mut nick = String::new();
+    (&*conn).write_all(b"Welcome to sylvan chat! Your nickname?\r\n")?;
+    while nick.is_empty() {
+        let Some(line) = read_line(&mut reader)? else {
+            return Ok(());
+        };
+        let wanted = line.trim();
+        if !valid_nick(wanted) {
+            (&*conn).write_all(b"Nicknames are 1-16 letters, digits, - or _. Try again:\r\n")?;
+        } else if room.nick_taken(wanted) {
+            (&*conn).write_all(b"That nickname is taken. Try another:\r\n")?;
+        } else {
+            nick = wanted.to_string();
+        }
+    }
+    // Join: a queue and a writer fiber of our own.
+    let id = room.next_id.fetch_add(1, Ordering::Relaxed);
+    let (tx, rx) = channel::bounded::<Arc<str>>(QUEUE);
+    let writer = {
+        let conn = conn.clone();
+        sylvan::spawn(move || {
+            for line in rx {
+                if (&*conn).write_all(line.as_bytes()).is_err() {
+                    break;
+                }
+            }
+        })
+    };
+    tx.send(Arc::from(format!("Hello {nick}! {}\r\n", room.who())))
+        .ok();
+    lock(&room.members).insert(
+        id,
+        Member {
+            nick: nick.clone(),
+            tx,
+            conn: conn.clone(),
+        },
+    );
+    room.broadcast(Some(id), &format!("* {nick} joined"));
+
+    let result = (|| -> io::Result<()> {
+        while let Some(line) = read_line(&mut reader)? {
+            let mut words = line.splitn(2, ' ');
+            match words.next().unwrap_or("") {
+                "/quit" => break,
+                "/who" => {
+                    let who = room.who();
+                    let me = lock(&room.members).get(&id).map(|m| m.tx.clone());
+                    if let Some(tx) = me {
+                        let _ = tx.try_send(Arc::from(format!("{who}\r\n")));
+                    }
+                }
+                "/nick" => {
+                    let new = words.next().unwrap_or("").trim().to_string();
+                    let mut members = lock(&room.members);
+                    let taken = members.values().any(|m| m.nick == new);
+                    let ok = valid_nick(&new) && !taken;
+                    let Some(me) = members.get_mut(&id) else {
+                        break;
+                    };
+                    if ok {
+                        let old = std::mem::replace(&mut me.nick, new.clone());
+                        drop(members);
+                        nick = new;
+                        room.broadcast(None, &format!("* {old} is now {nick}"));
+                    } else {
+                        let _ = me.tx.try_send(Arc::from("* cannot use that nickname\r\n"));
+                    }
+                }
+                _ if line.trim().is_empty() => {}
+                _ => room.broadcast(Some(id), &format!("[{nick}] {line}")),
+            }
+            // Fibers are cooperative and a fast sender's socket always has
+            // another line ready: let the writer fibers run between lines, so
+            // a burst is paced by the room rather than overflowing queues.
+            sylvan::yield_now();
+        }
+        Ok(())
+    })();
+    // Leave: dropping our Sender ends the writer once it has flushed.
+    let was_member = lock(&room.members).remove(&id).is_some();
+    if was_member {
+        room.broadcast(None, &format!("* {nick} left"));
+    }
+    let _ = writer.join();
+    let _ = conn.shutdown(Shutdown::Both);
+    result
+}
+
+fn main() {
+    let args = common::parse_args("chat", "127.0.0.1:7070", "chat [ADDR] [--workers N]");
+    let room = Arc::new(Room::default());
+    common::serve("chat", &args, move |conn, peer| {
+        if let Err(e) = session(&room, conn) {
+            eprintln!("chat: {peer}: {e}");
+        }
+    });
+}
