@@ -58,9 +58,7 @@ fn forward(client: TcpStream, target: &str) -> io::Result<(u64, u64)> {
         sylvan::spawn(move || pipe(&c, &u))
     };
     let down = pipe(&upstream, &client);
-    let up = up
-        .join()
-        .map_err(|e| io::Error::other(e.to_string()))?;
+    let up = up.join().map_err(|e| io::Error::other(e.to_string()))?;
     Ok((up?, down?))
 }
 
