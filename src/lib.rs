@@ -46,6 +46,34 @@ pub use sylvan_macros::main;
 /// (`#[sylvan::test]`, `#[sylvan::test(workers = 4)]`); one worker by default.
 pub use sylvan_macros::test;
 
+/// Waits on several channel and queue operations at once and runs the
+/// branch of the first that happens: `recv(rx) -> msg => …`,
+/// `send(tx, value) -> res => …`, `get(queue) -> item => …`,
+/// `put(queue, item) -> res => …`, `timeout(duration) => …`, `default => …`.
+/// Fair when several are ready; only the branch that runs takes an item.
+/// See [`sync::select`] for the mechanism.
+///
+/// ```
+/// use std::time::Duration;
+/// use sylvan::sync::{channel, Queue};
+///
+/// let (tx, rx) = channel::bounded::<u32>(1);
+/// let jobs: Queue<&str> = Queue::unbounded();
+/// jobs.put("index.html").unwrap();
+/// tx.send(7).unwrap();
+/// let mut seen = Vec::new();
+/// for _ in 0..3 {
+///     sylvan::select! {
+///         recv(rx) -> n => seen.push(format!("number {}", n.unwrap())),
+///         get(jobs) -> job => seen.push(format!("job {}", job.unwrap())),
+///         timeout(Duration::from_millis(20)) => seen.push("nothing".to_string()),
+///     }
+/// }
+/// seen.sort();
+/// assert_eq!(seen, ["job index.html", "nothing", "number 7"]);
+/// ```
+pub use sylvan_macros::select;
+
 /// Networking that parks the calling fiber instead of blocking its thread.
 pub mod net {
     pub use sylvan_net::*;

@@ -221,3 +221,270 @@ fn expand(args: TokenStream, item: TokenStream, kind: Kind) -> syn::Result<Token
     }
     .into())
 }
+
+/// Waits on several channel and queue operations at once and runs the
+/// branch of the first that happens; re-exported as `sylvan::select!`.
+///
+/// Branches (any number of each operation, in any order):
+///
+/// * `recv(rx) -> msg => body` — receive from a `channel::Receiver`; `msg`
+///   is `Result<T, RecvError>` (an error once the channel is empty and every
+///   sender is gone).
+/// * `send(tx, value) -> res => body` — send on a `channel::Sender`; `res`
+///   is `Result<(), SendError<T>>`. `value` is evaluated when the select
+///   starts and dropped if another branch runs.
+/// * `get(queue) -> item => body` — get from a `Queue`; `item` is
+///   `Option<T>` (`None` once it is closed and drained).
+/// * `put(queue, item) -> res => body` — put into a `Queue`; `res` is
+///   `Result<(), T>`.
+/// * `timeout(duration) => body` — at most one; runs if nothing happened
+///   within `duration`.
+/// * `default => body` — at most one; runs at once if nothing is ready
+///   (the select then never waits).
+///
+/// When several operations are ready, one is picked at random. Only the
+/// branch that runs takes an item: the others leave their queues as they
+/// were. A body is an expression followed by a comma, or a block. It works
+/// in fibers and in plain threads, and is a cancellation point.
+///
+/// ```ignore
+/// use std::time::Duration;
+/// use sylvan::sync::channel;
+///
+/// let (tx, rx) = channel::bounded::<u32>(1);
+/// let (done_tx, done_rx) = channel::bounded::<()>(1);
+/// sylvan::spawn(move || {
+///     tx.send(42).unwrap();
+///     done_tx.send(()).unwrap();
+/// });
+/// let mut got = None;
+/// while got.is_none() {
+///     sylvan::select! {
+///         recv(rx) -> v => got = v.ok(),
+///         recv(done_rx) -> _ => {}
+///         timeout(Duration::from_secs(5)) => panic!("nothing arrived"),
+///     }
+/// }
+/// assert_eq!(got, Some(42));
+/// ```
+#[proc_macro]
+pub fn select(input: TokenStream) -> TokenStream {
+    match syn::parse::<select::SelectInput>(input) {
+        Ok(s) => s.expand().into(),
+        Err(e) => e.to_compile_error().into(),
+    }
+}
+
+mod select {
+    use proc_macro2::{Span, TokenStream};
+    use quote::{format_ident, quote, quote_spanned};
+    use syn::parse::{Parse, ParseStream};
+    use syn::spanned::Spanned;
+    use syn::{Expr, Ident, Pat, Token};
+
+    const OPS: &str = "expected `recv(rx) -> v`, `send(tx, value) -> r`, `get(queue) -> item`, \
+                       `put(queue, item) -> r`, `timeout(duration)` or `default`";
+
+    enum Op {
+        Recv(Expr),
+        Send(Expr, Expr),
+        Get(Expr),
+        Put(Expr, Expr),
+    }
+
+    struct Branch {
+        op: Op,
+        pat: Pat,
+        body: Expr,
+    }
+
+    pub(crate) struct SelectInput {
+        branches: Vec<Branch>,
+        timeout: Option<(Expr, Expr)>,
+        default: Option<Expr>,
+    }
+
+    fn parse_args(input: ParseStream<'_>, name: &Ident, n: usize) -> syn::Result<Vec<Expr>> {
+        let content;
+        syn::parenthesized!(content in input);
+        let args = content.parse_terminated(Expr::parse, Token![,])?;
+        if args.len() != n {
+            let what = match n {
+                1 => "one argument",
+                _ => "two arguments",
+            };
+            return Err(syn::Error::new(
+                name.span(),
+                format!("select!: `{name}` takes {what}"),
+            ));
+        }
+        Ok(args.into_iter().collect())
+    }
+
+    fn parse_body(input: ParseStream<'_>) -> syn::Result<Expr> {
+        input.parse::<Token![=>]>()?;
+        let body: Expr = input.parse()?;
+        let is_block = matches!(
+            body,
+            Expr::Block(_)
+                | Expr::If(_)
+                | Expr::Match(_)
+                | Expr::Loop(_)
+                | Expr::While(_)
+                | Expr::ForLoop(_)
+                | Expr::Unsafe(_)
+        );
+        if input.is_empty() {
+            return Ok(body);
+        }
+        if is_block {
+            let _ = input.parse::<Option<Token![,]>>()?;
+        } else {
+            input.parse::<Token![,]>().map_err(|e| {
+                syn::Error::new(e.span(), "select!: expected `,` after this branch's body")
+            })?;
+        }
+        Ok(body)
+    }
+
+    impl Parse for SelectInput {
+        fn parse(input: ParseStream<'_>) -> syn::Result<Self> {
+            let mut out = SelectInput {
+                branches: Vec::new(),
+                timeout: None,
+                default: None,
+            };
+            let mut conflict = None;
+            while !input.is_empty() {
+                let name: Ident = if input.peek(Token![default]) {
+                    let kw: Token![default] = input.parse()?;
+                    Ident::new("default", kw.span)
+                } else {
+                    input
+                        .parse()
+                        .map_err(|e| syn::Error::new(e.span(), format!("select!: {OPS}")))?
+                };
+                match name.to_string().as_str() {
+                    "default" => {
+                        let body = parse_body(input)?;
+                        if out.default.is_some() {
+                            return Err(syn::Error::new(
+                                name.span(),
+                                "select!: only one `default` branch is allowed",
+                            ));
+                        }
+                        out.default = Some(body);
+                        conflict = conflict.or(out.timeout.as_ref().map(|_| name.span()));
+                    }
+                    "timeout" => {
+                        let mut args = parse_args(input, &name, 1)?;
+                        let body = parse_body(input)?;
+                        if out.timeout.is_some() {
+                            return Err(syn::Error::new(
+                                name.span(),
+                                "select!: only one `timeout` branch is allowed",
+                            ));
+                        }
+                        out.timeout = Some((args.remove(0), body));
+                        conflict = conflict.or(out.default.as_ref().map(|_| name.span()));
+                    }
+                    op @ ("recv" | "send" | "get" | "put") => {
+                        let n = if op == "send" || op == "put" { 2 } else { 1 };
+                        let mut args = parse_args(input, &name, n)?;
+                        input.parse::<Token![->]>().map_err(|e| {
+                            syn::Error::new(
+                                e.span(),
+                                format!("select!: `{op}` needs `-> pattern` to name its outcome"),
+                            )
+                        })?;
+                        let pat = Pat::parse_single(input)?;
+                        let body = parse_body(input)?;
+                        let first = args.remove(0);
+                        let op = match op {
+                            "recv" => Op::Recv(first),
+                            "get" => Op::Get(first),
+                            "send" => Op::Send(first, args.remove(0)),
+                            _ => Op::Put(first, args.remove(0)),
+                        };
+                        out.branches.push(Branch { op, pat, body });
+                    }
+                    other => {
+                        return Err(syn::Error::new(
+                            name.span(),
+                            format!("select!: unknown operation `{other}`; {OPS}"),
+                        ))
+                    }
+                }
+            }
+            if let Some(span) = conflict {
+                return Err(syn::Error::new(
+                    span,
+                    "select!: `default` and `timeout` cannot both be given (with `default` the \
+                     select never waits)",
+                ));
+            }
+            Ok(out)
+        }
+    }
+
+    impl SelectInput {
+        pub(crate) fn expand(self) -> TokenStream {
+            // Names the user's code cannot see or shadow.
+            let site = Span::mixed_site();
+            let sel = Ident::new("__sylvan_select", site);
+            let done = Ident::new("__sylvan_selected", site);
+            let krate = quote!(::sylvan::sync::select);
+            let outs: Vec<Ident> = (0..self.branches.len())
+                .map(|i| format_ident!("__sylvan_out{}", i, span = site))
+                .collect();
+            let decls = outs.iter().map(|o| {
+                quote_spanned!(site=> let #o = ::core::cell::Cell::new(::core::option::Option::None);)
+            });
+            let adds = self.branches.iter().zip(&outs).map(|(b, o)| match &b.op {
+                Op::Recv(rx) => quote_spanned!(rx.span()=> #sel.recv(&#rx, &#o);),
+                Op::Get(q) => quote_spanned!(q.span()=> #sel.get(&#q, &#o);),
+                Op::Send(tx, v) => quote_spanned!(tx.span()=> #sel.send(&#tx, #v, &#o);),
+                Op::Put(q, v) => quote_spanned!(q.span()=> #sel.put(&#q, #v, &#o);),
+            });
+            let arms = self.branches.iter().zip(&outs).enumerate().map(|(i, (b, o))| {
+                let (pat, body) = (&b.pat, &b.body);
+                quote! {
+                    #krate::Selected::Case(#i) => {
+                        let #pat = #o.take().expect("sylvan::select!: the chosen case left its outcome");
+                        #body
+                    }
+                }
+            });
+            let timeout_set = self
+                .timeout
+                .as_ref()
+                .map(|(d, _)| quote_spanned!(d.span()=> #sel.timeout(#d);));
+            let timeout_arm = self.timeout.as_ref().map(|(_, body)| {
+                quote! { #krate::Selected::Timeout => { #body } }
+            });
+            let default_arm = self.default.as_ref().map(|body| {
+                quote! { #krate::Selected::Default => { #body } }
+            });
+            let run = match self.default {
+                Some(_) => quote!(#sel.try_select()),
+                None => quote!(#sel.wait()),
+            };
+            quote! {{
+                #(#decls)*
+                let #done = {
+                    let mut #sel = #krate::Select::new();
+                    #(#adds)*
+                    #timeout_set
+                    #run
+                };
+                #[allow(unreachable_patterns, clippy::match_single_binding)]
+                match #done {
+                    #(#arms)*
+                    #timeout_arm
+                    #default_arm
+                    _ => ::core::unreachable!("sylvan::select!: no such case"),
+                }
+            }}
+        }
+    }
+}

@@ -106,6 +106,10 @@ impl<T> Sender<T> {
     pub fn is_empty(&self) -> bool {
         self.chan.queue.is_empty()
     }
+
+    pub(crate) fn queue(&self) -> &Queue<T> {
+        &self.chan.queue
+    }
 }
 
 impl<T> Receiver<T> {
@@ -134,6 +138,10 @@ impl<T> Receiver<T> {
             }
             None => Err(RecvTimeoutError::Timeout),
         }
+    }
+
+    pub(crate) fn queue(&self) -> &Queue<T> {
+        &self.chan.queue
     }
 
     /// A blocking iterator over received values; ends when the channel is

@@ -24,6 +24,7 @@ mod mutex;
 mod pool;
 mod queue;
 mod rwlock;
+pub mod select;
 mod semaphore;
 mod wait_group;
 mod waiters;

@@ -3,13 +3,14 @@
 
 use std::collections::VecDeque;
 use std::fmt;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
 use sylvan_runtime::park::Waker;
 
 use crate::wait_group::WaitGroup;
-use crate::waiters::{self, WaitQueue};
+use crate::waiters::{self, Registered, SelectToken, WaitQueue, Waiter};
 
 /// A multi-producer, multi-consumer FIFO queue.
 ///
@@ -57,7 +58,7 @@ pub struct Queue<T> {
 }
 
 /// What a waiting putter is told.
-enum PutGrant {
+pub(crate) enum PutGrant {
     /// Room for one item is reserved for you.
     Room,
     /// The queue was closed.
@@ -366,6 +367,162 @@ impl<T> Queue<T> {
     /// tasks were done.
     pub fn join_timeout(&self, timeout: Duration) -> bool {
         self.tasks.wait_timeout(timeout)
+    }
+}
+
+/// The operations a [`select`](crate::select) performs on a queue: a ready
+/// check, registration that claims the select when the queue is ready, and
+/// the three ways a registered case ends (won, withdrawn, abandoned while
+/// unwinding after it won).
+impl<T> Queue<T> {
+    /// A get that would not wait: `Some(Some(item))`, `Some(None)` when
+    /// closed and drained, `None` when it would wait.
+    pub(crate) fn poll_get(&self) -> Option<Option<T>> {
+        let (item, wakers) = {
+            let mut s = self.state.lock();
+            match s.items.pop_front() {
+                Some(item) => (Some(item), s.room_freed()),
+                None if s.closed => return Some(None),
+                None => return None,
+            }
+        };
+        waiters::wake_all(wakers);
+        Some(item)
+    }
+
+    /// A put that would not wait: `Ok(outcome)` when it completed (put, or
+    /// refused because the queue is closed), `Err(item)` when it would wait.
+    pub(crate) fn poll_put(&self, item: T) -> Result<Result<(), T>, T> {
+        match self.try_put(item) {
+            Ok(()) => Ok(Ok(())),
+            Err(TryPutError::Closed(item)) => Ok(Err(item)),
+            Err(TryPutError::Full(item)) => Err(item),
+        }
+    }
+
+    /// Registers case `case` of a select as a getter.
+    pub(crate) fn register_get(
+        &self,
+        token: &Arc<SelectToken>,
+        case: usize,
+    ) -> Registered<Option<T>, Option<T>> {
+        let (reg, wakers) = {
+            let mut s = self.state.lock();
+            if !s.items.is_empty() || s.closed {
+                if !token.try_claim(case) {
+                    return Registered::Lost;
+                }
+                match s.items.pop_front() {
+                    Some(item) => (Registered::Won(Some(item)), s.room_freed()),
+                    None => return Registered::Won(None),
+                }
+            } else {
+                let waiter = s.getters.push_select(token, case);
+                // A rendezvous queue has room now: call a waiting putter over.
+                (Registered::Waiting(waiter), s.room_freed())
+            }
+        };
+        waiters::wake_all(wakers);
+        reg
+    }
+
+    /// Registers case `case` of a select as a putter of `*item`. `Won(true)`:
+    /// the item was put (taken out of `item`); `Won(false)`: the queue is
+    /// closed (the item stays in `item`).
+    pub(crate) fn register_put(
+        &self,
+        item: &mut Option<T>,
+        token: &Arc<SelectToken>,
+        case: usize,
+    ) -> Registered<bool, PutGrant> {
+        let wakers = {
+            let mut s = self.state.lock();
+            if s.closed {
+                return match token.try_claim(case) {
+                    true => Registered::Won(false),
+                    false => Registered::Lost,
+                };
+            }
+            if !(s.has_room() && s.putters.is_empty()) {
+                return Registered::Waiting(s.putters.push_select(token, case));
+            }
+            if !token.try_claim(case) {
+                return Registered::Lost;
+            }
+            let item = item.take().expect("a select puts its item once");
+            s.deliver(item, &self.tasks)
+        };
+        waiters::wake_all(wakers);
+        Registered::Won(true)
+    }
+
+    /// Getters waiting right now (for tests).
+    #[cfg(test)]
+    pub(crate) fn waiting_getters(&self) -> usize {
+        self.state.lock().getters.len()
+    }
+
+    /// The getter `waiter` won its select: what it was handed.
+    pub(crate) fn finish_get(&self, waiter: &Waiter<Option<T>>) -> Option<T> {
+        // The notifier claims, then hands over, under the lock: taking the
+        // lock makes sure the hand-over is complete.
+        let _s = self.state.lock();
+        waiter.take_payload()
+    }
+
+    /// The putter `waiter` won its select: put `item` in the room it was
+    /// granted, or hand it back if the queue was closed instead.
+    pub(crate) fn finish_put(&self, waiter: &Waiter<PutGrant>, item: T) -> Result<(), T> {
+        let wakers = {
+            let mut s = self.state.lock();
+            match waiter.take_payload() {
+                PutGrant::Closed => return Err(item),
+                PutGrant::Room => {
+                    s.reserved -= 1;
+                    s.deliver(item, &self.tasks)
+                }
+            }
+        };
+        waiters::wake_all(wakers);
+        Ok(())
+    }
+
+    /// The getter `waiter` lost its select (or the select gave up).
+    pub(crate) fn withdraw_get(&self, waiter: &Arc<Waiter<Option<T>>>) {
+        self.state.lock().getters.remove(waiter);
+    }
+
+    /// The putter `waiter` lost its select (or the select gave up).
+    pub(crate) fn withdraw_put(&self, waiter: &Arc<Waiter<PutGrant>>) {
+        let wakers = {
+            let mut s = self.state.lock();
+            match s.putters.remove(waiter) {
+                // Keep the line moving should room be free behind it.
+                true => s.room_freed(),
+                false => Vec::new(),
+            }
+        };
+        waiters::wake_all(wakers);
+    }
+
+    /// The getter `waiter` won, but its select is unwinding: pass the item on.
+    pub(crate) fn abandon_get(&self, waiter: &Waiter<Option<T>>) {
+        let wakers = {
+            let mut s = self.state.lock();
+            let item = waiter.take_payload();
+            getter_pass_on(&mut s, item)
+        };
+        waiters::wake_all(wakers);
+    }
+
+    /// The putter `waiter` won, but its select is unwinding: pass the room on.
+    pub(crate) fn abandon_put(&self, waiter: &Waiter<PutGrant>) {
+        let wakers = {
+            let mut s = self.state.lock();
+            let grant = waiter.take_payload();
+            putter_pass_on(&mut s, grant)
+        };
+        waiters::wake_all(wakers);
     }
 }
 

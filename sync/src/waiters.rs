@@ -15,21 +15,84 @@
 //!   waiter (or back to the primitive). Nothing is lost and nothing is
 //!   granted twice.
 //!
+//! * A waiter may belong to a [`select`](crate::select): then it carries a
+//!   shared [`SelectToken`] and its case number, and a notifier must win the
+//!   token (one compare-and-swap) before handing it anything. A waiter whose
+//!   select was already won elsewhere (or gave up) is stale: notifiers drop
+//!   it and serve the next one, so a select takes at most one item.
+//!
 //! Parking follows the runtime's protocol (`sylvan_runtime::park`): the waker
 //! is registered before the lock is released, the flag is re-checked after
 //! every wake, and spurious wakes are harmless.
 
 use std::collections::VecDeque;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
 use parking_lot::Mutex;
 use sylvan_runtime::park::{self, Waker};
 
+/// Decides which case of one [`select`](crate::select) wins: the first
+/// notifier (or the selector itself, for a case found ready while it
+/// registers) to move it off `WAITING`.
+pub(crate) struct SelectToken {
+    state: AtomicUsize,
+}
+
+impl SelectToken {
+    const WAITING: usize = 0;
+    const ABORTED: usize = usize::MAX;
+
+    pub(crate) fn new() -> SelectToken {
+        SelectToken {
+            state: AtomicUsize::new(Self::WAITING),
+        }
+    }
+
+    /// Claims the select for `case`; `false` if it is already decided.
+    pub(crate) fn try_claim(&self, case: usize) -> bool {
+        self.state
+            .compare_exchange(Self::WAITING, case + 1, Ordering::AcqRel, Ordering::Acquire)
+            .is_ok()
+    }
+
+    /// Gives up (timeout, cancellation); `false` if a case won first.
+    pub(crate) fn try_abort(&self) -> bool {
+        self.state
+            .compare_exchange(
+                Self::WAITING,
+                Self::ABORTED,
+                Ordering::AcqRel,
+                Ordering::Acquire,
+            )
+            .is_ok()
+    }
+
+    /// The winning case, if one has won.
+    pub(crate) fn winner(&self) -> Option<usize> {
+        match self.state.load(Ordering::Acquire) {
+            Self::WAITING | Self::ABORTED => None,
+            n => Some(n - 1),
+        }
+    }
+}
+
+/// What registering one case of a select in a primitive found.
+pub(crate) enum Registered<R, P> {
+    /// The case was ready: it claimed the select and its operation is done.
+    Won(R),
+    /// Another case of the select has already won.
+    Lost,
+    /// Queued; the waiter is later either claimed and notified, or withdrawn.
+    Waiting(Arc<Waiter<P>>),
+}
+
 /// One blocked fiber or thread, and what it was handed.
 pub(crate) struct Waiter<P> {
     waker: Waker,
+    /// For a select's waiter: its token and case number.
+    select: Option<(Arc<SelectToken>, usize)>,
     /// Set under the primitive's lock when the waiter has been notified.
     notified: AtomicBool,
     /// What the notifier handed over (set together with `notified`).
@@ -41,7 +104,16 @@ impl<P> Waiter<P> {
         self.notified.load(Ordering::Acquire)
     }
 
-    fn take_payload(&self) -> P {
+    /// Whether a notifier may hand this waiter something: always for a plain
+    /// waiter; for a select's, only if this claims its token.
+    fn claim(&self) -> bool {
+        match &self.select {
+            None => true,
+            Some((token, case)) => token.try_claim(*case),
+        }
+    }
+
+    pub(crate) fn take_payload(&self) -> P {
         self.payload
             .lock()
             .take()
@@ -65,8 +137,18 @@ impl<P> Default for WaitQueue<P> {
 impl<P> WaitQueue<P> {
     /// Enqueues the caller (its current waker) at the back.
     pub(crate) fn push(&mut self) -> Arc<Waiter<P>> {
+        self.push_waiter(None)
+    }
+
+    /// Enqueues the caller as case `case` of the select that owns `token`.
+    pub(crate) fn push_select(&mut self, token: &Arc<SelectToken>, case: usize) -> Arc<Waiter<P>> {
+        self.push_waiter(Some((token.clone(), case)))
+    }
+
+    fn push_waiter(&mut self, select: Option<(Arc<SelectToken>, usize)>) -> Arc<Waiter<P>> {
         let w = Arc::new(Waiter {
             waker: park::current_waker(),
+            select,
             notified: AtomicBool::new(false),
             payload: Mutex::new(None),
         });
@@ -86,22 +168,23 @@ impl<P> WaitQueue<P> {
 
     /// Hands `payload` to the longest-waiting waiter and returns its waker (to
     /// wake after the lock is released), or gives `payload` back if nobody
-    /// waits.
+    /// waits. Stale select waiters are dropped on the way.
     pub(crate) fn notify_one(&mut self, payload: P) -> Result<Waker, P> {
-        match self.waiters.pop_front() {
-            Some(w) => {
+        while let Some(w) = self.waiters.pop_front() {
+            if w.claim() {
                 *w.payload.lock() = Some(payload);
                 w.notified.store(true, Ordering::Release);
-                Ok(w.waker.clone())
+                return Ok(w.waker.clone());
             }
-            None => Err(payload),
         }
+        Err(payload)
     }
 
     /// Notifies every waiter, each with a payload from `payload`.
     pub(crate) fn notify_all(&mut self, mut payload: impl FnMut() -> P) -> Vec<Waker> {
         self.waiters
             .drain(..)
+            .filter(|w| w.claim())
             .map(|w| {
                 *w.payload.lock() = Some(payload());
                 w.notified.store(true, Ordering::Release);
@@ -111,7 +194,7 @@ impl<P> WaitQueue<P> {
     }
 
     /// Removes `w` if it is still queued (not yet notified).
-    fn remove(&mut self, w: &Arc<Waiter<P>>) -> bool {
+    pub(crate) fn remove(&mut self, w: &Arc<Waiter<P>>) -> bool {
         match self.waiters.iter().position(|x| Arc::ptr_eq(x, w)) {
             Some(i) => {
                 self.waiters.remove(i);

@@ -1,0 +1,8 @@
+use sylvan::sync::channel;
+
+fn main() {
+    let (_tx, rx) = channel::unbounded::<u32>();
+    sylvan::select! {
+        receive(rx) -> v => drop(v),
+    }
+}
