@@ -1,0 +1,318 @@
+#!/usr/bin/env python3
+"""Side-by-side comparison of sylvan with tokio, may, Go, std threads and
+gevent: the same workloads, the same worker count, in one run on one
+machine. Prints one Markdown table: each peer's median (and spread) and
+sylvan's advantage over it (xN: sylvan is N times better; below 1, behind).
+
+    python3 benches/compare.py                # everything, 3 runs each
+    python3 benches/compare.py --runs 5 --only spawn,http
+    python3 benches/compare.py --peers sylvan,tokio --secs 4
+
+Builds the programs in benches/peers (their own Cargo workspace, so the
+test command never builds the peers). Go runs when `go` is installed
+(`apt-get install golang-go`), gevent when `python3 -c 'import gevent'`
+works (`pip install gevent`); wrk (`apt-get install wrk`) drives the HTTP
+workload. Missing peers are left out of the table, with a note.
+"""
+import argparse
+import datetime
+import os
+import platform
+import re
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+PEERS_DIR = os.path.join(ROOT, "benches", "peers")
+RELEASE = os.path.join(PEERS_DIR, "target", "release")
+GO_BIN = os.path.join(PEERS_DIR, "go", "bin")
+
+# name, unit, lower is better, description
+WORKLOADS = [
+    ("spawn", "ns/task", True, "spawn+join of 100,000 trivial tasks (warm)"),
+    ("pingpong", "ns/round trip", True, "ping-pong over two channels, 1,000,000 round trips"),
+    ("yield", "ns/yield", True, "1,000 tasks x 1,000 yields"),
+    ("idle", "bytes/task", True, "100,000 tasks blocked on a channel, peak RSS above baseline"),
+    ("sleep", "ms wall", True, "100,000 tasks each sleeping 10 ms"),
+    ("http", "req/s", False, "HTTP hello world, wrk -t1 -c64 on loopback"),
+    ("http_p99", "ms p99", True, "(same run) 99th percentile latency"),
+    ("echo", "msg/s", False, "TCP echo, 64 connections x 64-byte messages"),
+]
+ALL_PEERS = ["sylvan", "tokio", "may", "go", "std", "gevent"]
+
+# Sizes that differ from the standard one, per (peer, workload): std
+# threads cannot reasonably run 100,000 threads or 1,000,000 round trips;
+# gevent's Python round trips are slow.
+SIZE_OVERRIDES = {
+    ("std", "spawn"): 10_000,
+    ("std", "idle"): 10_000,
+    ("std", "sleep"): None,  # not meaningful: 100k OS threads
+    ("std", "pingpong"): 20_000,
+    ("gevent", "pingpong"): 100_000,
+}
+STANDARD = {"spawn": 100_000, "pingpong": 1_000_000, "idle": 100_000, "sleep": 100_000}
+
+
+def log(msg):
+    print(msg, file=sys.stderr, flush=True)
+
+
+def run(cmd, timeout, env=None):
+    """Runs cmd; returns its last stdout line as a float, or raises."""
+    out = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=env)
+    if out.returncode != 0:
+        tail = (out.stderr.strip().splitlines() or ["?"])[-1]
+        raise RuntimeError(f"exit {out.returncode}: {tail[:120]}")
+    return float(out.stdout.strip().splitlines()[-1])
+
+
+def workload_cmd(peer, workload, workers, n):
+    args = [workload, str(workers)] + ([str(n)] if n else [])
+    if peer == "go":
+        return [os.path.join(GO_BIN, "wl")] + args, None
+    if peer == "gevent":
+        return [sys.executable, os.path.join(PEERS_DIR, "gevent", "wl.py")] + args, None
+    return [os.path.join(RELEASE, f"wl-{peer}")] + args, None
+
+
+def server_cmd(peer, kind, addr, workers):
+    if peer == "go":
+        return [os.path.join(GO_BIN, "server"), kind, addr, str(workers)]
+    if peer == "gevent":
+        return [sys.executable, os.path.join(PEERS_DIR, "gevent", "server.py"), kind, addr, str(workers)]
+    return [os.path.join(RELEASE, f"server-{peer}"), kind, addr, str(workers)]
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Server:
+    def __init__(self, peer, kind, workers):
+        self.addr = f"127.0.0.1:{free_port()}"
+        self.proc = subprocess.Popen(server_cmd(peer, kind, self.addr, workers),
+                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        host, port = self.addr.split(":")
+        deadline = time.time() + 15
+        while True:
+            try:
+                socket.create_connection((host, int(port)), timeout=1).close()
+                break
+            except OSError:
+                if self.proc.poll() is not None or time.time() > deadline:
+                    self.stop()
+                    raise RuntimeError(f"{peer} {kind} server did not start")
+                time.sleep(0.05)
+
+    def stop(self):
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGKILL)
+        self.proc.wait()
+
+
+def wrk(addr, secs):
+    out = subprocess.run(["wrk", "-t1", "-c64", f"-d{secs}s", "--latency", f"http://{addr}/"],
+                         capture_output=True, text=True, timeout=secs + 60)
+    text = out.stdout
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", text).group(1))
+    m = re.search(r"99%\s+([\d.]+)(us|ms|s)\b", text)
+    p99 = float(m.group(1)) * {"us": 1e-3, "ms": 1.0, "s": 1e3}[m.group(2)]
+    errors = re.search(r"Non-2xx or 3xx responses: (\d+)|Socket errors: .*", text)
+    if errors:
+        raise RuntimeError(f"wrk reported errors: {errors.group(0)}")
+    return rps, p99
+
+
+def summarize(values):
+    return {"median": statistics.median(values), "min": min(values), "max": max(values)}
+
+
+def measure_workload(peer, workload, args):
+    key = (peer, workload)
+    n = SIZE_OVERRIDES.get(key, STANDARD.get(workload))
+    if key in SIZE_OVERRIDES and n is None:
+        return {"skip": "—"}
+    note = ""
+    if workload in STANDARD and n != STANDARD[workload]:
+        note = f"at {n // 1000}k"
+    values = []
+    for _ in range(args.runs):
+        cmd, env = workload_cmd(peer, workload, args.workers, n)
+        try:
+            values.append(run(cmd, args.timeout, env))
+        except (RuntimeError, subprocess.TimeoutExpired, ValueError) as e:
+            # Say where it breaks, and what it does at a tenth of the size.
+            smaller = (n or STANDARD.get(workload, 0)) // 10
+            if not smaller:
+                return {"error": str(e)}
+            try:
+                v = run(workload_cmd(peer, workload, args.workers, smaller)[0], args.timeout)
+                return {"median": v, "min": v, "max": v,
+                        "note": f"fails at {n // 1000}k; {smaller // 1000}k:"}
+            except (RuntimeError, subprocess.TimeoutExpired, ValueError) as e2:
+                return {"error": f"fails ({e2})"}
+    r = summarize(values)
+    if note:
+        r["note"] = note
+    return r
+
+
+def measure_servers(peer, args, results):
+    for kind in ("http", "echo"):
+        if kind not in args.only:
+            continue
+        if kind == "http" and not shutil.which("wrk"):
+            results[(peer, "http")] = {"error": "wrk not installed"}
+            continue
+        try:
+            server = Server(peer, kind, args.workers)
+        except RuntimeError as e:
+            results[(peer, kind)] = {"error": str(e)}
+            continue
+        try:
+            if kind == "http":
+                runs = [wrk(server.addr, args.secs) for _ in range(args.runs)]
+                results[(peer, "http")] = summarize([r[0] for r in runs])
+                results[(peer, "http_p99")] = summarize([r[1] for r in runs])
+            else:
+                load = os.path.join(RELEASE, "echo-load")
+                runs = [run([load, server.addr, "64", "64", str(args.secs)], args.secs + 60)
+                        for _ in range(args.runs)]
+                results[(peer, "echo")] = summarize(runs)
+        except (RuntimeError, subprocess.TimeoutExpired, AttributeError) as e:
+            results[(peer, kind)] = {"error": str(e)}
+        finally:
+            server.stop()
+
+
+def fmt(v):
+    if v >= 100:
+        return f"{v:,.0f}"
+    if v >= 10:
+        return f"{v:.1f}"
+    return f"{v:.2f}"
+
+
+def cell(r):
+    if r is None:
+        return "n/a"
+    if "skip" in r:
+        return r["skip"]
+    if "error" in r:
+        return f"fails ({r['error'][:40]})"
+    text = f"{fmt(r['median'])}"
+    if r["min"] != r["max"]:
+        text += f" ({fmt(r['min'])}–{fmt(r['max'])})"
+    if "note" in r:
+        text = f"{r['note']} {text}"
+    return text
+
+
+def ratio(sylvan, peer, lower_better):
+    if not sylvan or not peer or "median" not in sylvan or "median" not in peer:
+        return ""
+    if "note" in peer and peer["note"].startswith("fails"):
+        return ""
+    if "note" in sylvan or "note" in peer:
+        return ""  # different sizes
+    s, p = sylvan["median"], peer["median"]
+    if s == 0 or p == 0:
+        return ""
+    x = p / s if lower_better else s / p
+    return f" **×{x:.2f}**"
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--runs", type=int, default=3, help="runs per workload and peer (default 3)")
+    ap.add_argument("--workers", type=int, default=2, help="worker threads / GOMAXPROCS (default 2)")
+    ap.add_argument("--secs", type=int, default=8, help="seconds per HTTP/echo run (default 8)")
+    ap.add_argument("--timeout", type=int, default=180, help="seconds before a run counts as failed")
+    ap.add_argument("--only", default=",".join(w[0] for w in WORKLOADS if w[0] != "http_p99"),
+                    help="comma-separated workloads")
+    ap.add_argument("--peers", default=",".join(ALL_PEERS), help="comma-separated peers")
+    args = ap.parse_args()
+    args.only = set(args.only.split(","))
+    peers = args.peers.split(",")
+
+    log("building benches/peers (release)...")
+    subprocess.run(["cargo", "build", "--release", "--quiet", "--manifest-path",
+                    os.path.join(PEERS_DIR, "Cargo.toml")], check=True)
+    notes = []
+    if "go" in peers:
+        if shutil.which("go"):
+            os.makedirs(GO_BIN, exist_ok=True)
+            for prog in ("wl", "server"):
+                subprocess.run(["go", "build", "-o", os.path.join(GO_BIN, prog), f"./{prog}"],
+                               cwd=os.path.join(PEERS_DIR, "go"), check=True)
+        else:
+            peers.remove("go")
+            notes.append("Go left out: `go` not installed (apt-get install golang-go).")
+    if "gevent" in peers:
+        ok = subprocess.run([sys.executable, "-c", "import gevent"], capture_output=True).returncode == 0
+        if not ok:
+            peers.remove("gevent")
+            notes.append("gevent left out: not importable (pip install gevent).")
+
+    results = {}
+    for peer in peers:
+        for name, _, _, _ in WORKLOADS:
+            if name in args.only and name not in ("http", "http_p99", "echo"):
+                log(f"{peer}: {name}")
+                results[(peer, name)] = measure_workload(peer, name, args)
+        if args.only & {"http", "echo"}:
+            log(f"{peer}: servers")
+            measure_servers(peer, args, results)
+
+    versions = []
+    if "go" in peers:
+        versions.append(subprocess.run(["go", "version"], capture_output=True, text=True).stdout.split()[2])
+    if "gevent" in peers:
+        versions.append("gevent " + subprocess.run(
+            [sys.executable, "-c", "import gevent; print(gevent.__version__)"],
+            capture_output=True, text=True).stdout.strip())
+    cpu = "?"
+    try:
+        with open("/proc/cpuinfo") as f:
+            cpu = next(l.split(":", 1)[1].strip() for l in f if l.startswith("model name"))
+    except (OSError, StopIteration):
+        pass
+    print(f"Measured {datetime.date.today()} on {os.cpu_count()} CPUs ({cpu}), Linux "
+          f"{platform.release()}; {args.workers} workers / GOMAXPROCS={args.workers} "
+          f"(gevent and std threads: n/a); median of {args.runs} runs (min–max); "
+          f"{', '.join(versions)}.")
+    print()
+    print("**×N** after a peer's figure: sylvan is N times better than that peer "
+          "(below 1: sylvan is behind).")
+    print()
+    print("| workload | " + " | ".join(peers) + " |")
+    print("|---|" + "---|" * len(peers))
+    for name, unit, lower, _desc in WORKLOADS:
+        if name not in args.only and not (name == "http_p99" and "http" in args.only):
+            continue
+        row = [f"{name} ({unit})"]
+        s = results.get(("sylvan", name))
+        for peer in peers:
+            r = results.get((peer, name))
+            text = cell(r)
+            if peer != "sylvan":
+                text += ratio(s, r, lower)
+            row.append(text)
+        print("| " + " | ".join(row) + " |")
+    print()
+    for name, unit, _, desc in WORKLOADS:
+        if name in args.only:
+            print(f"- {name}: {desc}; {unit}.")
+    for n in notes:
+        print(f"- {n}")
+
+
+if __name__ == "__main__":
+    main()

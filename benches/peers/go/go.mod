@@ -1,0 +1,3 @@
+module sylvanpeers
+
+go 1.19
