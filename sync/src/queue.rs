@@ -9,7 +9,6 @@ use std::time::{Duration, Instant};
 use parking_lot::Mutex;
 use sylvan_runtime::park::Waker;
 
-use crate::wait_group::WaitGroup;
 use crate::waiters::{self, Registered, SelectToken, WaitQueue, Waiter};
 
 /// A multi-producer, multi-consumer FIFO queue.
@@ -53,8 +52,6 @@ use crate::waiters::{self, Registered, SelectToken, WaitQueue, Waiter};
 /// ```
 pub struct Queue<T> {
     state: Mutex<State<T>>,
-    /// Items put and not yet marked `task_done` (gevent's JoinableQueue).
-    tasks: WaitGroup,
 }
 
 /// What a waiting putter is told.
@@ -75,6 +72,10 @@ struct State<T> {
     /// Getters; each is handed `Some(item)`, or `None` when the queue closes.
     getters: WaitQueue<Option<T>>,
     putters: WaitQueue<PutGrant>,
+    /// Items put and not yet marked `task_done` (gevent's JoinableQueue).
+    unfinished: usize,
+    /// Callers of `join`, woken when `unfinished` reaches zero.
+    joiners: WaitQueue,
 }
 
 impl<T> State<T> {
@@ -89,32 +90,36 @@ impl<T> State<T> {
     }
 
     /// Adds an item: straight to the longest-waiting getter, else the buffer.
-    /// `tasks` counts it first, so a fast `task_done` cannot underflow.
-    fn deliver(&mut self, item: T, tasks: &WaitGroup) -> Vec<Waker> {
-        tasks.add(1);
+    /// It counts as unfinished first, so a fast `task_done` cannot underflow.
+    fn deliver(&mut self, item: T) -> Option<Waker> {
+        self.unfinished += 1;
         match self.getters.notify_one(Some(item)) {
-            Ok(w) => vec![w],
+            Ok(w) => Some(w),
             Err(item) => {
                 self.items.push_back(item.expect("a real item"));
-                Vec::new()
+                None
             }
         }
     }
 
     /// After an item left the buffer: give the room to the next putter.
-    fn room_freed(&mut self) -> Vec<Waker> {
+    fn room_freed(&mut self) -> Option<Waker> {
         if self.has_room() {
             if let Ok(w) = self.putters.notify_one(PutGrant::Room) {
                 self.reserved += 1;
-                return vec![w];
+                return Some(w);
             }
         }
-        Vec::new()
+        None
     }
 }
 
 fn getters<T>(s: &mut State<T>) -> &mut WaitQueue<Option<T>> {
     &mut s.getters
+}
+
+fn joiners<T>(s: &mut State<T>) -> &mut WaitQueue {
+    &mut s.joiners
 }
 
 fn putters<T>(s: &mut State<T>) -> &mut WaitQueue<PutGrant> {
@@ -142,7 +147,7 @@ fn putter_pass_on<T>(s: &mut State<T>, grant: PutGrant) -> Vec<Waker> {
         PutGrant::Closed => Vec::new(),
         PutGrant::Room => {
             s.reserved -= 1;
-            s.room_freed()
+            s.room_freed().into_iter().collect()
         }
     }
 }
@@ -195,8 +200,9 @@ impl<T> Queue<T> {
                 closed: false,
                 getters: WaitQueue::default(),
                 putters: WaitQueue::default(),
+                unfinished: 0,
+                joiners: WaitQueue::default(),
             }),
-            tasks: WaitGroup::new(),
         }
     }
 
@@ -232,7 +238,7 @@ impl<T> Queue<T> {
             if !s.has_room() || !s.putters.is_empty() {
                 return Err(TryPutError::Full(item));
             }
-            s.deliver(item, &self.tasks)
+            s.deliver(item)
         };
         waiters::wake_all(wakers);
         Ok(())
@@ -245,7 +251,7 @@ impl<T> Queue<T> {
                 return Err(item);
             }
             if s.has_room() && s.putters.is_empty() {
-                let wakers = s.deliver(item, &self.tasks);
+                let wakers = s.deliver(item);
                 drop(s);
                 waiters::wake_all(wakers);
                 return Ok(());
@@ -258,7 +264,7 @@ impl<T> Queue<T> {
                     let mut s = self.state.lock();
                     s.reserved -= 1;
                     // Room was granted before any close: the put stands.
-                    s.deliver(item, &self.tasks)
+                    s.deliver(item)
                 };
                 waiters::wake_all(wakers);
                 Ok(())
@@ -351,22 +357,42 @@ impl<T> Queue<T> {
     /// # Panics
     /// If called more times than items were put.
     pub fn task_done(&self) {
-        assert!(
-            self.tasks.count() > 0,
-            "Queue::task_done called more times than items were put"
-        );
-        self.tasks.done();
+        let wakers = {
+            let mut s = self.state.lock();
+            assert!(
+                s.unfinished > 0,
+                "Queue::task_done called more times than items were put"
+            );
+            s.unfinished -= 1;
+            match s.unfinished {
+                0 => s.joiners.wake_every(),
+                _ => Vec::new(),
+            }
+        };
+        waiters::wake_all(wakers);
     }
 
     /// Waits until every item put has been marked [`task_done`](Queue::task_done).
     pub fn join(&self) {
-        self.tasks.wait();
+        self.join_deadline(None);
     }
 
     /// Like [`join`](Queue::join), for at most `timeout`; returns whether all
     /// tasks were done.
     pub fn join_timeout(&self, timeout: Duration) -> bool {
-        self.tasks.wait_timeout(timeout)
+        self.join_deadline(Instant::now().checked_add(timeout))
+    }
+
+    fn join_deadline(&self, deadline: Option<Instant>) -> bool {
+        let waiter = {
+            let mut s = self.state.lock();
+            if s.unfinished == 0 {
+                return true;
+            }
+            s.joiners.push()
+        };
+        // Woken means the count reached zero (even if work was added since).
+        waiters::wait(&self.state, &waiter, deadline, joiners, |_, ()| Vec::new()).is_some()
     }
 }
 
@@ -450,7 +476,7 @@ impl<T> Queue<T> {
                 return Registered::Lost;
             }
             let item = item.take().expect("a select puts its item once");
-            s.deliver(item, &self.tasks)
+            s.deliver(item)
         };
         waiters::wake_all(wakers);
         Registered::Won(true)
@@ -479,7 +505,7 @@ impl<T> Queue<T> {
                 PutGrant::Closed => return Err(item),
                 PutGrant::Room => {
                     s.reserved -= 1;
-                    s.deliver(item, &self.tasks)
+                    s.deliver(item)
                 }
             }
         };
@@ -499,7 +525,7 @@ impl<T> Queue<T> {
             match s.putters.remove(waiter) {
                 // Keep the line moving should room be free behind it.
                 true => s.room_freed(),
-                false => Vec::new(),
+                false => None,
             }
         };
         waiters::wake_all(wakers);
