@@ -56,17 +56,20 @@ const SPIN_CHECK_EVERY: u32 = 32;
 /// gives up on them (they are leaked, not force-unwound).
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(2);
 
-/// An unstarted fiber: a `Send` closure and the stack it will run on.
+/// An unstarted fiber: a `Send` closure and the stack it will run on —
+/// `None` for the runtime's default size, taken from the pool of the hub
+/// that starts it (so a queued fiber holds no stack, and a burst of short
+/// fibers cycles through a few hot stacks).
 pub(crate) struct Task {
     pub(crate) header: Arc<Header>,
-    pub(crate) stack: FiberStack,
+    pub(crate) stack: Option<FiberStack>,
     pub(crate) run: Box<dyn FnOnce() + Send>,
 }
 
 /// An unstarted fiber that must start on the current worker (`spawn_local`).
 pub(crate) struct LocalTask {
     pub(crate) header: Arc<Header>,
-    pub(crate) stack: FiberStack,
+    pub(crate) stack: Option<FiberStack>,
     pub(crate) run: Box<dyn FnOnce()>,
 }
 
@@ -423,6 +426,16 @@ impl Hub {
             return;
         }
         let LocalTask { header, stack, run } = task;
+        let stack = match stack.map_or_else(|| self.stack(None), Ok) {
+            Ok(stack) => stack,
+            Err(e) => {
+                // Dropping the closure unstarted completes its JoinHandle as
+                // cancelled; say why, since nobody may be joining.
+                eprintln!("sylvan: fiber {} not started: {e}", header.describe());
+                drop(run);
+                return;
+            }
+        };
         let slot = self.free_slots.borrow_mut().pop().unwrap_or_else(|| {
             let mut fibers = self.fibers.borrow_mut();
             fibers.push(None);

@@ -76,15 +76,15 @@ impl<'scope> Scope<'scope, '_> {
     /// Spawns a fiber that may borrow from outside the scope. It is joined
     /// automatically when the scope ends if not joined before.
     ///
-    /// # Panics
-    /// If no stack can be allocated for it.
+    /// Like [`spawn`](crate::spawn), it gets its stack when it starts; if the
+    /// system refuses one then, it does not run and its handle reports it
+    /// cancelled (the reason is printed).
     pub fn spawn<F, T>(&'scope self, f: F) -> ScopedJoinHandle<'scope, T>
     where
         F: FnOnce() -> T + Send + 'scope,
         T: Send + 'scope,
     {
-        let stack = self.rt.stack(None).unwrap_or_else(|e| panic!("{e}"));
-        let header = Arc::new(Header::new(None, stack.usable_size()));
+        let header = Arc::new(Header::new(None, self.rt.stack_size));
         let cell = Arc::new(JoinCell::new());
         self.state.children.lock().push(header.clone());
         self.state.running.fetch_add(1, Ordering::AcqRel);
@@ -99,7 +99,7 @@ impl<'scope> Scope<'scope, '_> {
         let run: Box<dyn FnOnce() + Send + 'static> = unsafe { std::mem::transmute(run) };
         self.rt.submit(Task {
             header: header.clone(),
-            stack,
+            stack: None,
             run,
         });
         ScopedJoinHandle {

@@ -158,11 +158,13 @@ impl<F, T> Drop for Job<F, T> {
 /// Spawns a fiber on the current runtime (the worker's own inside a fiber, the
 /// lazily started global runtime elsewhere) and returns its handle.
 ///
-/// The fiber may start on any worker; once started it stays there.
-///
-/// # Panics
-/// If no stack can be allocated for it; [`Builder::spawn`] returns that
-/// error instead (it names the limit that was hit and how to raise it).
+/// The fiber may start on any worker; once started it stays there. It gets
+/// its stack (from the worker's pool) when it starts, so queued fibers cost
+/// no stack memory. If the system refuses a stack then (out of memory, or
+/// `vm.max_map_count` reached), the fiber does not run: the runtime prints
+/// why, naming the limit and how to raise it, and its handle reports it as
+/// cancelled. [`Builder::stack_size`] fibers get their stack at spawn time
+/// instead, and [`Builder::spawn`] returns such an error.
 ///
 /// ```
 /// # extern crate sylvan_runtime as sylvan;
@@ -191,7 +193,8 @@ where
 /// [`spawn`]: it starts and stays on the calling fiber's worker thread.
 ///
 /// # Panics
-/// When called outside a fiber, or if no stack can be allocated.
+/// When called outside a fiber. (A refused stack is handled as for
+/// [`spawn`].)
 ///
 /// ```
 /// # extern crate sylvan_runtime as sylvan;
@@ -215,13 +218,12 @@ where
             "sylvan::spawn_local must be called from inside a fiber (one started by \
              sylvan::run / sylvan::spawn); use sylvan::spawn elsewhere",
         );
-    let stack = rt.stack(None).unwrap_or_else(|e| panic!("{e}"));
-    let header = Arc::new(Header::new(None, stack.usable_size()));
+    let header = Arc::new(Header::new(None, rt.stack_size));
     let cell = Arc::new(JoinCell::new());
     let job = Job::new(f, cell.clone(), None);
     let task = LocalTask {
         header: header.clone(),
-        stack,
+        stack: None,
         run: Box::new(move || job.run()),
     };
     hub::with_hub(|hub| hub.start(task));
@@ -235,23 +237,36 @@ where
     F: FnOnce() -> T + Send + 'static,
     T: Send + 'static,
 {
-    spawn_with(b, f, |size| rt.stack(size), |task| rt.submit(task))
+    spawn_with(
+        b,
+        f,
+        rt.stack_size,
+        |size| rt.stack(Some(size)),
+        |task| rt.submit(task),
+    )
 }
 
-/// The one recipe for a spawn: a stack, a header, a join cell, and the task
-/// handed to `submit`.
+/// The one recipe for a spawn: a header, a join cell, and the task handed to
+/// `submit`. A fiber of the default stack size gets its stack when it starts;
+/// one with a size of its own gets it now (from `stack`), so a size the
+/// system refuses is an error here.
 fn spawn_with<F, T>(
     b: Builder,
     f: F,
-    stack: impl FnOnce(Option<usize>) -> io::Result<crate::stack::FiberStack>,
+    default_size: usize,
+    stack: impl FnOnce(usize) -> io::Result<crate::stack::FiberStack>,
     submit: impl FnOnce(Task),
 ) -> io::Result<JoinHandle<T>>
 where
     F: FnOnce() -> T + Send + 'static,
     T: Send + 'static,
 {
-    let stack = stack(b.stack_size)?;
-    let header = Arc::new(Header::new(b.name, stack.usable_size()));
+    let stack = match b.stack_size {
+        Some(size) => Some(stack(size)?),
+        None => None,
+    };
+    let size = stack.as_ref().map_or(default_size, |s| s.usable_size());
+    let header = Arc::new(Header::new(b.name, size));
     let cell = Arc::new(JoinCell::new());
     let job = Job::new(f, cell.clone(), None);
     submit(Task {
@@ -261,6 +276,10 @@ where
     });
     Ok(JoinHandle { header, cell })
 }
+
+/// While a worker's queue grows, one spawn in this many asks another worker
+/// to help (see `Builder::spawn`).
+const NOTIFY_EVERY: usize = 16;
 
 /// Configures one fiber before spawning it (name, stack size).
 ///
@@ -316,10 +335,19 @@ impl Builder {
             spawn_with(
                 b,
                 f,
-                |size| hub.stack(size),
+                hub.rt.stack_size,
+                |size| hub.stack(Some(size)),
                 |task| {
+                    // Waking another hub to help is a hint, worth its fence
+                    // for the first queued task and then now and again
+                    // while the queue grows: a hub told earlier may be
+                    // busy. (This hub runs its own queue anyway, so a
+                    // missed hint costs parallelism, never a hang.)
+                    let queued = hub.local.len();
                     hub.local.push(task);
-                    hub.rt.notify_one();
+                    if queued % NOTIFY_EVERY == 0 {
+                        hub.rt.notify_one();
+                    }
                 },
             )
         });
