@@ -272,11 +272,14 @@ fn park_inner(deadline: Option<Instant>) {
 fn fiber_park(ctx: &FiberCtx, deadline: Option<Instant>) {
     raise_interrupts(ctx);
     let header = &ctx.header;
-    // A wake token is waiting: consume it without switching.
-    if header
-        .state
-        .compare_exchange(NOTIFIED, RUNNING, Ordering::AcqRel, Ordering::Acquire)
-        .is_ok()
+    // A wake token is waiting: consume it without switching. (The load is
+    // only a hint that spares the CAS when no token is there; the token is
+    // always consumed by a read-modify-write, see `Header::unpark`.)
+    if header.state.load(Ordering::Relaxed) == NOTIFIED
+        && header
+            .state
+            .compare_exchange(NOTIFIED, RUNNING, Ordering::AcqRel, Ordering::Acquire)
+            .is_ok()
     {
         return raise_interrupts(ctx);
     }
@@ -293,8 +296,13 @@ fn fiber_park(ctx: &FiberCtx, deadline: Option<Instant>) {
         .compare_exchange(RUNNING, PARKED, Ordering::AcqRel, Ordering::Acquire)
     {
         Ok(_) => ctx.suspend(Suspend::Park),
-        // Only a wake can have changed RUNNING (to NOTIFIED): consume it.
-        Err(_) => header.state.store(RUNNING, Ordering::Release),
+        // Only a wake can have changed RUNNING (to NOTIFIED): consume it,
+        // with a read-modify-write so that a second wake landing in between
+        // is synchronised with too (a plain store could overwrite its token
+        // unseen, and the caller's re-check could miss what it published).
+        Err(_) => {
+            header.state.swap(RUNNING, Ordering::AcqRel);
+        }
     }
     if let Some(key) = timer {
         hub::cancel_timer(key);
