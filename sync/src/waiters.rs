@@ -88,15 +88,22 @@ pub(crate) enum Registered<R, P> {
     Waiting(Arc<Waiter<P>>),
 }
 
+/// A waiter's waker (until notified) and what it was handed.
+struct Slot<P> {
+    payload: Option<P>,
+    waker: Option<Waker>,
+}
+
 /// One blocked fiber or thread, and what it was handed.
 pub(crate) struct Waiter<P> {
-    waker: Waker,
     /// For a select's waiter: its token and case number.
     select: Option<(Arc<SelectToken>, usize)>,
     /// Set under the primitive's lock when the waiter has been notified.
     notified: AtomicBool,
-    /// What the notifier handed over (set together with `notified`).
-    payload: Mutex<Option<P>>,
+    /// What to wake and what was handed over, under one small lock: the
+    /// notifier fills in the payload and takes the waker out (notifying
+    /// moves the waker rather than cloning it).
+    slot: Mutex<Slot<P>>,
 }
 
 impl<P> Waiter<P> {
@@ -113,9 +120,21 @@ impl<P> Waiter<P> {
         }
     }
 
+    /// Hands `payload` over and marks the waiter notified; returns its waker.
+    fn hand_over(&self, payload: P) -> Waker {
+        let waker = {
+            let mut slot = self.slot.lock();
+            slot.payload = Some(payload);
+            slot.waker.take().expect("a waiter is notified once")
+        };
+        self.notified.store(true, Ordering::Release);
+        waker
+    }
+
     pub(crate) fn take_payload(&self) -> P {
-        self.payload
+        self.slot
             .lock()
+            .payload
             .take()
             .expect("a notified waiter holds its payload")
     }
@@ -147,10 +166,12 @@ impl<P> WaitQueue<P> {
 
     fn push_waiter(&mut self, select: Option<(Arc<SelectToken>, usize)>) -> Arc<Waiter<P>> {
         let w = Arc::new(Waiter {
-            waker: park::current_waker(),
+            slot: Mutex::new(Slot {
+                payload: None,
+                waker: Some(park::current_waker()),
+            }),
             select,
             notified: AtomicBool::new(false),
-            payload: Mutex::new(None),
         });
         self.waiters.push_back(w.clone());
         w
@@ -172,9 +193,8 @@ impl<P> WaitQueue<P> {
     pub(crate) fn notify_one(&mut self, payload: P) -> Result<Waker, P> {
         while let Some(w) = self.waiters.pop_front() {
             if w.claim() {
-                *w.payload.lock() = Some(payload);
-                w.notified.store(true, Ordering::Release);
-                return Ok(w.waker.clone());
+                let waker = w.hand_over(payload);
+                return Ok(waker);
             }
         }
         Err(payload)
@@ -185,11 +205,7 @@ impl<P> WaitQueue<P> {
         self.waiters
             .drain(..)
             .filter(|w| w.claim())
-            .map(|w| {
-                *w.payload.lock() = Some(payload());
-                w.notified.store(true, Ordering::Release);
-                w.waker.clone()
-            })
+            .map(|w| w.hand_over(payload()))
             .collect()
     }
 
