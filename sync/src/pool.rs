@@ -42,12 +42,14 @@ pub struct Pool {
 
 /// Marks a pool fiber finished (also if it is dropped without running).
 struct Finished {
-    _slot: OwnedSemaphorePermit,
+    slot: Option<OwnedSemaphorePermit>,
     running: Arc<WaitGroup>,
 }
 
 impl Drop for Finished {
     fn drop(&mut self) {
+        // The slot goes back first: whoever `join` wakes must find it free.
+        drop(self.slot.take());
         self.running.done();
     }
 }
@@ -79,7 +81,7 @@ impl Pool {
         let slot = self.slots.acquire_owned();
         self.running.add(1);
         let finished = Finished {
-            _slot: slot,
+            slot: Some(slot),
             running: self.running.clone(),
         };
         sylvan_runtime::spawn(move || {
