@@ -10,98 +10,92 @@ use support::on_workers;
 use sylvan::net::unix::{UnixListener, UnixStream};
 use sylvan::net::{TcpListener, TcpStream, UdpSocket};
 
-#[test]
+#[sylvan::test(workers = 2)]
 fn udp_round_trips_between_fibers() {
-    on_workers(2, || {
-        let server = UdpSocket::bind("127.0.0.1:0").unwrap();
-        let addr = server.local_addr().unwrap();
-        let echo = sylvan::spawn(move || {
-            let mut buf = [0u8; 64];
-            for _ in 0..200 {
-                let (n, from) = server.recv_from(&mut buf).unwrap();
-                server.send_to(&buf[..n], from).unwrap();
-            }
-        });
-        let clients: Vec<_> = (0..4u8)
-            .map(|c| {
-                sylvan::spawn(move || {
-                    let s = UdpSocket::bind("127.0.0.1:0").unwrap();
-                    s.connect(addr).unwrap();
-                    assert_eq!(s.peer_addr().unwrap(), addr);
-                    for i in 0..50u8 {
-                        s.send(&[c, i]).unwrap();
-                        let mut b = [0u8; 8];
-                        let n = s.recv(&mut b).unwrap();
-                        assert_eq!(&b[..n], &[c, i]);
-                    }
-                })
-            })
-            .collect();
-        for c in clients {
-            c.join().unwrap();
+    let server = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let addr = server.local_addr().unwrap();
+    let echo = sylvan::spawn(move || {
+        let mut buf = [0u8; 64];
+        for _ in 0..200 {
+            let (n, from) = server.recv_from(&mut buf).unwrap();
+            server.send_to(&buf[..n], from).unwrap();
         }
-        echo.join().unwrap();
     });
+    let clients: Vec<_> = (0..4u8)
+        .map(|c| {
+            sylvan::spawn(move || {
+                let s = UdpSocket::bind("127.0.0.1:0").unwrap();
+                s.connect(addr).unwrap();
+                assert_eq!(s.peer_addr().unwrap(), addr);
+                for i in 0..50u8 {
+                    s.send(&[c, i]).unwrap();
+                    let mut b = [0u8; 8];
+                    let n = s.recv(&mut b).unwrap();
+                    assert_eq!(&b[..n], &[c, i]);
+                }
+            })
+        })
+        .collect();
+    for c in clients {
+        c.join().unwrap();
+    }
+    echo.join().unwrap();
 }
 
-#[test]
+#[sylvan::test(workers = 1)]
 fn udp_receive_timeout_and_peek() {
-    on_workers(1, || {
-        let a = UdpSocket::bind("127.0.0.1:0").unwrap();
-        a.set_read_timeout(Some(Duration::from_millis(20))).unwrap();
-        let start = Instant::now();
-        let err = a.recv_from(&mut [0u8; 4]).unwrap_err();
-        assert_eq!(err.kind(), io::ErrorKind::TimedOut);
-        assert!(start.elapsed() >= Duration::from_millis(20));
-        let b = UdpSocket::bind("127.0.0.1:0").unwrap();
-        b.send_to(b"peek", a.local_addr().unwrap()).unwrap();
-        let mut buf = [0u8; 8];
-        let (n, from) = a.peek_from(&mut buf).unwrap();
-        assert_eq!((&buf[..n], from), (&b"peek"[..], b.local_addr().unwrap()));
-        let (n, _) = a.recv_from(&mut buf).unwrap();
-        assert_eq!(&buf[..n], b"peek");
-    });
+    let a = UdpSocket::bind("127.0.0.1:0").unwrap();
+    a.set_read_timeout(Some(Duration::from_millis(20))).unwrap();
+    let start = Instant::now();
+    let err = a.recv_from(&mut [0u8; 4]).unwrap_err();
+    assert_eq!(err.kind(), io::ErrorKind::TimedOut);
+    assert!(start.elapsed() >= Duration::from_millis(20));
+    let b = UdpSocket::bind("127.0.0.1:0").unwrap();
+    b.send_to(b"peek", a.local_addr().unwrap()).unwrap();
+    let mut buf = [0u8; 8];
+    let (n, from) = a.peek_from(&mut buf).unwrap();
+    assert_eq!((&buf[..n], from), (&b"peek"[..], b.local_addr().unwrap()));
+    let (n, _) = a.recv_from(&mut buf).unwrap();
+    assert_eq!(&buf[..n], b"peek");
 }
 
-#[test]
+#[sylvan::test(workers = 2)]
 fn udp_shared_by_several_receivers_delivers_each_datagram_once() {
-    on_workers(2, || {
-        let sock = Arc::new(UdpSocket::bind("127.0.0.1:0").unwrap());
-        let addr = sock.local_addr().unwrap();
-        let receivers: Vec<_> = (0..4)
-            .map(|_| {
-                let s = sock.clone();
-                sylvan::spawn(move || {
-                    let mut got = Vec::new();
-                    let mut b = [0u8; 4];
-                    loop {
-                        let n = s.recv(&mut b).unwrap();
-                        let v = u32::from_le_bytes(b[..n].try_into().unwrap());
-                        if v == u32::MAX {
-                            return got;
-                        }
-                        got.push(v);
+    let sock = Arc::new(UdpSocket::bind("127.0.0.1:0").unwrap());
+    let addr = sock.local_addr().unwrap();
+    let receivers: Vec<_> = (0..4)
+        .map(|_| {
+            let s = sock.clone();
+            sylvan::spawn(move || {
+                let mut got = Vec::new();
+                let mut b = [0u8; 4];
+                loop {
+                    let n = s.recv(&mut b).unwrap();
+                    let v = u32::from_le_bytes(b[..n].try_into().unwrap());
+                    if v == u32::MAX {
+                        return got;
                     }
-                })
+                    got.push(v);
+                }
             })
-            .collect();
-        let tx = UdpSocket::bind("127.0.0.1:0").unwrap();
-        for i in 0..400u32 {
-            tx.send_to(&i.to_le_bytes(), addr).unwrap();
-            if i % 50 == 0 {
-                sylvan::yield_now(); // let receivers drain; loopback UDP can drop on overflow
-            }
+        })
+        .collect();
+    let tx = UdpSocket::bind("127.0.0.1:0").unwrap();
+    for i in 0..400u32 {
+        tx.send_to(&i.to_le_bytes(), addr).unwrap();
+        if i % 50 == 0 {
+            sylvan::yield_now(); // let receivers drain; loopback UDP can drop on overflow
         }
-        for _ in 0..4 {
-            tx.send_to(&u32::MAX.to_le_bytes(), addr).unwrap();
-        }
-        let mut all: Vec<u32> = receivers
-            .into_iter()
-            .flat_map(|h| h.join().unwrap())
-            .collect();
-        all.sort_unstable();
-        assert_eq!(all, (0..400).collect::<Vec<_>>());
-    });
+    }
+    for _ in 0..4 {
+        tx.send_to(&u32::MAX.to_le_bytes(), addr).unwrap();
+    }
+    let mut all: Vec<u32> = receivers
+        .into_iter()
+        .flat_map(|h| h.join().unwrap())
+        .collect();
+    all.sort_unstable();
+    assert_eq!(all, (0..400).collect::<Vec<_>>());
 }
 
 #[test]
@@ -148,28 +142,26 @@ fn unix_echo_with_many_fibers() {
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
-#[test]
+#[sylvan::test(workers = 1)]
 fn unix_pair_half_close_and_timeouts() {
-    on_workers(1, || {
-        let (mut a, mut b) = UnixStream::pair().unwrap();
-        let reader = sylvan::spawn(move || {
-            let mut s = String::new();
-            b.read_to_string(&mut s).unwrap();
-            b.write_all(s.to_uppercase().as_bytes()).unwrap();
-        });
-        a.write_all(b"shout").unwrap();
-        a.shutdown(std::net::Shutdown::Write).unwrap();
+    let (mut a, mut b) = UnixStream::pair().unwrap();
+    let reader = sylvan::spawn(move || {
         let mut s = String::new();
-        a.read_to_string(&mut s).unwrap();
-        assert_eq!(s, "SHOUT");
-        reader.join().unwrap();
-        let (c, _d) = UnixStream::pair().unwrap();
-        c.set_read_timeout(Some(Duration::from_millis(10))).unwrap();
-        assert_eq!(
-            (&c).read(&mut [0u8; 1]).unwrap_err().kind(),
-            io::ErrorKind::TimedOut
-        );
+        b.read_to_string(&mut s).unwrap();
+        b.write_all(s.to_uppercase().as_bytes()).unwrap();
     });
+    a.write_all(b"shout").unwrap();
+    a.shutdown(std::net::Shutdown::Write).unwrap();
+    let mut s = String::new();
+    a.read_to_string(&mut s).unwrap();
+    assert_eq!(s, "SHOUT");
+    reader.join().unwrap();
+    let (c, _d) = UnixStream::pair().unwrap();
+    c.set_read_timeout(Some(Duration::from_millis(10))).unwrap();
+    assert_eq!(
+        (&c).read(&mut [0u8; 1]).unwrap_err().kind(),
+        io::ErrorKind::TimedOut
+    );
 }
 
 /// With `RLIMIT_NOFILE` lowered, an accept loop meets `EMFILE`: it must not

@@ -122,127 +122,119 @@ fn a_stream_follows_its_user_to_another_worker_and_runtime() {
     assert_eq!(&b, b"thread");
 }
 
-#[test]
+#[sylvan::test(workers = 4)]
 fn streams_passed_between_fibers_on_many_workers() {
-    on_workers(4, || {
-        let addr = echo_server();
-        let (tx, rx) = channel::bounded::<(u32, TcpStream)>(4);
-        let consumers: Vec<_> = (0..8)
-            .map(|_| {
-                let rx = rx.clone();
-                sylvan::spawn(move || {
-                    let mut n = 0;
-                    while let Ok((i, mut s)) = rx.recv() {
-                        let msg = i.to_le_bytes();
-                        s.write_all(&msg).unwrap();
-                        let mut b = [0u8; 4];
-                        s.read_exact(&mut b).unwrap();
-                        assert_eq!(b, msg);
-                        n += 1;
-                    }
-                    n
-                })
-            })
-            .collect();
-        drop(rx);
-        for i in 0..200u32 {
-            let mut s = TcpStream::connect(addr).unwrap();
-            s.write_all(b"x").unwrap(); // registered here first
-            let mut b = [0u8; 1];
-            s.read_exact(&mut b).unwrap();
-            tx.send((i, s)).unwrap();
-        }
-        drop(tx);
-        let total: u32 = consumers.into_iter().map(|h| h.join().unwrap()).sum();
-        assert_eq!(total, 200);
-    });
-}
-
-#[test]
-fn cancelling_a_blocked_read_leaves_the_stream_usable() {
-    on_workers(2, || {
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-        let addr = listener.local_addr().unwrap();
-        let client = Arc::new(TcpStream::connect(addr).unwrap());
-        let (mut server, _) = listener.accept().unwrap();
-        let started = Arc::new(Event::new());
-        let reader = {
-            let (c, started) = (client.clone(), started.clone());
+    let addr = echo_server();
+    let (tx, rx) = channel::bounded::<(u32, TcpStream)>(4);
+    let consumers: Vec<_> = (0..8)
+        .map(|_| {
+            let rx = rx.clone();
             sylvan::spawn(move || {
-                started.set();
-                let mut b = [0u8; 1];
-                (&*c).read(&mut b)
+                let mut n = 0;
+                while let Ok((i, mut s)) = rx.recv() {
+                    let msg = i.to_le_bytes();
+                    s.write_all(&msg).unwrap();
+                    let mut b = [0u8; 4];
+                    s.read_exact(&mut b).unwrap();
+                    assert_eq!(b, msg);
+                    n += 1;
+                }
+                n
             })
-        };
-        started.wait();
-        reader.cancel();
-        assert!(reader.join().unwrap_err().is_cancelled());
-        // Nothing was consumed; the stream still works both ways.
-        server.write_all(b"after").unwrap();
-        let mut b = [0u8; 5];
-        (&*client).read_exact(&mut b).unwrap();
-        assert_eq!(&b, b"after");
-        (&*client).write_all(b"ok").unwrap();
-        let mut b = [0u8; 2];
-        server.read_exact(&mut b).unwrap();
-        assert_eq!(&b, b"ok");
-    });
-}
-
-#[test]
-fn timeout_around_a_read_interrupts_it_cleanly() {
-    on_workers(1, || {
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-        let mut client = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
-        let (mut server, _) = listener.accept().unwrap();
-        let start = Instant::now();
-        let res = sylvan::timeout(Duration::from_millis(50), || {
-            let mut b = [0u8; 1];
-            client.read(&mut b)
-        });
-        assert!(res.is_err(), "the read has nothing to read");
-        assert!(start.elapsed() >= Duration::from_millis(50));
-        server.write_all(b"z").unwrap();
+        })
+        .collect();
+    drop(rx);
+    for i in 0..200u32 {
+        let mut s = TcpStream::connect(addr).unwrap();
+        s.write_all(b"x").unwrap(); // registered here first
         let mut b = [0u8; 1];
-        client.read_exact(&mut b).unwrap();
-        assert_eq!(&b, b"z");
-    });
+        s.read_exact(&mut b).unwrap();
+        tx.send((i, s)).unwrap();
+    }
+    drop(tx);
+    let total: u32 = consumers.into_iter().map(|h| h.join().unwrap()).sum();
+    assert_eq!(total, 200);
 }
 
-#[test]
-fn read_and_write_timeouts_fail_with_timed_out() {
-    on_workers(1, || {
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-        let mut client = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
-        let (server, _) = listener.accept().unwrap();
-        assert!(client.set_read_timeout(Some(Duration::ZERO)).is_err());
-        client
-            .set_read_timeout(Some(Duration::from_millis(30)))
-            .unwrap();
-        assert_eq!(
-            client.read_timeout().unwrap(),
-            Some(Duration::from_millis(30))
-        );
-        let start = Instant::now();
-        let err = client.read(&mut [0u8; 8]).unwrap_err();
-        assert_eq!(err.kind(), io::ErrorKind::TimedOut);
-        assert!(start.elapsed() >= Duration::from_millis(30));
-        // Writes: the peer never reads, so the buffers fill and the write waits.
-        client
-            .set_write_timeout(Some(Duration::from_millis(30)))
-            .unwrap();
-        let chunk = vec![7u8; 1 << 20];
-        let mut written = 0usize;
-        let err = loop {
-            match client.write(&chunk) {
-                Ok(n) => written += n,
-                Err(e) => break e,
-            }
-        };
-        assert!(written > 0, "the buffers took some data before filling up");
-        assert_eq!(err.kind(), io::ErrorKind::TimedOut);
-        drop(server);
+#[sylvan::test(workers = 2)]
+fn cancelling_a_blocked_read_leaves_the_stream_usable() {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let client = Arc::new(TcpStream::connect(addr).unwrap());
+    let (mut server, _) = listener.accept().unwrap();
+    let started = Arc::new(Event::new());
+    let reader = {
+        let (c, started) = (client.clone(), started.clone());
+        sylvan::spawn(move || {
+            started.set();
+            let mut b = [0u8; 1];
+            (&*c).read(&mut b)
+        })
+    };
+    started.wait();
+    reader.cancel();
+    assert!(reader.join().unwrap_err().is_cancelled());
+    // Nothing was consumed; the stream still works both ways.
+    server.write_all(b"after").unwrap();
+    let mut b = [0u8; 5];
+    (&*client).read_exact(&mut b).unwrap();
+    assert_eq!(&b, b"after");
+    (&*client).write_all(b"ok").unwrap();
+    let mut b = [0u8; 2];
+    server.read_exact(&mut b).unwrap();
+    assert_eq!(&b, b"ok");
+}
+
+#[sylvan::test(workers = 1)]
+fn timeout_around_a_read_interrupts_it_cleanly() {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let mut client = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+    let (mut server, _) = listener.accept().unwrap();
+    let start = Instant::now();
+    let res = sylvan::timeout(Duration::from_millis(50), || {
+        let mut b = [0u8; 1];
+        client.read(&mut b)
     });
+    assert!(res.is_err(), "the read has nothing to read");
+    assert!(start.elapsed() >= Duration::from_millis(50));
+    server.write_all(b"z").unwrap();
+    let mut b = [0u8; 1];
+    client.read_exact(&mut b).unwrap();
+    assert_eq!(&b, b"z");
+}
+
+#[sylvan::test(workers = 1)]
+fn read_and_write_timeouts_fail_with_timed_out() {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let mut client = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+    let (server, _) = listener.accept().unwrap();
+    assert!(client.set_read_timeout(Some(Duration::ZERO)).is_err());
+    client
+        .set_read_timeout(Some(Duration::from_millis(30)))
+        .unwrap();
+    assert_eq!(
+        client.read_timeout().unwrap(),
+        Some(Duration::from_millis(30))
+    );
+    let start = Instant::now();
+    let err = client.read(&mut [0u8; 8]).unwrap_err();
+    assert_eq!(err.kind(), io::ErrorKind::TimedOut);
+    assert!(start.elapsed() >= Duration::from_millis(30));
+    // Writes: the peer never reads, so the buffers fill and the write waits.
+    client
+        .set_write_timeout(Some(Duration::from_millis(30)))
+        .unwrap();
+    let chunk = vec![7u8; 1 << 20];
+    let mut written = 0usize;
+    let err = loop {
+        match client.write(&chunk) {
+            Ok(n) => written += n,
+            Err(e) => break e,
+        }
+    };
+    assert!(written > 0, "the buffers took some data before filling up");
+    assert_eq!(err.kind(), io::ErrorKind::TimedOut);
+    drop(server);
 }
 
 #[test]
@@ -293,189 +285,173 @@ fn fibers_and_threads_talk_over_loopback() {
     }
 }
 
-#[test]
+#[sylvan::test(workers = 2)]
 fn several_fibers_accept_on_one_listener() {
-    on_workers(2, || {
-        let listener = Arc::new(TcpListener::bind("127.0.0.1:0").unwrap());
-        let addr = listener.local_addr().unwrap();
-        let accepted = Arc::new(AtomicUsize::new(0));
-        let acceptors: Vec<_> = (0..4)
-            .map(|_| {
-                let (l, n) = (listener.clone(), accepted.clone());
-                sylvan::spawn(move || {
-                    let mut mine = 0;
-                    while n.load(Ordering::SeqCst) < 100 {
-                        let res = sylvan::timeout(Duration::from_millis(200), || l.accept());
-                        if let Ok(Ok((mut s, _))) = res {
-                            n.fetch_add(1, Ordering::SeqCst);
-                            s.write_all(b"!").unwrap();
-                            mine += 1;
-                        }
-                    }
-                    mine
-                })
-            })
-            .collect();
-        for _ in 0..100 {
-            let mut s = TcpStream::connect(addr).unwrap();
-            let mut b = [0u8; 1];
-            s.read_exact(&mut b).unwrap();
-        }
-        let total: usize = acceptors.into_iter().map(|h| h.join().unwrap()).sum();
-        assert_eq!(total, 100);
-    });
-}
-
-#[test]
-fn peer_reset_mid_read_is_an_error_not_a_hang() {
-    on_workers(1, || {
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-        let client = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
-        let (server, _) = listener.accept().unwrap();
-        let got_first = Arc::new(Event::new());
-        let reader = {
-            let got_first = got_first.clone();
+    let listener = Arc::new(TcpListener::bind("127.0.0.1:0").unwrap());
+    let addr = listener.local_addr().unwrap();
+    let accepted = Arc::new(AtomicUsize::new(0));
+    let acceptors: Vec<_> = (0..4)
+        .map(|_| {
+            let (l, n) = (listener.clone(), accepted.clone());
             sylvan::spawn(move || {
-                let mut buf = [0u8; 64];
-                let mut s = server;
-                let first = s.read(&mut buf).unwrap();
-                got_first.set();
-                (first, s.read(&mut buf))
-            })
-        };
-        (&client).write_all(b"partial").unwrap();
-        got_first.wait(); // the reader now blocks in its second read
-        client.set_linger(Some(Duration::ZERO)).unwrap();
-        drop(client); // RST
-        let (first, second) = reader.join().unwrap();
-        assert_eq!(first, 7);
-        assert_eq!(second.unwrap_err().kind(), io::ErrorKind::ConnectionReset);
-    });
-}
-
-#[test]
-fn half_close_then_keep_reading() {
-    on_workers(1, || {
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-        let addr = listener.local_addr().unwrap();
-        let server = sylvan::spawn(move || {
-            let (mut s, _) = listener.accept().unwrap();
-            let mut req = Vec::new();
-            s.read_to_end(&mut req).unwrap(); // until the client's FIN
-            let reply: Vec<u8> = req.iter().rev().copied().collect();
-            s.write_all(&reply).unwrap();
-        });
-        let mut c = TcpStream::connect(addr).unwrap();
-        c.write_all(b"abcdef").unwrap();
-        c.shutdown(Shutdown::Write).unwrap();
-        assert!(c.write(b"more").is_err(), "writes after shutdown fail");
-        let mut reply = Vec::new();
-        c.read_to_end(&mut reply).unwrap();
-        assert_eq!(reply, b"fedcba");
-        server.join().unwrap();
-    });
-}
-
-#[test]
-fn zero_length_reads_and_writes_return_at_once() {
-    on_workers(1, || {
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-        let mut c = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
-        let _s = listener.accept().unwrap();
-        assert_eq!(c.write(&[]).unwrap(), 0);
-        assert_eq!(c.read(&mut []).unwrap(), 0);
-    });
-}
-
-#[test]
-fn connect_refused_is_reported() {
-    on_workers(1, || {
-        let addr = {
-            let l = TcpListener::bind("127.0.0.1:0").unwrap();
-            l.local_addr().unwrap()
-        };
-        let err = TcpStream::connect(addr).unwrap_err();
-        assert_eq!(err.kind(), io::ErrorKind::ConnectionRefused);
-    });
-}
-
-#[test]
-fn connect_timeout_to_a_full_backlog() {
-    on_workers(1, || {
-        // A listener that never accepts, with the smallest backlog: once its
-        // queue is full the kernel drops further SYNs, like a blackhole.
-        let listener = TcpListener::builder()
-            .backlog(0)
-            .bind("127.0.0.1:0")
-            .unwrap();
-        let addr = listener.local_addr().unwrap();
-        let mut held = Vec::new();
-        let mut timed_out = None;
-        for _ in 0..64 {
-            let start = Instant::now();
-            match TcpStream::connect_timeout(&addr, Duration::from_millis(100)) {
-                Ok(s) => held.push(s),
-                Err(e) => {
-                    timed_out = Some((e, start.elapsed()));
-                    break;
+                let mut mine = 0;
+                while n.load(Ordering::SeqCst) < 100 {
+                    let res = sylvan::timeout(Duration::from_millis(200), || l.accept());
+                    if let Ok(Ok((mut s, _))) = res {
+                        n.fetch_add(1, Ordering::SeqCst);
+                        s.write_all(b"!").unwrap();
+                        mine += 1;
+                    }
                 }
+                mine
+            })
+        })
+        .collect();
+    for _ in 0..100 {
+        let mut s = TcpStream::connect(addr).unwrap();
+        let mut b = [0u8; 1];
+        s.read_exact(&mut b).unwrap();
+    }
+    let total: usize = acceptors.into_iter().map(|h| h.join().unwrap()).sum();
+    assert_eq!(total, 100);
+}
+
+#[sylvan::test(workers = 1)]
+fn peer_reset_mid_read_is_an_error_not_a_hang() {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let client = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+    let (server, _) = listener.accept().unwrap();
+    let got_first = Arc::new(Event::new());
+    let reader = {
+        let got_first = got_first.clone();
+        sylvan::spawn(move || {
+            let mut buf = [0u8; 64];
+            let mut s = server;
+            let first = s.read(&mut buf).unwrap();
+            got_first.set();
+            (first, s.read(&mut buf))
+        })
+    };
+    (&client).write_all(b"partial").unwrap();
+    got_first.wait(); // the reader now blocks in its second read
+    client.set_linger(Some(Duration::ZERO)).unwrap();
+    drop(client); // RST
+    let (first, second) = reader.join().unwrap();
+    assert_eq!(first, 7);
+    assert_eq!(second.unwrap_err().kind(), io::ErrorKind::ConnectionReset);
+}
+
+#[sylvan::test(workers = 1)]
+fn half_close_then_keep_reading() {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let server = sylvan::spawn(move || {
+        let (mut s, _) = listener.accept().unwrap();
+        let mut req = Vec::new();
+        s.read_to_end(&mut req).unwrap(); // until the client's FIN
+        let reply: Vec<u8> = req.iter().rev().copied().collect();
+        s.write_all(&reply).unwrap();
+    });
+    let mut c = TcpStream::connect(addr).unwrap();
+    c.write_all(b"abcdef").unwrap();
+    c.shutdown(Shutdown::Write).unwrap();
+    assert!(c.write(b"more").is_err(), "writes after shutdown fail");
+    let mut reply = Vec::new();
+    c.read_to_end(&mut reply).unwrap();
+    assert_eq!(reply, b"fedcba");
+    server.join().unwrap();
+}
+
+#[sylvan::test(workers = 1)]
+fn zero_length_reads_and_writes_return_at_once() {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let mut c = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+    let _s = listener.accept().unwrap();
+    assert_eq!(c.write(&[]).unwrap(), 0);
+    assert_eq!(c.read(&mut []).unwrap(), 0);
+}
+
+#[sylvan::test(workers = 1)]
+fn connect_refused_is_reported() {
+    let addr = {
+        let l = TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap()
+    };
+    let err = TcpStream::connect(addr).unwrap_err();
+    assert_eq!(err.kind(), io::ErrorKind::ConnectionRefused);
+}
+
+#[sylvan::test(workers = 1)]
+fn connect_timeout_to_a_full_backlog() {
+    // A listener that never accepts, with the smallest backlog: once its
+    // queue is full the kernel drops further SYNs, like a blackhole.
+    let listener = TcpListener::builder()
+        .backlog(0)
+        .bind("127.0.0.1:0")
+        .unwrap();
+    let addr = listener.local_addr().unwrap();
+    let mut held = Vec::new();
+    let mut timed_out = None;
+    for _ in 0..64 {
+        let start = Instant::now();
+        match TcpStream::connect_timeout(&addr, Duration::from_millis(100)) {
+            Ok(s) => held.push(s),
+            Err(e) => {
+                timed_out = Some((e, start.elapsed()));
+                break;
             }
         }
-        let (err, took) = timed_out.expect("a full backlog makes connects time out");
-        assert_eq!(err.kind(), io::ErrorKind::TimedOut, "{err}");
-        assert!(err.to_string().contains("timed out"), "{err}");
-        assert!(took >= Duration::from_millis(100), "{took:?}");
-        assert!(took < Duration::from_secs(2), "{took:?}");
-        let zero = TcpStream::connect_timeout(&addr, Duration::ZERO).unwrap_err();
-        assert_eq!(zero.kind(), io::ErrorKind::InvalidInput);
-    });
+    }
+    let (err, took) = timed_out.expect("a full backlog makes connects time out");
+    assert_eq!(err.kind(), io::ErrorKind::TimedOut, "{err}");
+    assert!(err.to_string().contains("timed out"), "{err}");
+    assert!(took >= Duration::from_millis(100), "{took:?}");
+    assert!(took < Duration::from_secs(2), "{took:?}");
+    let zero = TcpStream::connect_timeout(&addr, Duration::ZERO).unwrap_err();
+    assert_eq!(zero.kind(), io::ErrorKind::InvalidInput);
 }
 
-#[test]
+#[sylvan::test(workers = 1)]
 fn connect_by_name_and_lookup_host() {
-    on_workers(1, || {
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-        let port = listener.local_addr().unwrap().port();
-        let addrs: Vec<_> = sylvan::net::lookup_host(("localhost", port))
-            .unwrap()
-            .collect();
-        assert!(!addrs.is_empty());
-        assert!(addrs
-            .iter()
-            .all(|a| a.ip().is_loopback() && a.port() == port));
-        // `connect` with a host name tries each address (::1 may refuse).
-        let _c = TcpStream::connect(format!("localhost:{port}")).unwrap();
-        let _s = listener.accept().unwrap();
-        let err = sylvan::net::lookup_host("no-such-host.invalid:80").unwrap_err();
-        assert!(!err.to_string().is_empty());
-        assert_ne!(err.kind(), io::ErrorKind::InvalidInput);
-        let bad = TcpStream::connect("not an address").unwrap_err();
-        assert_eq!(bad.kind(), io::ErrorKind::InvalidInput);
-    });
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let addrs: Vec<_> = sylvan::net::lookup_host(("localhost", port))
+        .unwrap()
+        .collect();
+    assert!(!addrs.is_empty());
+    assert!(addrs
+        .iter()
+        .all(|a| a.ip().is_loopback() && a.port() == port));
+    // `connect` with a host name tries each address (::1 may refuse).
+    let _c = TcpStream::connect(format!("localhost:{port}")).unwrap();
+    let _s = listener.accept().unwrap();
+    let err = sylvan::net::lookup_host("no-such-host.invalid:80").unwrap_err();
+    assert!(!err.to_string().is_empty());
+    assert_ne!(err.kind(), io::ErrorKind::InvalidInput);
+    let bad = TcpStream::connect("not an address").unwrap_err();
+    assert_eq!(bad.kind(), io::ErrorKind::InvalidInput);
 }
 
-#[test]
+#[sylvan::test(workers = 1)]
 fn stream_accessors_mirror_std() {
-    on_workers(1, || {
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-        let addr = listener.local_addr().unwrap();
-        let c = TcpStream::connect(addr).unwrap();
-        let (s, peer) = listener.accept().unwrap();
-        assert_eq!(c.peer_addr().unwrap(), addr);
-        assert_eq!(c.local_addr().unwrap(), peer);
-        assert_eq!(s.peer_addr().unwrap(), peer);
-        c.set_nodelay(true).unwrap();
-        assert!(c.nodelay().unwrap());
-        c.set_ttl(33).unwrap();
-        assert_eq!(c.ttl().unwrap(), 33);
-        let mut c2 = c.try_clone().unwrap();
-        c2.write_all(b"hi").unwrap();
-        let mut b = [0u8; 2];
-        assert_eq!(s.peek(&mut b).unwrap(), 2);
-        (&s).read_exact(&mut b).unwrap();
-        assert_eq!(&b, b"hi");
-        assert!(c.take_error().unwrap().is_none());
-        let std_stream = c.into_std();
-        assert_eq!(std_stream.peer_addr().unwrap(), addr);
-    });
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let c = TcpStream::connect(addr).unwrap();
+    let (s, peer) = listener.accept().unwrap();
+    assert_eq!(c.peer_addr().unwrap(), addr);
+    assert_eq!(c.local_addr().unwrap(), peer);
+    assert_eq!(s.peer_addr().unwrap(), peer);
+    c.set_nodelay(true).unwrap();
+    assert!(c.nodelay().unwrap());
+    c.set_ttl(33).unwrap();
+    assert_eq!(c.ttl().unwrap(), 33);
+    let mut c2 = c.try_clone().unwrap();
+    c2.write_all(b"hi").unwrap();
+    let mut b = [0u8; 2];
+    assert_eq!(s.peek(&mut b).unwrap(), 2);
+    (&s).read_exact(&mut b).unwrap();
+    assert_eq!(&b, b"hi");
+    assert!(c.take_error().unwrap().is_none());
+    let std_stream = c.into_std();
+    assert_eq!(std_stream.peer_addr().unwrap(), addr);
 }

@@ -57,84 +57,78 @@ fn cancel_blocked_fibers_four_workers() {
     cancel_blocked_fibers(4);
 }
 
-#[test]
+#[sylvan::test(workers = 1)]
 fn cancel_before_start_and_after_finish() {
-    on_workers(1, || {
-        let ran = Arc::new(AtomicUsize::new(0));
-        let r2 = ran.clone();
-        // One worker, and we do not park: the fiber cannot start before cancel.
-        let h = sylvan::spawn(move || {
-            r2.fetch_add(1, Ordering::SeqCst);
-        });
-        h.cancel();
-        assert!(h.join().unwrap_err().is_cancelled());
-        assert_eq!(
-            ran.load(Ordering::SeqCst),
-            0,
-            "a fiber cancelled before start never runs"
-        );
-
-        let done = sylvan::spawn(|| 5);
-        while !done.is_finished() {
-            sylvan::yield_now();
-        }
-        done.cancel(); // no-op on a finished fiber
-        assert_eq!(done.join().unwrap(), 5);
+    let ran = Arc::new(AtomicUsize::new(0));
+    let r2 = ran.clone();
+    // One worker, and we do not park: the fiber cannot start before cancel.
+    let h = sylvan::spawn(move || {
+        r2.fetch_add(1, Ordering::SeqCst);
     });
+    h.cancel();
+    assert!(h.join().unwrap_err().is_cancelled());
+    assert_eq!(
+        ran.load(Ordering::SeqCst),
+        0,
+        "a fiber cancelled before start never runs"
+    );
+
+    let done = sylvan::spawn(|| 5);
+    while !done.is_finished() {
+        sylvan::yield_now();
+    }
+    done.cancel(); // no-op on a finished fiber
+    assert_eq!(done.join().unwrap(), 5);
 }
 
-#[test]
+#[sylvan::test(workers = 2)]
 fn cancellation_can_be_observed_and_is_sticky() {
-    on_workers(2, || {
-        let started = Arc::new(Signal::new());
-        let caught = Arc::new(AtomicUsize::new(0));
-        let (s2, c2) = (started.clone(), caught.clone());
-        let h = sylvan::spawn(move || {
-            s2.notify();
-            // A fiber that catches the unwind and tries to block again is
-            // cancelled again at its next park.
-            let first = std::panic::catch_unwind(|| sylvan::sleep(Duration::from_secs(3600)));
-            assert!(first.is_err());
-            assert!(sylvan::current().is_cancelled());
-            c2.fetch_add(1, Ordering::SeqCst);
-            sylvan::sleep(Duration::from_secs(3600));
-            unreachable!();
-        });
-        started.wait_for(1);
-        h.cancel();
-        assert!(h.join().unwrap_err().is_cancelled());
-        assert_eq!(
-            caught.load(Ordering::SeqCst),
-            1,
-            "the first unwind was caught"
-        );
+    let started = Arc::new(Signal::new());
+    let caught = Arc::new(AtomicUsize::new(0));
+    let (s2, c2) = (started.clone(), caught.clone());
+    let h = sylvan::spawn(move || {
+        s2.notify();
+        // A fiber that catches the unwind and tries to block again is
+        // cancelled again at its next park.
+        let first = std::panic::catch_unwind(|| sylvan::sleep(Duration::from_secs(3600)));
+        assert!(first.is_err());
+        assert!(sylvan::current().is_cancelled());
+        c2.fetch_add(1, Ordering::SeqCst);
+        sylvan::sleep(Duration::from_secs(3600));
+        unreachable!();
     });
+    started.wait_for(1);
+    h.cancel();
+    assert!(h.join().unwrap_err().is_cancelled());
+    assert_eq!(
+        caught.load(Ordering::SeqCst),
+        1,
+        "the first unwind was caught"
+    );
 }
 
-#[test]
+#[sylvan::test(workers = 1)]
 fn shielded_cleanup_runs_to_completion() {
-    on_workers(1, || {
-        let cleaned = Arc::new(AtomicUsize::new(0));
-        let started = Arc::new(Signal::new());
-        let (c2, s2) = (cleaned.clone(), started.clone());
-        let h = sylvan::spawn(move || {
-            s2.notify();
-            struct Cleanup(Arc<AtomicUsize>);
-            impl Drop for Cleanup {
-                fn drop(&mut self) {
-                    // Blocking during unwinding parks normally (no re-raise).
-                    sylvan::sleep(Duration::from_millis(5));
-                    self.0.fetch_add(1, Ordering::SeqCst);
-                }
+    let cleaned = Arc::new(AtomicUsize::new(0));
+    let started = Arc::new(Signal::new());
+    let (c2, s2) = (cleaned.clone(), started.clone());
+    let h = sylvan::spawn(move || {
+        s2.notify();
+        struct Cleanup(Arc<AtomicUsize>);
+        impl Drop for Cleanup {
+            fn drop(&mut self) {
+                // Blocking during unwinding parks normally (no re-raise).
+                sylvan::sleep(Duration::from_millis(5));
+                self.0.fetch_add(1, Ordering::SeqCst);
             }
-            let _c = Cleanup(c2);
-            sylvan::sleep(Duration::from_secs(3600));
-        });
-        started.wait_for(1);
-        h.cancel();
-        assert!(h.join().unwrap_err().is_cancelled());
-        assert_eq!(cleaned.load(Ordering::SeqCst), 1);
+        }
+        let _c = Cleanup(c2);
+        sylvan::sleep(Duration::from_secs(3600));
     });
+    started.wait_for(1);
+    h.cancel();
+    assert!(h.join().unwrap_err().is_cancelled());
+    assert_eq!(cleaned.load(Ordering::SeqCst), 1);
 }
 
 fn scope_borrows(workers: usize) {
@@ -177,50 +171,46 @@ fn scope_from_a_plain_thread() {
     assert_eq!(counter.load(Ordering::Relaxed), 100);
 }
 
-#[test]
+#[sylvan::test(workers = 2)]
 fn scope_panics_after_children_finish() {
-    on_workers(2, || {
-        let finished = AtomicUsize::new(0);
-        let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            sylvan::scope(|s| {
-                s.spawn(|| panic!("child failed"));
-                s.spawn(|| {
-                    sylvan::sleep(Duration::from_millis(20));
-                    finished.fetch_add(1, Ordering::SeqCst);
-                });
-            })
-        }));
-        let msg = r.unwrap_err();
-        assert_eq!(msg.downcast_ref::<&str>(), Some(&"a scoped fiber panicked"));
-        assert_eq!(
-            finished.load(Ordering::SeqCst),
-            1,
-            "the scope waited for the other child"
-        );
-        // A joined panic does not make the scope panic.
-        sylvan::scope(|s| assert!(s.spawn(|| panic!("handled")).join().unwrap_err().is_panic()));
-    });
+    let finished = AtomicUsize::new(0);
+    let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        sylvan::scope(|s| {
+            s.spawn(|| panic!("child failed"));
+            s.spawn(|| {
+                sylvan::sleep(Duration::from_millis(20));
+                finished.fetch_add(1, Ordering::SeqCst);
+            });
+        })
+    }));
+    let msg = r.unwrap_err();
+    assert_eq!(msg.downcast_ref::<&str>(), Some(&"a scoped fiber panicked"));
+    assert_eq!(
+        finished.load(Ordering::SeqCst),
+        1,
+        "the scope waited for the other child"
+    );
+    // A joined panic does not make the scope panic.
+    sylvan::scope(|s| assert!(s.spawn(|| panic!("handled")).join().unwrap_err().is_panic()));
 }
 
-#[test]
+#[sylvan::test(workers = 2)]
 fn timeout_around_a_scope_cancels_the_children() {
-    on_workers(2, || {
-        let drops = Arc::new(AtomicUsize::new(0));
-        let start = Instant::now();
-        let r = sylvan::timeout(Duration::from_millis(20), || {
-            sylvan::scope(|s| {
-                for _ in 0..10 {
-                    let drops = drops.clone();
-                    s.spawn(move || {
-                        let _g = DropCounter(drops);
-                        sylvan::sleep(Duration::from_secs(3600));
-                    });
-                }
-                sylvan::sleep(Duration::from_secs(3600));
-            })
-        });
-        assert!(r.is_err());
-        assert!(start.elapsed() < Duration::from_secs(10));
-        assert_eq!(drops.load(Ordering::SeqCst), 10);
+    let drops = Arc::new(AtomicUsize::new(0));
+    let start = Instant::now();
+    let r = sylvan::timeout(Duration::from_millis(20), || {
+        sylvan::scope(|s| {
+            for _ in 0..10 {
+                let drops = drops.clone();
+                s.spawn(move || {
+                    let _g = DropCounter(drops);
+                    sylvan::sleep(Duration::from_secs(3600));
+                });
+            }
+            sylvan::sleep(Duration::from_secs(3600));
+        })
     });
+    assert!(r.is_err());
+    assert!(start.elapsed() < Duration::from_secs(10));
+    assert_eq!(drops.load(Ordering::SeqCst), 10);
 }

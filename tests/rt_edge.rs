@@ -9,26 +9,24 @@ use std::time::{Duration, Instant};
 
 use support::{on_workers, DropCounter};
 
-#[test]
+#[sylvan::test(workers = 1)]
 fn zero_and_huge_durations() {
-    on_workers(1, || {
-        // A zero timeout expires at the first park.
-        let r = sylvan::timeout(Duration::ZERO, || sylvan::sleep(Duration::from_secs(5)));
-        assert!(r.is_err());
-        // ...but code that never parks still completes.
-        assert_eq!(sylvan::timeout(Duration::ZERO, || 5), Ok(5));
-        // Durations too large for Instant: sleep until cancelled, timeout never fires.
-        let started = Arc::new(support::Signal::new());
-        let s2 = started.clone();
-        let h = sylvan::spawn(move || {
-            s2.notify();
-            sylvan::sleep(Duration::MAX)
-        });
-        started.wait_for(1);
-        h.cancel();
-        assert!(h.join().unwrap_err().is_cancelled());
-        assert_eq!(sylvan::timeout(Duration::MAX, || 7), Ok(7));
+    // A zero timeout expires at the first park.
+    let r = sylvan::timeout(Duration::ZERO, || sylvan::sleep(Duration::from_secs(5)));
+    assert!(r.is_err());
+    // ...but code that never parks still completes.
+    assert_eq!(sylvan::timeout(Duration::ZERO, || 5), Ok(5));
+    // Durations too large for Instant: sleep until cancelled, timeout never fires.
+    let started = Arc::new(support::Signal::new());
+    let s2 = started.clone();
+    let h = sylvan::spawn(move || {
+        s2.notify();
+        sylvan::sleep(Duration::MAX)
     });
+    started.wait_for(1);
+    h.cancel();
+    assert!(h.join().unwrap_err().is_cancelled());
+    assert_eq!(sylvan::timeout(Duration::MAX, || 7), Ok(7));
 }
 
 #[test]

@@ -127,16 +127,14 @@ fn concurrent_wakers_on_one_fiber() {
 }
 
 /// A wake that arrives before the park (the token case) is not lost.
-#[test]
+#[sylvan::test(workers = 1)]
 fn wake_before_park_is_kept_as_a_token() {
-    on_workers(1, || {
-        let waker = sylvan::park::current_waker();
-        waker.wake();
-        // Must return at once, consuming the token.
-        sylvan::park::park();
-        // And a deadline park without a token times out.
-        assert!(sylvan::park::park_timeout(Duration::from_millis(5)));
-    });
+    let waker = sylvan::park::current_waker();
+    waker.wake();
+    // Must return at once, consuming the token.
+    sylvan::park::park();
+    // And a deadline park without a token times out.
+    assert!(sylvan::park::park_timeout(Duration::from_millis(5)));
 }
 
 /// A started fiber never changes thread, even under load with many sleeps,

@@ -113,27 +113,25 @@ fn block_on_re_raises_the_fibers_panic() {
     assert_eq!(rt.block_on(|| 1), 1);
 }
 
-#[test]
+#[sylvan::test(workers = 2)]
 fn join_handle_reports_id_name_and_finished() {
-    on_workers(2, || {
-        let signal = Arc::new(support::Signal::new());
-        let s2 = signal.clone();
-        let h = sylvan::Builder::new()
-            .name("named")
-            .spawn(move || {
-                s2.wait_for(1);
-                sylvan::current().id()
-            })
-            .unwrap();
-        assert_eq!(h.name(), Some("named"));
-        assert!(!h.is_finished());
-        let id = h.id();
-        signal.notify();
-        while !h.is_finished() {
-            sylvan::sleep(Duration::from_millis(1));
-        }
-        assert_eq!(h.join().unwrap(), id);
-    });
+    let signal = Arc::new(support::Signal::new());
+    let s2 = signal.clone();
+    let h = sylvan::Builder::new()
+        .name("named")
+        .spawn(move || {
+            s2.wait_for(1);
+            sylvan::current().id()
+        })
+        .unwrap();
+    assert_eq!(h.name(), Some("named"));
+    assert!(!h.is_finished());
+    let id = h.id();
+    signal.notify();
+    while !h.is_finished() {
+        sylvan::sleep(Duration::from_millis(1));
+    }
+    assert_eq!(h.join().unwrap(), id);
 }
 
 #[test]
@@ -162,30 +160,28 @@ fn join_from_plain_threads_and_from_fibers_on_other_workers() {
     assert_eq!(a + b, (0..64).sum());
 }
 
-#[test]
+#[sylvan::test(workers = 2)]
 fn spawn_local_accepts_non_send_values() {
-    on_workers(2, || {
-        let rc = std::rc::Rc::new(std::cell::Cell::new(0));
-        let handles: Vec<_> = (0..10)
-            .map(|_| {
-                let rc = rc.clone();
-                sylvan::spawn_local(move || {
-                    sylvan::yield_now();
-                    rc.set(rc.get() + 1);
-                    std::thread::current().id()
-                })
+    let rc = std::rc::Rc::new(std::cell::Cell::new(0));
+    let handles: Vec<_> = (0..10)
+        .map(|_| {
+            let rc = rc.clone();
+            sylvan::spawn_local(move || {
+                sylvan::yield_now();
+                rc.set(rc.get() + 1);
+                std::thread::current().id()
             })
-            .collect();
-        let me = std::thread::current().id();
-        for h in handles {
-            assert_eq!(
-                h.join().unwrap(),
-                me,
-                "spawn_local runs on the caller's worker"
-            );
-        }
-        assert_eq!(rc.get(), 10);
-    });
+        })
+        .collect();
+    let me = std::thread::current().id();
+    for h in handles {
+        assert_eq!(
+            h.join().unwrap(),
+            me,
+            "spawn_local runs on the caller's worker"
+        );
+    }
+    assert_eq!(rc.get(), 10);
 }
 
 #[test]
@@ -271,29 +267,27 @@ fn current_and_fiber_locals() {
     });
 }
 
-#[test]
+#[sylvan::test(workers = 1)]
 fn unblock_runs_on_the_pool_and_propagates_panics() {
-    on_workers(1, || {
-        // While one fiber waits on blocking work, the single worker keeps running others.
-        let slow = sylvan::spawn(|| {
-            sylvan::unblock(|| {
-                std::thread::sleep(Duration::from_millis(50));
-                std::thread::current().name().map(String::from)
-            })
-        });
-        let quick = sylvan::spawn(|| 7);
-        assert_eq!(quick.join().unwrap(), 7);
-        assert!(!slow.is_finished());
-        assert_eq!(slow.join().unwrap().as_deref(), Some("sylvan-blocking"));
-        let r = std::panic::catch_unwind(|| sylvan::unblock(|| panic!("on the pool")));
-        assert!(r.is_err());
-        // Many at once.
-        let hs: Vec<_> = (0..64u64)
-            .map(|i| sylvan::spawn(move || sylvan::unblock(move || i * i)))
-            .collect();
-        let s: u64 = hs.into_iter().map(|h| h.join().unwrap()).sum();
-        assert_eq!(s, (0..64u64).map(|i| i * i).sum());
+    // While one fiber waits on blocking work, the single worker keeps running others.
+    let slow = sylvan::spawn(|| {
+        sylvan::unblock(|| {
+            std::thread::sleep(Duration::from_millis(50));
+            std::thread::current().name().map(String::from)
+        })
     });
+    let quick = sylvan::spawn(|| 7);
+    assert_eq!(quick.join().unwrap(), 7);
+    assert!(!slow.is_finished());
+    assert_eq!(slow.join().unwrap().as_deref(), Some("sylvan-blocking"));
+    let r = std::panic::catch_unwind(|| sylvan::unblock(|| panic!("on the pool")));
+    assert!(r.is_err());
+    // Many at once.
+    let hs: Vec<_> = (0..64u64)
+        .map(|i| sylvan::spawn(move || sylvan::unblock(move || i * i)))
+        .collect();
+    let s: u64 = hs.into_iter().map(|h| h.join().unwrap()).sum();
+    assert_eq!(s, (0..64u64).map(|i| i * i).sum());
 }
 
 #[test]

@@ -70,15 +70,13 @@ fn timers_fire_in_deadline_order_four_workers() {
     timers_fire_in_order(4);
 }
 
-#[test]
+#[sylvan::test(workers = 1)]
 fn sleep_until_and_zero_sleeps() {
-    on_workers(1, || {
-        let t = Instant::now() + Duration::from_millis(15);
-        sylvan::sleep_until(t);
-        assert!(Instant::now() >= t);
-        sylvan::sleep(Duration::ZERO);
-        sylvan::sleep_until(Instant::now() - Duration::from_millis(1));
-    });
+    let t = Instant::now() + Duration::from_millis(15);
+    sylvan::sleep_until(t);
+    assert!(Instant::now() >= t);
+    sylvan::sleep(Duration::ZERO);
+    sylvan::sleep_until(Instant::now() - Duration::from_millis(1));
 }
 
 fn timeout_interrupts_blocking_calls(workers: usize) {
@@ -129,46 +127,42 @@ fn timeout_interrupts_blocking_calls_four_workers() {
     timeout_interrupts_blocking_calls(4);
 }
 
-#[test]
+#[sylvan::test(workers = 2)]
 fn timeout_does_not_swallow_panics_and_nests() {
-    on_workers(2, || {
-        let r = std::panic::catch_unwind(|| {
-            let _ = sylvan::timeout(Duration::from_secs(5), || panic!("real panic"));
-        });
-        assert_eq!(r.unwrap_err().downcast_ref::<&str>(), Some(&"real panic"));
-        // Outer deadline first: the inner timeout does not catch it.
-        let start = Instant::now();
-        let outer = sylvan::timeout(Duration::from_millis(20), || {
-            let inner = sylvan::timeout(Duration::from_secs(60), || {
-                sylvan::sleep(Duration::from_secs(60))
-            });
-            panic!("inner returned {inner:?}; the outer deadline should have unwound it");
-        });
-        assert!(outer.is_err());
-        assert!(start.elapsed() < Duration::from_secs(10));
+    let r = std::panic::catch_unwind(|| {
+        let _ = sylvan::timeout(Duration::from_secs(5), || panic!("real panic"));
     });
+    assert_eq!(r.unwrap_err().downcast_ref::<&str>(), Some(&"real panic"));
+    // Outer deadline first: the inner timeout does not catch it.
+    let start = Instant::now();
+    let outer = sylvan::timeout(Duration::from_millis(20), || {
+        let inner = sylvan::timeout(Duration::from_secs(60), || {
+            sylvan::sleep(Duration::from_secs(60))
+        });
+        panic!("inner returned {inner:?}; the outer deadline should have unwound it");
+    });
+    assert!(outer.is_err());
+    assert!(start.elapsed() < Duration::from_secs(10));
 }
 
-#[test]
+#[sylvan::test(workers = 2)]
 fn many_fibers_with_timeouts() {
-    on_workers(2, || {
-        let handles: Vec<_> = (0..2_000u64)
-            .map(|i| {
-                sylvan::spawn(move || {
-                    // Even fibers finish in time, odd ones time out.
-                    let work = if i % 2 == 0 { 1 } else { 500 };
-                    sylvan::timeout(Duration::from_millis(50), || {
-                        sylvan::sleep(Duration::from_millis(work))
-                    })
-                    .is_ok()
+    let handles: Vec<_> = (0..2_000u64)
+        .map(|i| {
+            sylvan::spawn(move || {
+                // Even fibers finish in time, odd ones time out.
+                let work = if i % 2 == 0 { 1 } else { 500 };
+                sylvan::timeout(Duration::from_millis(50), || {
+                    sylvan::sleep(Duration::from_millis(work))
                 })
+                .is_ok()
             })
-            .collect();
-        let ok = handles
-            .into_iter()
-            .map(|h| h.join().unwrap())
-            .filter(|&b| b)
-            .count();
-        assert_eq!(ok, 1_000);
-    });
+        })
+        .collect();
+    let ok = handles
+        .into_iter()
+        .map(|h| h.join().unwrap())
+        .filter(|&b| b)
+        .count();
+    assert_eq!(ok, 1_000);
 }

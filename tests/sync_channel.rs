@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use support::{on_workers, Signal};
+use support::Signal;
 use sylvan::sync::channel::{
     self, RecvError, RecvTimeoutError, SendError, TryRecvError, TrySendError,
 };
@@ -80,35 +80,33 @@ fn receivers_see_disconnection_after_draining() {
     );
 }
 
-#[test]
+#[sylvan::test(workers = 2)]
 fn senders_get_their_value_back_when_receivers_are_gone() {
-    on_workers(2, || {
-        let (tx, rx) = channel::bounded(1);
-        tx.send(String::from("queued")).unwrap();
-        // A sender blocked on the full channel...
-        let started = Arc::new(Signal::new());
-        let (tx2, s2) = (tx.clone(), started.clone());
-        let blocked = sylvan::spawn(move || {
-            s2.notify();
-            tx2.send(String::from("blocked"))
-        });
-        started.wait_for(1);
-        sylvan::sleep(Duration::from_millis(2));
-        // ...fails with its value when the last receiver goes away.
-        drop(rx);
-        assert_eq!(
-            blocked.join().unwrap(),
-            Err(SendError(String::from("blocked")))
-        );
-        assert_eq!(
-            tx.send(String::from("late")).unwrap_err().into_inner(),
-            "late"
-        );
-        assert_eq!(
-            tx.try_send(String::from("x")).unwrap_err().into_inner(),
-            "x"
-        );
+    let (tx, rx) = channel::bounded(1);
+    tx.send(String::from("queued")).unwrap();
+    // A sender blocked on the full channel...
+    let started = Arc::new(Signal::new());
+    let (tx2, s2) = (tx.clone(), started.clone());
+    let blocked = sylvan::spawn(move || {
+        s2.notify();
+        tx2.send(String::from("blocked"))
     });
+    started.wait_for(1);
+    sylvan::sleep(Duration::from_millis(2));
+    // ...fails with its value when the last receiver goes away.
+    drop(rx);
+    assert_eq!(
+        blocked.join().unwrap(),
+        Err(SendError(String::from("blocked")))
+    );
+    assert_eq!(
+        tx.send(String::from("late")).unwrap_err().into_inner(),
+        "late"
+    );
+    assert_eq!(
+        tx.try_send(String::from("x")).unwrap_err().into_inner(),
+        "x"
+    );
 }
 
 #[test]
@@ -127,33 +125,31 @@ fn rendezvous_between_a_thread_and_a_fiber() {
     assert_eq!(consumer.join().unwrap(), (0..50).collect::<Vec<_>>());
 }
 
-#[test]
+#[sylvan::test(workers = 2)]
 fn timeouts_and_cancellation() {
-    on_workers(2, || {
-        let (tx, rx) = channel::bounded::<u8>(1);
-        assert_eq!(
-            rx.recv_timeout(Duration::from_millis(2)),
-            Err(RecvTimeoutError::Timeout)
-        );
-        assert_eq!(rx.try_recv(), Err(TryRecvError::Empty));
-        tx.send(1).unwrap();
-        assert!(matches!(
-            tx.send_timeout(2, Duration::from_millis(2)),
-            Err(channel::SendTimeoutError::Timeout(2))
-        ));
-        // A cancelled receiver does not swallow a value meant for it.
-        let (rx2, started) = (rx.clone(), Arc::new(Signal::new()));
-        assert_eq!(rx.recv(), Ok(1));
-        let s2 = started.clone();
-        let victim = sylvan::spawn(move || {
-            s2.notify();
-            rx2.recv()
-        });
-        started.wait_for(1);
-        sylvan::sleep(Duration::from_millis(2));
-        victim.cancel();
-        assert!(victim.join().unwrap_err().is_cancelled());
-        tx.send(3).unwrap();
-        assert_eq!(rx.recv(), Ok(3));
+    let (tx, rx) = channel::bounded::<u8>(1);
+    assert_eq!(
+        rx.recv_timeout(Duration::from_millis(2)),
+        Err(RecvTimeoutError::Timeout)
+    );
+    assert_eq!(rx.try_recv(), Err(TryRecvError::Empty));
+    tx.send(1).unwrap();
+    assert!(matches!(
+        tx.send_timeout(2, Duration::from_millis(2)),
+        Err(channel::SendTimeoutError::Timeout(2))
+    ));
+    // A cancelled receiver does not swallow a value meant for it.
+    let (rx2, started) = (rx.clone(), Arc::new(Signal::new()));
+    assert_eq!(rx.recv(), Ok(1));
+    let s2 = started.clone();
+    let victim = sylvan::spawn(move || {
+        s2.notify();
+        rx2.recv()
     });
+    started.wait_for(1);
+    sylvan::sleep(Duration::from_millis(2));
+    victim.cancel();
+    assert!(victim.join().unwrap_err().is_cancelled());
+    tx.send(3).unwrap();
+    assert_eq!(rx.recv(), Ok(3));
 }

@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use support::{on_workers, Signal};
+use support::Signal;
 use sylvan::sync::{Condvar, Mutex};
 
 /// A bounded buffer built from one Mutex and two Condvars.
@@ -91,57 +91,53 @@ fn bounded_buffer_between_fibers_and_threads() {
     assert!(buf.items.lock().is_empty());
 }
 
-#[test]
+#[sylvan::test(workers = 1)]
 fn notify_one_reaching_a_cancelled_waiter_is_passed_on() {
-    on_workers(1, || {
-        let pair = Arc::new((Mutex::new(0u32), Condvar::new()));
-        let spawn_waiter = |tag: u32| {
-            let p = pair.clone();
-            let started = Arc::new(Signal::new());
-            let s2 = started.clone();
-            let h = sylvan::spawn(move || {
-                let (m, c) = &*p;
-                let mut g = m.lock();
-                s2.notify();
-                while *g == 0 {
-                    g = c.wait(g);
-                }
-                *g += tag;
-            });
-            started.wait_for(1); // it runs on until it parks in wait()
-            h
-        };
-        let first = spawn_waiter(10);
-        let second = spawn_waiter(100);
-        {
-            let (m, c) = &*pair;
-            *m.lock() = 1;
-            c.notify_one(); // goes to `first`...
-        }
-        first.cancel(); // ...which is cancelled before it runs
-        assert!(first.join().unwrap_err().is_cancelled());
-        second.join().unwrap();
-        assert_eq!(
-            *pair.0.lock(),
-            101,
-            "the notification reached the second waiter"
-        );
-    });
+    let pair = Arc::new((Mutex::new(0u32), Condvar::new()));
+    let spawn_waiter = |tag: u32| {
+        let p = pair.clone();
+        let started = Arc::new(Signal::new());
+        let s2 = started.clone();
+        let h = sylvan::spawn(move || {
+            let (m, c) = &*p;
+            let mut g = m.lock();
+            s2.notify();
+            while *g == 0 {
+                g = c.wait(g);
+            }
+            *g += tag;
+        });
+        started.wait_for(1); // it runs on until it parks in wait()
+        h
+    };
+    let first = spawn_waiter(10);
+    let second = spawn_waiter(100);
+    {
+        let (m, c) = &*pair;
+        *m.lock() = 1;
+        c.notify_one(); // goes to `first`...
+    }
+    first.cancel(); // ...which is cancelled before it runs
+    assert!(first.join().unwrap_err().is_cancelled());
+    second.join().unwrap();
+    assert_eq!(
+        *pair.0.lock(),
+        101,
+        "the notification reached the second waiter"
+    );
 }
 
-#[test]
+#[sylvan::test(workers = 2)]
 fn timed_waits() {
-    on_workers(2, || {
-        let m = Mutex::new(5);
-        let c = Condvar::new();
-        let (g, r) = c.wait_timeout(m.lock(), Duration::from_millis(5));
-        assert!(r.timed_out());
-        assert_eq!(*g, 5);
-        let (g, r) = c.wait_timeout_while(g, Duration::from_millis(5), |v| *v == 5);
-        assert!(r.timed_out());
-        let (g, r) = c.wait_timeout_while(g, Duration::from_millis(5), |v| *v != 5);
-        assert!(!r.timed_out());
-        drop(g);
-        assert!(!m.is_locked());
-    });
+    let m = Mutex::new(5);
+    let c = Condvar::new();
+    let (g, r) = c.wait_timeout(m.lock(), Duration::from_millis(5));
+    assert!(r.timed_out());
+    assert_eq!(*g, 5);
+    let (g, r) = c.wait_timeout_while(g, Duration::from_millis(5), |v| *v == 5);
+    assert!(r.timed_out());
+    let (g, r) = c.wait_timeout_while(g, Duration::from_millis(5), |v| *v != 5);
+    assert!(!r.timed_out());
+    drop(g);
+    assert!(!m.is_locked());
 }

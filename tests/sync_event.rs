@@ -61,60 +61,56 @@ fn a_plain_thread_waits_for_a_fiber() {
     assert!(t.join().unwrap());
 }
 
-#[test]
+#[sylvan::test(workers = 1)]
 fn waiters_woken_by_a_set_return_even_if_cleared_again() {
-    on_workers(1, || {
-        let event = Arc::new(Event::new());
-        let started = Arc::new(Signal::new());
-        let hs: Vec<_> = (0..10)
-            .map(|_| {
-                let (e, s) = (event.clone(), started.clone());
-                sylvan::spawn(move || {
-                    s.notify();
-                    e.wait();
-                })
+    let event = Arc::new(Event::new());
+    let started = Arc::new(Signal::new());
+    let hs: Vec<_> = (0..10)
+        .map(|_| {
+            let (e, s) = (event.clone(), started.clone());
+            sylvan::spawn(move || {
+                s.notify();
+                e.wait();
             })
-            .collect();
-        started.wait_for(10);
-        sylvan::yield_now(); // all of them reach wait()
-        event.set();
-        event.clear();
-        for h in hs {
-            h.join().unwrap();
-        }
-        assert!(!event.is_set());
-        assert!(!event.wait_timeout(Duration::from_millis(1)));
-    });
+        })
+        .collect();
+    started.wait_for(10);
+    sylvan::yield_now(); // all of them reach wait()
+    event.set();
+    event.clear();
+    for h in hs {
+        h.join().unwrap();
+    }
+    assert!(!event.is_set());
+    assert!(!event.wait_timeout(Duration::from_millis(1)));
 }
 
-#[test]
+#[sylvan::test(workers = 2)]
 fn cancelled_and_timed_out_waiters_leave_cleanly() {
-    on_workers(2, || {
-        let event = Arc::new(Event::new());
-        let started = Arc::new(Signal::new());
-        let victims: Vec<_> = (0..20)
-            .map(|_| {
-                let (e, s) = (event.clone(), started.clone());
-                sylvan::spawn(move || {
-                    s.notify();
-                    e.wait();
-                })
+    let event = Arc::new(Event::new());
+    let started = Arc::new(Signal::new());
+    let victims: Vec<_> = (0..20)
+        .map(|_| {
+            let (e, s) = (event.clone(), started.clone());
+            sylvan::spawn(move || {
+                s.notify();
+                e.wait();
             })
-            .collect();
-        let e2 = event.clone();
-        let timed = sylvan::spawn(move || sylvan::timeout(Duration::from_millis(10), || e2.wait()));
-        started.wait_for(20);
-        for v in &victims {
-            v.cancel();
-        }
-        for v in victims {
-            assert!(v.join().unwrap_err().is_cancelled());
-        }
-        assert!(timed.join().unwrap().is_err());
-        // The event still works for new waiters.
-        let e3 = event.clone();
-        let late = sylvan::spawn(move || e3.wait());
-        event.set();
-        late.join().unwrap();
-    });
+        })
+        .collect();
+    let e2 = event.clone();
+    let timed = sylvan::spawn(move || sylvan::timeout(Duration::from_millis(10), || e2.wait()));
+    started.wait_for(20);
+    for v in &victims {
+        v.cancel();
+    }
+    for v in victims {
+        assert!(v.join().unwrap_err().is_cancelled());
+    }
+    assert!(timed.join().unwrap().is_err());
+    // The event still works for new waiters.
+    let e3 = event.clone();
+    let late = sylvan::spawn(move || e3.wait());
+    event.set();
+    late.join().unwrap();
 }

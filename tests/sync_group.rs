@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use support::{on_workers, DropCounter, Signal};
+use support::{DropCounter, Signal};
 use sylvan::sync::{Barrier, Group, Pool};
 
 #[test]
@@ -50,128 +50,120 @@ fn barrier_rounds_across_fibers_and_threads() {
     }
 }
 
-#[test]
+#[sylvan::test(workers = 1)]
 fn a_cancelled_party_no_longer_counts_as_arrived() {
-    on_workers(1, || {
-        let barrier = Arc::new(Barrier::new(2));
-        let started = Arc::new(Signal::new());
-        let (b, s) = (barrier.clone(), started.clone());
-        let quitter = sylvan::spawn(move || {
-            s.notify();
-            b.wait();
-        });
-        started.wait_for(1);
-        quitter.cancel();
-        assert!(quitter.join().unwrap_err().is_cancelled());
-        // Had the quitter still counted, this wait would return at once.
-        let b2 = barrier.clone();
-        let late = sylvan::spawn(move || b2.wait().is_leader());
-        sylvan::sleep(Duration::from_millis(5));
-        assert!(
-            !late.is_finished(),
-            "the barrier must still wait for a second party"
-        );
-        assert!(barrier.wait().is_leader());
-        assert!(!late.join().unwrap());
+    let barrier = Arc::new(Barrier::new(2));
+    let started = Arc::new(Signal::new());
+    let (b, s) = (barrier.clone(), started.clone());
+    let quitter = sylvan::spawn(move || {
+        s.notify();
+        b.wait();
     });
+    started.wait_for(1);
+    quitter.cancel();
+    assert!(quitter.join().unwrap_err().is_cancelled());
+    // Had the quitter still counted, this wait would return at once.
+    let b2 = barrier.clone();
+    let late = sylvan::spawn(move || b2.wait().is_leader());
+    sylvan::sleep(Duration::from_millis(5));
+    assert!(
+        !late.is_finished(),
+        "the barrier must still wait for a second party"
+    );
+    assert!(barrier.wait().is_leader());
+    assert!(!late.join().unwrap());
 }
 
-#[test]
+#[sylvan::test(workers = 4)]
 fn pool_limits_concurrency_and_joins() {
-    on_workers(4, || {
-        let pool = Pool::new(5);
-        let inside = Arc::new(AtomicUsize::new(0));
-        let max_seen = Arc::new(AtomicUsize::new(0));
-        let done = Arc::new(AtomicUsize::new(0));
-        for i in 0..200u64 {
-            let (inside, max_seen, done) = (inside.clone(), max_seen.clone(), done.clone());
-            pool.spawn(move || {
-                let now = inside.fetch_add(1, Ordering::SeqCst) + 1;
-                max_seen.fetch_max(now, Ordering::SeqCst);
-                sylvan::sleep(Duration::from_micros(100 + (i % 5) * 50));
-                inside.fetch_sub(1, Ordering::SeqCst);
-                done.fetch_add(1, Ordering::SeqCst);
-            });
-            assert!(pool.running() <= 5);
-        }
-        pool.join();
-        assert_eq!(done.load(Ordering::SeqCst), 200);
-        assert!(max_seen.load(Ordering::SeqCst) <= 5);
-        assert_eq!(pool.free_count(), 5);
-        assert_eq!(pool.running(), 0);
-    });
-}
-
-#[test]
-fn pool_map_and_imap_unordered() {
-    on_workers(2, || {
-        let pool = Pool::new(3);
-        let out = pool.map(0..50u64, |x| {
-            sylvan::sleep(Duration::from_micros((50 - x) * 20));
-            x * 2
+    let pool = Pool::new(5);
+    let inside = Arc::new(AtomicUsize::new(0));
+    let max_seen = Arc::new(AtomicUsize::new(0));
+    let done = Arc::new(AtomicUsize::new(0));
+    for i in 0..200u64 {
+        let (inside, max_seen, done) = (inside.clone(), max_seen.clone(), done.clone());
+        pool.spawn(move || {
+            let now = inside.fetch_add(1, Ordering::SeqCst) + 1;
+            max_seen.fetch_max(now, Ordering::SeqCst);
+            sylvan::sleep(Duration::from_micros(100 + (i % 5) * 50));
+            inside.fetch_sub(1, Ordering::SeqCst);
+            done.fetch_add(1, Ordering::SeqCst);
         });
-        assert_eq!(
-            out,
-            (0..50u64).map(|x| x * 2).collect::<Vec<_>>(),
-            "map keeps input order"
-        );
-        let mut got: Vec<u64> = pool
-            .imap_unordered(0..50u64, |x| {
-                sylvan::sleep(Duration::from_micros((x % 7) * 30));
-                x + 1
-            })
-            .collect();
-        got.sort();
-        assert_eq!(got, (1..=50u64).collect::<Vec<_>>());
-        let panicked = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            pool.map(
-                0..10u32,
-                |x| if x == 4 { panic!("item 4 failed") } else { x },
-            )
-        }));
-        assert_eq!(
-            panicked.unwrap_err().downcast_ref::<&str>(),
-            Some(&"item 4 failed")
-        );
-        pool.join();
-    });
+        assert!(pool.running() <= 5);
+    }
+    pool.join();
+    assert_eq!(done.load(Ordering::SeqCst), 200);
+    assert!(max_seen.load(Ordering::SeqCst) <= 5);
+    assert_eq!(pool.free_count(), 5);
+    assert_eq!(pool.running(), 0);
 }
 
-#[test]
-fn group_join_and_cancel() {
-    on_workers(4, || {
-        let group = Group::new();
-        let finished = Arc::new(AtomicUsize::new(0));
-        for i in 0..50u64 {
-            let finished = finished.clone();
-            group.spawn(move || {
-                sylvan::sleep(Duration::from_micros(i * 10));
-                finished.fetch_add(1, Ordering::SeqCst);
-            });
-        }
-        group.join();
-        assert_eq!(finished.load(Ordering::SeqCst), 50);
-        assert!(group.is_empty());
-
-        let drops = Arc::new(AtomicUsize::new(0));
-        let started = Arc::new(Signal::new());
-        for _ in 0..30 {
-            let (g, s) = (DropCounter(drops.clone()), started.clone());
-            group.spawn(move || {
-                let _g = g;
-                s.notify();
-                sylvan::sleep(Duration::from_secs(3600));
-            });
-        }
-        started.wait_for(30);
-        assert_eq!(group.len(), 30);
-        group.cancel();
-        assert!(group.join_timeout(Duration::from_secs(30)));
-        assert_eq!(
-            drops.load(Ordering::SeqCst),
-            30,
-            "members unwound, destructors ran"
-        );
-        assert!(group.is_empty());
+#[sylvan::test(workers = 2)]
+fn pool_map_and_imap_unordered() {
+    let pool = Pool::new(3);
+    let out = pool.map(0..50u64, |x| {
+        sylvan::sleep(Duration::from_micros((50 - x) * 20));
+        x * 2
     });
+    assert_eq!(
+        out,
+        (0..50u64).map(|x| x * 2).collect::<Vec<_>>(),
+        "map keeps input order"
+    );
+    let mut got: Vec<u64> = pool
+        .imap_unordered(0..50u64, |x| {
+            sylvan::sleep(Duration::from_micros((x % 7) * 30));
+            x + 1
+        })
+        .collect();
+    got.sort();
+    assert_eq!(got, (1..=50u64).collect::<Vec<_>>());
+    let panicked = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        pool.map(
+            0..10u32,
+            |x| if x == 4 { panic!("item 4 failed") } else { x },
+        )
+    }));
+    assert_eq!(
+        panicked.unwrap_err().downcast_ref::<&str>(),
+        Some(&"item 4 failed")
+    );
+    pool.join();
+}
+
+#[sylvan::test(workers = 4)]
+fn group_join_and_cancel() {
+    let group = Group::new();
+    let finished = Arc::new(AtomicUsize::new(0));
+    for i in 0..50u64 {
+        let finished = finished.clone();
+        group.spawn(move || {
+            sylvan::sleep(Duration::from_micros(i * 10));
+            finished.fetch_add(1, Ordering::SeqCst);
+        });
+    }
+    group.join();
+    assert_eq!(finished.load(Ordering::SeqCst), 50);
+    assert!(group.is_empty());
+
+    let drops = Arc::new(AtomicUsize::new(0));
+    let started = Arc::new(Signal::new());
+    for _ in 0..30 {
+        let (g, s) = (DropCounter(drops.clone()), started.clone());
+        group.spawn(move || {
+            let _g = g;
+            s.notify();
+            sylvan::sleep(Duration::from_secs(3600));
+        });
+    }
+    started.wait_for(30);
+    assert_eq!(group.len(), 30);
+    group.cancel();
+    assert!(group.join_timeout(Duration::from_secs(30)));
+    assert_eq!(
+        drops.load(Ordering::SeqCst),
+        30,
+        "members unwound, destructors ran"
+    );
+    assert!(group.is_empty());
 }

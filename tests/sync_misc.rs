@@ -6,7 +6,6 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use support::on_workers;
 use sylvan::sync::{AsyncResult, WaitGroup};
 
 #[test]
@@ -40,23 +39,21 @@ fn async_result_wakes_fiber_and_thread_readers() {
     assert_eq!(r.try_get().as_deref(), Some("done"));
 }
 
-#[test]
+#[sylvan::test(workers = 1)]
 fn async_result_waiter_can_be_cancelled() {
-    on_workers(1, || {
-        let r: Arc<AsyncResult<u32>> = Arc::new(AsyncResult::new());
-        let r2 = r.clone();
-        let started = Arc::new(support::Signal::new());
-        let s2 = started.clone();
-        let h = sylvan::spawn(move || {
-            s2.notify();
-            r2.get()
-        });
-        started.wait_for(1); // it runs on until it parks in get()
-        h.cancel();
-        assert!(h.join().unwrap_err().is_cancelled());
-        r.set(3);
-        assert_eq!(r.get(), 3);
+    let r: Arc<AsyncResult<u32>> = Arc::new(AsyncResult::new());
+    let r2 = r.clone();
+    let started = Arc::new(support::Signal::new());
+    let s2 = started.clone();
+    let h = sylvan::spawn(move || {
+        s2.notify();
+        r2.get()
     });
+    started.wait_for(1); // it runs on until it parks in get()
+    h.cancel();
+    assert!(h.join().unwrap_err().is_cancelled());
+    r.set(3);
+    assert_eq!(r.get(), 3);
 }
 
 #[test]

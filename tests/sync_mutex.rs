@@ -6,7 +6,7 @@ mod support;
 use std::sync::Arc;
 use std::time::Duration;
 
-use support::{on_workers, spawn_started, Signal};
+use support::{spawn_started, Signal};
 use sylvan::sync::Mutex;
 
 #[test]
@@ -43,94 +43,86 @@ fn exclusion_with_the_guard_held_across_blocking_calls() {
     assert!(!m.is_locked());
 }
 
-#[test]
+#[sylvan::test(workers = 1)]
 fn fifo_hand_off_and_no_barging() {
-    on_workers(1, || {
-        let m = Arc::new(Mutex::new(Vec::new()));
-        let held = m.lock();
-        let hs: Vec<_> = (0..8)
-            .map(|i| {
-                let m2 = m.clone();
-                let started = Arc::new(Signal::new());
-                let s2 = started.clone();
-                let h = sylvan::spawn(move || {
-                    s2.notify();
-                    m2.lock().push(i);
-                });
-                started.wait_for(1);
-                sylvan::yield_now(); // it is now queued on the lock
-                h
-            })
-            .collect();
-        drop(held);
-        assert!(
-            m.try_lock().is_none(),
-            "try_lock must not barge past waiters"
-        );
-        for h in hs {
-            h.join().unwrap();
-        }
-        assert_eq!(*m.lock(), (0..8).collect::<Vec<_>>());
-    });
-}
-
-#[test]
-fn ownership_handed_to_a_cancelled_waiter_passes_on() {
-    on_workers(1, || {
-        let m = Arc::new(Mutex::new(0));
-        let held = m.lock();
-        let (m1, m2) = (m.clone(), m.clone());
-        // Each returns once the fiber is parked in lock().
-        let first = spawn_started(move || {
-            let _g = m1.lock();
-            unreachable!("cancelled before it resumes with the lock");
-        });
-        let second = spawn_started(move || {
-            *m2.lock() += 1;
-        });
-        drop(held); // hands the lock to `first`...
-        first.cancel(); // ...which is cancelled before it runs
-        assert!(first.join().unwrap_err().is_cancelled());
-        second.join().unwrap();
-        assert_eq!(*m.lock(), 1);
-        assert!(!m.is_locked());
-    });
-}
-
-#[test]
-fn lock_timeout_and_timeout_scopes() {
-    on_workers(2, || {
-        let m = Arc::new(Mutex::new(()));
-        let g = m.lock();
-        let m2 = m.clone();
-        let r = sylvan::spawn(move || m2.lock_timeout(Duration::from_millis(5)).is_none())
-            .join()
-            .unwrap();
-        assert!(r);
-        let m3 = m.clone();
-        let scoped = sylvan::spawn(move || {
-            sylvan::timeout(Duration::from_millis(5), || drop(m3.lock())).is_err()
+    let m = Arc::new(Mutex::new(Vec::new()));
+    let held = m.lock();
+    let hs: Vec<_> = (0..8)
+        .map(|i| {
+            let m2 = m.clone();
+            let started = Arc::new(Signal::new());
+            let s2 = started.clone();
+            let h = sylvan::spawn(move || {
+                s2.notify();
+                m2.lock().push(i);
+            });
+            started.wait_for(1);
+            sylvan::yield_now(); // it is now queued on the lock
+            h
         })
+        .collect();
+    drop(held);
+    assert!(
+        m.try_lock().is_none(),
+        "try_lock must not barge past waiters"
+    );
+    for h in hs {
+        h.join().unwrap();
+    }
+    assert_eq!(*m.lock(), (0..8).collect::<Vec<_>>());
+}
+
+#[sylvan::test(workers = 1)]
+fn ownership_handed_to_a_cancelled_waiter_passes_on() {
+    let m = Arc::new(Mutex::new(0));
+    let held = m.lock();
+    let (m1, m2) = (m.clone(), m.clone());
+    // Each returns once the fiber is parked in lock().
+    let first = spawn_started(move || {
+        let _g = m1.lock();
+        unreachable!("cancelled before it resumes with the lock");
+    });
+    let second = spawn_started(move || {
+        *m2.lock() += 1;
+    });
+    drop(held); // hands the lock to `first`...
+    first.cancel(); // ...which is cancelled before it runs
+    assert!(first.join().unwrap_err().is_cancelled());
+    second.join().unwrap();
+    assert_eq!(*m.lock(), 1);
+    assert!(!m.is_locked());
+}
+
+#[sylvan::test(workers = 2)]
+fn lock_timeout_and_timeout_scopes() {
+    let m = Arc::new(Mutex::new(()));
+    let g = m.lock();
+    let m2 = m.clone();
+    let r = sylvan::spawn(move || m2.lock_timeout(Duration::from_millis(5)).is_none())
         .join()
         .unwrap();
-        assert!(scoped);
-        drop(g);
-        assert!(m.lock_timeout(Duration::from_millis(5)).is_some());
-        assert!(!m.is_locked());
-    });
+    assert!(r);
+    let m3 = m.clone();
+    let scoped = sylvan::spawn(move || {
+        sylvan::timeout(Duration::from_millis(5), || drop(m3.lock())).is_err()
+    })
+    .join()
+    .unwrap();
+    assert!(scoped);
+    drop(g);
+    assert!(m.lock_timeout(Duration::from_millis(5)).is_some());
+    assert!(!m.is_locked());
 }
 
-#[test]
+#[sylvan::test(workers = 2)]
 fn a_panic_while_holding_releases_the_lock() {
-    on_workers(2, || {
-        let m = Arc::new(Mutex::new(1));
-        let m2 = m.clone();
-        let r = sylvan::spawn(move || {
-            let _g = m2.lock();
-            panic!("while holding");
-        })
-        .join();
-        assert!(r.unwrap_err().is_panic());
-        assert_eq!(*m.lock(), 1, "no poisoning");
-    });
+    let m = Arc::new(Mutex::new(1));
+    let m2 = m.clone();
+    let r = sylvan::spawn(move || {
+        let _g = m2.lock();
+        panic!("while holding");
+    })
+    .join();
+    assert!(r.unwrap_err().is_panic());
+    assert_eq!(*m.lock(), 1, "no poisoning");
 }

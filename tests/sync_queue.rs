@@ -8,143 +8,133 @@ use std::sync::atomic::{AtomicBool, AtomicU8, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex as StdMutex};
 use std::time::Duration;
 
-use support::{on_workers, spawn_started, Signal};
+use support::{spawn_started, Signal};
 use sylvan::sync::{Queue, TryPutError};
 
-#[test]
+#[sylvan::test(workers = 2)]
 fn fifo_bounds_and_close() {
-    on_workers(2, || {
-        let q = Queue::bounded(3);
-        for i in 0..3 {
-            q.put(i).unwrap();
-        }
-        assert_eq!(q.try_put(9), Err(TryPutError::Full(9)));
-        assert_eq!(q.put_timeout(9, Duration::from_millis(5)), Err(9));
-        assert_eq!(q.len(), 3);
-        assert_eq!(q.get(), Some(0));
-        assert_eq!(q.try_get(), Some(1));
-        q.close();
-        assert_eq!(
-            q.put(10),
-            Err(10),
-            "put on a closed queue hands the item back"
-        );
-        assert_eq!(q.try_put(11).unwrap_err().into_inner(), 11);
-        assert_eq!(q.get(), Some(2), "a closed queue still drains");
-        assert_eq!(q.get(), None);
-        assert_eq!(q.get_timeout(Duration::from_millis(1)), None);
-        assert!(q.is_closed());
-    });
+    let q = Queue::bounded(3);
+    for i in 0..3 {
+        q.put(i).unwrap();
+    }
+    assert_eq!(q.try_put(9), Err(TryPutError::Full(9)));
+    assert_eq!(q.put_timeout(9, Duration::from_millis(5)), Err(9));
+    assert_eq!(q.len(), 3);
+    assert_eq!(q.get(), Some(0));
+    assert_eq!(q.try_get(), Some(1));
+    q.close();
+    assert_eq!(
+        q.put(10),
+        Err(10),
+        "put on a closed queue hands the item back"
+    );
+    assert_eq!(q.try_put(11).unwrap_err().into_inner(), 11);
+    assert_eq!(q.get(), Some(2), "a closed queue still drains");
+    assert_eq!(q.get(), None);
+    assert_eq!(q.get_timeout(Duration::from_millis(1)), None);
+    assert!(q.is_closed());
 }
 
-#[test]
+#[sylvan::test(workers = 2)]
 fn zero_capacity_is_a_rendezvous() {
-    on_workers(2, || {
-        let q = Arc::new(Queue::bounded(0));
-        assert_eq!(
-            q.try_put(1),
-            Err(TryPutError::Full(1)),
-            "no getter waiting: no room"
-        );
-        assert_eq!(q.put_timeout(1, Duration::from_millis(2)), Err(1));
-        let q2 = q.clone();
-        let getter = sylvan::spawn(move || (0..100).map(|_| q2.get().unwrap()).sum::<u32>());
-        for i in 0..100 {
-            q.put(i).unwrap();
-            assert!(q.len() <= 1);
-        }
-        assert_eq!(getter.join().unwrap(), (0..100).sum());
-        assert!(q.is_empty());
-    });
+    let q = Arc::new(Queue::bounded(0));
+    assert_eq!(
+        q.try_put(1),
+        Err(TryPutError::Full(1)),
+        "no getter waiting: no room"
+    );
+    assert_eq!(q.put_timeout(1, Duration::from_millis(2)), Err(1));
+    let q2 = q.clone();
+    let getter = sylvan::spawn(move || (0..100).map(|_| q2.get().unwrap()).sum::<u32>());
+    for i in 0..100 {
+        q.put(i).unwrap();
+        assert!(q.len() <= 1);
+    }
+    assert_eq!(getter.join().unwrap(), (0..100).sum());
+    assert!(q.is_empty());
 }
 
-#[test]
+#[sylvan::test(workers = 2)]
 fn close_wakes_waiting_getters_and_putters() {
-    on_workers(2, || {
-        let q = Arc::new(Queue::bounded(1));
-        q.put(0u32).unwrap();
-        let started = Arc::new(Signal::new());
-        let putter = {
-            let (q, s) = (q.clone(), started.clone());
-            sylvan::spawn(move || {
-                s.notify();
-                q.put(1)
-            })
-        };
-        let empty: Arc<Queue<u32>> = Arc::new(Queue::unbounded());
-        let getter = {
-            let (e, s) = (empty.clone(), started.clone());
-            sylvan::spawn(move || {
-                s.notify();
-                e.get()
-            })
-        };
-        started.wait_for(2);
-        sylvan::sleep(Duration::from_millis(2));
-        q.close();
-        empty.close();
-        assert_eq!(putter.join().unwrap(), Err(1));
-        assert_eq!(getter.join().unwrap(), None);
-    });
+    let q = Arc::new(Queue::bounded(1));
+    q.put(0u32).unwrap();
+    let started = Arc::new(Signal::new());
+    let putter = {
+        let (q, s) = (q.clone(), started.clone());
+        sylvan::spawn(move || {
+            s.notify();
+            q.put(1)
+        })
+    };
+    let empty: Arc<Queue<u32>> = Arc::new(Queue::unbounded());
+    let getter = {
+        let (e, s) = (empty.clone(), started.clone());
+        sylvan::spawn(move || {
+            s.notify();
+            e.get()
+        })
+    };
+    started.wait_for(2);
+    sylvan::sleep(Duration::from_millis(2));
+    q.close();
+    empty.close();
+    assert_eq!(putter.join().unwrap(), Err(1));
+    assert_eq!(getter.join().unwrap(), None);
 }
 
-#[test]
+#[sylvan::test(workers = 1)]
 fn getters_are_served_in_fifo_order() {
-    on_workers(1, || {
-        let q = Arc::new(Queue::unbounded());
-        let order = Arc::new(StdMutex::new(Vec::new()));
-        let hs: Vec<_> = (0..8)
-            .map(|i| {
-                let (q2, order, started) = (q.clone(), order.clone(), Arc::new(Signal::new()));
-                let s2 = started.clone();
-                let h = sylvan::spawn(move || {
-                    s2.notify();
-                    let v = q2.get().unwrap();
-                    order.lock().unwrap().push((i, v));
-                });
-                started.wait_for(1); // it runs on until it parks in get()
-                h
-            })
-            .collect();
-        for v in 0..8 {
-            q.put(v * 10).unwrap();
-        }
-        for h in hs {
-            h.join().unwrap();
-        }
-        let got = order.lock().unwrap().clone();
-        assert_eq!(got, (0..8).map(|i| (i, i * 10)).collect::<Vec<_>>());
-    });
+    let q = Arc::new(Queue::unbounded());
+    let order = Arc::new(StdMutex::new(Vec::new()));
+    let hs: Vec<_> = (0..8)
+        .map(|i| {
+            let (q2, order, started) = (q.clone(), order.clone(), Arc::new(Signal::new()));
+            let s2 = started.clone();
+            let h = sylvan::spawn(move || {
+                s2.notify();
+                let v = q2.get().unwrap();
+                order.lock().unwrap().push((i, v));
+            });
+            started.wait_for(1); // it runs on until it parks in get()
+            h
+        })
+        .collect();
+    for v in 0..8 {
+        q.put(v * 10).unwrap();
+    }
+    for h in hs {
+        h.join().unwrap();
+    }
+    let got = order.lock().unwrap().clone();
+    assert_eq!(got, (0..8).map(|i| (i, i * 10)).collect::<Vec<_>>());
 }
 
-#[test]
+#[sylvan::test(workers = 1)]
 fn an_item_handed_to_a_cancelled_getter_is_not_lost() {
-    on_workers(1, || {
-        let q = Arc::new(Queue::unbounded());
-        let (q1, q2) = (q.clone(), q.clone());
-        // Each returns once the fiber is parked in get().
-        let first = spawn_started(move || {
-            let _ = q1.get();
-            unreachable!("cancelled before it resumes with the item");
-        });
-        let second = spawn_started(move || q2.get());
-        q.put("precious").unwrap(); // handed to `first`...
-        first.cancel(); // ...which leaves without it: `second` gets it
-        assert!(first.join().unwrap_err().is_cancelled());
-        assert_eq!(second.join().unwrap(), Some("precious"));
-        // With no other getter, the item would go back to the front.
-        let q3 = q.clone();
-        let lonely = spawn_started(move || {
-            let _ = q3.get();
-            unreachable!();
-        });
-        q.put("first").unwrap();
-        q.put("second").unwrap();
-        lonely.cancel();
-        assert!(lonely.join().unwrap_err().is_cancelled());
-        assert_eq!(q.get(), Some("first"));
-        assert_eq!(q.get(), Some("second"));
+    let q = Arc::new(Queue::unbounded());
+    let (q1, q2) = (q.clone(), q.clone());
+    // Each returns once the fiber is parked in get().
+    let first = spawn_started(move || {
+        let _ = q1.get();
+        unreachable!("cancelled before it resumes with the item");
     });
+    let second = spawn_started(move || q2.get());
+    q.put("precious").unwrap(); // handed to `first`...
+    first.cancel(); // ...which leaves without it: `second` gets it
+    assert!(first.join().unwrap_err().is_cancelled());
+    assert_eq!(second.join().unwrap(), Some("precious"));
+    // With no other getter, the item would go back to the front.
+    let q3 = q.clone();
+    let lonely = spawn_started(move || {
+        let _ = q3.get();
+        unreachable!();
+    });
+    q.put("first").unwrap();
+    q.put("second").unwrap();
+    lonely.cancel();
+    assert!(lonely.join().unwrap_err().is_cancelled());
+    assert_eq!(q.get(), Some("first"));
+    assert_eq!(q.get(), Some("second"));
 }
 
 #[test]

@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, Mutex as StdMutex};
 use std::time::Duration;
 
-use support::{on_workers, spawn_started};
+use support::spawn_started;
 use sylvan::sync::RwLock;
 
 #[test]
@@ -79,79 +79,71 @@ fn queued(
     })
 }
 
-#[test]
+#[sylvan::test(workers = 1)]
 fn a_waiting_writer_goes_before_new_readers() {
-    on_workers(1, || {
-        let lock = Arc::new(RwLock::new(()));
-        let log = Arc::new(StdMutex::new(Vec::new()));
-        let r1 = lock.read();
-        let w = queued(&lock, &log, "writer", true);
-        assert!(
-            lock.try_read().is_none(),
-            "new readers queue behind a waiting writer"
-        );
-        let r2 = queued(&lock, &log, "late reader", false);
-        drop(r1);
-        w.join().unwrap();
-        r2.join().unwrap();
-        assert_eq!(*log.lock().unwrap(), ["writer", "late reader"]);
-    });
+    let lock = Arc::new(RwLock::new(()));
+    let log = Arc::new(StdMutex::new(Vec::new()));
+    let r1 = lock.read();
+    let w = queued(&lock, &log, "writer", true);
+    assert!(
+        lock.try_read().is_none(),
+        "new readers queue behind a waiting writer"
+    );
+    let r2 = queued(&lock, &log, "late reader", false);
+    drop(r1);
+    w.join().unwrap();
+    r2.join().unwrap();
+    assert_eq!(*log.lock().unwrap(), ["writer", "late reader"]);
 }
 
-#[test]
+#[sylvan::test(workers = 1)]
 fn queued_readers_go_before_the_next_writer() {
-    on_workers(1, || {
-        let lock = Arc::new(RwLock::new(()));
-        let log = Arc::new(StdMutex::new(Vec::new()));
-        let w1 = lock.write();
-        let r_a = queued(&lock, &log, "reader a", false);
-        let w2 = queued(&lock, &log, "writer 2", true);
-        let r_b = queued(&lock, &log, "reader b", false);
-        drop(w1);
-        for h in [r_a, w2, r_b] {
-            h.join().unwrap();
-        }
-        // Both readers queued while the first writer held the lock are
-        // admitted together, before the second writer.
-        let got = log.lock().unwrap().clone();
-        assert_eq!(got[2], "writer 2", "{got:?}");
-    });
+    let lock = Arc::new(RwLock::new(()));
+    let log = Arc::new(StdMutex::new(Vec::new()));
+    let w1 = lock.write();
+    let r_a = queued(&lock, &log, "reader a", false);
+    let w2 = queued(&lock, &log, "writer 2", true);
+    let r_b = queued(&lock, &log, "reader b", false);
+    drop(w1);
+    for h in [r_a, w2, r_b] {
+        h.join().unwrap();
+    }
+    // Both readers queued while the first writer held the lock are
+    // admitted together, before the second writer.
+    let got = log.lock().unwrap().clone();
+    assert_eq!(got[2], "writer 2", "{got:?}");
 }
 
-#[test]
+#[sylvan::test(workers = 1)]
 fn an_admitted_reader_that_is_cancelled_lets_the_writer_in() {
-    on_workers(1, || {
-        let lock = Arc::new(RwLock::new(0));
-        let w1 = lock.write();
-        let (l1, l2) = (lock.clone(), lock.clone());
-        let reader = spawn_started(move || {
-            let _g = l1.read();
-            unreachable!("cancelled before it resumes");
-        });
-        let writer = spawn_started(move || {
-            *l2.write() += 1;
-        });
-        drop(w1); // admits the reader (readers = 1)...
-        reader.cancel(); // ...which leaves without running: the writer gets in
-        assert!(reader.join().unwrap_err().is_cancelled());
-        writer.join().unwrap();
-        assert_eq!(*lock.read(), 1);
-        assert!(lock.try_write().is_some());
+    let lock = Arc::new(RwLock::new(0));
+    let w1 = lock.write();
+    let (l1, l2) = (lock.clone(), lock.clone());
+    let reader = spawn_started(move || {
+        let _g = l1.read();
+        unreachable!("cancelled before it resumes");
     });
+    let writer = spawn_started(move || {
+        *l2.write() += 1;
+    });
+    drop(w1); // admits the reader (readers = 1)...
+    reader.cancel(); // ...which leaves without running: the writer gets in
+    assert!(reader.join().unwrap_err().is_cancelled());
+    writer.join().unwrap();
+    assert_eq!(*lock.read(), 1);
+    assert!(lock.try_write().is_some());
 }
 
-#[test]
+#[sylvan::test(workers = 2)]
 fn timeouts() {
-    on_workers(2, || {
-        let lock = Arc::new(RwLock::new(()));
-        let w = lock.write();
-        assert!(lock.read_timeout(Duration::from_millis(5)).is_none());
-        assert!(lock.write_timeout(Duration::from_millis(5)).is_none());
-        drop(w);
-        let r = lock.read();
-        assert!(lock.read_timeout(Duration::from_millis(5)).is_some());
-        assert!(lock.write_timeout(Duration::from_millis(5)).is_none());
-        drop(r);
-        assert!(lock.write_timeout(Duration::from_millis(5)).is_some());
-    });
+    let lock = Arc::new(RwLock::new(()));
+    let w = lock.write();
+    assert!(lock.read_timeout(Duration::from_millis(5)).is_none());
+    assert!(lock.write_timeout(Duration::from_millis(5)).is_none());
+    drop(w);
+    let r = lock.read();
+    assert!(lock.read_timeout(Duration::from_millis(5)).is_some());
+    assert!(lock.write_timeout(Duration::from_millis(5)).is_none());
+    drop(r);
+    assert!(lock.write_timeout(Duration::from_millis(5)).is_some());
 }

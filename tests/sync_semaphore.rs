@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use support::{on_workers, spawn_started};
+use support::spawn_started;
 use sylvan::sync::Semaphore;
 
 /// Waits (cooperatively) until `n` acquirers are queued.
@@ -56,37 +56,35 @@ fn limit_holds_across_workers_and_threads() {
     assert_eq!(sem.waiters(), 0);
 }
 
-#[test]
+#[sylvan::test(workers = 1)]
 fn waiters_are_served_in_fifo_order_and_new_comers_do_not_barge() {
-    on_workers(1, || {
-        let sem = Arc::new(Semaphore::new(1));
-        let order = Arc::new(Mutex::new(Vec::new()));
-        let held = sem.acquire();
-        let hs: Vec<_> = (0..10)
-            .map(|i| {
-                let (s2, order) = (sem.clone(), order.clone());
-                let h = sylvan::spawn(move || {
-                    let _p = s2.acquire();
-                    order.lock().unwrap().push(i);
-                });
-                // Each one queues before the next is spawned.
-                until_waiting(&sem, i + 1);
-                h
-            })
-            .collect();
-        // A permit is free only after `held` drops, and it goes to waiter 0,
-        // not to a newcomer trying its luck.
-        drop(held);
-        assert!(
-            sem.try_acquire().is_none(),
-            "try_acquire must not barge past waiters"
-        );
-        for h in hs {
-            h.join().unwrap();
-        }
-        assert_eq!(*order.lock().unwrap(), (0..10).collect::<Vec<_>>());
-        assert_eq!(sem.available_permits(), 1);
-    });
+    let sem = Arc::new(Semaphore::new(1));
+    let order = Arc::new(Mutex::new(Vec::new()));
+    let held = sem.acquire();
+    let hs: Vec<_> = (0..10)
+        .map(|i| {
+            let (s2, order) = (sem.clone(), order.clone());
+            let h = sylvan::spawn(move || {
+                let _p = s2.acquire();
+                order.lock().unwrap().push(i);
+            });
+            // Each one queues before the next is spawned.
+            until_waiting(&sem, i + 1);
+            h
+        })
+        .collect();
+    // A permit is free only after `held` drops, and it goes to waiter 0,
+    // not to a newcomer trying its luck.
+    drop(held);
+    assert!(
+        sem.try_acquire().is_none(),
+        "try_acquire must not barge past waiters"
+    );
+    for h in hs {
+        h.join().unwrap();
+    }
+    assert_eq!(*order.lock().unwrap(), (0..10).collect::<Vec<_>>());
+    assert_eq!(sem.available_permits(), 1);
 }
 
 /// Many acquirers on 4 workers; some are cancelled, some time out (with
@@ -174,32 +172,30 @@ fn cancellations_and_timeouts_lose_no_permit() {
     );
 }
 
-#[test]
+#[sylvan::test(workers = 1)]
 fn a_permit_handed_to_a_cancelled_waiter_passes_to_the_next() {
-    on_workers(1, || {
-        let sem = Arc::new(Semaphore::new(1));
-        let held = sem.acquire();
-        let s1 = sem.clone();
-        let first = spawn_started(move || {
-            let _p = s1.acquire();
-            unreachable!("cancelled before it can run with the permit");
-        });
-        until_waiting(&sem, 1);
-        let s2 = sem.clone();
-        let second = sylvan::spawn(move || {
-            let _p = s2.acquire();
-            7
-        });
-        until_waiting(&sem, 2);
-        // On one worker nothing runs in between: the permit is handed to
-        // `first` (marked notified) and then `first` is cancelled before it
-        // resumes, so it must pass the permit to `second`.
-        drop(held);
-        first.cancel();
-        assert!(first.join().unwrap_err().is_cancelled());
-        assert_eq!(second.join().unwrap(), 7);
-        assert_eq!(sem.available_permits(), 1);
+    let sem = Arc::new(Semaphore::new(1));
+    let held = sem.acquire();
+    let s1 = sem.clone();
+    let first = spawn_started(move || {
+        let _p = s1.acquire();
+        unreachable!("cancelled before it can run with the permit");
     });
+    until_waiting(&sem, 1);
+    let s2 = sem.clone();
+    let second = sylvan::spawn(move || {
+        let _p = s2.acquire();
+        7
+    });
+    until_waiting(&sem, 2);
+    // On one worker nothing runs in between: the permit is handed to
+    // `first` (marked notified) and then `first` is cancelled before it
+    // resumes, so it must pass the permit to `second`.
+    drop(held);
+    first.cancel();
+    assert!(first.join().unwrap_err().is_cancelled());
+    assert_eq!(second.join().unwrap(), 7);
+    assert_eq!(sem.available_permits(), 1);
 }
 
 #[test]
