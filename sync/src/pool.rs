@@ -111,9 +111,11 @@ impl Pool {
         self.slots.available_permits()
     }
 
-    /// Fibers of the pool running (or about to) right now.
+    /// Fibers of the pool running (or about to) right now: the slots held.
+    /// (Counting slots rather than the join count keeps this at most the
+    /// pool's size while a finishing fiber hands its slot on.)
     pub fn running(&self) -> usize {
-        self.running.count()
+        self.size - self.slots.available_permits()
     }
 
     /// Applies `f` to every item on the pool's fibers and returns the results
