@@ -328,3 +328,54 @@ fn a_fiber_joining_itself_gets_a_clear_panic() {
         );
     });
 }
+
+/// Sets its event when dropped: a fiber result whose drop we can observe.
+struct DropSignal(Arc<sylvan::sync::Event>);
+
+impl Drop for DropSignal {
+    fn drop(&mut self) {
+        self.0.set();
+    }
+}
+
+#[sylvan::test(workers = 2)]
+fn an_unjoined_result_is_dropped_when_nobody_can_take_it() {
+    // The fiber's record outlives its handle here (the `Fiber` handles keep
+    // it), yet a result nobody can join must not wait for the record's last
+    // reference: it could be a socket or a lock guard.
+    let dropped = Arc::new(sylvan::sync::Event::new());
+    let go = Arc::new(sylvan::sync::Event::new());
+    let h = {
+        let (dropped, go) = (dropped.clone(), go.clone());
+        sylvan::spawn(move || {
+            go.wait();
+            DropSignal(dropped)
+        })
+    };
+    let record = h.fiber();
+    drop(h); // detached before it finishes
+    go.set();
+    assert!(
+        dropped.wait_timeout(Duration::from_secs(10)),
+        "the result of a detached fiber is dropped when the fiber ends"
+    );
+    assert!(record.name().is_none());
+
+    // Finished first, handle dropped later: the result goes with the handle.
+    let dropped = Arc::new(sylvan::sync::Event::new());
+    let h = {
+        let dropped = dropped.clone();
+        sylvan::spawn(move || DropSignal(dropped))
+    };
+    let record = h.fiber();
+    while !h.is_finished() {
+        sylvan::yield_now();
+    }
+    assert!(!dropped.is_set(), "the result waits for its handle");
+    drop(h);
+    assert!(
+        dropped.is_set(),
+        "dropping the handle drops the waiting result"
+    );
+    drop(record);
+}

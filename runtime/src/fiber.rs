@@ -47,6 +47,7 @@ use std::time::Instant;
 use corosensei::Yielder;
 
 use crate::hub::HubShared;
+use crate::task::TaskRef;
 
 pub(crate) const RUNNING: u8 = 0;
 pub(crate) const NOTIFIED: u8 = 1;
@@ -198,7 +199,7 @@ pub(crate) struct Deadline {
 /// the coroutine's `Yielder`, which lives as long as the coroutine; it is only
 /// dereferenced while this fiber is the one running on the thread.
 pub(crate) struct FiberCtx {
-    pub(crate) header: Arc<Header>,
+    pub(crate) header: TaskRef,
     pub(crate) yielder: Cell<*const Yielder<(), Suspend>>,
     /// Stack of enclosing `timeout` scopes (top = innermost).
     pub(crate) deadlines: RefCell<Vec<Deadline>>,
@@ -211,7 +212,7 @@ pub(crate) struct FiberCtx {
 }
 
 impl FiberCtx {
-    pub(crate) fn new(header: Arc<Header>, guard: (usize, usize)) -> FiberCtx {
+    pub(crate) fn new(header: TaskRef, guard: (usize, usize)) -> FiberCtx {
         FiberCtx {
             header,
             yielder: Cell::new(std::ptr::null()),
@@ -223,7 +224,7 @@ impl FiberCtx {
     }
 
     /// Makes a finished fiber's context ready for a new fiber.
-    pub(crate) fn reset(&mut self, header: Arc<Header>, guard: (usize, usize)) {
+    pub(crate) fn reset(&mut self, header: TaskRef, guard: (usize, usize)) {
         self.header = header;
         self.yielder.set(std::ptr::null());
         self.deadlines.get_mut().clear();
@@ -280,7 +281,7 @@ pub fn in_fiber() -> bool {
 /// A handle to a fiber's identity, returned by [`current`].
 #[derive(Clone)]
 pub struct Fiber {
-    pub(crate) header: Arc<Header>,
+    pub(crate) header: TaskRef,
 }
 
 impl Fiber {

@@ -34,10 +34,11 @@ use corosensei::{Coroutine, CoroutineResult, Yielder};
 use crossbeam_deque::{Steal, Stealer, Worker};
 use parking_lot::Mutex;
 
-use crate::fiber::{self, FiberCtx, FiberId, Header, Suspend, DONE, PARKED};
+use crate::fiber::{self, FiberCtx, FiberId, Suspend, DONE, PARKED};
 use crate::io::{IoState, IoTable};
 use crate::runtime::RuntimeShared;
 use crate::stack::{FiberStack, StackPool};
+use crate::task::{TaskCell, TaskRef};
 use crate::timer::{TimerKey, TimerQueue};
 
 /// The token of each hub's `mio::Waker`.
@@ -56,30 +57,47 @@ const SPIN_CHECK_EVERY: u32 = 32;
 /// gives up on them (they are leaked, not force-unwound).
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(2);
 
-/// An unstarted fiber: a `Send` closure and the stack it will run on —
-/// `None` for the runtime's default size, taken from the pool of the hub
-/// that starts it (so a queued fiber holds no stack, and a burst of short
-/// fibers cycles through a few hot stacks).
+/// An unstarted fiber: its record (whose body runs it) and the stack it will
+/// run on — `None` for the runtime's default size, taken from the pool of
+/// the hub that starts it (so a queued fiber holds no stack, and a burst of
+/// short fibers cycles through a few hot stacks).
+///
+/// Dropping a task that was never started discards its body: the closure is
+/// dropped and the fiber's handle reports it cancelled.
 pub(crate) struct Task {
-    pub(crate) header: Arc<Header>,
-    pub(crate) stack: Option<FiberStack>,
-    pub(crate) run: Box<dyn FnOnce() + Send>,
+    /// `None` once started.
+    record: Option<TaskRef>,
+    stack: Option<FiberStack>,
 }
 
-/// An unstarted fiber that must start on the current worker (`spawn_local`).
+impl Task {
+    pub(crate) fn new(record: TaskRef, stack: Option<FiberStack>) -> Task {
+        Task {
+            record: Some(record),
+            stack,
+        }
+    }
+}
+
+impl Drop for Task {
+    fn drop(&mut self) {
+        if let Some(record) = self.record.take() {
+            record.body.discard();
+        }
+    }
+}
+
+/// A task as a hub starts it: `local` is the closure of a `spawn_local`
+/// fiber (which need not be `Send`, so it is not in the record); `None` runs
+/// the record's body.
 pub(crate) struct LocalTask {
-    pub(crate) header: Arc<Header>,
-    pub(crate) stack: Option<FiberStack>,
-    pub(crate) run: Box<dyn FnOnce()>,
+    pub(crate) task: Task,
+    pub(crate) local: Option<Box<dyn FnOnce()>>,
 }
 
 impl From<Task> for LocalTask {
-    fn from(t: Task) -> LocalTask {
-        LocalTask {
-            header: t.header,
-            stack: t.stack,
-            run: t.run,
-        }
+    fn from(task: Task) -> LocalTask {
+        LocalTask { task, local: None }
     }
 }
 
@@ -204,6 +222,9 @@ pub(crate) struct Hub {
     /// Finished fibers' boxes, kept so the allocation itself is reused.
     #[allow(clippy::vec_box)]
     spare: RefCell<Vec<Box<Fiber>>>,
+    /// Stands in as the record of spare fibers, so that a finished fiber's
+    /// record (closure slot, result slot) is freed when it ends.
+    idle: TaskRef,
     timers: RefCell<TimerQueue<(usize, FiberId)>>,
     pub(crate) stacks: RefCell<StackPool>,
     live: Cell<usize>,
@@ -260,6 +281,7 @@ impl Hub {
             fibers: RefCell::new(Vec::new()),
             free_slots: RefCell::new(Vec::new()),
             spare: RefCell::new(Vec::new()),
+            idle: TaskCell::bare(None, 0),
             timers: RefCell::new(TimerQueue::new()),
             live: Cell::new(0),
             shutting_down: Cell::new(false),
@@ -425,17 +447,24 @@ impl Hub {
             drop(task);
             return;
         }
-        let LocalTask { header, stack, run } = task;
-        let stack = match stack.map_or_else(|| self.stack(None), Ok) {
+        let LocalTask { mut task, local } = task;
+        let stack = match task.stack.take().map_or_else(|| self.stack(None), Ok) {
             Ok(stack) => stack,
             Err(e) => {
-                // Dropping the closure unstarted completes its JoinHandle as
+                // Dropping the task unstarted completes its JoinHandle as
                 // cancelled; say why, since nobody may be joining.
-                eprintln!("sylvan: fiber {} not started: {e}", header.describe());
-                drop(run);
+                if let Some(record) = &task.record {
+                    eprintln!("sylvan: fiber {} not started: {e}", record.describe());
+                }
+                drop(local);
+                drop(task);
                 return;
             }
         };
+        let header = task
+            .record
+            .take()
+            .expect("an unstarted task has its record");
         let slot = self.free_slots.borrow_mut().pop().unwrap_or_else(|| {
             let mut fibers = self.fibers.borrow_mut();
             fibers.push(None);
@@ -445,7 +474,12 @@ impl Hub {
         let guard = stack.guard_range();
         let co = Coroutine::with_stack(stack, move |y: &Yielder<(), Suspend>, ()| {
             fiber::with_current(|ctx| ctx.yielder.set(y));
-            run();
+            match local {
+                Some(run) => run(),
+                // The record stays in this fiber's ctx until the fiber ends.
+                None => fiber::with_current(|ctx| ctx.header.body.run())
+                    .expect("a fiber runs with its ctx installed"),
+            }
         });
         let spare = self.spare.borrow_mut().pop();
         let fiber = match spare {
@@ -487,6 +521,7 @@ impl Hub {
                 self.stacks.borrow_mut().put(co.into_stack());
                 let mut spare = self.spare.borrow_mut();
                 if spare.len() < SPARE_FIBERS {
+                    fiber.ctx.header = self.idle.clone();
                     spare.push(fiber);
                 }
                 self.free_slots.borrow_mut().push(slot);
@@ -617,7 +652,7 @@ impl Hub {
                 Steal::Empty => break,
             }
         }
-        let headers: Vec<Arc<Header>> = self
+        let headers: Vec<TaskRef> = self
             .fibers
             .borrow()
             .iter()

@@ -40,8 +40,9 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crate::fiber::{self, Deadline, FiberCtx, Header, Suspend, NOTIFIED, PARKED, RUNNING};
+use crate::fiber::{self, Deadline, FiberCtx, Suspend, NOTIFIED, PARKED, RUNNING};
 use crate::hub;
+use crate::task::TaskRef;
 
 /// A handle that wakes one parked fiber or thread. Cheap to clone, `Send + Sync`.
 ///
@@ -74,7 +75,7 @@ pub struct Waker {
 
 #[derive(Clone)]
 enum Inner {
-    Fiber(Arc<Header>),
+    Fiber(TaskRef),
     Thread(std::thread::Thread),
 }
 

@@ -15,18 +15,18 @@ use std::sync::Arc;
 
 use parking_lot::Mutex;
 
-use crate::fiber::{self, FiberId, Header};
+use crate::fiber::{self, FiberId};
 use crate::hub::Task;
 use crate::park::{self, Waker};
 use crate::runtime::{self, RuntimeShared};
-use crate::task::{Job, JoinCell, JoinError};
+use crate::task::{Boxed, Job, JoinCell, JoinError, TaskCell, TaskRef};
 
 /// Bookkeeping shared by a scope and its children.
 pub(crate) struct ScopeState {
     running: AtomicUsize,
     unjoined_panics: AtomicUsize,
     waiter: Mutex<Option<Waker>>,
-    children: Mutex<Vec<Arc<Header>>>,
+    children: Mutex<Vec<TaskRef>>,
 }
 
 impl ScopeState {
@@ -84,9 +84,7 @@ impl<'scope> Scope<'scope, '_> {
         F: FnOnce() -> T + Send + 'scope,
         T: Send + 'scope,
     {
-        let header = Arc::new(Header::new(None, self.rt.stack_size));
         let cell = Arc::new(JoinCell::new());
-        self.state.children.lock().push(header.clone());
         self.state.running.fetch_add(1, Ordering::AcqRel);
         let job = Job::new(f, cell.clone(), Some(self.state.clone()));
         let run: Box<dyn FnOnce() + Send + 'scope> = Box::new(move || job.run());
@@ -97,11 +95,12 @@ impl<'scope> Scope<'scope, '_> {
         // dropped unstarted at shutdown).
         // SAFETY: so no 'scope data is used after 'scope ends.
         let run: Box<dyn FnOnce() + Send + 'static> = unsafe { std::mem::transmute(run) };
-        self.rt.submit(Task {
-            header: header.clone(),
-            stack: None,
-            run,
+        let header: TaskRef = Arc::new(TaskCell {
+            header: crate::fiber::Header::new(None, self.rt.stack_size),
+            body: Boxed::new(run),
         });
+        self.state.children.lock().push(header.clone());
+        self.rt.submit(Task::new(header.clone(), None));
         ScopedJoinHandle {
             header,
             cell,
@@ -113,7 +112,7 @@ impl<'scope> Scope<'scope, '_> {
 
 /// A handle to join a scoped fiber.
 pub struct ScopedJoinHandle<'scope, T> {
-    header: Arc<Header>,
+    header: TaskRef,
     cell: Arc<JoinCell<T>>,
     state: Arc<ScopeState>,
     _scope: PhantomData<&'scope ()>,

@@ -51,6 +51,9 @@ pub(crate) struct JoinCell<T> {
 struct JoinState<T> {
     outcome: Option<Result<T, Failure>>,
     waiter: Option<Waker>,
+    /// Nobody will ever take the outcome (the handle was dropped unjoined):
+    /// it is dropped as soon as it is published.
+    detached: bool,
 }
 
 impl<T> JoinCell<T> {
@@ -59,22 +62,42 @@ impl<T> JoinCell<T> {
             state: Mutex::new(JoinState {
                 outcome: None,
                 waiter: None,
+                detached: false,
             }),
             done: AtomicBool::new(false),
         }
     }
 
-    /// Publishes the outcome and wakes the waiter.
+    /// Publishes the outcome and wakes the waiter. A detached cell drops the
+    /// outcome here and now (outside its lock).
     pub(crate) fn complete(&self, outcome: Result<T, Failure>) {
-        let waiter = {
+        let (waiter, unwanted) = {
             let mut s = self.state.lock();
-            s.outcome = Some(outcome);
             self.done.store(true, Ordering::Release);
-            s.waiter.take()
+            if s.detached {
+                (None, Some(outcome))
+            } else {
+                s.outcome = Some(outcome);
+                (s.waiter.take(), None)
+            }
         };
+        drop(unwanted);
         if let Some(w) = waiter {
             w.wake();
         }
+    }
+
+    /// The handle is gone without joining: drop an outcome already there,
+    /// and any later one as soon as it comes. (The cell itself may live on
+    /// for a while, e.g. in a waker, so waiting for its last reference
+    /// would keep a result such as a socket open for no one.)
+    pub(crate) fn detach(&self) {
+        let unwanted = {
+            let mut s = self.state.lock();
+            s.detached = true;
+            s.outcome.take()
+        };
+        drop(unwanted);
     }
 
     pub(crate) fn is_done(&self) -> bool {
@@ -115,14 +138,7 @@ impl<F: FnOnce() -> T, T> Job<F, T> {
     /// Runs the closure inside the fiber, then publishes its outcome.
     pub(crate) fn run(mut self) {
         let f = self.f.take().expect("a job runs once");
-        let cancelled = fiber::with_current(|c| c.header.is_cancelled()).unwrap_or(false);
-        let outcome = if cancelled {
-            drop(f);
-            Err(Failure::Cancelled)
-        } else {
-            catch_unwind(AssertUnwindSafe(f)).map_err(Failure::from_payload)
-        };
-        crate::local::drop_fiber_locals();
+        let outcome = run_closure(f);
         self.finish(outcome);
     }
 
@@ -152,6 +168,155 @@ impl<F, T> Drop for Job<F, T> {
                 scope.child_done(false);
             }
         }
+    }
+}
+
+/// Runs a fiber's closure (unless the fiber was cancelled before it started),
+/// catching a panic, then drops the fiber-local values: both before anyone can
+/// see the outcome.
+fn run_closure<F: FnOnce() -> T, T>(f: F) -> Result<T, Failure> {
+    let cancelled = fiber::with_current(|c| c.header.is_cancelled()).unwrap_or(false);
+    let outcome = if cancelled {
+        drop(f);
+        Err(Failure::Cancelled)
+    } else {
+        catch_unwind(AssertUnwindSafe(f)).map_err(Failure::from_payload)
+    };
+    crate::local::drop_fiber_locals();
+    outcome
+}
+
+/// A fiber's shared record: its [`Header`] followed by a body that knows how
+/// to run it. A plain spawn makes exactly one allocation, a
+/// `TaskCell<Packet<F, T>>` holding the header, the closure and the result
+/// slot; it is shared (as a [`TaskRef`]) by the queued task, the running
+/// fiber, wakers and the join handle.
+pub(crate) struct TaskCell<B: ?Sized> {
+    pub(crate) header: Header,
+    pub(crate) body: B,
+}
+
+impl<B: ?Sized> std::ops::Deref for TaskCell<B> {
+    type Target = Header;
+
+    fn deref(&self) -> &Header {
+        &self.header
+    }
+}
+
+/// The type-erased handle on a fiber's record; derefs to its [`Header`].
+pub(crate) type TaskRef = Arc<TaskCell<dyn Body>>;
+
+/// What a [`TaskCell`] carries besides its header.
+pub(crate) trait Body: Send + Sync {
+    /// Runs the fiber's closure, inside the fiber, and publishes its outcome.
+    /// Only the hub that started the fiber calls it, once.
+    fn run(&self);
+    /// The fiber will never start: drops its closure and reports it
+    /// cancelled.
+    fn discard(&self);
+    /// The result slot (a `JoinCell<T>`), for [`JoinHandle<T>`] to downcast;
+    /// `&()` when the slot lives elsewhere.
+    fn join_cell(&self) -> &dyn Any;
+    /// Whether the result slot holds an outcome (`false` when it lives
+    /// elsewhere).
+    fn is_done(&self) -> bool {
+        false
+    }
+    /// The handle was dropped unjoined: see [`JoinCell::detach`].
+    fn detach(&self) {}
+}
+
+/// A header alone: for fibers whose closure and result slot live elsewhere
+/// (`spawn_local`, whose closure need not be `Send`).
+pub(crate) struct Bare;
+
+impl Body for Bare {
+    fn run(&self) {}
+    fn discard(&self) {}
+    fn join_cell(&self) -> &dyn Any {
+        &()
+    }
+}
+
+impl TaskCell<Bare> {
+    /// A record with no body of its own.
+    pub(crate) fn bare(name: Option<String>, stack_size: usize) -> TaskRef {
+        Arc::new(TaskCell {
+            header: Header::new(name, stack_size),
+            body: Bare,
+        })
+    }
+}
+
+/// A boxed closure as the body (scoped fibers: their closure's lifetime is
+/// erased, and their result slot must not outlive the scope, so it stays in a
+/// `JoinCell` of its own that the closure drops before the scope ends).
+pub(crate) struct Boxed(Mutex<Option<Box<dyn FnOnce() + Send>>>);
+
+impl Boxed {
+    pub(crate) fn new(f: Box<dyn FnOnce() + Send>) -> Boxed {
+        Boxed(Mutex::new(Some(f)))
+    }
+}
+
+impl Body for Boxed {
+    fn run(&self) {
+        let f = self.0.lock().take();
+        if let Some(f) = f {
+            f();
+        }
+    }
+
+    fn discard(&self) {
+        // Dropping the unstarted closure reports it cancelled (`Job::drop`).
+        let f = self.0.lock().take();
+        drop(f);
+    }
+
+    fn join_cell(&self) -> &dyn Any {
+        &()
+    }
+}
+
+/// The body of a plain spawn: the closure and where its result goes.
+struct Packet<F, T> {
+    f: Mutex<Option<F>>,
+    cell: JoinCell<T>,
+}
+
+impl<F, T> Body for Packet<F, T>
+where
+    F: FnOnce() -> T + Send + 'static,
+    T: Send + 'static,
+{
+    fn run(&self) {
+        let f = self.f.lock().take();
+        if let Some(f) = f {
+            let outcome = run_closure(f);
+            self.cell.complete(outcome);
+        }
+    }
+
+    fn discard(&self) {
+        // The closure goes first, then the handle learns it was cancelled.
+        let f = self.f.lock().take();
+        if let Some(f) = f {
+            drop(f);
+            self.cell.complete(Err(Failure::Cancelled));
+        }
+    }
+
+    fn join_cell(&self) -> &dyn Any {
+        &self.cell
+    }
+
+    fn is_done(&self) -> bool {
+        self.cell.is_done()
+    }
+
+    fn detach(&self) {
+        self.cell.detach();
     }
 }
 
@@ -218,16 +383,15 @@ where
             "sylvan::spawn_local must be called from inside a fiber (one started by \
              sylvan::run / sylvan::spawn); use sylvan::spawn elsewhere",
         );
-    let header = Arc::new(Header::new(None, rt.stack_size));
+    let header = TaskCell::bare(None, rt.stack_size);
     let cell = Arc::new(JoinCell::new());
     let job = Job::new(f, cell.clone(), None);
     let task = LocalTask {
-        header: header.clone(),
-        stack: None,
-        run: Box::new(move || job.run()),
+        task: Task::new(header.clone(), None),
+        local: Some(Box::new(move || job.run())),
     };
     hub::with_hub(|hub| hub.start(task));
-    JoinHandle { header, cell }
+    JoinHandle::new(header, Some(cell))
 }
 
 /// Spawns onto a specific runtime (used by `Runtime::spawn` and off-worker
@@ -246,8 +410,8 @@ where
     )
 }
 
-/// The one recipe for a spawn: a header, a join cell, and the task handed to
-/// `submit`. A fiber of the default stack size gets its stack when it starts;
+/// The one recipe for a spawn: one allocation for the header, the closure and
+/// the result slot, shared by the task handed to `submit` and the handle. A fiber of the default stack size gets its stack when it starts;
 /// one with a size of its own gets it now (from `stack`), so a size the
 /// system refuses is an error here.
 fn spawn_with<F, T>(
@@ -266,15 +430,15 @@ where
         None => None,
     };
     let size = stack.as_ref().map_or(default_size, |s| s.usable_size());
-    let header = Arc::new(Header::new(b.name, size));
-    let cell = Arc::new(JoinCell::new());
-    let job = Job::new(f, cell.clone(), None);
-    submit(Task {
-        header: header.clone(),
-        stack,
-        run: Box::new(move || job.run()),
+    let task: TaskRef = Arc::new(TaskCell {
+        header: Header::new(b.name, size),
+        body: Packet {
+            f: Mutex::new(Some(f)),
+            cell: JoinCell::<T>::new(),
+        },
     });
-    Ok(JoinHandle { header, cell })
+    submit(Task::new(task.clone(), stack));
+    Ok(JoinHandle::new(task, None))
 }
 
 /// While a worker's queue grows, one spawn in this many asks another worker
@@ -363,11 +527,50 @@ impl Builder {
 ///
 /// Dropping the handle detaches the fiber: it keeps running.
 pub struct JoinHandle<T> {
-    header: Arc<Header>,
-    cell: Arc<JoinCell<T>>,
+    /// The fiber's record; it holds the result slot, except for
+    /// `spawn_local` fibers.
+    task: TaskRef,
+    /// `spawn_local`'s result slot (its `T` need not be `Send`).
+    local: Option<Arc<JoinCell<T>>>,
+    /// `join` took the outcome (so dropping the handle need not detach).
+    joined: bool,
 }
 
-impl<T> JoinHandle<T> {
+impl<T: 'static> JoinHandle<T> {
+    fn new(task: TaskRef, local: Option<Arc<JoinCell<T>>>) -> JoinHandle<T> {
+        JoinHandle {
+            task,
+            local,
+            joined: false,
+        }
+    }
+
+    fn cell(&self) -> &JoinCell<T> {
+        match &self.local {
+            Some(cell) => cell,
+            None => self
+                .task
+                .body
+                .join_cell()
+                .downcast_ref()
+                .expect("a spawned fiber's record holds a JoinCell of its result type"),
+        }
+    }
+}
+
+impl<T> Drop for JoinHandle<T> {
+    fn drop(&mut self) {
+        if self.joined {
+            return;
+        }
+        match &self.local {
+            Some(cell) => cell.detach(),
+            None => self.task.body.detach(),
+        }
+    }
+}
+
+impl<T: 'static> JoinHandle<T> {
     /// Waits for the fiber to finish and returns its value, or why it has none.
     /// Works from a fiber (which parks) and from a plain thread (which blocks).
     ///
@@ -382,18 +585,21 @@ impl<T> JoinHandle<T> {
     /// # Panics
     /// If a fiber tries to join itself (that could never finish).
     pub fn join(self) -> Result<T, JoinError> {
-        if fiber::with_current(|c| c.header.id) == Some(self.header.id) {
+        let mut this = self;
+        if fiber::with_current(|c| c.header.id) == Some(this.task.id) {
             panic!(
                 "sylvan: fiber {} tried to join itself, which would wait forever; \
                  join it from another fiber or thread",
-                self.header.describe()
+                this.task.describe()
             );
         }
-        self.cell
-            .wait()
-            .map_err(|f| JoinError::new(f, &self.header))
+        let outcome = this.cell().wait();
+        this.joined = true;
+        outcome.map_err(|f| JoinError::new(f, &this.task))
     }
+}
 
+impl<T> JoinHandle<T> {
     /// Requests cancellation: the fiber unwinds from its current or next park
     /// point (sleep, join, IO, lock, queue...), running its destructors, and
     /// [`join`](Self::join) reports [`JoinError::is_cancelled`]. A fiber that
@@ -407,28 +613,31 @@ impl<T> JoinHandle<T> {
     /// assert!(h.join().unwrap_err().is_cancelled());
     /// ```
     pub fn cancel(&self) {
-        self.header.cancel();
+        self.task.cancel();
     }
 
     /// Whether the fiber has finished (its result is ready).
     pub fn is_finished(&self) -> bool {
-        self.cell.is_done()
+        match &self.local {
+            Some(cell) => cell.is_done(),
+            None => self.task.body.is_done(),
+        }
     }
 
     /// The fiber's id.
     pub fn id(&self) -> FiberId {
-        self.header.id
+        self.task.id
     }
 
     /// The fiber's name, if it was given one.
     pub fn name(&self) -> Option<&str> {
-        self.header.name.as_deref()
+        self.task.name.as_deref()
     }
 
     /// A clonable handle to the fiber's identity (id, name, cancellation).
     pub fn fiber(&self) -> crate::Fiber {
         crate::Fiber {
-            header: self.header.clone(),
+            header: self.task.clone(),
         }
     }
 }
@@ -436,8 +645,8 @@ impl<T> JoinHandle<T> {
 impl<T> fmt::Debug for JoinHandle<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("JoinHandle")
-            .field("id", &self.header.id)
-            .field("name", &self.header.name)
+            .field("id", &self.task.id)
+            .field("name", &self.task.name)
             .field("finished", &self.is_finished())
             .finish()
     }
