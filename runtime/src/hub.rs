@@ -50,6 +50,10 @@ const IO_POLL_INTERVAL: usize = 61;
 /// How long an out-of-work hub watches its queues before blocking in poll.
 const SPIN_TIME: Duration = Duration::from_micros(50);
 
+/// How long a hub leaves another hub's lone queued task to its owner before
+/// stealing it (see [`Hub::leave_to_owner`]).
+const LONE_TASK_GRACE: Duration = Duration::from_micros(5);
+
 /// Queue checks between clock reads while spinning.
 const SPIN_CHECK_EVERY: u32 = 32;
 
@@ -225,6 +229,9 @@ pub(crate) struct Hub {
     /// Stands in as the record of spare fibers, so that a finished fiber's
     /// record (closure slot, result slot) is freed when it ends.
     idle: TaskRef,
+    /// Per hub: since when we have seen exactly one task in its queue
+    /// (see [`Hub::leave_to_owner`]).
+    lone_since: Vec<Cell<Option<Instant>>>,
     timers: RefCell<TimerQueue<(usize, FiberId)>>,
     pub(crate) stacks: RefCell<StackPool>,
     live: Cell<usize>,
@@ -270,6 +277,7 @@ impl Hub {
         local: Worker<Task>,
     ) {
         let _altstack = crate::overflow::AltStack::install();
+        let lone_since = (0..rt.stealers.len()).map(|_| Cell::new(None)).collect();
         let hub = Hub {
             stacks: RefCell::new(StackPool::new(rt.stack_size)),
             shared,
@@ -282,6 +290,7 @@ impl Hub {
             free_slots: RefCell::new(Vec::new()),
             spare: RefCell::new(Vec::new()),
             idle: TaskCell::bare(None, 0),
+            lone_since,
             timers: RefCell::new(TimerQueue::new()),
             live: Cell::new(0),
             shutting_down: Cell::new(false),
@@ -410,7 +419,11 @@ impl Hub {
             let n = rt.stealers.len();
             let me = self.shared.index;
             for i in 1..n {
-                let victim: &Stealer<Task> = &rt.stealers[(me + i) % n];
+                let v = (me + i) % n;
+                let victim: &Stealer<Task> = &rt.stealers[v];
+                if self.leave_to_owner(v, victim) {
+                    continue;
+                }
                 match victim.steal_batch_and_pop(&self.local) {
                     Steal::Success(t) => return Some(self.stole(t)),
                     Steal::Retry => retry = true,
@@ -419,6 +432,39 @@ impl Hub {
             }
             if !retry {
                 return None;
+            }
+        }
+    }
+
+    /// Whether to leave hub `v`'s queue alone for now: it holds a single task
+    /// that has not been there for [`LONE_TASK_GRACE`] (as far as this hub
+    /// has watched). A lone fresh task is typically the partner of the fiber
+    /// that just spawned it and is about to park (a request handed to a
+    /// worker fiber, the other end of a channel); started on the spawner's
+    /// hub, every later hand-off between the two stays on one thread, while
+    /// a fiber never moves once started, so a steal here would make each of
+    /// them a cross-thread wake-up. Go's scheduler leaves its `runnext` slot
+    /// alone for the same reason. A task still waiting after the grace is
+    /// stolen: its owner is busy.
+    fn leave_to_owner(&self, v: usize, victim: &Stealer<Task>) -> bool {
+        let seen = &self.lone_since[v];
+        if victim.len() != 1 {
+            seen.set(None);
+            return false;
+        }
+        let now = Instant::now();
+        match seen.get() {
+            Some(since) if now - since < LONE_TASK_GRACE => true,
+            // Watched throughout the grace: steal it.
+            Some(since) if now - since < 4 * LONE_TASK_GRACE => {
+                seen.set(None);
+                false
+            }
+            // First sight, or an old sighting (we were away; it may be
+            // another task by now): start watching.
+            _ => {
+                seen.set(Some(now));
+                true
             }
         }
     }
