@@ -103,7 +103,7 @@ impl<T: Clone> AsyncResult<T> {
                 s.waiters.push()
             };
             // Woken by a `set`: loop to read the value (None: timed out).
-            waiters::wait(&self.state, &waiter, deadline, queue, nothing_to_pass_on)?;
+            waiters::wait(&self.state, waiter, deadline, queue, nothing_to_pass_on)?;
         }
     }
 }

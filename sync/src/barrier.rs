@@ -103,7 +103,7 @@ impl Barrier {
             generation,
             armed: true,
         };
-        waiters::wait(&self.state, &waiter, None, queue, nothing_to_pass_on);
+        waiters::wait(&self.state, waiter, None, queue, nothing_to_pass_on);
         leave.armed = false;
         BarrierWaitResult(false)
     }

@@ -103,7 +103,7 @@ impl Event {
             }
             q.push()
         };
-        waiters::wait(&self.state, &waiter, deadline, queue, nothing_to_pass_on).is_some()
+        waiters::wait(&self.state, waiter, deadline, queue, nothing_to_pass_on).is_some()
     }
 }
 

@@ -258,7 +258,7 @@ impl<T> Queue<T> {
             }
             s.putters.push()
         };
-        match waiters::wait(&self.state, &waiter, deadline, putters, putter_pass_on) {
+        match waiters::wait(&self.state, waiter, deadline, putters, putter_pass_on) {
             Some(PutGrant::Room) => {
                 let wakers = {
                     let mut s = self.state.lock();
@@ -316,7 +316,7 @@ impl<T> Queue<T> {
             waiters::wake_all(wakers);
             waiter
         };
-        waiters::wait(&self.state, &waiter, deadline, getters, getter_pass_on).flatten()
+        waiters::wait(&self.state, waiter, deadline, getters, getter_pass_on).flatten()
     }
 
     /// Closes the queue: waiting and future `put`s fail (returning their
@@ -392,7 +392,7 @@ impl<T> Queue<T> {
             s.joiners.push()
         };
         // Woken means the count reached zero (even if work was added since).
-        waiters::wait(&self.state, &waiter, deadline, joiners, |_, ()| Vec::new()).is_some()
+        waiters::wait(&self.state, waiter, deadline, joiners, |_, ()| Vec::new()).is_some()
     }
 }
 
@@ -489,19 +489,19 @@ impl<T> Queue<T> {
     }
 
     /// The getter `waiter` won its select: what it was handed.
-    pub(crate) fn finish_get(&self, waiter: &Waiter<Option<T>>) -> Option<T> {
+    pub(crate) fn finish_get(&self, mut waiter: Waiter<Option<T>>) -> Option<T> {
         // The notifier claims, then hands over, under the lock: taking the
         // lock makes sure the hand-over is complete.
         let _s = self.state.lock();
-        waiter.take_payload()
+        waiter.take_payload().expect(waiters::NOTIFIED)
     }
 
     /// The putter `waiter` won its select: put `item` in the room it was
     /// granted, or hand it back if the queue was closed instead.
-    pub(crate) fn finish_put(&self, waiter: &Waiter<PutGrant>, item: T) -> Result<(), T> {
+    pub(crate) fn finish_put(&self, mut waiter: Waiter<PutGrant>, item: T) -> Result<(), T> {
         let wakers = {
             let mut s = self.state.lock();
-            match waiter.take_payload() {
+            match waiter.take_payload().expect(waiters::NOTIFIED) {
                 PutGrant::Closed => return Err(item),
                 PutGrant::Room => {
                     s.reserved -= 1;
@@ -514,15 +514,15 @@ impl<T> Queue<T> {
     }
 
     /// The getter `waiter` lost its select (or the select gave up).
-    pub(crate) fn withdraw_get(&self, waiter: &Arc<Waiter<Option<T>>>) {
-        self.state.lock().getters.remove(waiter);
+    pub(crate) fn withdraw_get(&self, waiter: Waiter<Option<T>>) {
+        self.state.lock().getters.remove(&waiter);
     }
 
     /// The putter `waiter` lost its select (or the select gave up).
-    pub(crate) fn withdraw_put(&self, waiter: &Arc<Waiter<PutGrant>>) {
+    pub(crate) fn withdraw_put(&self, waiter: Waiter<PutGrant>) {
         let wakers = {
             let mut s = self.state.lock();
-            match s.putters.remove(waiter) {
+            match s.putters.remove(&waiter) {
                 // Keep the line moving should room be free behind it.
                 true => s.room_freed(),
                 false => None,
@@ -532,20 +532,20 @@ impl<T> Queue<T> {
     }
 
     /// The getter `waiter` won, but its select is unwinding: pass the item on.
-    pub(crate) fn abandon_get(&self, waiter: &Waiter<Option<T>>) {
+    pub(crate) fn abandon_get(&self, mut waiter: Waiter<Option<T>>) {
         let wakers = {
             let mut s = self.state.lock();
-            let item = waiter.take_payload();
+            let item = waiter.take_payload().expect(waiters::NOTIFIED);
             getter_pass_on(&mut s, item)
         };
         waiters::wake_all(wakers);
     }
 
     /// The putter `waiter` won, but its select is unwinding: pass the room on.
-    pub(crate) fn abandon_put(&self, waiter: &Waiter<PutGrant>) {
+    pub(crate) fn abandon_put(&self, mut waiter: Waiter<PutGrant>) {
         let wakers = {
             let mut s = self.state.lock();
-            let grant = waiter.take_payload();
+            let grant = waiter.take_payload().expect(waiters::NOTIFIED);
             putter_pass_on(&mut s, grant)
         };
         waiters::wake_all(wakers);

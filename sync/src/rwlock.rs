@@ -145,7 +145,7 @@ impl<T> RwLock<T> {
             }
             s.read_waiters.push()
         };
-        waiters::wait(&self.state, &waiter, deadline, read_queue, |s, ()| {
+        waiters::wait(&self.state, waiter, deadline, read_queue, |s, ()| {
             read_release(s)
         })
         .map(|()| self.reader())
@@ -161,7 +161,7 @@ impl<T> RwLock<T> {
             }
             s.write_waiters.push()
         };
-        waiters::wait(&self.state, &waiter, deadline, write_queue, |s, ()| {
+        waiters::wait(&self.state, waiter, deadline, write_queue, |s, ()| {
             write_release(s)
         })
         .map(|()| self.writer())

@@ -318,7 +318,7 @@ struct GetCase<'a, T, R> {
     queue: &'a Queue<T>,
     out: &'a Cell<Option<R>>,
     map: fn(Option<T>) -> R,
-    waiter: Option<Arc<Waiter<Option<T>>>>,
+    waiter: Option<Waiter<Option<T>>>,
 }
 
 impl<T, R> Case for GetCase<'_, T, R> {
@@ -348,19 +348,19 @@ impl<T, R> Case for GetCase<'_, T, R> {
 
     fn finish(&mut self) {
         if let Some(w) = self.waiter.take() {
-            self.out.set(Some((self.map)(self.queue.finish_get(&w))));
+            self.out.set(Some((self.map)(self.queue.finish_get(w))));
         }
     }
 
     fn withdraw(&mut self) {
         if let Some(w) = self.waiter.take() {
-            self.queue.withdraw_get(&w);
+            self.queue.withdraw_get(w);
         }
     }
 
     fn abandon(&mut self) {
         if let Some(w) = self.waiter.take() {
-            self.queue.abandon_get(&w);
+            self.queue.abandon_get(w);
         }
     }
 }
@@ -370,7 +370,7 @@ struct PutCase<'a, T, R> {
     item: Option<T>,
     out: &'a Cell<Option<R>>,
     map: fn(Result<(), T>) -> R,
-    waiter: Option<Arc<Waiter<PutGrant>>>,
+    waiter: Option<Waiter<PutGrant>>,
 }
 
 impl<T, R> Case for PutCase<'_, T, R> {
@@ -412,19 +412,19 @@ impl<T, R> Case for PutCase<'_, T, R> {
     fn finish(&mut self) {
         if let (Some(w), Some(item)) = (self.waiter.take(), self.item.take()) {
             self.out
-                .set(Some((self.map)(self.queue.finish_put(&w, item))));
+                .set(Some((self.map)(self.queue.finish_put(w, item))));
         }
     }
 
     fn withdraw(&mut self) {
         if let Some(w) = self.waiter.take() {
-            self.queue.withdraw_put(&w);
+            self.queue.withdraw_put(w);
         }
     }
 
     fn abandon(&mut self) {
         if let Some(w) = self.waiter.take() {
-            self.queue.abandon_put(&w);
+            self.queue.abandon_put(w);
         }
     }
 }

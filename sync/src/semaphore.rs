@@ -121,7 +121,7 @@ impl Semaphore {
         };
         // Build the permit only when granted: a permit built on timeout would
         // release, when dropped, a permit that was never taken.
-        waiters::wait(&self.state, &waiter, deadline, queue, pass_on)
+        waiters::wait(&self.state, waiter, deadline, queue, pass_on)
             .map(|()| SemaphorePermit { sem: self })
     }
 

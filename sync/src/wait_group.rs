@@ -98,7 +98,7 @@ impl WaitGroup {
             s.waiters.push()
         };
         // Woken means the count reached zero (even if work was added since).
-        waiters::wait(&self.state, &waiter, deadline, queue, nothing_to_pass_on).is_some()
+        waiters::wait(&self.state, waiter, deadline, queue, nothing_to_pass_on).is_some()
     }
 }
 

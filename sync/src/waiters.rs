@@ -26,7 +26,7 @@
 //! every wake, and spurious wakes are harmless.
 
 use std::collections::VecDeque;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -85,64 +85,125 @@ pub(crate) enum Registered<R, P> {
     /// Another case of the select has already won.
     Lost,
     /// Queued; the waiter is later either claimed and notified, or withdrawn.
-    Waiting(Arc<Waiter<P>>),
+    Waiting(Waiter<P>),
 }
 
-/// A waiter's waker (until notified) and what it was handed.
-struct Slot<P> {
-    payload: Option<P>,
-    waker: Option<Waker>,
-}
+pub(crate) use handoff::{Queued, Waiter};
 
-/// One blocked fiber or thread, and what it was handed.
-pub(crate) struct Waiter<P> {
-    /// For a select's waiter: its token and case number.
-    select: Option<(Arc<SelectToken>, usize)>,
-    /// Set under the primitive's lock when the waiter has been notified.
-    notified: AtomicBool,
-    /// What to wake and what was handed over, under one small lock: the
-    /// notifier fills in the payload and takes the waker out (notifying
-    /// moves the waker rather than cloning it).
-    slot: Mutex<Slot<P>>,
-}
+/// The two ends of one waiter: [`Waiter`], held by the blocked fiber or
+/// thread, and [`Queued`], held by the primitive's [`WaitQueue`]. Neither end
+/// is `Clone`, and the queue end is consumed when it hands something over;
+/// that uniqueness is what lets the hand-over go through two plain cells and
+/// one release/acquire flag instead of a lock on each side. This is the only
+/// `unsafe` in the crate.
+mod handoff {
+    #![allow(unsafe_code)]
 
-impl<P> Waiter<P> {
-    fn is_notified(&self) -> bool {
-        self.notified.load(Ordering::Acquire)
+    use std::cell::UnsafeCell;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::Arc;
+
+    use sylvan_runtime::park::{self, Waker};
+
+    use super::SelectToken;
+
+    struct Shared<P> {
+        /// For a select's waiter: its token and case number.
+        select: Option<(Arc<SelectToken>, usize)>,
+        /// Set (release) by `Queued::hand_over` after its last access to the
+        /// cells below.
+        notified: AtomicBool,
+        /// Whom to wake: written when the pair is made, before it is shared;
+        /// afterwards only `Queued::hand_over` touches it (it takes it).
+        waker: UnsafeCell<Option<Waker>>,
+        /// What was handed over: written only by `Queued::hand_over`, read
+        /// only by `Waiter::take_payload` once `notified` is seen.
+        payload: UnsafeCell<Option<P>>,
     }
 
-    /// Whether a notifier may hand this waiter something: always for a plain
-    /// waiter; for a select's, only if this claims its token.
-    fn claim(&self) -> bool {
-        match &self.select {
-            None => true,
-            Some((token, case)) => token.try_claim(*case),
+    // SAFETY: the cells are never accessed from two threads at once. The
+    // waker cell is touched only by the one `Queued` end, in `hand_over`,
+    // which consumes it. The payload cell is written there too, before the
+    // release store to `notified`, and read only through the one `Waiter`
+    // end (`&mut self`) after an acquire load of `notified` returned true —
+    // by which time `hand_over` has returned and will never run again. The
+    // payload moves from the notifier's thread to the waiter's, hence
+    // `P: Send`; `Waker` and `SelectToken` are `Send + Sync`.
+    unsafe impl<P: Send> Sync for Shared<P> {}
+
+    /// The blocked party's end: whether it was notified, and what it was
+    /// handed.
+    pub(crate) struct Waiter<P>(Arc<Shared<P>>);
+
+    /// The primitive's end, queued in a [`WaitQueue`](super::WaitQueue).
+    pub(crate) struct Queued<P>(Arc<Shared<P>>);
+
+    /// A new waiter for the caller (its current waker), and its queue end.
+    pub(crate) fn pair<P>(select: Option<(Arc<SelectToken>, usize)>) -> (Waiter<P>, Queued<P>) {
+        let shared = Arc::new(Shared {
+            select,
+            notified: AtomicBool::new(false),
+            waker: UnsafeCell::new(Some(park::current_waker())),
+            payload: UnsafeCell::new(None),
+        });
+        (Waiter(shared.clone()), Queued(shared))
+    }
+
+    impl<P> Queued<P> {
+        /// Whether a notifier may hand this waiter something: always for a
+        /// plain waiter; for a select's, only if this claims its token.
+        pub(crate) fn claim(&self) -> bool {
+            match &self.0.select {
+                None => true,
+                Some((token, case)) => token.try_claim(*case),
+            }
+        }
+
+        /// Whether this is the queue end of `w`.
+        pub(crate) fn is(&self, w: &Waiter<P>) -> bool {
+            Arc::ptr_eq(&self.0, &w.0)
+        }
+
+        /// Hands `payload` over and marks the waiter notified; returns its
+        /// waker (to wake once the primitive's lock is released).
+        pub(crate) fn hand_over(self, payload: P) -> Waker {
+            let shared = &*self.0;
+            // SAFETY: `self` is the only queue end of this waiter and this
+            // call consumes it, so nothing else writes these cells, now or
+            // later; the waiter end reads the payload only after it sees
+            // `notified`, which is stored below, after this last access.
+            let waker = unsafe {
+                *shared.payload.get() = Some(payload);
+                (*shared.waker.get()).take()
+            };
+            shared.notified.store(true, Ordering::Release);
+            waker.expect("a waiter keeps its waker until it is handed something")
         }
     }
 
-    /// Hands `payload` over and marks the waiter notified; returns its waker.
-    fn hand_over(&self, payload: P) -> Waker {
-        let waker = {
-            let mut slot = self.slot.lock();
-            slot.payload = Some(payload);
-            slot.waker.take().expect("a waiter is notified once")
-        };
-        self.notified.store(true, Ordering::Release);
-        waker
-    }
+    impl<P> Waiter<P> {
+        /// Whether something was handed over.
+        pub(crate) fn is_notified(&self) -> bool {
+            self.0.notified.load(Ordering::Acquire)
+        }
 
-    pub(crate) fn take_payload(&self) -> P {
-        self.slot
-            .lock()
-            .payload
-            .take()
-            .expect("a notified waiter holds its payload")
+        /// What was handed over; `None` if nothing was (yet).
+        pub(crate) fn take_payload(&mut self) -> Option<P> {
+            if !self.is_notified() {
+                return None;
+            }
+            // SAFETY: `notified` was stored (release, paired with the acquire
+            // load above) by `hand_over` after its last access to the cell,
+            // and `hand_over` consumed the only queue end; `&mut self` on the
+            // only waiter end rules out a second reader.
+            unsafe { (*self.0.payload.get()).take() }
+        }
     }
 }
 
 /// FIFO queue of waiters; see the module docs.
 pub(crate) struct WaitQueue<P = ()> {
-    waiters: VecDeque<Arc<Waiter<P>>>,
+    waiters: VecDeque<Queued<P>>,
 }
 
 impl<P> Default for WaitQueue<P> {
@@ -155,26 +216,19 @@ impl<P> Default for WaitQueue<P> {
 
 impl<P> WaitQueue<P> {
     /// Enqueues the caller (its current waker) at the back.
-    pub(crate) fn push(&mut self) -> Arc<Waiter<P>> {
+    pub(crate) fn push(&mut self) -> Waiter<P> {
         self.push_waiter(None)
     }
 
     /// Enqueues the caller as case `case` of the select that owns `token`.
-    pub(crate) fn push_select(&mut self, token: &Arc<SelectToken>, case: usize) -> Arc<Waiter<P>> {
+    pub(crate) fn push_select(&mut self, token: &Arc<SelectToken>, case: usize) -> Waiter<P> {
         self.push_waiter(Some((token.clone(), case)))
     }
 
-    fn push_waiter(&mut self, select: Option<(Arc<SelectToken>, usize)>) -> Arc<Waiter<P>> {
-        let w = Arc::new(Waiter {
-            slot: Mutex::new(Slot {
-                payload: None,
-                waker: Some(park::current_waker()),
-            }),
-            select,
-            notified: AtomicBool::new(false),
-        });
-        self.waiters.push_back(w.clone());
-        w
+    fn push_waiter(&mut self, select: Option<(Arc<SelectToken>, usize)>) -> Waiter<P> {
+        let (waiter, queued) = handoff::pair(select);
+        self.waiters.push_back(queued);
+        waiter
     }
 
     /// Whether nobody waits.
@@ -210,8 +264,8 @@ impl<P> WaitQueue<P> {
     }
 
     /// Removes `w` if it is still queued (not yet notified).
-    pub(crate) fn remove(&mut self, w: &Arc<Waiter<P>>) -> bool {
-        match self.waiters.iter().position(|x| Arc::ptr_eq(x, w)) {
+    pub(crate) fn remove(&mut self, w: &Waiter<P>) -> bool {
+        match self.waiters.iter().position(|x| x.is(w)) {
             Some(i) => {
                 self.waiters.remove(i);
                 true
@@ -233,6 +287,10 @@ impl WaitQueue<()> {
     }
 }
 
+/// Why a waiter found missing from its queue holds a payload: notifiers remove
+/// it and hand it over in one critical section.
+pub(crate) const NOTIFIED: &str = "a waiter no longer queued was handed something";
+
 /// Wakes every waker in `wakers` (call after releasing the lock).
 pub(crate) fn wake_all(wakers: impl IntoIterator<Item = Waker>) {
     for w in wakers {
@@ -250,14 +308,14 @@ pub(crate) fn wake_all(wakers: impl IntoIterator<Item = Waker>) {
 /// hands it on and returns the wakers to wake.
 pub(crate) fn wait<S, P>(
     lock: &Mutex<S>,
-    waiter: &Arc<Waiter<P>>,
+    waiter: Waiter<P>,
     deadline: Option<Instant>,
     queue: fn(&mut S) -> &mut WaitQueue<P>,
     pass_on: fn(&mut S, P) -> Vec<Waker>,
 ) -> Option<P> {
     struct Cleanup<'a, S, P> {
         lock: &'a Mutex<S>,
-        waiter: &'a Arc<Waiter<P>>,
+        waiter: Waiter<P>,
         queue: fn(&mut S) -> &mut WaitQueue<P>,
         pass_on: fn(&mut S, P) -> Vec<Waker>,
         armed: bool,
@@ -270,10 +328,11 @@ pub(crate) fn wait<S, P>(
             // Unwinding out of the wait: give back anything we were handed.
             let wakers = {
                 let mut s = self.lock.lock();
-                if (self.queue)(&mut s).remove(self.waiter) {
+                if (self.queue)(&mut s).remove(&self.waiter) {
                     Vec::new()
                 } else {
-                    let payload = self.waiter.take_payload();
+                    // Not queued, so handed over (under this lock, earlier).
+                    let payload = self.waiter.take_payload().expect(NOTIFIED);
                     (self.pass_on)(&mut s, payload)
                 }
             };
@@ -288,9 +347,9 @@ pub(crate) fn wait<S, P>(
         armed: true,
     };
     loop {
-        if waiter.is_notified() {
+        if let Some(payload) = cleanup.waiter.take_payload() {
             cleanup.armed = false;
-            return Some(waiter.take_payload());
+            return Some(payload);
         }
         let timed_out = match deadline {
             None => {
@@ -299,15 +358,15 @@ pub(crate) fn wait<S, P>(
             }
             Some(at) => park::park_until(at),
         };
-        if timed_out && !waiter.is_notified() {
+        if timed_out && !cleanup.waiter.is_notified() {
             cleanup.armed = false;
             let mut s = lock.lock();
-            if queue(&mut s).remove(waiter) {
+            if queue(&mut s).remove(&cleanup.waiter) {
                 return None;
             }
             // Notified between the deadline and the lock: take it.
             drop(s);
-            return Some(waiter.take_payload());
+            return Some(cleanup.waiter.take_payload().expect(NOTIFIED));
         }
     }
 }
