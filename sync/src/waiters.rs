@@ -370,3 +370,84 @@ pub(crate) fn wait<S, P>(
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    /// Plain threads and fibers wait in one queue while notifiers on other
+    /// threads hand them numbered payloads, some waits timing out: every
+    /// payload is received exactly once or given back, none is lost.
+    #[test]
+    fn hand_overs_race_waits_and_timeouts_without_losing_payloads() {
+        const WAITERS: u64 = 6;
+        const ROUNDS: u64 = 2_000;
+        struct State {
+            q: WaitQueue<u64>,
+            returned: Vec<u64>,
+        }
+        let state = Arc::new(Mutex::new(State {
+            q: WaitQueue::default(),
+            returned: Vec::new(),
+        }));
+        fn pass_on(s: &mut State, p: u64) -> Vec<Waker> {
+            s.returned.push(p);
+            Vec::new()
+        }
+        let received = Arc::new(Mutex::new(Vec::new()));
+        let mut waiters = Vec::new();
+        for i in 0..WAITERS {
+            let (state, received) = (state.clone(), received.clone());
+            let body = move || {
+                for r in 0..ROUNDS {
+                    let w = state.lock().q.push();
+                    // Every third wait gives up almost at once.
+                    let deadline = (r % 3 == 0).then(|| Instant::now() + Duration::from_micros(20));
+                    if let Some(p) = wait(&state, w, deadline, |s| &mut s.q, pass_on) {
+                        received.lock().push(p);
+                    }
+                }
+            };
+            waiters.push(if i % 2 == 0 {
+                std::thread::spawn(body)
+            } else {
+                std::thread::spawn(move || sylvan_runtime::run(body))
+            });
+        }
+        let sent = Arc::new(AtomicUsize::new(0));
+        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let notifiers: Vec<_> = (0..2u64)
+            .map(|n| {
+                let (state, sent, stop) = (state.clone(), sent.clone(), stop.clone());
+                std::thread::spawn(move || {
+                    let mut next = n;
+                    while !stop.load(Ordering::Acquire) {
+                        let woken = state.lock().q.notify_one(next);
+                        if let Ok(w) = woken {
+                            w.wake();
+                            sent.fetch_add(1, Ordering::Relaxed);
+                            next += 2;
+                        }
+                        std::hint::spin_loop();
+                    }
+                })
+            })
+            .collect();
+        for w in waiters {
+            w.join().unwrap();
+        }
+        stop.store(true, Ordering::Release);
+        for n in notifiers {
+            n.join().unwrap();
+        }
+        let mut all = received.lock().clone();
+        all.extend(state.lock().returned.iter().copied());
+        all.sort_unstable();
+        let before = all.len();
+        all.dedup();
+        assert_eq!(all.len(), before, "no payload is received twice");
+        assert_eq!(all.len(), sent.load(Ordering::Relaxed), "none is lost");
+        assert!(state.lock().q.is_empty());
+    }
+}
