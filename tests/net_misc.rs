@@ -258,3 +258,51 @@ fn emfile_child() {
     }
     println!("emfile-ok (stalled at {stuck_at}, {burnt:?} CPU while stalled)");
 }
+
+#[sylvan::test(workers = 1)]
+fn a_fiber_whose_reads_never_wait_still_lets_its_neighbours_run() {
+    // 64 KiB already queued: 4,096 reads of 16 bytes that all succeed at
+    // once. Without a cooperative budget the reader would finish them all
+    // before the fiber beside it (same worker) ever ran.
+    const TOTAL: usize = 64 * 1024;
+    let (mut reader, writer) = UnixStream::pair().unwrap();
+    let ticks = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let filler = std::thread::spawn(move || {
+        // A plain thread, so the reader's socket fills without any fiber.
+        let mut writer = writer;
+        writer.write_all(&vec![7u8; TOTAL]).unwrap();
+        writer
+    });
+    let writer = filler.join().unwrap();
+    let ticker = {
+        let ticks = ticks.clone();
+        sylvan::spawn_local(move || {
+            for _ in 0..8 {
+                ticks.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                sylvan::yield_now();
+            }
+        })
+    };
+    let mut buf = [0u8; 16];
+    let mut read = 0;
+    let mut ticks_seen_midway = 0;
+    while read < TOTAL {
+        let n = reader.read(&mut buf).unwrap();
+        assert!(n > 0 && buf[..n].iter().all(|&b| b == 7));
+        read += n;
+        if read == TOTAL / 2 {
+            ticks_seen_midway = ticks.load(std::sync::atomic::Ordering::SeqCst);
+        }
+    }
+    assert!(
+        ticks_seen_midway >= 8,
+        "the other fiber ran {ticks_seen_midway} of 8 steps while half the data was read"
+    );
+    ticker.join().unwrap();
+    drop(writer);
+    assert_eq!(
+        reader.read(&mut buf).unwrap(),
+        0,
+        "no byte lost or left over"
+    );
+}

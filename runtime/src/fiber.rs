@@ -209,7 +209,15 @@ pub(crate) struct FiberCtx {
     pub(crate) locals: RefCell<Vec<(usize, Box<dyn Any>)>>,
     /// The stack's guard page range, for the overflow handler.
     pub(crate) guard: (usize, usize),
+    /// IO operations that completed without waiting since the fiber last
+    /// suspended (see [`FiberCtx::io_budget_spent`]).
+    io_streak: Cell<u32>,
 }
+
+/// How many IO operations in a row may complete without waiting before the
+/// fiber yields to the others of its worker (tokio's cooperative budget is
+/// also 128 operations).
+pub(crate) const IO_BUDGET: u32 = 128;
 
 impl FiberCtx {
     pub(crate) fn new(header: TaskRef, guard: (usize, usize)) -> FiberCtx {
@@ -220,6 +228,7 @@ impl FiberCtx {
             shielded: Cell::new(0),
             locals: RefCell::new(Vec::new()),
             guard,
+            io_streak: Cell::new(0),
         }
     }
 
@@ -232,10 +241,22 @@ impl FiberCtx {
         // A finished fiber's locals were dropped when its closure returned.
         debug_assert!(self.locals.get_mut().is_empty());
         self.guard = guard;
+        self.io_streak.set(0);
+    }
+
+    /// Counts one IO operation that is about to run; `true` once the fiber
+    /// has done [`IO_BUDGET`] of them without suspending, when it should
+    /// yield first: a fiber reading a socket that always has data would
+    /// otherwise never let the other fibers of its worker run.
+    pub(crate) fn io_budget_spent(&self) -> bool {
+        let n = self.io_streak.get() + 1;
+        self.io_streak.set(n);
+        n > IO_BUDGET
     }
 
     /// Switches back to the hub.
     pub(crate) fn suspend(&self, why: Suspend) {
+        self.io_streak.set(0);
         let yielder = self.yielder.get();
         assert!(!yielder.is_null(), "suspend before the fiber started");
         // SAFETY: per the struct invariant the yielder outlives the coroutine

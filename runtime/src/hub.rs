@@ -7,10 +7,12 @@
 //!   never leaves its hub (its coroutine is `!Send` and is never moved to
 //!   another thread), which is what makes `thread_local!` and `!Send` values
 //!   held across blocking calls sound.
-//! * Unstarted fibers ([`Task`]s, plain `Send` closures plus a stack) are
-//!   balanced between hubs *before* they start: a hub takes from its own
-//!   `crossbeam_deque::Worker` first, then the runtime's global injector, then
-//!   steals from other hubs.
+//! * Unstarted fibers ([`Task`]s: a fiber's record, whose body holds its
+//!   `Send` closure, and maybe a stack) are balanced between hubs *before*
+//!   they start: a hub takes from its own `crossbeam_deque::Worker` first,
+//!   then the runtime's global injector, then steals from other hubs —
+//!   except another hub's lone, freshly queued task, which is left to its
+//!   owner for a few microseconds (see `Hub::leave_to_owner`).
 //! * Each round the hub: applies wakeups sent from other threads (its inbox),
 //!   fires due timers, starts at most one new task (fairness between new and
 //!   running fibers), then resumes the fibers that were ready at the start of

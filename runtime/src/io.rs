@@ -25,6 +25,10 @@
 //!   unchanged — an edge that arrived between the syscall and the wait is
 //!   seen, not slept through.
 //! * **Plain threads** (no fiber) wait in `poll(2)` on the descriptor instead.
+//! * **Cooperative budget.** A fiber whose operations keep succeeding without
+//!   waiting (a socket that always has data) yields to the other fibers of
+//!   its worker once every 128 operations, before the operation, so a
+//!   flooding peer cannot starve them. The yield is a cancellation point.
 //! * A wait is a park point: cancellation and [`timeout`](crate::timeout)
 //!   interrupt it by unwinding, and the waiter is removed on the way out. The
 //!   descriptor is untouched (an interrupted operation either happened before
@@ -41,6 +45,7 @@ use std::time::Instant;
 
 use parking_lot::Mutex;
 
+use crate::fiber::{self, FiberCtx};
 use crate::hub::{self, HubShared};
 use crate::park::{self, Waker};
 
@@ -171,6 +176,12 @@ impl IoRegistration {
         deadline: Option<Instant>,
         mut op: impl FnMut() -> io::Result<T>,
     ) -> io::Result<T> {
+        // Cooperative budget: after many operations that did not wait, let
+        // the worker's other fibers run before this one (before the
+        // operation, so a cancellation raised by the yield loses no data).
+        if fiber::with_current(FiberCtx::io_budget_spent) == Some(true) {
+            crate::yield_now();
+        }
         loop {
             let seen = self.state.ticks[dir.index()].load(Ordering::SeqCst);
             match op() {

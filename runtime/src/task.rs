@@ -119,7 +119,8 @@ impl<T> JoinCell<T> {
     }
 }
 
-/// The body of a spawned fiber: the user's closure and where its result goes.
+/// The body of a scoped or `spawn_local` fiber (whose result slot lives apart
+/// from its record): the closure, where its result goes, and its scope.
 pub(crate) struct Job<F, T> {
     f: Option<F>,
     cell: Option<Arc<JoinCell<T>>>,
