@@ -335,6 +335,15 @@ impl Hub {
                 if since_io >= IO_POLL_INTERVAL {
                     since_io = 0;
                     self.poll_io(Some(Duration::ZERO));
+                    // Busy, but out of new tasks of its own: take a share
+                    // of the others': started fibers never move, so a hub that
+                    // only stole when idle would leave another to start most
+                    // of a burst and run it alone.
+                    if self.local.is_empty() {
+                        if let Some(task) = self.find_task() {
+                            self.start(task.into());
+                        }
+                    }
                 }
                 continue;
             }
