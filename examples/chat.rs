@@ -181,6 +181,8 @@ fn session(room: &Room, conn: TcpStream) -> io::Result<()> {
             // Fibers are cooperative and a fast sender's socket always has
             // another line ready: let the writer fibers run between lines, so
             // a burst is paced by the room rather than overflowing queues.
+            // (The runtime's IO budget yields only every 128 reads, and one
+            // buffered read can hold hundreds of lines.)
             sylvan::yield_now();
         }
         Ok(())

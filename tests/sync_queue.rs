@@ -345,7 +345,12 @@ fn stress(items: usize) {
             received[i].load(Ordering::SeqCst),
         );
         assert_eq!(s, 1, "item {i} was never put");
-        assert_eq!(r, 1, "item {i} received {r} times; {} left in the queue", q.len());
+        assert_eq!(
+            r,
+            1,
+            "item {i} received {r} times; {} left in the queue",
+            q.len()
+        );
     }
     assert!(q.is_empty());
 }
