@@ -168,10 +168,10 @@ mod handoff {
         /// waker (to wake once the primitive's lock is released).
         pub(crate) fn hand_over(self, payload: P) -> Waker {
             let shared = &*self.0;
-            // SAFETY: `self` is the only queue end of this waiter and this
-            // call consumes it, so nothing else writes these cells, now or
-            // later; the waiter end reads the payload only after it sees
-            // `notified`, which is stored below, after this last access.
+            // This is the only queue end and the call consumes it: no other
+            // write to these cells, now or later. The waiter end reads the
+            // payload only after it sees `notified`, stored below.
+            // SAFETY: so this access is exclusive (see the `Sync` impl).
             let waker = unsafe {
                 *shared.payload.get() = Some(payload);
                 (*shared.waker.get()).take()
@@ -192,10 +192,10 @@ mod handoff {
             if !self.is_notified() {
                 return None;
             }
-            // SAFETY: `notified` was stored (release, paired with the acquire
-            // load above) by `hand_over` after its last access to the cell,
-            // and `hand_over` consumed the only queue end; `&mut self` on the
-            // only waiter end rules out a second reader.
+            // `hand_over` stored `notified` (release, paired with the acquire
+            // above) after its last access and consumed the only queue end;
+            // `&mut self` on the only waiter end rules out a second reader.
+            // SAFETY: so this access is exclusive (see the `Sync` impl).
             unsafe { (*self.0.payload.get()).take() }
         }
     }
