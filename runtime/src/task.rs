@@ -218,7 +218,9 @@ pub(crate) trait Body: Send + Sync {
     fn discard(&self);
     /// The result slot (a `JoinCell<T>`), for [`JoinHandle<T>`] to downcast;
     /// `&()` when the slot lives elsewhere.
-    fn join_cell(&self) -> &dyn Any;
+    fn join_cell(&self) -> &dyn Any {
+        &()
+    }
     /// Whether the result slot holds an outcome (`false` when it lives
     /// elsewhere).
     fn is_done(&self) -> bool {
@@ -235,9 +237,6 @@ pub(crate) struct Bare;
 impl Body for Bare {
     fn run(&self) {}
     fn discard(&self) {}
-    fn join_cell(&self) -> &dyn Any {
-        &()
-    }
 }
 
 impl TaskCell<Bare> {
@@ -273,10 +272,6 @@ impl Body for Boxed {
         // Dropping the unstarted closure reports it cancelled (`Job::drop`).
         let f = self.0.lock().take();
         drop(f);
-    }
-
-    fn join_cell(&self) -> &dyn Any {
-        &()
     }
 }
 
