@@ -6,10 +6,10 @@ mod support;
 
 use std::sync::atomic::{AtomicBool, AtomicU8, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex as StdMutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use support::{spawn_started, Signal};
-use sylvan::sync::{Queue, TryPutError};
+use sylvan::sync::{Event, Queue, TryPutError};
 
 #[sylvan::test(workers = 2)]
 fn fifo_bounds_and_close() {
@@ -135,6 +135,86 @@ fn an_item_handed_to_a_cancelled_getter_is_not_lost() {
     assert!(lonely.join().unwrap_err().is_cancelled());
     assert_eq!(q.get(), Some("first"));
     assert_eq!(q.get(), Some("second"));
+}
+
+/// A getter whose `timeout` expired while it was parked, but that was handed
+/// an item before it ran again, takes the item: an expired timeout is raised
+/// only by a park that would block.
+#[sylvan::test(workers = 1)]
+fn a_getter_handed_an_item_after_its_deadline_takes_it() {
+    let q = Arc::new(Queue::unbounded());
+    let q1 = q.clone();
+    let getter = spawn_started(move || sylvan::timeout(Duration::from_millis(2), || q1.get()));
+    // Keep the only worker busy until the getter's deadline has passed.
+    let busy_until = Instant::now() + Duration::from_millis(10);
+    while Instant::now() < busy_until {
+        std::hint::spin_loop();
+    }
+    q.put("handed").unwrap();
+    assert_eq!(getter.join().unwrap(), Ok(Some("handed")));
+    assert!(q.is_empty(), "the item was taken, not passed back");
+}
+
+/// Many consumers wait in `timeout(50 µs, || q.get())` loops while producers
+/// put: deadlines keep expiring around hand-overs. Every item must arrive.
+/// (Before the rule above, an item handed to a getter whose deadline had
+/// passed was passed on by its unwinding to the next such getter, and so on:
+/// with 16 consumers the run stalled with items in transit.)
+#[test]
+fn consumers_with_tiny_timeouts_receive_every_item() {
+    const ITEMS: usize = 20_000;
+    const CONSUMERS: usize = 16;
+    let rt = sylvan::Runtime::builder().workers(2).build().unwrap();
+    let q = Arc::new(Queue::unbounded());
+    let received = Arc::new(AtomicUsize::new(0));
+    let all_in = Arc::new(Event::new());
+    let consumers: Vec<_> = (0..CONSUMERS)
+        .map(|_| {
+            let (q, received, all_in) = (q.clone(), received.clone(), all_in.clone());
+            rt.spawn(move || loop {
+                match sylvan::timeout(Duration::from_micros(50), || q.get()) {
+                    Ok(Some(_)) => {
+                        if received.fetch_add(1, Ordering::Relaxed) + 1 == ITEMS {
+                            all_in.set();
+                        }
+                    }
+                    Ok(None) => return,
+                    Err(_) => {}
+                }
+            })
+        })
+        .collect();
+    let producers: Vec<_> = (0..2)
+        .map(|k| {
+            let q = q.clone();
+            rt.spawn(move || {
+                for i in (k..ITEMS).step_by(2) {
+                    q.put(i).unwrap();
+                }
+            })
+        })
+        .collect();
+    for p in producers {
+        p.join().unwrap();
+    }
+    let arrived = all_in.wait_timeout(Duration::from_secs(30));
+    let n_then = received.load(Ordering::Relaxed);
+    q.close();
+    for c in consumers {
+        c.join().unwrap();
+    }
+    // Once the consumers are gone, nothing is in transit any more: every
+    // item was received or rests in the queue, unless it was dropped.
+    let n = received.load(Ordering::Relaxed);
+    let dropped = ITEMS - n - q.len();
+    assert!(
+        arrived,
+        "after 30 s only {n_then} of {ITEMS} items had arrived: {} were in transit \
+         (handed from getter to getter; they came to rest once the getters stopped), \
+         {dropped} were dropped",
+        ITEMS - n_then - dropped
+    );
+    assert_eq!((n, dropped), (ITEMS, 0));
 }
 
 #[test]

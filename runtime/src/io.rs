@@ -265,8 +265,9 @@ impl IoRegistration {
                 ms.min(i32::MAX as u128) as i32
             }
         };
+        // An expired timeout scope is raised by the next wait, if the
+        // operation would block again (see `park`'s rule on when).
         let ready = crate::sys::poll_one(self.state.fd, events, ms)?;
-        park::raise_thread_interrupt();
         if !ready && deadline.is_some_and(|d| Instant::now() >= d) {
             return Err(timed_out(dir));
         }

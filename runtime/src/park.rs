@@ -23,14 +23,27 @@
 //! * **Works everywhere.** In a fiber, parking switches to the hub so the worker
 //!   runs other fibers; on a plain OS thread it blocks the thread. Wakers are
 //!   `Send + Sync` and can be woken from fibers on any worker or plain threads.
-//! * **Interruptions.** A park in a fiber raises [cancellation] and an expired
+//! * **Interruptions.** A park raises [cancellation] and an expired
 //!   [`timeout`](crate::timeout) by *unwinding* from the park call with a private
 //!   payload, so destructors of the waiter (e.g. a guard that removes it from a
 //!   waiter list) run. Waiters must therefore keep their bookkeeping in types
 //!   whose `Drop` undoes it, and must hand anything they were given but will no
 //!   longer take (a permit, an item) to the next waiter. Inside [`shield`] no
-//!   interruption is raised; nor is one raised while the thread is already
+//!   interruption is raised; nor is one raised while the caller is already
 //!   unwinding.
+//! * **When each interruption is raised.** Cancellation is raised at once:
+//!   when a park is entered and again after the caller was resumed. An
+//!   expired `timeout` is raised only when the park is *about to block*: not
+//!   when a wake token is waiting (the park consumes it and returns), and not
+//!   after the caller was woken (the park returns normally). So a waiter that
+//!   was woken because it was handed something always gets to re-check its
+//!   condition and take it; the timeout is raised at its next park, when it
+//!   really would wait. Without this rule an item handed to a waiter whose
+//!   deadline had passed before it ran would be passed on by that waiter's
+//!   unwinding to the next waiter, whose deadline may have passed as well,
+//!   and so on: the item would circulate between waiters and never rest.
+//!   (A timer firing for the deadline wakes the caller like any wake; the
+//!   re-check finds nothing, the caller parks again and that park raises.)
 //!
 //! [cancellation]: crate::JoinHandle::cancel
 
@@ -217,23 +230,23 @@ fn interruptible(shield: u32) -> bool {
     shield == 0 && !std::thread::panicking()
 }
 
+/// Raises a pending cancellation and, if the innermost `timeout` scope has
+/// expired, its timeout (see "When each interruption is raised").
 pub(crate) fn raise_interrupts(ctx: &FiberCtx) {
-    // Fast path: nothing pending (no cancellation, no enclosing timeout).
-    let cancelled = ctx.header.is_cancelled();
-    let top = ctx.deadlines.borrow().last().copied();
-    if !cancelled && top.is_none() {
+    raise_cancellation(ctx);
+    // Fast path: no enclosing timeout.
+    let Some(top) = ctx.deadlines.borrow().last().copied() else {
         return;
+    };
+    if Instant::now() >= top.at && interruptible(ctx.shielded.get()) {
+        std::panic::resume_unwind(Box::new(TimeoutUnwind { id: top.id }));
     }
-    if !interruptible(ctx.shielded.get()) {
-        return;
-    }
-    if cancelled {
+}
+
+/// Raises a pending cancellation (not an expired timeout).
+fn raise_cancellation(ctx: &FiberCtx) {
+    if ctx.header.is_cancelled() && interruptible(ctx.shielded.get()) {
         std::panic::resume_unwind(Box::new(CancelUnwind));
-    }
-    if let Some(d) = top {
-        if Instant::now() >= d.at {
-            std::panic::resume_unwind(Box::new(TimeoutUnwind { id: d.id }));
-        }
     }
 }
 
@@ -271,25 +284,28 @@ fn park_inner(deadline: Option<Instant>) {
 }
 
 fn fiber_park(ctx: &FiberCtx, deadline: Option<Instant>) {
-    raise_interrupts(ctx);
+    raise_cancellation(ctx);
     let header = &ctx.header;
-    // A wake token is waiting: consume it without switching. (The load is
+    // A wake token is waiting: consume it without switching, and without
+    // raising an expired timeout (the caller re-checks first). The load is
     // only a hint that spares the CAS when no token is there; the token is
-    // always consumed by a read-modify-write, see `Header::unpark`.)
+    // always consumed by a read-modify-write, see `Header::unpark`.
     if header.state.load(Ordering::Relaxed) == NOTIFIED
         && header
             .state
             .compare_exchange(NOTIFIED, RUNNING, Ordering::AcqRel, Ordering::Acquire)
             .is_ok()
     {
-        return raise_interrupts(ctx);
+        return;
     }
+    // About to block: an expired timeout scope is raised here.
+    raise_interrupts(ctx);
     let top = ctx.deadlines.borrow().last().copied();
     let until = effective(deadline, top, ctx.shielded.get());
-    if let Some(at) = until {
-        if at <= Instant::now() {
-            return raise_interrupts(ctx);
-        }
+    if until.is_some_and(|at| at <= Instant::now()) {
+        // Only the park's own deadline can have passed (an expired scope
+        // was raised above, unless shielded or unwinding).
+        return;
     }
     let timer = until.map(|at| hub::add_timer(at, header.slot(), header.id));
     match header
@@ -308,7 +324,8 @@ fn fiber_park(ctx: &FiberCtx, deadline: Option<Instant>) {
     if let Some(key) = timer {
         hub::cancel_timer(key);
     }
-    raise_interrupts(ctx);
+    // Resumed: the caller re-checks its condition before a timeout is raised.
+    raise_cancellation(ctx);
 }
 
 /// For a plain thread about to block in a system call: raises an expired
@@ -320,11 +337,9 @@ pub(crate) fn thread_wait_deadline(deadline: Option<Instant>) -> Option<Instant>
     effective(deadline, top, THREAD_SHIELD.with(Cell::get))
 }
 
-/// Raises an expired `timeout` scope on a plain thread (after a blocking wait).
-pub(crate) fn raise_thread_interrupt() {
-    raise_thread_interrupts();
-}
-
+/// A park on a plain thread. A thread has no visible wake token, so an
+/// expired timeout scope is raised on entry, before it would block, and not
+/// after it was woken (see "When each interruption is raised").
 fn thread_park(deadline: Option<Instant>) {
     raise_thread_interrupts();
     let top = THREAD_DEADLINES.with(|s| s.borrow().last().copied());
@@ -337,7 +352,6 @@ fn thread_park(deadline: Option<Instant>) {
             }
         }
     }
-    raise_thread_interrupts();
 }
 
 #[cfg(test)]
