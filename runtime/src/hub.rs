@@ -28,6 +28,8 @@
 use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
 use std::io;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::ptr::NonNull;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -36,7 +38,7 @@ use corosensei::{Coroutine, CoroutineResult, Yielder};
 use crossbeam_deque::{Steal, Stealer, Worker};
 use parking_lot::Mutex;
 
-use crate::fiber::{self, FiberCtx, FiberId, Suspend, DONE, PARKED};
+use crate::fiber::{self, FiberCtx, FiberId, Header, Suspend, DONE, PARKED};
 use crate::io::{IoState, IoTable};
 use crate::runtime::RuntimeShared;
 use crate::stack::{FiberStack, StackPool};
@@ -63,6 +65,9 @@ const SPIN_CHECK_EVERY: u32 = 32;
 /// gives up on them (they are leaked, not force-unwound).
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(2);
 
+/// How often a shutting-down hub with nothing to do looks at its fibers again.
+const SHUTDOWN_POLL: Duration = Duration::from_millis(100);
+
 /// An unstarted fiber: its record (whose body runs it) and the stack it will
 /// run on — `None` for the runtime's default size, taken from the pool of
 /// the hub that starts it (so a queued fiber holds no stack, and a burst of
@@ -88,9 +93,37 @@ impl Task {
 impl Drop for Task {
     fn drop(&mut self) {
         if let Some(record) = self.record.take() {
-            record.body.discard();
+            contain(&record, "the destructor of its unstarted closure", || {
+                record.body.discard()
+            });
+        }
+        if let Some(stack) = self.stack.take() {
+            crate::stack::recycle(stack);
         }
     }
+}
+
+/// Runs user code that executes outside any fiber's closure — dropping a
+/// closure that never ran, on a hub or wherever a task is dropped — so that
+/// a panic in it is reported and goes no further: it must never unwind into
+/// a hub, whose fiber table and queues it would leave half-dropped.
+pub(crate) fn contain(fiber: &Header, what: &str, f: impl FnOnce()) {
+    if let Err(payload) = catch_unwind(AssertUnwindSafe(f)) {
+        report_escaped(fiber, what, &*payload);
+    }
+}
+
+/// Reports a panic that escaped user code the runtime runs for a fiber
+/// (cancellations are not reported: they are how a fiber is stopped).
+fn report_escaped(fiber: &Header, what: &str, payload: &(dyn std::any::Any + Send)) {
+    if payload.is::<crate::park::CancelUnwind>() {
+        return;
+    }
+    let msg = crate::task::panic_message(payload).unwrap_or("a non-string payload");
+    eprintln!(
+        "sylvan: fiber {}: {what} panicked ({msg}); the panic was contained",
+        fiber.describe()
+    );
 }
 
 /// A task as a hub starts it: `local` is the closure of a `spawn_local`
@@ -101,18 +134,83 @@ pub(crate) struct LocalTask {
     pub(crate) local: Option<Box<dyn FnOnce()>>,
 }
 
+impl Drop for LocalTask {
+    fn drop(&mut self) {
+        // A `spawn_local` closure that never ran: dropping it reports the
+        // fiber cancelled (`Job::drop`), before its record goes.
+        if let (Some(local), Some(record)) = (self.local.take(), &self.task.record) {
+            contain(record, "the destructor of its unstarted closure", || {
+                drop(local)
+            });
+        }
+    }
+}
+
 impl From<Task> for LocalTask {
     fn from(task: Task) -> LocalTask {
         LocalTask { task, local: None }
     }
 }
 
-/// A started fiber: its context and its coroutine. Lives boxed in the hub's
-/// fiber table so its address is stable while it runs; finished fibers' boxes
-/// are kept for reuse (`co` is `None` then), saving an allocation per spawn.
+/// A started fiber: its context and its coroutine.
+///
+/// # Ownership and aliasing
+/// A live fiber is a leaked `Box<Fiber>` held by the hub's table as a raw
+/// pointer ([`FiberPtr`]). While the fiber is suspended its own frames hold
+/// `&FiberCtx` references into it (see `park::park_inner`), so from its start
+/// until its coroutine returns the hub never moves the box, never makes a
+/// `&mut Fiber`, and reaches the fields one at a time: shared references to
+/// `ctx` (whose mutable parts are cells) and, only in [`Hub::resume`], a
+/// unique reference to `co`, which nothing else points into. Once the
+/// coroutine has returned no frame refers to the fiber, and the box is taken
+/// back (for reuse: finished fibers' boxes are kept, `co` empty, saving an
+/// allocation per spawn).
 struct Fiber {
     ctx: FiberCtx,
     co: Option<Coroutine<(), Suspend, (), FiberStack>>,
+}
+
+/// A live fiber in the hub's table (see [`Fiber`] for the rules).
+#[derive(Clone, Copy)]
+struct FiberPtr(NonNull<Fiber>);
+
+impl FiberPtr {
+    fn new(fiber: Box<Fiber>) -> FiberPtr {
+        FiberPtr(NonNull::from(Box::leak(fiber)))
+    }
+
+    fn ctx(&self) -> &FiberCtx {
+        // SAFETY: the pointer came from `Box::leak` and is only turned back
+        // into a box by `into_box`, after the coroutine returned; the table
+        // that holds it lives on the hub's thread and so does every caller.
+        // Only shared references to `ctx` are ever made while it is live.
+        unsafe { &(*self.0.as_ptr()).ctx }
+    }
+
+    /// The coroutine, for `Hub::resume` only.
+    ///
+    /// # Safety
+    /// No other reference to `co` may exist while the result is used, and
+    /// it must not be used once the box was taken back ([`into_box`]): only
+    /// `Hub::resume` calls this, once per resume, and a hub never resumes a
+    /// fiber from inside another fiber's resume (`Hub::resume` checks).
+    ///
+    /// [`into_box`]: FiberPtr::into_box
+    unsafe fn co<'a>(self) -> &'a mut Option<Coroutine<(), Suspend, (), FiberStack>> {
+        // SAFETY: per the function's contract; `co` shares no bytes with
+        // `ctx`, to which suspended frames may hold shared references.
+        unsafe { &mut *std::ptr::addr_of_mut!((*self.0.as_ptr()).co) }
+    }
+
+    /// Takes the box back once the coroutine has returned.
+    ///
+    /// # Safety
+    /// The fiber's coroutine must have returned (no frame refers to it) and
+    /// the pointer must be removed from the table (no copy is used again).
+    unsafe fn into_box(self) -> Box<Fiber> {
+        // SAFETY: per the function's contract the leaked box is unaliased.
+        unsafe { Box::from_raw(self.0.as_ptr()) }
+    }
 }
 
 /// How many finished fibers' boxes a hub keeps for reuse.
@@ -223,7 +321,11 @@ pub(crate) struct Hub {
     events: RefCell<mio::Events>,
     pub(crate) local: Worker<Task>,
     ready: RefCell<VecDeque<usize>>,
-    fibers: RefCell<Vec<Option<Box<Fiber>>>>,
+    /// Live fibers by slot. Never dropped with live fibers in it: a hub
+    /// exits only once they are done or abandoned (leaked on purpose).
+    fibers: RefCell<Vec<Option<FiberPtr>>>,
+    /// The slot of the fiber being resumed, if any.
+    running: Cell<Option<usize>>,
     free_slots: RefCell<Vec<usize>>,
     /// Finished fibers' boxes, kept so the allocation itself is reused.
     #[allow(clippy::vec_box)]
@@ -258,6 +360,48 @@ pub(crate) fn with_hub<R>(f: impl FnOnce(&Hub) -> R) -> Option<R> {
     }
 }
 
+/// A fiber's entry point, on its own stack: runs the fiber's closure (the
+/// record's body, or a `spawn_local` closure), then drops fiber-locals
+/// created after the closure's own were dropped (by the destructor of a
+/// result nobody joins, say), so that none outlives the fiber. Nothing
+/// unwinds out of it: a panic that escapes the body — one raised while the
+/// outcome is published, e.g. by that destructor, or the cancellation of a
+/// fiber blocked in it — is reported and ends the fiber.
+fn fiber_entry(local: Option<Box<dyn FnOnce()>>) {
+    let ran = catch_unwind(AssertUnwindSafe(|| match local {
+        Some(run) => run(),
+        // The record stays in this fiber's ctx until the fiber ends.
+        None => fiber::with_current(|ctx| ctx.header.body.run())
+            .expect("a fiber runs with its ctx installed"),
+    }));
+    if let Err(payload) = ran {
+        fiber::with_current(|ctx| {
+            report_escaped(
+                &ctx.header,
+                "code run after its closure (e.g. the destructor of a result nobody joins)",
+                &*payload,
+            )
+        });
+    }
+    crate::local::drop_fiber_locals();
+}
+
+/// Blocks the running fiber, which has already moved itself to `PARKED`,
+/// *without* switching to another fiber, until it is unparked. For waits
+/// made while the fiber unwinds a panic: the panic count that
+/// `std::thread::panicking()` reads is per thread, so any fiber resumed now
+/// would believe it is panicking (std's mutexes would poison, timeouts would
+/// not be armed). Meanwhile this worker applies wakeups, fires timers and
+/// polls IO as usual, so the wait ends like any other; the other fibers of
+/// the worker run once it has.
+///
+/// Returns `false` if the runtime is shutting down and the wait has lasted
+/// [`SHUTDOWN_GRACE`]: the caller then suspends after all, so the worker can
+/// abandon the fiber instead of hanging.
+pub(crate) fn wait_in_place(record: &Header) -> bool {
+    with_hub(|hub| hub.wait_in_place(record)).expect("fibers run on a hub")
+}
+
 /// Arms a timer on the current hub that wakes fiber `id` in `slot`.
 pub(crate) fn add_timer(at: Instant, slot: usize, id: FiberId) -> TimerKey {
     with_hub(|hub| hub.timers.borrow_mut().insert(at, (slot, id)))
@@ -289,6 +433,7 @@ impl Hub {
             local,
             ready: RefCell::new(VecDeque::new()),
             fibers: RefCell::new(Vec::new()),
+            running: Cell::new(None),
             free_slots: RefCell::new(Vec::new()),
             spare: RefCell::new(Vec::new()),
             idle: TaskCell::bare(None, 0),
@@ -297,11 +442,34 @@ impl Hub {
             live: Cell::new(0),
             shutting_down: Cell::new(false),
         };
+        // HUB points at `hub` exactly while this guard lives; it is
+        // declared after `hub`, so it is dropped (and HUB reset) first.
+        struct Installed;
+        impl Drop for Installed {
+            fn drop(&mut self) {
+                HUB.with(|h| h.set(std::ptr::null()));
+            }
+        }
         HUB.with(|h| h.set(&hub));
-        hub.run();
-        // Drop whatever was spawned onto this hub while it wound down.
-        while hub.local.pop().is_some() {}
-        HUB.with(|h| h.set(std::ptr::null()));
+        let _installed = Installed;
+        // User code never unwinds into the hub (fibers' entry points and
+        // `contain` catch it), so a panic here is a bug in sylvan. Unwinding
+        // would drop the fiber table while fibers' stacks still point into
+        // it; stop instead.
+        let ran = catch_unwind(AssertUnwindSafe(|| {
+            hub.run();
+            // Drop whatever was spawned onto this hub while it wound down.
+            while hub.local.pop().is_some() {}
+        }));
+        if let Err(payload) = ran {
+            let msg = crate::task::panic_message(&*payload).unwrap_or("a non-string payload");
+            eprintln!(
+                "sylvan: internal error: worker {} failed ({msg}); aborting, since its \
+                 fibers' stacks cannot be unwound safely",
+                hub.shared.index
+            );
+            std::process::abort();
+        }
     }
 
     fn run(&self) {
@@ -498,27 +666,27 @@ impl Hub {
     }
 
     /// Starts a task: makes its coroutine and queues it.
-    pub(crate) fn start(&self, task: LocalTask) {
+    pub(crate) fn start(&self, mut task: LocalTask) {
         if self.shutting_down.get() {
             // Dropping an unstarted task completes its JoinHandle as cancelled.
             drop(task);
             return;
         }
-        let LocalTask { mut task, local } = task;
-        let stack = match task.stack.take().map_or_else(|| self.stack(None), Ok) {
+        let stack = match task.task.stack.take().map_or_else(|| self.stack(None), Ok) {
             Ok(stack) => stack,
             Err(e) => {
                 // Dropping the task unstarted completes its JoinHandle as
                 // cancelled; say why, since nobody may be joining.
-                if let Some(record) = &task.record {
+                if let Some(record) = &task.task.record {
                     eprintln!("sylvan: fiber {} not started: {e}", record.describe());
                 }
-                drop(local);
                 drop(task);
                 return;
             }
         };
+        let local = task.local.take();
         let header = task
+            .task
             .record
             .take()
             .expect("an unstarted task has its record");
@@ -531,12 +699,7 @@ impl Hub {
         let guard = stack.guard_range();
         let co = Coroutine::with_stack(stack, move |y: &Yielder<(), Suspend>, ()| {
             fiber::with_current(|ctx| ctx.yielder.set(y));
-            match local {
-                Some(run) => run(),
-                // The record stays in this fiber's ctx until the fiber ends.
-                None => fiber::with_current(|ctx| ctx.header.body.run())
-                    .expect("a fiber runs with its ctx installed"),
-            }
+            fiber_entry(local);
         });
         let spare = self.spare.borrow_mut().pop();
         let fiber = match spare {
@@ -550,31 +713,43 @@ impl Hub {
                 co: Some(co),
             }),
         };
-        self.fibers.borrow_mut()[slot] = Some(fiber);
+        self.fibers.borrow_mut()[slot] = Some(FiberPtr::new(fiber));
         self.live.set(self.live.get() + 1);
         self.ready.borrow_mut().push_back(slot);
     }
 
     fn resume(&self, slot: usize) {
-        let taken = self.fibers.borrow_mut()[slot].take();
-        let mut fiber = taken.expect("a queued slot holds a fiber");
+        let fiber = self.fibers.borrow()[slot].expect("a queued slot holds a fiber");
         // A queued fiber was made RUNNING by whoever queued it; PARKED here
         // would mean it was queued twice for one park.
-        debug_assert_ne!(fiber.ctx.header.state.load(Ordering::Acquire), PARKED);
-        let prev = fiber::set_current(&fiber.ctx);
-        let co = fiber.co.as_mut().expect("a started fiber has a coroutine");
-        let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| co.resume(())));
+        debug_assert_ne!(fiber.ctx().header.state.load(Ordering::Acquire), PARKED);
+        assert!(
+            self.running.replace(Some(slot)).is_none(),
+            "a hub resumes one fiber at a time"
+        );
+        let prev = fiber::set_current(fiber.ctx());
+        // SAFETY: this is the only place that reaches `co`, and the check
+        // above rules out a nested resume.
+        let co = unsafe { fiber.co() };
+        let result = co
+            .as_mut()
+            .expect("a started fiber has a coroutine")
+            .resume(());
         fiber::set_current(prev);
+        self.running.set(None);
         match result {
-            Ok(CoroutineResult::Yield(why)) => {
-                self.fibers.borrow_mut()[slot] = Some(fiber);
+            CoroutineResult::Yield(why) => {
                 if why == Suspend::Yield {
                     self.ready.borrow_mut().push_back(slot);
                 }
             }
-            Ok(CoroutineResult::Return(())) => {
+            CoroutineResult::Return(()) => {
+                let co = co.take().expect("a started fiber has a coroutine");
+                self.fibers.borrow_mut()[slot] = None;
+                // SAFETY: the coroutine returned, so no frame refers to the
+                // fiber, and its pointer just left the table.
+                let mut fiber = unsafe { fiber.into_box() };
                 fiber.ctx.header.state.store(DONE, Ordering::Release);
-                let co = fiber.co.take().expect("a started fiber has a coroutine");
                 self.stacks.borrow_mut().put(co.into_stack());
                 let mut spare = self.spare.borrow_mut();
                 if spare.len() < SPARE_FIBERS {
@@ -583,12 +758,6 @@ impl Hub {
                 }
                 self.free_slots.borrow_mut().push(slot);
                 self.live.set(self.live.get() - 1);
-            }
-            Err(_) => {
-                // The fiber entry catches every panic of user code, so this is
-                // a bug in sylvan itself; the fiber's stack state is unknown.
-                eprintln!("sylvan: internal error: a fiber's entry point unwound into its hub");
-                std::process::abort();
             }
         }
     }
@@ -608,9 +777,8 @@ impl Hub {
             let fired = self.timers.borrow_mut().pop_expired(now);
             let Some((slot, id)) = fired else { break };
             let header = self.fibers.borrow()[slot]
-                .as_ref()
-                .filter(|f| f.ctx.header.id == id)
-                .map(|f| f.ctx.header.clone());
+                .filter(|f| f.ctx().header.id == id)
+                .map(|f| f.ctx().header.clone());
             if let Some(h) = header {
                 if h.state.load(Ordering::Acquire) == PARKED {
                     h.unpark();
@@ -650,19 +818,87 @@ impl Hub {
         }
     }
 
+    /// See [`wait_in_place`].
+    fn wait_in_place(&self, record: &Header) -> bool {
+        let slot = self
+            .running
+            .get()
+            .expect("only the running fiber waits in place");
+        let since = Instant::now();
+        loop {
+            if self.shared.inbox_ready.load(Ordering::Acquire) {
+                self.drain_inbox();
+            }
+            self.fire_timers();
+            if record.state.load(Ordering::Acquire) != PARKED {
+                self.take_back(slot);
+                return true;
+            }
+            let shutting_down = self.rt.shutdown.load(Ordering::Acquire);
+            if shutting_down && since.elapsed() > SHUTDOWN_GRACE {
+                eprintln!(
+                    "sylvan: at shutdown, fiber {} has been blocked for over {:?} while \
+                     unwinding; suspending it so that worker {} can stop",
+                    record.describe(),
+                    SHUTDOWN_GRACE,
+                    self.shared.index
+                );
+                return false;
+            }
+            let due = self.timers.borrow_mut().next_deadline();
+            let mut timeout = due.map(|at| at.saturating_duration_since(Instant::now()));
+            if shutting_down {
+                // Come back to check the grace period.
+                timeout = Some(timeout.map_or(SHUTDOWN_POLL, |t| t.min(SHUTDOWN_POLL)));
+            }
+            // Announce sleep so that a remote unpark wakes the poll (the
+            // fence pairs with `HubShared::schedule`'s SeqCst inbox flag).
+            self.shared.sleeping.store(true, Ordering::SeqCst);
+            std::sync::atomic::fence(Ordering::SeqCst);
+            if !self.shared.inbox_ready.load(Ordering::SeqCst) {
+                self.poll_io(timeout);
+            }
+            self.shared.sleeping.store(false, Ordering::SeqCst);
+            // A spawn elsewhere may have woken this hub to start its task,
+            // which it cannot do now: pass the hint on.
+            if !self.rt.injector.is_empty() || !self.local.is_empty() {
+                self.rt.notify_one();
+            }
+        }
+    }
+
+    /// The running fiber in `slot` was unparked while it waited in place:
+    /// its unparker queues the slot exactly once, locally or through the
+    /// inbox (a remote one perhaps a moment after its CAS). Removes it, as
+    /// the fiber is running already.
+    fn take_back(&self, slot: usize) {
+        loop {
+            if self.shared.inbox_ready.load(Ordering::Acquire) {
+                self.drain_inbox();
+            }
+            let mut ready = self.ready.borrow_mut();
+            if let Some(i) = ready.iter().position(|&s| s == slot) {
+                ready.remove(i);
+                return;
+            }
+            drop(ready);
+            std::thread::yield_now();
+        }
+    }
+
     /// Blocks in poll until woken, a timer is due, or IO is ready.
     fn sleep(&self) {
         let deadline = self.timers.borrow_mut().next_deadline();
         let timeout = match deadline {
             Some(at) => Some(at.saturating_duration_since(Instant::now())),
-            None if self.shutting_down.get() => Some(Duration::from_millis(100)),
+            None if self.shutting_down.get() => Some(SHUTDOWN_POLL),
             None => None,
         };
         if timeout == Some(Duration::ZERO) {
             return;
         }
         let timeout = if self.shutting_down.get() {
-            timeout.map(|t| t.min(Duration::from_millis(100)))
+            timeout.map(|t| t.min(SHUTDOWN_POLL))
         } else {
             timeout
         };
@@ -714,7 +950,7 @@ impl Hub {
             .borrow()
             .iter()
             .flatten()
-            .map(|f| f.ctx.header.clone())
+            .map(|f| f.ctx().header.clone())
             .collect();
         for h in headers {
             h.cancel();
@@ -727,9 +963,9 @@ impl Hub {
     fn abandon_fibers(&self) {
         let mut fibers = self.fibers.borrow_mut();
         let mut names = Vec::new();
+        // Dropping the pointers leaks the fibers: stacks, records and all.
         for f in fibers.iter_mut().filter_map(Option::take) {
-            names.push(f.ctx.header.describe());
-            std::mem::forget(f);
+            names.push(f.ctx().header.describe());
         }
         self.live.set(0);
         // Abandoned fibers stay PARKED forever; a late wake must still find
@@ -742,5 +978,25 @@ impl Hub {
             SHUTDOWN_GRACE,
             names.join(", ")
         );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A fiber spawned with a stack of its own and dropped before it started
+    /// gives the stack back to the pool (it used to leak it).
+    #[test]
+    fn an_unstarted_tasks_own_stack_is_recycled() {
+        // A size no other test uses: the pool's stack of that size is ours.
+        let usable = crate::stack::normalize_size(200 * 1024 + 3 * 4096).unwrap();
+        let stack = crate::stack::allocate(usable).unwrap();
+        let bottom = stack.guard_range().0;
+        drop(Task::new(TaskCell::bare(None, usable), Some(stack)));
+        let mut pool = StackPool::new(crate::stack::DEFAULT_STACK_SIZE);
+        let again = pool.get(usable).unwrap();
+        assert_eq!(again.guard_range().0, bottom, "the same stack comes back");
+        crate::stack::recycle(again);
     }
 }

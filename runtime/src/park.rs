@@ -31,6 +31,15 @@
 //!   longer take (a permit, an item) to the next waiter. Inside [`shield`] no
 //!   interruption is raised; nor is one raised while the caller is already
 //!   unwinding.
+//! * **Waiting while unwinding.** A fiber that parks while it unwinds a
+//!   panic or a cancellation (a destructor that waits) does not switch to
+//!   the other fibers of its worker: `std::thread::panicking()` is per
+//!   thread, and they would see it `true`. The worker blocks until the wait
+//!   ends, still applying wakeups, firing timers and polling IO, so the wait
+//!   ends as it would otherwise. Hence `std::thread::panicking()` inside a
+//!   fiber tells whether *that* fiber is unwinding. Such a wait must not
+//!   depend on another fiber of the same worker, which cannot run until it
+//!   ends; no interruption is raised during it.
 //! * **When each interruption is raised.** Cancellation is raised at once:
 //!   when a park is entered and again after the caller was resumed. An
 //!   expired `timeout` is raised only when the park is *about to block*: not
@@ -312,6 +321,13 @@ fn fiber_park(ctx: &FiberCtx, deadline: Option<Instant>) {
         .state
         .compare_exchange(RUNNING, PARKED, Ordering::AcqRel, Ordering::Acquire)
     {
+        // A fiber that unwinds a panic must not let other fibers run (see
+        // `hub::wait_in_place`); it blocks its worker instead.
+        Ok(_) if std::thread::panicking() => {
+            if !hub::wait_in_place(header) {
+                ctx.suspend(Suspend::Park);
+            }
+        }
         Ok(_) => ctx.suspend(Suspend::Park),
         // Only a wake can have changed RUNNING (to NOTIFIED): consume it,
         // with a read-modify-write so that a second wake landing in between

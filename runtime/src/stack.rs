@@ -249,6 +249,12 @@ fn give_dirty(usable: usize, stacks: impl IntoIterator<Item = FiberStack>) {
     DIRTY_ACTIVITY.fetch_add(1, Ordering::Relaxed);
 }
 
+/// Takes back a stack that no fiber will run on (the own stack of a fiber
+/// dropped before it started): it joins the shared dirty pool for reuse.
+pub(crate) fn recycle(stack: FiberStack) {
+    give_dirty(stack.usable_size(), [stack]);
+}
+
 /// Called by a hub about to sleep: returns the dirty pool's memory if the
 /// pool has been unused for [`TRIM_AFTER`]. Returns when to check again
 /// (`None`: nothing left to trim).

@@ -14,7 +14,7 @@
 use std::any::Any;
 use std::fmt;
 use std::io;
-use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::panic::{catch_unwind, resume_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
@@ -159,14 +159,19 @@ impl<F: FnOnce() -> T, T> Job<F, T> {
 impl<F, T> Drop for Job<F, T> {
     fn drop(&mut self) {
         // Never ran (dropped unstarted, e.g. at runtime shutdown): the closure
-        // goes first, then the handle learns it was cancelled.
+        // goes first, then the handle learns it was cancelled — also when the
+        // closure's destructor panics (re-raised once the handle knows).
         if self.cell.is_some() || self.scope.is_some() {
-            drop(self.f.take());
+            let f = self.f.take();
+            let dropped = catch_unwind(AssertUnwindSafe(move || drop(f)));
             if let Some(cell) = self.cell.take() {
                 cell.complete(Err(Failure::Cancelled));
             }
             if let Some(scope) = self.scope.take() {
                 scope.child_done(false);
+            }
+            if let Err(payload) = dropped {
+                resume_unwind(payload);
             }
         }
     }
@@ -177,12 +182,17 @@ impl<F, T> Drop for Job<F, T> {
 /// see the outcome.
 fn run_closure<F: FnOnce() -> T, T>(f: F) -> Result<T, Failure> {
     let cancelled = fiber::with_current(|c| c.header.is_cancelled()).unwrap_or(false);
-    let outcome = if cancelled {
-        drop(f);
-        Err(Failure::Cancelled)
-    } else {
-        catch_unwind(AssertUnwindSafe(f)).map_err(Failure::from_payload)
-    };
+    // A closure whose destructor panics (when it is dropped unrun) makes the
+    // fiber's outcome that panic.
+    let outcome = catch_unwind(AssertUnwindSafe(move || {
+        if cancelled {
+            drop(f);
+            Err(Failure::Cancelled)
+        } else {
+            Ok(f())
+        }
+    }))
+    .unwrap_or_else(|payload| Err(Failure::from_payload(payload)));
     crate::local::drop_fiber_locals();
     outcome
 }
@@ -295,11 +305,16 @@ where
     }
 
     fn discard(&self) {
-        // The closure goes first, then the handle learns it was cancelled.
+        // The closure goes first, then the handle learns it was cancelled —
+        // also when the closure's destructor panics (re-raised once the
+        // handle knows).
         let f = self.f.lock().take();
         if let Some(f) = f {
-            drop(f);
+            let dropped = catch_unwind(AssertUnwindSafe(move || drop(f)));
             self.cell.complete(Err(Failure::Cancelled));
+            if let Err(payload) = dropped {
+                resume_unwind(payload);
+            }
         }
     }
 

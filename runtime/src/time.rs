@@ -52,6 +52,11 @@ pub fn sleep_until(deadline: Instant) {
 /// ```
 pub fn yield_now() {
     let switched = fiber::with_current(|ctx| {
+        // A fiber unwinding a panic lets no other fiber run (see
+        // `park`): its yield is a no-op.
+        if std::thread::panicking() {
+            return;
+        }
         // One check, after the switch, covers interruptions that were pending
         // before it too.
         ctx.suspend(Suspend::Yield);
