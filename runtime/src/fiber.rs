@@ -1,58 +1,25 @@
-//! Fibers: identity, the run/park state machine, and the per-fiber context.
-//!
-//! # The state machine
-//!
-//! Each fiber's [`Header`] holds one atomic `state`. It is the only thing other
-//! threads touch to wake a fiber, and it guarantees the parking protocol's two
-//! promises: a wakeup is never lost, and a fiber is never resumed twice for one
-//! park.
-//!
-//! ```text
-//!            unpark (any thread)                 park() by the fiber itself
-//!  RUNNING ───────────────────────▶ NOTIFIED ───────────────────────────▶ RUNNING
-//!     │                                          (token consumed, no switch)
-//!     │ park() by the fiber itself (CAS), then suspend to the hub
-//!     ▼
-//!  PARKED ─── unpark (any thread; CAS winner only) ──▶ RUNNING + slot queued once
-//!
-//!  RUNNING ── fiber returns (hub) ──▶ DONE           (unpark of DONE is a no-op)
-//! ```
-//!
-//! * `RUNNING`: running, or queued to run. Only the fiber moves it to `PARKED`.
-//! * `NOTIFIED`: running with a wake token (an unpark arrived before it parked).
-//!   The fiber's next park consumes the token and returns immediately.
-//! * `PARKED`: suspended in the hub, waiting. Exactly one unparker wins the
-//!   `PARKED → RUNNING` CAS and queues the fiber's slot on its hub — locally if
-//!   the unparker runs on that hub's thread, otherwise through the hub's inbox.
-//! * `DONE`: finished; set by the hub after the coroutine returned.
+//! Fibers: identity, the shared header (with the run state of
+//! [`run_state`](crate::run_state), the one atomic other threads touch to
+//! wake a fiber), and the per-fiber context.
 //!
 //! Because a hub is single-threaded and only resumes a fiber it finds in its
-//! ready queue, setting `PARKED` *before* switching away is race-free: the
-//! remote unparker's queued slot is only acted on after the switch completed.
-//!
-//! Wakeups are tokens, like `std::thread::park`: a stale unpark can make the
-//! next park return early, so every waiter re-checks its condition in a loop.
-//! `unpark` is always a read-modify-write of `state` (also when it finds a
-//! token already there): that is what makes the waker's writes visible to the
-//! fiber that consumes the token.
+//! ready queue, a fiber's moving itself to `PARKED` *before* switching away
+//! is race-free: the remote unparker's queued slot is only acted on after the
+//! switch completed.
 
 use std::any::Any;
 use std::cell::{Cell, RefCell};
 use std::fmt;
 use std::num::NonZeroU64;
-use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicU64, AtomicU8, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
 use corosensei::Yielder;
 
 use crate::hub::HubShared;
+use crate::run_state::RunState;
 use crate::task::TaskRef;
-
-pub(crate) const RUNNING: u8 = 0;
-pub(crate) const NOTIFIED: u8 = 1;
-pub(crate) const PARKED: u8 = 2;
-pub(crate) const DONE: u8 = 3;
 
 /// A fiber's unique id (never reused within a process).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -82,8 +49,8 @@ impl fmt::Display for FiberId {
 pub(crate) struct Header {
     pub(crate) id: FiberId,
     pub(crate) name: Option<Box<str>>,
-    /// See the module docs for the transitions.
-    pub(crate) state: AtomicU8,
+    /// Running, parked, holding a wake token, or done.
+    pub(crate) state: RunState,
     /// Set by `JoinHandle::cancel` (and at runtime shutdown); sticky.
     pub(crate) cancelled: AtomicBool,
     /// The hub that started the fiber (null before start).
@@ -107,7 +74,7 @@ impl Header {
         Header {
             id: FiberId::next(),
             name: name.map(String::into_boxed_str),
-            state: AtomicU8::new(RUNNING),
+            state: RunState::new(),
             cancelled: AtomicBool::new(false),
             hub: AtomicPtr::new(std::ptr::null_mut()),
             slot: AtomicUsize::new(0),
@@ -115,24 +82,9 @@ impl Header {
         }
     }
 
-    /// Wakes the fiber (see the state machine). Safe from any thread.
+    /// Wakes the fiber (see [`RunState::unpark`]). Safe from any thread.
     pub(crate) fn unpark(&self) {
-        // Always a read-modify-write, even when a token is already there
-        // (NOTIFIED → NOTIFIED). The RMW orders whatever the waker wrote before
-        // calling us (the condition the fiber waits for) before the token, so
-        // the fiber, consuming the token with acquire, sees it. With a plain
-        // load in that case the waker's store can be reordered after the load
-        // (store→load reordering, allowed even on x86): the fiber consumes the
-        // old token, re-checks, sees the old condition and parks, and nobody
-        // wakes it again. Found by a cross-worker ping-pong stress run.
-        let prev = self
-            .state
-            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |s| match s {
-                RUNNING | NOTIFIED => Some(NOTIFIED),
-                PARKED => Some(RUNNING),
-                _ => None,
-            });
-        if prev == Ok(PARKED) {
+        if self.state.unpark() {
             // We won PARKED → RUNNING: we alone queue the fiber.
             let hub = self.hub.load(Ordering::Relaxed);
             debug_assert!(!hub.is_null(), "a parked fiber was started by a hub");
@@ -372,25 +324,16 @@ mod tests {
     use super::*;
 
     #[test]
-    fn unpark_before_park_leaves_a_token() {
-        let h = Header::new(None, 0);
-        h.unpark();
-        assert_eq!(h.state.load(Ordering::Relaxed), NOTIFIED);
-        h.unpark();
-        assert_eq!(
-            h.state.load(Ordering::Relaxed),
-            NOTIFIED,
-            "tokens do not stack"
-        );
-    }
-
-    #[test]
-    fn unpark_of_done_is_noop() {
+    fn unpark_before_park_leaves_a_token_and_done_ignores_wakes() {
         let h = Header::new(Some("x".into()), 0);
-        h.state.store(DONE, Ordering::Relaxed);
+        h.unpark();
+        h.unpark();
+        assert!(h.state.has_token(), "tokens do not stack");
+        assert!(h.state.take_token());
+        h.state.finish();
         h.unpark();
         h.cancel();
-        assert_eq!(h.state.load(Ordering::Relaxed), DONE);
+        assert!(h.state.is_done());
         assert!(h.is_cancelled());
         assert_eq!(h.describe(), format!("'x' ({})", h.id));
     }

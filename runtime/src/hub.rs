@@ -38,7 +38,7 @@ use corosensei::{Coroutine, CoroutineResult, Yielder};
 use crossbeam_deque::{Steal, Stealer, Worker};
 use parking_lot::Mutex;
 
-use crate::fiber::{self, FiberCtx, FiberId, Header, Suspend, DONE, PARKED};
+use crate::fiber::{self, FiberCtx, FiberId, Header, Suspend};
 use crate::io::{IoState, IoTable};
 use crate::runtime::RuntimeShared;
 use crate::stack::{FiberStack, StackPool};
@@ -722,7 +722,7 @@ impl Hub {
         let fiber = self.fibers.borrow()[slot].expect("a queued slot holds a fiber");
         // A queued fiber was made RUNNING by whoever queued it; PARKED here
         // would mean it was queued twice for one park.
-        debug_assert_ne!(fiber.ctx().header.state.load(Ordering::Acquire), PARKED);
+        debug_assert!(!fiber.ctx().header.state.is_parked());
         assert!(
             self.running.replace(Some(slot)).is_none(),
             "a hub resumes one fiber at a time"
@@ -749,7 +749,7 @@ impl Hub {
                 // SAFETY: the coroutine returned, so no frame refers to the
                 // fiber, and its pointer just left the table.
                 let mut fiber = unsafe { fiber.into_box() };
-                fiber.ctx.header.state.store(DONE, Ordering::Release);
+                fiber.ctx.header.state.finish();
                 self.stacks.borrow_mut().put(co.into_stack());
                 let mut spare = self.spare.borrow_mut();
                 if spare.len() < SPARE_FIBERS {
@@ -780,7 +780,7 @@ impl Hub {
                 .filter(|f| f.ctx().header.id == id)
                 .map(|f| f.ctx().header.clone());
             if let Some(h) = header {
-                if h.state.load(Ordering::Acquire) == PARKED {
+                if h.state.is_parked() {
                     h.unpark();
                 }
             }
@@ -830,7 +830,7 @@ impl Hub {
                 self.drain_inbox();
             }
             self.fire_timers();
-            if record.state.load(Ordering::Acquire) != PARKED {
+            if !record.state.is_parked() {
                 self.take_back(slot);
                 return true;
             }

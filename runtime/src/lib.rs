@@ -36,6 +36,7 @@ pub mod io;
 mod local;
 mod overflow;
 pub mod park;
+mod run_state;
 mod runtime;
 mod scope;
 pub mod signal;

@@ -58,11 +58,10 @@
 
 use std::cell::{Cell, RefCell};
 use std::fmt;
-use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crate::fiber::{self, Deadline, FiberCtx, Suspend, NOTIFIED, PARKED, RUNNING};
+use crate::fiber::{self, Deadline, FiberCtx, Suspend};
 use crate::hub;
 use crate::task::TaskRef;
 
@@ -296,15 +295,8 @@ fn fiber_park(ctx: &FiberCtx, deadline: Option<Instant>) {
     raise_cancellation(ctx);
     let header = &ctx.header;
     // A wake token is waiting: consume it without switching, and without
-    // raising an expired timeout (the caller re-checks first). The load is
-    // only a hint that spares the CAS when no token is there; the token is
-    // always consumed by a read-modify-write, see `Header::unpark`.
-    if header.state.load(Ordering::Relaxed) == NOTIFIED
-        && header
-            .state
-            .compare_exchange(NOTIFIED, RUNNING, Ordering::AcqRel, Ordering::Acquire)
-            .is_ok()
-    {
+    // raising an expired timeout (the caller re-checks first).
+    if header.state.take_token() {
         return;
     }
     // About to block: an expired timeout scope is raised here.
@@ -317,24 +309,16 @@ fn fiber_park(ctx: &FiberCtx, deadline: Option<Instant>) {
         return;
     }
     let timer = until.map(|at| hub::add_timer(at, header.slot(), header.id));
-    match header
-        .state
-        .compare_exchange(RUNNING, PARKED, Ordering::AcqRel, Ordering::Acquire)
-    {
-        // A fiber that unwinds a panic must not let other fibers run (see
-        // `hub::wait_in_place`); it blocks its worker instead.
-        Ok(_) if std::thread::panicking() => {
+    // `false`: a wake token arrived meanwhile and was consumed.
+    if header.state.park() {
+        if std::thread::panicking() {
+            // A fiber that unwinds a panic must not let other fibers run
+            // (see `hub::wait_in_place`); it blocks its worker instead.
             if !hub::wait_in_place(header) {
                 ctx.suspend(Suspend::Park);
             }
-        }
-        Ok(_) => ctx.suspend(Suspend::Park),
-        // Only a wake can have changed RUNNING (to NOTIFIED): consume it,
-        // with a read-modify-write so that a second wake landing in between
-        // is synchronised with too (a plain store could overwrite its token
-        // unseen, and the caller's re-check could miss what it published).
-        Err(_) => {
-            header.state.swap(RUNNING, Ordering::AcqRel);
+        } else {
+            ctx.suspend(Suspend::Park);
         }
     }
     if let Some(key) = timer {
@@ -373,6 +357,7 @@ fn thread_park(deadline: Option<Instant>) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::sync::atomic::Ordering;
 
     #[test]
     fn thread_waker_wakes_a_parked_thread() {
