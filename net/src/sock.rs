@@ -129,6 +129,236 @@ impl Timeout {
     }
 }
 
+impl<S: AsRawFd> Sock<S> {
+    /// Accepts one connection with `accept`, parking until one arrives.
+    /// Errors that concern only the connection being accepted are skipped;
+    /// out of descriptors or memory, it backs off ([`Backoff`]) and retries.
+    pub(crate) fn accept<T, A>(
+        &self,
+        mut accept: impl FnMut(&S) -> io::Result<(T, A)>,
+    ) -> io::Result<(T, A)> {
+        let mut backoff = Backoff::default();
+        loop {
+            match self.read(&mut accept) {
+                Ok(conn) => return Ok(conn),
+                Err(e) if is_resource_exhaustion(&e) => backoff.wait(),
+                Err(e) if is_connection_aborted(&e) => continue,
+                Err(e) => return Err(e),
+            }
+        }
+    }
+}
+
+impl<S: AsRawFd> Sock<S>
+where
+    for<'a> &'a S: io::Read + io::Write,
+{
+    /// `Read::read` on a stream socket. An empty buffer reads 0 at once (the
+    /// kernel would wait for a byte first).
+    pub(crate) fn read_buf(&self, buf: &mut [u8]) -> io::Result<usize> {
+        if buf.is_empty() {
+            return Ok(0);
+        }
+        self.read(|mut s| io::Read::read(&mut s, buf))
+    }
+
+    /// `Read::read_vectored` on a stream socket.
+    pub(crate) fn read_bufs(&self, bufs: &mut [io::IoSliceMut<'_>]) -> io::Result<usize> {
+        if bufs.iter().all(|b| b.is_empty()) {
+            return Ok(0);
+        }
+        self.read(|mut s| io::Read::read_vectored(&mut s, bufs))
+    }
+
+    /// `Write::write` on a stream socket.
+    pub(crate) fn write_buf(&self, buf: &[u8]) -> io::Result<usize> {
+        if buf.is_empty() {
+            return Ok(0);
+        }
+        self.write(|mut s| io::Write::write(&mut s, buf))
+    }
+
+    /// `Write::write_vectored` on a stream socket.
+    pub(crate) fn write_bufs(&self, bufs: &[io::IoSlice<'_>]) -> io::Result<usize> {
+        if bufs.iter().all(|b| b.is_empty()) {
+            return Ok(0);
+        }
+        self.write(|mut s| io::Write::write_vectored(&mut s, bufs))
+    }
+}
+
+/// The methods every socket type has, for inside its `impl` block: `$addr`
+/// is its address type (its `Sock` field must be called `inner`).
+macro_rules! handle_methods {
+    ($addr:ty) => {
+        /// The local address this socket is bound to.
+        pub fn local_addr(&self) -> std::io::Result<$addr> {
+            self.inner.get().local_addr()
+        }
+
+        /// A second handle on the same socket (a duplicated descriptor),
+        /// e.g. to give the read half of a connection to one fiber and the
+        /// write half to another. It starts with this handle's timeouts.
+        pub fn try_clone(&self) -> std::io::Result<Self> {
+            Ok(Self {
+                inner: self.inner.try_clone_with(|s| s.try_clone())?,
+            })
+        }
+
+        /// Takes the pending `SO_ERROR`, if any.
+        pub fn take_error(&self) -> std::io::Result<Option<std::io::Error>> {
+            self.inner.get().take_error()
+        }
+    };
+}
+
+/// The methods of sockets that exchange data with a peer (streams and UDP):
+/// the peer's address and the per-handle timeouts.
+macro_rules! peer_methods {
+    ($addr:ty) => {
+        /// The peer's address (for UDP: the connected peer's).
+        pub fn peer_addr(&self) -> std::io::Result<$addr> {
+            self.inner.get().peer_addr()
+        }
+
+        /// Makes operations that wait for data (reads, receives, `peek`) on
+        /// this handle fail with [`std::io::ErrorKind::TimedOut`] when
+        /// nothing comes within `dur`; `None` waits forever. A zero duration
+        /// is an `InvalidInput` error. The timeout belongs to this handle (a
+        /// `try_clone` copies it).
+        pub fn set_read_timeout(&self, dur: Option<std::time::Duration>) -> std::io::Result<()> {
+            self.inner.set_read_timeout(dur)
+        }
+
+        /// Makes operations that wait for buffer space (writes, sends) on
+        /// this handle fail with [`std::io::ErrorKind::TimedOut`] when none
+        /// frees up within `dur` (see `set_read_timeout`).
+        pub fn set_write_timeout(&self, dur: Option<std::time::Duration>) -> std::io::Result<()> {
+            self.inner.set_write_timeout(dur)
+        }
+
+        /// The read timeout of this handle.
+        pub fn read_timeout(&self) -> std::io::Result<Option<std::time::Duration>> {
+            Ok(self.inner.read_timeout())
+        }
+
+        /// The write timeout of this handle.
+        pub fn write_timeout(&self) -> std::io::Result<Option<std::time::Duration>> {
+            Ok(self.inner.write_timeout())
+        }
+    };
+}
+
+/// `Debug` (showing the std socket), `AsRawFd` and `AsFd` for a socket type
+/// whose `Sock` field is called `inner`.
+macro_rules! impl_fd_and_debug {
+    ($ty:ident) => {
+        impl std::fmt::Debug for $ty {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.debug_tuple(stringify!($ty))
+                    .field(self.inner.get())
+                    .finish()
+            }
+        }
+
+        impl std::os::fd::AsRawFd for $ty {
+            fn as_raw_fd(&self) -> std::os::fd::RawFd {
+                self.inner.get().as_raw_fd()
+            }
+        }
+
+        impl std::os::fd::AsFd for $ty {
+            fn as_fd(&self) -> std::os::fd::BorrowedFd<'_> {
+                self.inner.get().as_fd()
+            }
+        }
+    };
+}
+
+/// `Read` and `Write` for a stream type and for shared references to it (so
+/// one fiber can read while another writes), through its `Sock` field
+/// `inner`.
+macro_rules! impl_stream_io {
+    ($ty:ident) => {
+        impl std::io::Read for &$ty {
+            fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+                self.inner.read_buf(buf)
+            }
+
+            fn read_vectored(
+                &mut self,
+                bufs: &mut [std::io::IoSliceMut<'_>],
+            ) -> std::io::Result<usize> {
+                self.inner.read_bufs(bufs)
+            }
+        }
+
+        impl std::io::Write for &$ty {
+            fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+                self.inner.write_buf(buf)
+            }
+
+            fn write_vectored(&mut self, bufs: &[std::io::IoSlice<'_>]) -> std::io::Result<usize> {
+                self.inner.write_bufs(bufs)
+            }
+
+            fn flush(&mut self) -> std::io::Result<()> {
+                Ok(())
+            }
+        }
+
+        impl std::io::Read for $ty {
+            fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+                self.inner.read_buf(buf)
+            }
+
+            fn read_vectored(
+                &mut self,
+                bufs: &mut [std::io::IoSliceMut<'_>],
+            ) -> std::io::Result<usize> {
+                self.inner.read_bufs(bufs)
+            }
+        }
+
+        impl std::io::Write for $ty {
+            fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+                self.inner.write_buf(buf)
+            }
+
+            fn write_vectored(&mut self, bufs: &[std::io::IoSlice<'_>]) -> std::io::Result<usize> {
+                self.inner.write_bufs(bufs)
+            }
+
+            fn flush(&mut self) -> std::io::Result<()> {
+                Ok(())
+            }
+        }
+    };
+}
+
+/// The endless iterator of accepted connections a listener's `incoming`
+/// returns.
+macro_rules! incoming_iterator {
+    ($listener:ident, $stream:ident) => {
+        #[doc = concat!("The iterator of [`", stringify!($listener), "::incoming`]; never returns `None`.")]
+        #[derive(Debug)]
+        pub struct Incoming<'a> {
+            listener: &'a $listener,
+        }
+
+        impl Iterator for Incoming<'_> {
+            type Item = std::io::Result<$stream>;
+            fn next(&mut self) -> Option<std::io::Result<$stream>> {
+                Some(self.listener.accept().map(|(s, _)| s))
+            }
+        }
+    };
+}
+
+pub(crate) use {
+    handle_methods, impl_fd_and_debug, impl_stream_io, incoming_iterator, peer_methods,
+};
+
 /// Runs `f` where blocking is allowed: on the blocking pool from a fiber (so
 /// a hub thread never blocks), right here on a plain thread.
 pub(crate) fn off_hub<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
@@ -141,7 +371,7 @@ pub(crate) fn off_hub<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static)
 
 /// Whether an `accept` error means "out of descriptors or memory, try again
 /// later" rather than a broken listener.
-pub(crate) fn is_resource_exhaustion(e: &io::Error) -> bool {
+fn is_resource_exhaustion(e: &io::Error) -> bool {
     matches!(
         e.raw_os_error(),
         Some(libc::EMFILE | libc::ENFILE | libc::ENOBUFS | libc::ENOMEM)
@@ -150,7 +380,7 @@ pub(crate) fn is_resource_exhaustion(e: &io::Error) -> bool {
 
 /// Whether an `accept` error concerns only the connection being accepted
 /// (the peer gave up before we took it): skip it and accept the next one.
-pub(crate) fn is_connection_aborted(e: &io::Error) -> bool {
+fn is_connection_aborted(e: &io::Error) -> bool {
     e.kind() == io::ErrorKind::ConnectionAborted || e.raw_os_error() == Some(libc::EPROTO)
 }
 
@@ -158,10 +388,10 @@ pub(crate) fn is_connection_aborted(e: &io::Error) -> bool {
 /// exhausted: 5 ms doubling up to 1 s, so an overloaded server neither spins
 /// nor falls over, and picks up again soon after descriptors free up.
 #[derive(Default)]
-pub(crate) struct Backoff(Duration);
+struct Backoff(Duration);
 
 impl Backoff {
-    pub(crate) fn wait(&mut self) {
+    fn wait(&mut self) {
         self.0 = if self.0.is_zero() {
             Duration::from_millis(5)
         } else {

@@ -1,16 +1,17 @@
 //! TCP: [`TcpListener`] and [`TcpStream`].
 
-use std::fmt;
-use std::io::{self, IoSlice, IoSliceMut, Read, Write};
+use std::io;
 use std::net::{Shutdown, SocketAddr};
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, RawFd};
+use std::os::fd::AsRawFd;
 use std::time::{Duration, Instant};
 
 use socket2::{Domain, Protocol, SockAddr, Socket, Type};
 use sylvan_runtime::io::{Direction, IoRegistration};
 
 use crate::addr::{each_addr, ToSocketAddrs};
-use crate::sock::{is_connection_aborted, is_resource_exhaustion, Backoff, Sock};
+use crate::sock::{
+    handle_methods, impl_fd_and_debug, impl_stream_io, incoming_iterator, peer_methods, Sock,
+};
 
 /// The listen backlog used unless [`TcpListenerBuilder::backlog`] says
 /// otherwise (the kernel caps it at `net.core.somaxconn`).
@@ -158,32 +159,13 @@ impl TcpListener {
     ///
     /// [`sylvan::timeout`]: sylvan_runtime::timeout
     pub fn accept(&self) -> io::Result<(TcpStream, SocketAddr)> {
-        let mut backoff = Backoff::default();
-        loop {
-            match self.inner.read(|l| l.accept()) {
-                Ok((stream, addr)) => return Ok((TcpStream::from_std(stream)?, addr)),
-                Err(e) if is_resource_exhaustion(&e) => backoff.wait(),
-                Err(e) if is_connection_aborted(&e) => continue,
-                Err(e) => return Err(e),
-            }
-        }
+        let (stream, addr) = self.inner.accept(|l| l.accept())?;
+        Ok((TcpStream::from_std(stream)?, addr))
     }
 
     /// An endless iterator of accepted connections (`accept` in a loop).
     pub fn incoming(&self) -> Incoming<'_> {
         Incoming { listener: self }
-    }
-
-    /// The address this listener is bound to.
-    pub fn local_addr(&self) -> io::Result<SocketAddr> {
-        self.inner.get().local_addr()
-    }
-
-    /// Another handle on the same listening socket.
-    pub fn try_clone(&self) -> io::Result<TcpListener> {
-        Ok(TcpListener {
-            inner: self.inner.try_clone_with(|l| l.try_clone())?,
-        })
     }
 
     /// Sets `IP_TTL` for accepted connections.
@@ -196,44 +178,11 @@ impl TcpListener {
         self.inner.get().ttl()
     }
 
-    /// Takes the pending `SO_ERROR`, if any.
-    pub fn take_error(&self) -> io::Result<Option<io::Error>> {
-        self.inner.get().take_error()
-    }
+    handle_methods!(SocketAddr);
 }
 
-impl fmt::Debug for TcpListener {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_tuple("TcpListener")
-            .field(self.inner.get())
-            .finish()
-    }
-}
-
-impl AsRawFd for TcpListener {
-    fn as_raw_fd(&self) -> RawFd {
-        self.inner.get().as_raw_fd()
-    }
-}
-
-impl AsFd for TcpListener {
-    fn as_fd(&self) -> BorrowedFd<'_> {
-        self.inner.get().as_fd()
-    }
-}
-
-/// The iterator of [`TcpListener::incoming`]; never returns `None`.
-#[derive(Debug)]
-pub struct Incoming<'a> {
-    listener: &'a TcpListener,
-}
-
-impl Iterator for Incoming<'_> {
-    type Item = io::Result<TcpStream>;
-    fn next(&mut self) -> Option<io::Result<TcpStream>> {
-        Some(self.listener.accept().map(|(s, _)| s))
-    }
-}
+impl_fd_and_debug!(TcpListener);
+incoming_iterator!(TcpListener, TcpStream);
 
 /// A TCP connection; like [`std::net::TcpStream`] (`Read`, `Write`, also on
 /// `&TcpStream`), but blocking calls park the calling fiber instead of its
@@ -361,48 +310,8 @@ impl TcpStream {
         self.inner.get().nodelay()
     }
 
-    /// Makes reads (and `peek`) on this handle fail with
-    /// [`io::ErrorKind::TimedOut`] when no data comes within `dur`; `None`
-    /// waits forever. A zero duration is an `InvalidInput` error. The timeout
-    /// belongs to this handle (a [`try_clone`](Self::try_clone) copies it).
-    pub fn set_read_timeout(&self, dur: Option<Duration>) -> io::Result<()> {
-        self.inner.set_read_timeout(dur)
-    }
-
-    /// Makes writes on this handle fail with [`io::ErrorKind::TimedOut`] when
-    /// no buffer space frees up within `dur` (see
-    /// [`set_read_timeout`](Self::set_read_timeout)).
-    pub fn set_write_timeout(&self, dur: Option<Duration>) -> io::Result<()> {
-        self.inner.set_write_timeout(dur)
-    }
-
-    /// The read timeout of this handle.
-    pub fn read_timeout(&self) -> io::Result<Option<Duration>> {
-        Ok(self.inner.read_timeout())
-    }
-
-    /// The write timeout of this handle.
-    pub fn write_timeout(&self) -> io::Result<Option<Duration>> {
-        Ok(self.inner.write_timeout())
-    }
-
-    /// The remote address.
-    pub fn peer_addr(&self) -> io::Result<SocketAddr> {
-        self.inner.get().peer_addr()
-    }
-
-    /// The local address.
-    pub fn local_addr(&self) -> io::Result<SocketAddr> {
-        self.inner.get().local_addr()
-    }
-
-    /// A second handle on the same connection (a duplicated descriptor), e.g.
-    /// to give the read half to one fiber and the write half to another.
-    pub fn try_clone(&self) -> io::Result<TcpStream> {
-        Ok(TcpStream {
-            inner: self.inner.try_clone_with(|s| s.try_clone())?,
-        })
-    }
+    handle_methods!(SocketAddr);
+    peer_methods!(SocketAddr);
 
     /// Sets `IP_TTL`.
     pub fn set_ttl(&self, ttl: u32) -> io::Result<()> {
@@ -418,89 +327,7 @@ impl TcpStream {
     pub fn set_linger(&self, linger: Option<Duration>) -> io::Result<()> {
         socket2::SockRef::from(self.inner.get()).set_linger(linger)
     }
-
-    /// Takes the pending `SO_ERROR`, if any.
-    pub fn take_error(&self) -> io::Result<Option<io::Error>> {
-        self.inner.get().take_error()
-    }
 }
 
-impl Read for &TcpStream {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        // The kernel would wait for a byte before returning 0; by the
-        // `Read` convention an empty buffer reads 0 at once.
-        if buf.is_empty() {
-            return Ok(0);
-        }
-        self.inner.read(|mut s| s.read(buf))
-    }
-
-    fn read_vectored(&mut self, bufs: &mut [IoSliceMut<'_>]) -> io::Result<usize> {
-        if bufs.iter().all(|b| b.is_empty()) {
-            return Ok(0);
-        }
-        self.inner.read(|mut s| s.read_vectored(bufs))
-    }
-}
-
-impl Write for &TcpStream {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        if buf.is_empty() {
-            return Ok(0);
-        }
-        self.inner.write(|mut s| s.write(buf))
-    }
-
-    fn write_vectored(&mut self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
-        if bufs.iter().all(|b| b.is_empty()) {
-            return Ok(0);
-        }
-        self.inner.write(|mut s| s.write_vectored(bufs))
-    }
-
-    fn flush(&mut self) -> io::Result<()> {
-        Ok(())
-    }
-}
-
-impl Read for TcpStream {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        (&*self).read(buf)
-    }
-
-    fn read_vectored(&mut self, bufs: &mut [IoSliceMut<'_>]) -> io::Result<usize> {
-        (&*self).read_vectored(bufs)
-    }
-}
-
-impl Write for TcpStream {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        (&*self).write(buf)
-    }
-
-    fn write_vectored(&mut self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
-        (&*self).write_vectored(bufs)
-    }
-
-    fn flush(&mut self) -> io::Result<()> {
-        Ok(())
-    }
-}
-
-impl fmt::Debug for TcpStream {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_tuple("TcpStream").field(self.inner.get()).finish()
-    }
-}
-
-impl AsRawFd for TcpStream {
-    fn as_raw_fd(&self) -> RawFd {
-        self.inner.get().as_raw_fd()
-    }
-}
-
-impl AsFd for TcpStream {
-    fn as_fd(&self) -> BorrowedFd<'_> {
-        self.inner.get().as_fd()
-    }
-}
+impl_stream_io!(TcpStream);
+impl_fd_and_debug!(TcpStream);

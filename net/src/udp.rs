@@ -1,13 +1,10 @@
 //! UDP: [`UdpSocket`].
 
-use std::fmt;
 use std::io;
 use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, RawFd};
-use std::time::Duration;
 
 use crate::addr::{each_addr, ToSocketAddrs};
-use crate::sock::Sock;
+use crate::sock::{handle_methods, impl_fd_and_debug, peer_methods, Sock};
 
 /// A UDP socket; like [`std::net::UdpSocket`], but receives (and sends that
 /// find the buffer full) park the calling fiber instead of blocking its
@@ -93,44 +90,8 @@ impl UdpSocket {
         self.inner.read(|s| s.peek(buf))
     }
 
-    /// Makes receives fail with [`io::ErrorKind::TimedOut`] when nothing comes
-    /// within `dur` (`None`: wait forever; zero is `InvalidInput`).
-    pub fn set_read_timeout(&self, dur: Option<Duration>) -> io::Result<()> {
-        self.inner.set_read_timeout(dur)
-    }
-
-    /// Makes sends fail with [`io::ErrorKind::TimedOut`] when the buffer stays
-    /// full for `dur`.
-    pub fn set_write_timeout(&self, dur: Option<Duration>) -> io::Result<()> {
-        self.inner.set_write_timeout(dur)
-    }
-
-    /// The read timeout of this handle.
-    pub fn read_timeout(&self) -> io::Result<Option<Duration>> {
-        Ok(self.inner.read_timeout())
-    }
-
-    /// The write timeout of this handle.
-    pub fn write_timeout(&self) -> io::Result<Option<Duration>> {
-        Ok(self.inner.write_timeout())
-    }
-
-    /// The local address.
-    pub fn local_addr(&self) -> io::Result<SocketAddr> {
-        self.inner.get().local_addr()
-    }
-
-    /// The connected peer's address.
-    pub fn peer_addr(&self) -> io::Result<SocketAddr> {
-        self.inner.get().peer_addr()
-    }
-
-    /// A second handle on the same socket.
-    pub fn try_clone(&self) -> io::Result<UdpSocket> {
-        Ok(UdpSocket {
-            inner: self.inner.try_clone_with(|s| s.try_clone())?,
-        })
-    }
+    handle_methods!(SocketAddr);
+    peer_methods!(SocketAddr);
 
     /// Sets `SO_BROADCAST`.
     pub fn set_broadcast(&self, on: bool) -> io::Result<()> {
@@ -171,27 +132,6 @@ impl UdpSocket {
     pub fn leave_multicast_v6(&self, group: &Ipv6Addr, interface: u32) -> io::Result<()> {
         self.inner.get().leave_multicast_v6(group, interface)
     }
-
-    /// Takes the pending `SO_ERROR`, if any.
-    pub fn take_error(&self) -> io::Result<Option<io::Error>> {
-        self.inner.get().take_error()
-    }
 }
 
-impl fmt::Debug for UdpSocket {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_tuple("UdpSocket").field(self.inner.get()).finish()
-    }
-}
-
-impl AsRawFd for UdpSocket {
-    fn as_raw_fd(&self) -> RawFd {
-        self.inner.get().as_raw_fd()
-    }
-}
-
-impl AsFd for UdpSocket {
-    fn as_fd(&self) -> BorrowedFd<'_> {
-        self.inner.get().as_fd()
-    }
-}
+impl_fd_and_debug!(UdpSocket);

@@ -1,16 +1,16 @@
 //! Unix domain stream sockets: [`UnixListener`] and [`UnixStream`].
 
-use std::fmt;
-use std::io::{self, IoSlice, IoSliceMut, Read, Write};
+use std::io;
 use std::net::Shutdown;
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, RawFd};
 use std::os::unix::net as std_unix;
 use std::path::Path;
 use std::time::Duration;
 
 use socket2::{Domain, SockAddr, Socket, Type};
 
-use crate::sock::{is_connection_aborted, is_resource_exhaustion, Backoff, Sock};
+use crate::sock::{
+    handle_methods, impl_fd_and_debug, impl_stream_io, incoming_iterator, peer_methods, Sock,
+};
 
 pub use std::os::unix::net::SocketAddr;
 
@@ -64,15 +64,8 @@ impl UnixListener {
     /// Accepts a connection, parking until one arrives. Out of descriptors,
     /// it backs off and retries like [`TcpListener::accept`](crate::TcpListener::accept).
     pub fn accept(&self) -> io::Result<(UnixStream, SocketAddr)> {
-        let mut backoff = Backoff::default();
-        loop {
-            match self.inner.read(|l| l.accept()) {
-                Ok((stream, addr)) => return Ok((UnixStream::from_std(stream)?, addr)),
-                Err(e) if is_resource_exhaustion(&e) => backoff.wait(),
-                Err(e) if is_connection_aborted(&e) => continue,
-                Err(e) => return Err(e),
-            }
-        }
+        let (stream, addr) = self.inner.accept(|l| l.accept())?;
+        Ok((UnixStream::from_std(stream)?, addr))
     }
 
     /// An endless iterator of accepted connections.
@@ -80,56 +73,11 @@ impl UnixListener {
         Incoming { listener: self }
     }
 
-    /// The address this listener is bound to.
-    pub fn local_addr(&self) -> io::Result<SocketAddr> {
-        self.inner.get().local_addr()
-    }
-
-    /// Another handle on the same listening socket.
-    pub fn try_clone(&self) -> io::Result<UnixListener> {
-        Ok(UnixListener {
-            inner: self.inner.try_clone_with(|l| l.try_clone())?,
-        })
-    }
-
-    /// Takes the pending `SO_ERROR`, if any.
-    pub fn take_error(&self) -> io::Result<Option<io::Error>> {
-        self.inner.get().take_error()
-    }
+    handle_methods!(SocketAddr);
 }
 
-impl fmt::Debug for UnixListener {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_tuple("UnixListener")
-            .field(self.inner.get())
-            .finish()
-    }
-}
-
-impl AsRawFd for UnixListener {
-    fn as_raw_fd(&self) -> RawFd {
-        self.inner.get().as_raw_fd()
-    }
-}
-
-impl AsFd for UnixListener {
-    fn as_fd(&self) -> BorrowedFd<'_> {
-        self.inner.get().as_fd()
-    }
-}
-
-/// The iterator of [`UnixListener::incoming`]; never returns `None`.
-#[derive(Debug)]
-pub struct Incoming<'a> {
-    listener: &'a UnixListener,
-}
-
-impl Iterator for Incoming<'_> {
-    type Item = io::Result<UnixStream>;
-    fn next(&mut self) -> Option<io::Result<UnixStream>> {
-        Some(self.listener.accept().map(|(s, _)| s))
-    }
-}
+impl_fd_and_debug!(UnixListener);
+incoming_iterator!(UnixListener, UnixStream);
 
 /// A Unix domain stream connection; like
 /// [`std::os::unix::net::UnixStream`], with the same parking behaviour and
@@ -188,127 +136,9 @@ impl UnixStream {
         self.inner.get().shutdown(how)
     }
 
-    /// Makes reads fail with [`io::ErrorKind::TimedOut`] when no data comes
-    /// within `dur` (`None`: wait forever; zero is `InvalidInput`).
-    pub fn set_read_timeout(&self, dur: Option<Duration>) -> io::Result<()> {
-        self.inner.set_read_timeout(dur)
-    }
-
-    /// Makes writes fail with [`io::ErrorKind::TimedOut`] when the buffer
-    /// stays full for `dur`.
-    pub fn set_write_timeout(&self, dur: Option<Duration>) -> io::Result<()> {
-        self.inner.set_write_timeout(dur)
-    }
-
-    /// The read timeout of this handle.
-    pub fn read_timeout(&self) -> io::Result<Option<Duration>> {
-        Ok(self.inner.read_timeout())
-    }
-
-    /// The write timeout of this handle.
-    pub fn write_timeout(&self) -> io::Result<Option<Duration>> {
-        Ok(self.inner.write_timeout())
-    }
-
-    /// The local address.
-    pub fn local_addr(&self) -> io::Result<SocketAddr> {
-        self.inner.get().local_addr()
-    }
-
-    /// The peer's address.
-    pub fn peer_addr(&self) -> io::Result<SocketAddr> {
-        self.inner.get().peer_addr()
-    }
-
-    /// A second handle on the same connection.
-    pub fn try_clone(&self) -> io::Result<UnixStream> {
-        Ok(UnixStream {
-            inner: self.inner.try_clone_with(|s| s.try_clone())?,
-        })
-    }
-
-    /// Takes the pending `SO_ERROR`, if any.
-    pub fn take_error(&self) -> io::Result<Option<io::Error>> {
-        self.inner.get().take_error()
-    }
+    handle_methods!(SocketAddr);
+    peer_methods!(SocketAddr);
 }
 
-impl Read for &UnixStream {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        // The kernel would wait for a byte before returning 0; by the
-        // `Read` convention an empty buffer reads 0 at once.
-        if buf.is_empty() {
-            return Ok(0);
-        }
-        self.inner.read(|mut s| s.read(buf))
-    }
-
-    fn read_vectored(&mut self, bufs: &mut [IoSliceMut<'_>]) -> io::Result<usize> {
-        if bufs.iter().all(|b| b.is_empty()) {
-            return Ok(0);
-        }
-        self.inner.read(|mut s| s.read_vectored(bufs))
-    }
-}
-
-impl Write for &UnixStream {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        if buf.is_empty() {
-            return Ok(0);
-        }
-        self.inner.write(|mut s| s.write(buf))
-    }
-
-    fn write_vectored(&mut self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
-        if bufs.iter().all(|b| b.is_empty()) {
-            return Ok(0);
-        }
-        self.inner.write(|mut s| s.write_vectored(bufs))
-    }
-
-    fn flush(&mut self) -> io::Result<()> {
-        Ok(())
-    }
-}
-
-impl Read for UnixStream {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        (&*self).read(buf)
-    }
-
-    fn read_vectored(&mut self, bufs: &mut [IoSliceMut<'_>]) -> io::Result<usize> {
-        (&*self).read_vectored(bufs)
-    }
-}
-
-impl Write for UnixStream {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        (&*self).write(buf)
-    }
-
-    fn write_vectored(&mut self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
-        (&*self).write_vectored(bufs)
-    }
-
-    fn flush(&mut self) -> io::Result<()> {
-        Ok(())
-    }
-}
-
-impl fmt::Debug for UnixStream {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_tuple("UnixStream").field(self.inner.get()).finish()
-    }
-}
-
-impl AsRawFd for UnixStream {
-    fn as_raw_fd(&self) -> RawFd {
-        self.inner.get().as_raw_fd()
-    }
-}
-
-impl AsFd for UnixStream {
-    fn as_fd(&self) -> BorrowedFd<'_> {
-        self.inner.get().as_fd()
-    }
-}
+impl_stream_io!(UnixStream);
+impl_fd_and_debug!(UnixStream);
