@@ -380,6 +380,7 @@ mod tests {
     /// registration. A lost edge hangs, so a watchdog turns that into a
     /// failure.
     #[test]
+    #[cfg_attr(miri, ignore = "fibers: corosensei switches stacks with inline asm")]
     fn no_edge_is_lost_in_a_fiber_thread_ping_pong() {
         use std::io::{Read, Write};
         use std::os::fd::AsRawFd;

@@ -29,6 +29,8 @@
 
 #![warn(missing_docs)]
 
+#[cfg(test)]
+mod alias_model;
 mod blocking;
 mod fiber;
 mod hub;

@@ -117,3 +117,43 @@ macro_rules! fiber_local {
         $crate::fiber_local!($(#[$attr])* $vis static $name: $t = $init;);
     };
 }
+
+#[cfg(test)]
+mod tests {
+    use std::cell::{Cell, RefCell};
+
+    crate::fiber_local! {
+        static LOG: RefCell<Vec<u32>> = RefCell::new(vec![1]);
+        static DERIVED: Cell<usize> = Cell::new(LOG.with(|l| l.borrow().len()) + 10);
+        static K0: Cell<u8> = Cell::new(0);
+        static K1: Cell<u8> = Cell::new(1);
+        static K2: Cell<u8> = Cell::new(2);
+        static K3: Cell<u8> = Cell::new(3);
+        static K4: Cell<u8> = Cell::new(4);
+        static K5: Cell<u8> = Cell::new(5);
+    }
+
+    /// Off a fiber each thread has its own map. A reference handed to `with`
+    /// stays valid while other keys are created and the map's `Vec` grows
+    /// under it, and an initialiser may use another key.
+    #[test]
+    fn thread_values_survive_map_growth_and_nested_init() {
+        LOG.with(|log| {
+            log.borrow_mut().push(2);
+            let keys = [&K0, &K1, &K2, &K3, &K4, &K5];
+            for (i, k) in keys.iter().enumerate() {
+                k.with(|c| {
+                    assert_eq!(c.get() as usize, i);
+                    c.set(c.get() + 100);
+                });
+            }
+            assert_eq!(DERIVED.with(Cell::get), 12, "init used LOG (two entries)");
+            log.borrow_mut().push(3);
+            assert_eq!(*log.borrow(), [1, 2, 3]);
+        });
+        assert_eq!(K5.with(Cell::get), 105);
+        assert_eq!(LOG.with(|l| l.borrow().len()), 3);
+        let other = std::thread::spawn(|| (K5.with(Cell::get), LOG.with(|l| l.borrow().len())));
+        assert_eq!(other.join().unwrap(), (5, 1), "a new thread starts fresh");
+    }
+}

@@ -186,6 +186,7 @@ mod tests {
     use super::*;
 
     #[test]
+    #[cfg_attr(miri, ignore = "sigaction; fibers switch stacks with inline asm")]
     fn a_raised_signal_wakes_fiber_and_thread_waiters() {
         let sig = libc::SIGUSR2;
         let rt = crate::Runtime::builder().workers(2).build().unwrap();

@@ -466,6 +466,7 @@ mod tests {
     }
 
     #[test]
+    #[cfg_attr(miri, ignore = "mmap with MAP_NORESERVE, mprotect, madvise")]
     fn stacks_are_disjoint_guarded_and_come_back_clean() {
         // A size no other test uses, so the class is ours alone.
         let usable = normalize_size(72 * 1024).unwrap();
@@ -521,6 +522,7 @@ mod tests {
     static SERIAL: Mutex<()> = Mutex::new(());
 
     #[test]
+    #[cfg_attr(miri, ignore = "mmap with MAP_NORESERVE, mprotect, madvise")]
     fn pool_reuses_hot_stacks_and_spills_to_the_dirty_pool() {
         let _serial = SERIAL.lock();
         let usable = normalize_size(80 * 1024).unwrap();
@@ -551,6 +553,7 @@ mod tests {
     }
 
     #[test]
+    #[cfg_attr(miri, ignore = "mmap with MAP_NORESERVE, mprotect, madvise")]
     fn trim_waits_for_quiet_then_returns_memory() {
         let _serial = SERIAL.lock();
         let t0 = Instant::now();
@@ -577,6 +580,7 @@ mod tests {
     }
 
     #[test]
+    #[cfg_attr(miri, ignore = "mmap with MAP_NORESERVE, mprotect, madvise")]
     fn guard_mode_is_probed() {
         let s = allocate(normalize_size(MIN_STACK_SIZE).unwrap()).unwrap();
         assert!(uses_guard_markers().is_some());

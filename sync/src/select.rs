@@ -515,13 +515,16 @@ mod tests {
 
     #[test]
     fn shuffle_is_a_permutation_and_varies() {
+        // Miri runs a tenth of the rounds; the bound stays far below the
+        // expected quarter.
+        let (rounds, least) = if cfg!(miri) { (400, 50) } else { (4000, 800) };
         let mut firsts = [0usize; 4];
-        for _ in 0..4000 {
+        for _ in 0..rounds {
             let mut o = shuffled(4);
             firsts[o[0]] += 1;
             o.sort_unstable();
             assert_eq!(o, [0, 1, 2, 3]);
         }
-        assert!(firsts.iter().all(|&n| n > 800), "{firsts:?}");
+        assert!(firsts.iter().all(|&n| n > least), "{firsts:?}");
     }
 }
