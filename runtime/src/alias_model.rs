@@ -4,9 +4,11 @@
 //!
 //! # The pattern
 //!
-//! `Hub::resume` takes the fiber's `Box` out of the hub's table, installs
-//! `&fiber.ctx` as `CURRENT`, resumes the coroutine (a `&mut` to the other
-//! field, `co`) and puts the `Box` back when the fiber suspends. A parking
+//! Until the audit of issue 18, `Hub::resume` took the fiber's `Box` out of
+//! the hub's table, installed `&fiber.ctx` as `CURRENT`, resumed the
+//! coroutine (a `&mut` to the other field, `co`) and put the `Box` back when
+//! the fiber suspended. (The hub now keeps leaked boxes by raw pointer, as
+//! in [`raw`]; see `hub::Fiber`.) A parking
 //! fiber derives `&FiberCtx` from `CURRENT` and holds it across the
 //! suspension: as the argument of `fiber_park` and as `self` of
 //! `FiberCtx::suspend`. Meanwhile the hub moves the `Box` back into the
@@ -172,7 +174,7 @@ mod boxed {
     }
 }
 
-/// The table holding raw pointers, as the hub could.
+/// The table holding raw pointers, as the hub does.
 mod raw {
     use std::ptr::NonNull;
 
