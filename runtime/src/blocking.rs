@@ -12,8 +12,8 @@ use std::time::Duration;
 
 use parking_lot::{Condvar, Mutex};
 
-use crate::fiber;
-use crate::task::{Failure, JoinCell};
+use crate::join::{Failure, JoinCell};
+use crate::record;
 
 const MAX_THREADS: usize = 512;
 const KEEP_ALIVE: Duration = Duration::from_secs(10);
@@ -111,7 +111,7 @@ where
     F: FnOnce() -> T + Send + 'static,
     T: Send + 'static,
 {
-    if !fiber::in_fiber() {
+    if !record::in_fiber() {
         return f();
     }
     let cell = Arc::new(JoinCell::new());

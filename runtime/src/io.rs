@@ -39,15 +39,13 @@
 
 use std::io;
 use std::os::fd::RawFd;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Instant;
 
-use parking_lot::Mutex;
-
-use crate::fiber::{self, FiberCtx};
-use crate::hub::{self, HubShared};
 use crate::park::{self, Waker};
+use crate::reactor::{self, IoState};
+use crate::record::{self, FiberCtx};
 
 /// Which readiness an operation waits for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -63,49 +61,6 @@ impl Direction {
         match self {
             Direction::Read => 0,
             Direction::Write => 1,
-        }
-    }
-}
-
-/// The state a descriptor's registration shares with the hubs that poll it.
-pub(crate) struct IoState {
-    fd: RawFd,
-    /// Per direction: how many readiness edges have been seen.
-    ticks: [AtomicU64; 2],
-    inner: Mutex<Inner>,
-}
-
-struct Inner {
-    /// Per direction: who waits for the next edge.
-    waiters: [Vec<Waker>; 2],
-    /// Hubs whose `epoll` set holds the descriptor, with its token there.
-    hubs: Vec<(Arc<HubShared>, mio::Token)>,
-}
-
-impl IoState {
-    pub(crate) fn fd(&self) -> RawFd {
-        self.fd
-    }
-
-    /// Records an event reported by a hub's poll and wakes the waiters of
-    /// every direction it concerns.
-    pub(crate) fn on_event(&self, read: bool, write: bool) {
-        let mut woken = Vec::new();
-        for (dir, hit) in [(0, read), (1, write)] {
-            if hit {
-                self.ticks[dir].fetch_add(1, Ordering::SeqCst);
-            }
-        }
-        {
-            let mut inner = self.inner.lock();
-            for (dir, hit) in [(0, read), (1, write)] {
-                if hit {
-                    woken.append(&mut inner.waiters[dir]);
-                }
-            }
-        }
-        for w in woken {
-            w.wake();
         }
     }
 }
@@ -146,14 +101,7 @@ impl IoRegistration {
     /// event loop until an operation first has to wait.
     pub fn new(fd: RawFd) -> IoRegistration {
         IoRegistration {
-            state: Arc::new(IoState {
-                fd,
-                ticks: [AtomicU64::new(0), AtomicU64::new(0)],
-                inner: Mutex::new(Inner {
-                    waiters: [Vec::new(), Vec::new()],
-                    hubs: Vec::new(),
-                }),
-            }),
+            state: Arc::new(IoState::new(fd)),
         }
     }
 
@@ -179,7 +127,7 @@ impl IoRegistration {
         // Cooperative budget: after many operations that did not wait, let
         // the worker's other fibers run before this one (before the
         // operation, so a cancellation raised by the yield loses no data).
-        if fiber::with_current(FiberCtx::io_budget_spent) == Some(true) {
+        if record::with_current(FiberCtx::io_budget_spent) == Some(true) {
             crate::yield_now();
         }
         loop {
@@ -237,15 +185,15 @@ impl IoRegistration {
     /// Adds the descriptor to the current worker's `epoll` set unless it is
     /// there already.
     fn register_here(&self) -> io::Result<()> {
-        let Some(hub) = hub::with_hub(|h| h.shared.clone()) else {
+        let Some(here) = reactor::with_current(|r| r.shared.clone()) else {
             return Ok(());
         };
         let mut inner = self.state.inner.lock();
-        if inner.hubs.iter().any(|(h, _)| Arc::ptr_eq(h, &hub)) {
+        if inner.registered.iter().any(|(r, _)| Arc::ptr_eq(r, &here)) {
             return Ok(());
         }
-        let token = hub.register_io(&self.state)?;
-        inner.hubs.push((hub, token));
+        let token = here.register(&self.state)?;
+        inner.registered.push((here, token));
         Ok(())
     }
 
@@ -285,9 +233,9 @@ fn timed_out(dir: Direction) -> io::Error {
 
 impl Drop for IoRegistration {
     fn drop(&mut self) {
-        let hubs = std::mem::take(&mut self.state.inner.lock().hubs);
-        for (hub, token) in hubs {
-            hub.deregister_io(self.state.fd, token);
+        let registered = std::mem::take(&mut self.state.inner.lock().registered);
+        for (reactor, token) in registered {
+            reactor.deregister(self.state.fd, token);
         }
     }
 }
@@ -300,80 +248,9 @@ impl std::fmt::Debug for IoRegistration {
     }
 }
 
-/// A hub's table of registered descriptors: token → state. Tokens carry a
-/// generation so an event harvested for a slot that was freed and reused
-/// meanwhile cannot be mistaken for the new occupant's.
-#[derive(Default)]
-pub(crate) struct IoTable {
-    slots: Vec<(u32, Option<Arc<IoState>>)>,
-    free: Vec<usize>,
-}
-
-const SLOT_BITS: u32 = 32;
-
-/// Which directions a polled event concerns: (read, write). Errors and
-/// hang-ups concern both, so a waiter retries and sees them.
-pub(crate) fn directions(event: &mio::event::Event) -> (bool, bool) {
-    let read = event.is_readable() || event.is_read_closed() || event.is_error();
-    let write = event.is_writable() || event.is_write_closed() || event.is_error();
-    (read, write)
-}
-
-impl IoTable {
-    pub(crate) fn insert(&mut self, state: Arc<IoState>) -> mio::Token {
-        let slot = self.free.pop().unwrap_or_else(|| {
-            self.slots.push((0, None));
-            self.slots.len() - 1
-        });
-        let entry = &mut self.slots[slot];
-        entry.1 = Some(state);
-        // Generations use 31 bits so no token equals the waker's usize::MAX.
-        mio::Token(((entry.0 as usize) << SLOT_BITS) | slot)
-    }
-
-    pub(crate) fn get(&self, token: mio::Token) -> Option<&Arc<IoState>> {
-        let slot = token.0 & ((1usize << SLOT_BITS) - 1);
-        let gen = (token.0 >> SLOT_BITS) as u32;
-        match self.slots.get(slot) {
-            Some((g, Some(state))) if *g == gen => Some(state),
-            _ => None,
-        }
-    }
-
-    pub(crate) fn remove(&mut self, token: mio::Token) {
-        let slot = token.0 & ((1usize << SLOT_BITS) - 1);
-        let gen = (token.0 >> SLOT_BITS) as u32;
-        if let Some(entry) = self.slots.get_mut(slot) {
-            if entry.0 == gen && entry.1.is_some() {
-                entry.1 = None;
-                entry.0 = (entry.0 + 1) & 0x7fff_ffff;
-                self.free.push(slot);
-            }
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn stale_tokens_miss_reused_slots() {
-        let mut t = IoTable::default();
-        let reg = IoRegistration::new(-1);
-        let a = reg.state.clone();
-        let ta = t.insert(a.clone());
-        assert!(t.get(ta).is_some());
-        t.remove(ta);
-        assert!(t.get(ta).is_none());
-        let tb = t.insert(a);
-        assert_ne!(ta, tb);
-        assert!(t.get(ta).is_none());
-        assert!(t.get(tb).is_some());
-        t.remove(ta); // stale: must not free the new occupant
-        assert!(t.get(tb).is_some());
-        assert_ne!(tb, hub::WAKER_TOKEN);
-    }
 
     /// A fiber and a plain thread bounce a byte over a socketpair many times:
     /// every round the fiber's read must wait for an edge that races its

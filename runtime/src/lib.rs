@@ -26,6 +26,48 @@
 //!   never parks cannot be cancelled.
 //!
 //! Most users reach these items through the `sylvan` facade crate.
+//!
+//! # Layout
+//!
+//! Modules import only downwards, bottom to top:
+//!
+//! * leaves: `sys` (raw syscalls), `timer` (the timer heap), `stack`
+//!   (guarded, pooled fiber stacks), `sched` (each worker's ready queue and
+//!   its cross-thread `Inbox`);
+//! * `record`: the fiber record — header and run state, the one-allocation
+//!   task cell and its body, unstarted tasks, the per-fiber context and
+//!   `CURRENT`, wakers;
+//! * `reactor`: each worker's `mio::Poll`, descriptor table and timers;
+//! * [`park`], `local` (fiber-locals), `overflow` (the stack-overflow
+//!   report), [`io`];
+//! * `hub`: the run loop and fiber table (`hub/mod.rs`), the idle policy
+//!   (`idle.rs`), shutdown (`shutdown.rs`), what workers share
+//!   (`workers.rs`);
+//! * the API: `runtime`, `spawn`, `join`, `scope`, `time`, `blocking`,
+//!   [`signal`], `fiber`.
+//!
+//! # The life of a wakeup
+//!
+//! A fiber blocks in `park::fiber_park`: it arms a timer for its deadline
+//! (`reactor::add_timer`), moves its run state to `PARKED`
+//! (`RunState::park`) and suspends to its hub (`FiberCtx::suspend`), which
+//! returns from the coroutine's resume in `Hub::resume`. Something then
+//! calls `Waker::wake` → `Header::unpark`: the one caller that wins
+//! `RunState::unpark` queues the fiber's slot through `Inbox::schedule` —
+//! straight onto the worker's ready queue (`sched::push_ready`) when it runs
+//! on that worker's thread, otherwise into the inbox, waking the worker's
+//! poll through its `mio::Waker` if it sleeps. That something is: another
+//! fiber or thread releasing what the fiber waits for (sync primitives,
+//! `JoinCell::complete`); readiness — `Reactor::poll_io` (called by the hub
+//! between resumes, in `Hub::spin_for_work` and in `Hub::sleep`) looks the
+//! event up in its descriptor table and `IoState::on_event` wakes that
+//! direction's waiters; a due timer — `Reactor::fire_timers`, at the top of
+//! each round of `Hub::run`, unparks a record still `PARKED`; or a
+//! cancellation (`Header::cancel`). Each round `Hub::run` moves the inbox's
+//! slots onto the ready queue (`Inbox::drain`) and `Hub::resume`s the slots
+//! that were ready at its start; the fiber continues in `fiber_park` after
+//! its suspend, cancels its timer and returns (or unwinds with a
+//! cancellation) to re-check what it waited for.
 
 #![warn(missing_docs)]
 
@@ -35,24 +77,29 @@ mod blocking;
 mod fiber;
 mod hub;
 pub mod io;
+mod join;
 mod local;
 mod overflow;
 pub mod park;
-mod run_state;
+mod reactor;
+mod record;
 mod runtime;
+mod sched;
 mod scope;
 pub mod signal;
+mod spawn;
 mod stack;
 mod sys;
-mod task;
 mod time;
 mod timer;
 
 pub use blocking::unblock;
-pub use fiber::{current, in_fiber, try_current, Fiber, FiberId};
+pub use fiber::{current, try_current, Fiber};
+pub use join::{JoinError, JoinHandle};
 pub use local::LocalKey;
+pub use record::{in_fiber, FiberId};
 pub use runtime::{run, Runtime, RuntimeBuilder};
 pub use scope::{scope, Scope, ScopedJoinHandle};
+pub use spawn::{spawn, spawn_local, Builder};
 pub use stack::{uses_guard_markers, DEFAULT_STACK_SIZE, MAX_STACK_SIZE, MIN_STACK_SIZE};
-pub use task::{spawn, spawn_local, Builder, JoinError, JoinHandle};
 pub use time::{sleep, sleep_until, timeout, timeout_at, yield_now, Elapsed};

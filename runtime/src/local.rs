@@ -8,7 +8,7 @@
 use std::any::Any;
 use std::cell::RefCell;
 
-use crate::fiber;
+use crate::record;
 
 /// A key to fiber-local values of type `T`; create one with
 /// [`fiber_local!`](crate::fiber_local).
@@ -36,7 +36,7 @@ impl<T: 'static> LocalKey<T> {
     /// ```
     pub fn with<R>(&'static self, f: impl FnOnce(&T) -> R) -> R {
         let key = self as *const Self as usize;
-        let ptr = fiber::with_current(|ctx| self.slot(&ctx.locals, key))
+        let ptr = record::with_current(|ctx| self.slot(&ctx.locals, key))
             .unwrap_or_else(|| THREAD_LOCALS.with(|map| self.slot(map, key)));
         // Entries of a fiber's (or thread's) map are never removed while it
         // runs (only in `drop_fiber_locals`, after its closure returned), and
@@ -77,7 +77,7 @@ thread_local! {
 /// A panicking destructor is reported and does not stop the others.
 pub(crate) fn drop_fiber_locals() {
     loop {
-        let taken = fiber::with_current(|ctx| std::mem::take(&mut *ctx.locals.borrow_mut()));
+        let taken = record::with_current(|ctx| std::mem::take(&mut *ctx.locals.borrow_mut()));
         let Some(values) = taken.filter(|v| !v.is_empty()) else {
             return;
         };

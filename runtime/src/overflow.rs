@@ -15,7 +15,7 @@
 use std::io;
 use std::sync::{Once, OnceLock};
 
-use crate::fiber;
+use crate::record;
 
 static PREV_SEGV: OnceLock<libc::sigaction> = OnceLock::new();
 static PREV_BUS: OnceLock<libc::sigaction> = OnceLock::new();
@@ -51,7 +51,7 @@ extern "C" fn on_fault(sig: libc::c_int, info: *mut libc::siginfo_t, uctx: *mut 
     // SAFETY: the kernel passes a valid siginfo for SA_SIGINFO handlers; for
     // SIGSEGV/SIGBUS si_addr is the faulting address.
     let addr = unsafe { (*info).si_addr() } as usize;
-    let ctx = fiber::current_ptr();
+    let ctx = record::current_ptr();
     if !ctx.is_null() {
         // SAFETY: CURRENT points to the running fiber's ctx, which lives until
         // the hub resets CURRENT; the fault happened while that fiber ran.

@@ -57,83 +57,11 @@
 //! [cancellation]: crate::JoinHandle::cancel
 
 use std::cell::{Cell, RefCell};
-use std::fmt;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crate::fiber::{self, Deadline, FiberCtx, Suspend};
-use crate::hub;
-use crate::task::TaskRef;
-
-/// A handle that wakes one parked fiber or thread. Cheap to clone, `Send + Sync`.
-///
-/// ```
-/// # extern crate sylvan_runtime as sylvan;
-/// use std::sync::atomic::{AtomicBool, Ordering};
-/// use std::sync::Arc;
-///
-/// let flag = Arc::new(AtomicBool::new(false));
-/// let (tx, rx) = std::sync::mpsc::channel();
-/// let waiter = {
-///     let flag = flag.clone();
-///     sylvan::spawn(move || {
-///         tx.send(sylvan::park::current_waker()).unwrap();
-///         // register (above) → re-check → park, in a loop
-///         while !flag.load(Ordering::Acquire) {
-///             sylvan::park::park();
-///         }
-///     })
-/// };
-/// let waker = rx.recv().unwrap();
-/// flag.store(true, Ordering::Release);
-/// waker.wake();
-/// waiter.join().unwrap();
-/// ```
-#[derive(Clone)]
-pub struct Waker {
-    inner: Inner,
-}
-
-#[derive(Clone)]
-enum Inner {
-    Fiber(TaskRef),
-    Thread(std::thread::Thread),
-}
-
-impl Waker {
-    /// Wakes the fiber or thread this waker belongs to (see the module docs).
-    pub fn wake(&self) {
-        match &self.inner {
-            Inner::Fiber(h) => h.unpark(),
-            Inner::Thread(t) => t.unpark(),
-        }
-    }
-
-    /// Whether both wakers wake the same fiber or thread.
-    pub fn will_wake(&self, other: &Waker) -> bool {
-        match (&self.inner, &other.inner) {
-            (Inner::Fiber(a), Inner::Fiber(b)) => Arc::ptr_eq(a, b),
-            (Inner::Thread(a), Inner::Thread(b)) => a.id() == b.id(),
-            _ => false,
-        }
-    }
-}
-
-impl fmt::Debug for Waker {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match &self.inner {
-            Inner::Fiber(h) => write!(f, "Waker(fiber {})", h.id),
-            Inner::Thread(t) => write!(f, "Waker(thread {:?})", t.id()),
-        }
-    }
-}
-
-/// A waker for the caller: the running fiber, or the current OS thread.
-pub fn current_waker() -> Waker {
-    let inner = fiber::with_current(|ctx| Inner::Fiber(ctx.header.clone()))
-        .unwrap_or_else(|| Inner::Thread(std::thread::current()));
-    Waker { inner }
-}
+use crate::reactor;
+use crate::record::{self, CancelUnwind, Deadline, FiberCtx, Suspend, TimeoutUnwind};
+pub use crate::record::{current_waker, Waker};
 
 /// Blocks the caller until woken (or spuriously). See the module docs.
 ///
@@ -165,7 +93,7 @@ pub fn park_timeout(dur: Duration) -> bool {
 /// Raises a pending cancellation or expired timeout now (by unwinding), as a
 /// park would. Lets long computations offer a cancellation point.
 pub fn checkpoint() {
-    match fiber::with_current(raise_interrupts) {
+    match record::with_current(raise_interrupts) {
         Some(()) => {}
         None => raise_thread_interrupts(),
     }
@@ -196,17 +124,9 @@ thread_local! {
 
 fn adjust_shield(delta: i32) {
     let apply = |c: &Cell<u32>| c.set(c.get().wrapping_add_signed(delta));
-    if fiber::with_current(|ctx| apply(&ctx.shielded)).is_none() {
+    if record::with_current(|ctx| apply(&ctx.shielded)).is_none() {
         THREAD_SHIELD.with(apply);
     }
-}
-
-/// The payload a cancelled fiber unwinds with (caught at the fiber's entry).
-pub(crate) struct CancelUnwind;
-
-/// The payload an expired `timeout` scope unwinds with (caught by that scope).
-pub(crate) struct TimeoutUnwind {
-    pub(crate) id: u64,
 }
 
 /// Enters a `timeout` scope with the given deadline.
@@ -219,7 +139,7 @@ pub(crate) fn push_deadline(at: Instant, id: u64) {
         };
         stack.push(entry);
     };
-    if fiber::with_current(|ctx| push(&ctx.deadlines)).is_none() {
+    if record::with_current(|ctx| push(&ctx.deadlines)).is_none() {
         THREAD_DEADLINES.with(push);
     }
 }
@@ -229,7 +149,7 @@ pub(crate) fn pop_deadline() {
     let pop = |stack: &RefCell<Vec<Deadline>>| {
         stack.borrow_mut().pop();
     };
-    if fiber::with_current(|ctx| pop(&ctx.deadlines)).is_none() {
+    if record::with_current(|ctx| pop(&ctx.deadlines)).is_none() {
         THREAD_DEADLINES.with(pop);
     }
 }
@@ -280,12 +200,12 @@ fn effective(deadline: Option<Instant>, scopes: Option<Deadline>, shield: u32) -
 }
 
 fn park_inner(deadline: Option<Instant>) {
-    let ptr = fiber::current_ptr();
+    let ptr = record::current_ptr();
     if ptr.is_null() {
         return thread_park(deadline);
     }
     // SAFETY: a non-null CURRENT points to the running fiber's live ctx (see
-    // `fiber::with_current`); the reference does not outlive this call, during
+    // `record::with_current`); the reference does not outlive this call, during
     // which the fiber (and so its ctx) cannot be dropped.
     let ctx = unsafe { &*ptr };
     fiber_park(ctx, deadline);
@@ -308,13 +228,13 @@ fn fiber_park(ctx: &FiberCtx, deadline: Option<Instant>) {
         // was raised above, unless shielded or unwinding).
         return;
     }
-    let timer = until.map(|at| hub::add_timer(at, header.slot(), header.id));
+    let timer = until.map(|at| reactor::add_timer(at, header));
     // `false`: a wake token arrived meanwhile and was consumed.
     if header.state.park() {
         if std::thread::panicking() {
             // A fiber that unwinds a panic must not let other fibers run
-            // (see `hub::wait_in_place`); it blocks its worker instead.
-            if !hub::wait_in_place(header) {
+            // (see `reactor::wait_in_place`); it blocks its worker instead.
+            if !reactor::wait_in_place(header) {
                 ctx.suspend(Suspend::Park);
             }
         } else {
@@ -322,7 +242,7 @@ fn fiber_park(ctx: &FiberCtx, deadline: Option<Instant>) {
         }
     }
     if let Some(key) = timer {
-        hub::cancel_timer(key);
+        reactor::cancel_timer(key);
     }
     // Resumed: the caller re-checks its condition before a timeout is raised.
     raise_cancellation(ctx);
@@ -358,6 +278,7 @@ fn thread_park(deadline: Option<Instant>) {
 mod tests {
     use super::*;
     use std::sync::atomic::Ordering;
+    use std::sync::Arc;
 
     #[test]
     fn thread_waker_wakes_a_parked_thread() {

@@ -5,102 +5,20 @@
 //! (it unwinds from its current or next park, so its destructors run), and the
 //! worker threads exit and are joined.
 //!
-//! Code that calls [`spawn`](crate::spawn) outside any runtime gets the lazily
+//! Code that calls [`spawn`](crate::spawn()) outside any runtime gets the lazily
 //! started *global* runtime (`num_cpus::get()` workers, never shut down), so a
 //! plain `fn main` can spawn fibers without any setup.
 
 use std::io;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize};
 use std::sync::{Arc, OnceLock};
 
-use crossbeam_deque::{Injector, Stealer, Worker};
+use crossbeam_deque::{Injector, Worker};
 
-use crate::hub::{self, Hub, HubShared, Task};
+use crate::hub::{self, Hub, RuntimeShared};
+use crate::reactor::Reactor;
+use crate::sched::Inbox;
 use crate::stack;
-use crate::task::JoinHandle;
-
-/// State shared by a runtime's workers and handles.
-pub(crate) struct RuntimeShared {
-    pub(crate) hubs: Vec<Arc<HubShared>>,
-    pub(crate) stealers: Vec<Stealer<Task>>,
-    /// Tasks spawned from threads that are not workers of this runtime.
-    pub(crate) injector: Injector<Task>,
-    pub(crate) shutdown: AtomicBool,
-    /// How many hubs are spinning for work right now (see
-    /// `Hub::spin_for_work`). While one is, queued tasks will be found
-    /// without waking a sleeping hub.
-    pub(crate) spinning: AtomicUsize,
-    /// Default usable stack size (page-rounded).
-    pub(crate) stack_size: usize,
-    next_hub: AtomicUsize,
-}
-
-impl RuntimeShared {
-    /// Makes sure some hub will look at newly queued tasks: if no hub is
-    /// spinning for work, wakes one sleeping hub.
-    ///
-    /// Why no task is stranded: this fence pairs with the one a hub makes
-    /// after it stops spinning and announces `sleeping` (`Hub::sleep`). If
-    /// that hub's fence comes first, we see its `spinning` decrement and its
-    /// `sleeping` flag and wake it; if ours comes first, its re-check after
-    /// the fence sees our queued task.
-    pub(crate) fn notify_one(&self) {
-        std::sync::atomic::fence(Ordering::SeqCst);
-        if self.spinning.load(Ordering::Relaxed) > 0 {
-            return;
-        }
-        let n = self.hubs.len();
-        let start = self.next_hub.fetch_add(1, Ordering::Relaxed);
-        for i in 0..n {
-            let hub = &self.hubs[(start + i) % n];
-            if hub.sleeping.load(Ordering::Relaxed) && hub.wake_if_sleeping() {
-                return;
-            }
-        }
-    }
-
-    /// Queues a task: on this runtime's current worker if the caller is one,
-    /// otherwise on the global injector.
-    pub(crate) fn submit(self: &Arc<Self>, task: Task) {
-        if self.shutdown.load(Ordering::Acquire) {
-            // Dropping an unstarted task completes its JoinHandle as cancelled.
-            drop(task);
-            return;
-        }
-        let mut task = Some(task);
-        hub::with_hub(|hub| {
-            if Arc::ptr_eq(&hub.rt, self) {
-                if let Some(t) = task.take() {
-                    hub.local.push(t);
-                }
-            }
-        });
-        if let Some(t) = task {
-            self.injector.push(t);
-        }
-        self.notify_one();
-    }
-
-    /// A stack for a new fiber: from the current worker's pool when the caller
-    /// is a worker of this runtime, else straight from the allocator.
-    pub(crate) fn stack(self: &Arc<Self>, size: Option<usize>) -> io::Result<stack::FiberStack> {
-        let pooled = hub::with_hub(|hub| Arc::ptr_eq(&hub.rt, self).then(|| hub.stack(size)));
-        match pooled.flatten() {
-            Some(r) => r,
-            None => match size {
-                Some(s) => stack::allocate(stack::normalize_size(s)?),
-                None => stack::allocate(self.stack_size),
-            },
-        }
-    }
-
-    fn begin_shutdown(&self) {
-        self.shutdown.store(true, Ordering::SeqCst);
-        for h in &self.hubs {
-            h.wake();
-        }
-    }
-}
 
 /// A handle to the runtime that the calling code belongs to: the worker's own
 /// runtime inside a fiber, the global runtime elsewhere.
@@ -132,7 +50,7 @@ fn global() -> &'static Runtime {
 /// // Dropping the runtime cancels what is left and joins its threads.
 /// ```
 pub struct Runtime {
-    shared: Arc<RuntimeShared>,
+    pub(crate) shared: Arc<RuntimeShared>,
     threads: Vec<std::thread::JoinHandle<()>>,
 }
 
@@ -150,16 +68,6 @@ impl Runtime {
     /// Number of worker threads.
     pub fn workers(&self) -> usize {
         self.shared.hubs.len()
-    }
-
-    /// Spawns a fiber on this runtime.
-    pub fn spawn<F, T>(&self, f: F) -> JoinHandle<T>
-    where
-        F: FnOnce() -> T + Send + 'static,
-        T: Send + 'static,
-    {
-        crate::task::spawn_on(&self.shared, crate::Builder::new(), f)
-            .unwrap_or_else(|e| panic!("{e}"))
     }
 
     /// Runs `f` as a fiber on this runtime and blocks the caller (a plain
@@ -259,14 +167,15 @@ impl RuntimeBuilder {
         }
         let stack_size = stack::normalize_size(self.stack_size)?;
         crate::overflow::install_handler();
-        let mut polls = Vec::with_capacity(n);
+        let mut reactors = Vec::with_capacity(n);
         let mut hubs = Vec::with_capacity(n);
         let mut locals = Vec::with_capacity(n);
         let mut stealers = Vec::with_capacity(n);
         for i in 0..n {
             let poll = mio::Poll::new()?;
-            hubs.push(Arc::new(HubShared::new(i, &poll)?));
-            polls.push(poll);
+            let inbox = Arc::new(Inbox::new(i, poll.registry())?);
+            reactors.push(Reactor::new(poll, inbox.clone())?);
+            hubs.push(inbox);
             // FIFO: tasks start in spawn order, which is also the order code
             // usually joins them in (measured: LIFO made a spinning thief's
             // batches finish out of order and cost 2.6x on spawn+join).
@@ -284,12 +193,12 @@ impl RuntimeBuilder {
             next_hub: AtomicUsize::new(0),
         });
         let mut threads = Vec::with_capacity(n);
-        for (i, (poll, local)) in polls.into_iter().zip(locals).enumerate() {
+        for (i, (reactor, local)) in reactors.into_iter().zip(locals).enumerate() {
             let rt = shared.clone();
-            let hub = shared.hubs[i].clone();
+            let inbox = shared.hubs[i].clone();
             let spawned = std::thread::Builder::new()
                 .name(format!("{}-{i}", self.thread_name))
-                .spawn(move || Hub::run_worker(rt, hub, poll, local));
+                .spawn(move || Hub::run_worker(rt, inbox, reactor, local));
             match spawned {
                 Ok(t) => threads.push(t),
                 Err(e) => {

@@ -15,11 +15,13 @@ use std::sync::Arc;
 
 use parking_lot::Mutex;
 
-use crate::fiber::{self, FiberId};
-use crate::hub::Task;
+use crate::hub::RuntimeShared;
+use crate::join::{JoinCell, JoinError};
 use crate::park::{self, Waker};
-use crate::runtime::{self, RuntimeShared};
-use crate::task::{Boxed, Job, JoinCell, JoinError, TaskCell, TaskRef};
+use crate::record::{self, FiberId};
+use crate::record::{Boxed, Task, TaskCell, TaskRef};
+use crate::runtime;
+use crate::spawn::{Job, Parent};
 
 /// Bookkeeping shared by a scope and its children.
 pub(crate) struct ScopeState {
@@ -29,9 +31,8 @@ pub(crate) struct ScopeState {
     children: Mutex<Vec<TaskRef>>,
 }
 
-impl ScopeState {
-    /// A child finished (after its closure and result reference were dropped).
-    pub(crate) fn child_done(&self, panicked: bool) {
+impl Parent for ScopeState {
+    fn child_done(&self, panicked: bool) {
         if panicked {
             self.unjoined_panics.fetch_add(1, Ordering::AcqRel);
         }
@@ -41,7 +42,9 @@ impl ScopeState {
             }
         }
     }
+}
 
+impl ScopeState {
     fn cancel_children(&self) {
         for h in self.children.lock().iter() {
             h.cancel();
@@ -55,7 +58,7 @@ impl ScopeState {
             if self.running.load(Ordering::Acquire) == 0 {
                 break;
             }
-            if !passed_on && fiber::with_current(|c| c.header.is_cancelled()) == Some(true) {
+            if !passed_on && record::with_current(|c| c.header.is_cancelled()) == Some(true) {
                 passed_on = true;
                 self.cancel_children();
             }
@@ -76,7 +79,7 @@ impl<'scope> Scope<'scope, '_> {
     /// Spawns a fiber that may borrow from outside the scope. It is joined
     /// automatically when the scope ends if not joined before.
     ///
-    /// Like [`spawn`](crate::spawn), it gets its stack when it starts; if the
+    /// Like [`spawn`](crate::spawn()), it gets its stack when it starts; if the
     /// system refuses one then, it does not run and its handle reports it
     /// cancelled (the reason is printed).
     pub fn spawn<F, T>(&'scope self, f: F) -> ScopedJoinHandle<'scope, T>
@@ -96,7 +99,7 @@ impl<'scope> Scope<'scope, '_> {
         // SAFETY: so no 'scope data is used after 'scope ends.
         let run: Box<dyn FnOnce() + Send + 'static> = unsafe { std::mem::transmute(run) };
         let header: TaskRef = Arc::new(TaskCell {
-            header: crate::fiber::Header::new(None, self.rt.stack_size),
+            header: crate::record::Header::new(None, self.rt.stack_size),
             body: Boxed::new(run),
         });
         self.state.children.lock().push(header.clone());

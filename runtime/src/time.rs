@@ -10,8 +10,8 @@ use std::panic::{catch_unwind, resume_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use crate::fiber::{self, Suspend};
-use crate::park::{self, TimeoutUnwind};
+use crate::park;
+use crate::record::{self, Suspend, TimeoutUnwind};
 
 /// Suspends the caller for `dur`.
 ///
@@ -51,7 +51,7 @@ pub fn sleep_until(deadline: Instant) {
 /// });
 /// ```
 pub fn yield_now() {
-    let switched = fiber::with_current(|ctx| {
+    let switched = record::with_current(|ctx| {
         // A fiber unwinding a panic lets no other fiber run (see
         // `park`): its yield is a no-op.
         if std::thread::panicking() {

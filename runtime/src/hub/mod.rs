@@ -1,0 +1,464 @@
+//! The hub: one per worker thread, it runs that worker's fibers.
+//!
+//! # Contract
+//!
+//! * A hub resumes only fibers it started, on its own thread, one at a time
+//!   and only when it finds their slot in its ready queue. A started fiber
+//!   never leaves its hub (its coroutine is `!Send` and is never moved to
+//!   another thread), which is what makes `thread_local!` and `!Send` values
+//!   held across blocking calls sound.
+//! * Unstarted fibers ([`Task`]s: a fiber's record, whose body holds its
+//!   `Send` closure, and maybe a stack) are balanced between hubs *before*
+//!   they start: a hub takes from its own `crossbeam_deque::Worker` first,
+//!   then the runtime's global injector, then steals from other hubs —
+//!   except another hub's lone, freshly queued task, which is left to its
+//!   owner for a few microseconds (see `Hub::leave_to_owner`).
+//! * Each round the hub: applies wakeups sent from other threads (its inbox),
+//!   fires due timers, starts at most one new task (fairness between new and
+//!   running fibers), then resumes the fibers that were ready at the start of
+//!   the round. Every [`IO_POLL_INTERVAL`] resumes it also polls IO without
+//!   blocking.
+//! * When there is nothing to run it first watches its queues for up to
+//!   `SPIN_TIME` (work that arrives meanwhile costs no wake-up syscall on
+//!   either side; `idle.rs`), then blocks in `mio::Poll::poll` with the next
+//!   timer as timeout
+//!   (indefinitely when there is none): idle workers use no CPU. Other
+//!   threads wake it through its `mio::Waker`, and only when it has announced
+//!   that it sleeps (`sleeping`), so busy or spinning hubs cost the waker no
+//!   syscall.
+
+//!
+//! Files: this one has the hub's state, its run loop and how it starts and
+//! resumes fibers; `idle.rs` what an out-of-work hub does (spinning,
+//! stealing, sleeping); `shutdown.rs` how it winds down; `workers.rs` the
+//! state a runtime's hubs share (deques, injector, inboxes).
+
+mod idle;
+mod shutdown;
+mod workers;
+
+pub(crate) use workers::RuntimeShared;
+
+use std::cell::{Cell, RefCell};
+use std::io;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::ptr::NonNull;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use corosensei::{Coroutine, CoroutineResult, Yielder};
+use crossbeam_deque::Worker;
+
+use crate::reactor::Reactor;
+use crate::record::{self, contain, report_escaped, FiberCtx, Suspend, Task, TaskCell, TaskRef};
+use crate::sched::{self, Inbox};
+use crate::stack::{FiberStack, StackPool};
+
+/// How many fibers a hub resumes between non-blocking IO polls.
+const IO_POLL_INTERVAL: usize = 61;
+
+/// A task as a hub starts it: `local` is the closure of a `spawn_local`
+/// fiber (which need not be `Send`, so it is not in the record); `None` runs
+/// the record's body.
+pub(crate) struct LocalTask {
+    pub(crate) task: Task,
+    pub(crate) local: Option<Box<dyn FnOnce()>>,
+}
+
+impl Drop for LocalTask {
+    fn drop(&mut self) {
+        // A `spawn_local` closure that never ran: dropping it reports the
+        // fiber cancelled (`Job::drop`), before its record goes.
+        if let (Some(local), Some(record)) = (self.local.take(), &self.task.record) {
+            contain(record, "the destructor of its unstarted closure", || {
+                drop(local)
+            });
+        }
+    }
+}
+
+impl From<Task> for LocalTask {
+    fn from(task: Task) -> LocalTask {
+        LocalTask { task, local: None }
+    }
+}
+
+/// A started fiber: its context and its coroutine.
+///
+/// # Ownership and aliasing
+/// A live fiber is a leaked `Box<Fiber>` held by the hub's table as a raw
+/// pointer ([`FiberPtr`]). While the fiber is suspended its own frames hold
+/// `&FiberCtx` references into it (see `park::park_inner`), so from its start
+/// until its coroutine returns the hub never moves the box, never makes a
+/// `&mut Fiber`, and reaches the fields one at a time: shared references to
+/// `ctx` (whose mutable parts are cells) and, only in [`Hub::resume`], a
+/// unique reference to `co`, which nothing else points into. Once the
+/// coroutine has returned no frame refers to the fiber, and the box is taken
+/// back (for reuse: finished fibers' boxes are kept, `co` empty, saving an
+/// allocation per spawn).
+struct Fiber {
+    ctx: FiberCtx,
+    co: Option<Coroutine<(), Suspend, (), FiberStack>>,
+}
+
+/// A live fiber in the hub's table (see [`Fiber`] for the rules).
+#[derive(Clone, Copy)]
+struct FiberPtr(NonNull<Fiber>);
+
+impl FiberPtr {
+    fn new(fiber: Box<Fiber>) -> FiberPtr {
+        FiberPtr(NonNull::from(Box::leak(fiber)))
+    }
+
+    fn ctx(&self) -> &FiberCtx {
+        // SAFETY: the pointer came from `Box::leak` and is only turned back
+        // into a box by `into_box`, after the coroutine returned; the table
+        // that holds it lives on the hub's thread and so does every caller.
+        // Only shared references to `ctx` are ever made while it is live.
+        unsafe { &(*self.0.as_ptr()).ctx }
+    }
+
+    /// The coroutine, for `Hub::resume` only.
+    ///
+    /// # Safety
+    /// No other reference to `co` may exist while the result is used, and
+    /// it must not be used once the box was taken back ([`into_box`]): only
+    /// `Hub::resume` calls this, once per resume, and a hub never resumes a
+    /// fiber from inside another fiber's resume (`Hub::resume` checks).
+    ///
+    /// [`into_box`]: FiberPtr::into_box
+    unsafe fn co<'a>(self) -> &'a mut Option<Coroutine<(), Suspend, (), FiberStack>> {
+        // SAFETY: per the function's contract; `co` shares no bytes with
+        // `ctx`, to which suspended frames may hold shared references.
+        unsafe { &mut *std::ptr::addr_of_mut!((*self.0.as_ptr()).co) }
+    }
+
+    /// Takes the box back once the coroutine has returned.
+    ///
+    /// # Safety
+    /// The fiber's coroutine must have returned (no frame refers to it) and
+    /// the pointer must be removed from the table (no copy is used again).
+    unsafe fn into_box(self) -> Box<Fiber> {
+        // SAFETY: per the function's contract the leaked box is unaliased.
+        unsafe { Box::from_raw(self.0.as_ptr()) }
+    }
+}
+
+/// How many finished fibers' boxes a hub keeps for reuse.
+const SPARE_FIBERS: usize = 1024;
+
+/// The worker-local hub. Only its own thread touches it.
+pub(crate) struct Hub {
+    /// Where other threads queue this hub's woken fibers.
+    pub(crate) inbox: Arc<Inbox>,
+    pub(crate) rt: Arc<RuntimeShared>,
+    /// The poll, descriptors and timers (`crate::reactor`).
+    reactor: Reactor,
+    /// New fibers spawned on this worker, not started yet.
+    pub(crate) local: Worker<Task>,
+    /// Live fibers by slot. Never dropped with live fibers in it: a hub
+    /// exits only once they are done or abandoned (leaked on purpose).
+    fibers: RefCell<Vec<Option<FiberPtr>>>,
+    /// The slot of the fiber being resumed, if any.
+    running: Cell<Option<usize>>,
+    free_slots: RefCell<Vec<usize>>,
+    /// Finished fibers' boxes, kept so the allocation itself is reused.
+    #[allow(clippy::vec_box)]
+    spare: RefCell<Vec<Box<Fiber>>>,
+    /// Stands in as the record of spare fibers, so that a finished fiber's
+    /// record (closure slot, result slot) is freed when it ends.
+    placeholder: TaskRef,
+    /// Per hub: since when we have seen exactly one task in its queue
+    /// (see [`Hub::leave_to_owner`]).
+    lone_since: Vec<Cell<Option<Instant>>>,
+    pub(crate) stacks: RefCell<StackPool>,
+    live: Cell<usize>,
+    shutting_down: Cell<bool>,
+}
+
+thread_local! {
+    /// The hub of this worker thread (null on other threads).
+    static HUB: Cell<*const Hub> = const { Cell::new(std::ptr::null()) };
+}
+
+/// Runs `f` with this thread's hub, or returns `None` off a worker thread.
+pub(crate) fn with_hub<R>(f: impl FnOnce(&Hub) -> R) -> Option<R> {
+    let ptr = HUB.with(Cell::get);
+    if ptr.is_null() {
+        None
+    } else {
+        // SAFETY: `run_worker` installs HUB only while its hub is alive on
+        // this thread's stack and resets it before the hub drops; hubs are
+        // used through shared references only (RefCell/Cell inside).
+        Some(f(unsafe { &*ptr }))
+    }
+}
+
+/// A fiber's entry point, on its own stack: runs the fiber's closure (the
+/// record's body, or a `spawn_local` closure), then drops fiber-locals
+/// created after the closure's own were dropped (by the destructor of a
+/// result nobody joins, say), so that none outlives the fiber. Nothing
+/// unwinds out of it: a panic that escapes the body — one raised while the
+/// outcome is published, e.g. by that destructor, or the cancellation of a
+/// fiber blocked in it — is reported and ends the fiber.
+fn fiber_entry(local: Option<Box<dyn FnOnce()>>) {
+    let ran = catch_unwind(AssertUnwindSafe(|| match local {
+        Some(run) => run(),
+        // The record stays in this fiber's ctx until the fiber ends.
+        None => record::with_current(|ctx| ctx.header.body.run())
+            .expect("a fiber runs with its ctx installed"),
+    }));
+    if let Err(payload) = ran {
+        record::with_current(|ctx| {
+            report_escaped(
+                &ctx.header,
+                "code run after its closure (e.g. the destructor of a result nobody joins)",
+                &*payload,
+            )
+        });
+    }
+    crate::local::drop_fiber_locals();
+}
+
+impl Hub {
+    /// The body of a worker thread: runs the hub until the runtime shuts down
+    /// and every fiber of this hub has finished.
+    pub(crate) fn run_worker(
+        rt: Arc<RuntimeShared>,
+        inbox: Arc<Inbox>,
+        reactor: Reactor,
+        local: Worker<Task>,
+    ) {
+        let _altstack = crate::overflow::AltStack::install();
+        let lone_since = (0..rt.stealers.len()).map(|_| Cell::new(None)).collect();
+        let hub = Hub {
+            stacks: RefCell::new(StackPool::new(rt.stack_size)),
+            inbox,
+            rt,
+            reactor,
+            local,
+            fibers: RefCell::new(Vec::new()),
+            running: Cell::new(None),
+            free_slots: RefCell::new(Vec::new()),
+            spare: RefCell::new(Vec::new()),
+            placeholder: TaskCell::bare(None, 0),
+            lone_since,
+            live: Cell::new(0),
+            shutting_down: Cell::new(false),
+        };
+        // HUB points at `hub` exactly while this guard lives; it is
+        // declared after `hub`, so it is dropped (and HUB reset) first.
+        struct Installed;
+        impl Drop for Installed {
+            fn drop(&mut self) {
+                HUB.with(|h| h.set(std::ptr::null()));
+            }
+        }
+        HUB.with(|h| h.set(&hub));
+        let _installed = Installed;
+        let _reactor = hub.reactor.install();
+        let _home = sched::make_home(&hub.inbox);
+        // User code never unwinds into the hub (fibers' entry points and
+        // `contain` catch it), so a panic here is a bug in sylvan. Unwinding
+        // would drop the fiber table while fibers' stacks still point into
+        // it; stop instead.
+        let ran = catch_unwind(AssertUnwindSafe(|| {
+            hub.run();
+            // Drop whatever was spawned onto this hub while it wound down.
+            while hub.local.pop().is_some() {}
+        }));
+        if let Err(payload) = ran {
+            let msg = record::panic_message(&*payload).unwrap_or("a non-string payload");
+            eprintln!(
+                "sylvan: internal error: worker {} failed ({msg}); aborting, since its \
+                 fibers' stacks cannot be unwound safely",
+                hub.inbox.index
+            );
+            std::process::abort();
+        }
+    }
+
+    fn run(&self) {
+        let mut since_io = 0usize;
+        // While shutting down: (live fibers, when that count last changed).
+        let mut wind_down: Option<(usize, Instant)> = None;
+        loop {
+            if self.inbox.has_pending() {
+                self.inbox.drain();
+            }
+            self.reactor.fire_timers();
+            if self.rt.shutdown.load(Ordering::Acquire) && !self.shutting_down.get() {
+                self.begin_shutdown();
+            }
+            // `pop` costs a fence even when empty; the check is two loads.
+            if !self.local.is_empty() {
+                if let Some(task) = self.local.pop() {
+                    self.start(task.into());
+                }
+            }
+            let batch = sched::ready_len();
+            if batch > 0 {
+                for _ in 0..batch {
+                    match sched::pop_ready() {
+                        Some(slot) => self.resume(slot),
+                        None => break,
+                    }
+                }
+                since_io += batch;
+                if since_io >= IO_POLL_INTERVAL {
+                    since_io = 0;
+                    self.reactor.poll_io(Some(Duration::ZERO));
+                    // Busy, but out of new tasks of its own: take a share
+                    // of the others': started fibers never move, so a hub that
+                    // only stole when idle would leave another to start most
+                    // of a burst and run it alone.
+                    if self.local.is_empty() {
+                        if let Some(task) = self.find_task() {
+                            self.start(task.into());
+                        }
+                    }
+                }
+                continue;
+            }
+            if let Some(task) = self.find_task() {
+                self.start(task.into());
+                continue;
+            }
+            if self.shutting_down.get() && self.wound_down(&mut wind_down) {
+                return;
+            }
+            since_io = 0;
+            if !self.shutting_down.get() && self.spin_for_work() {
+                continue;
+            }
+            self.sleep();
+        }
+    }
+
+    /// A stack for a fiber spawned on this worker, from its pool.
+    pub(crate) fn stack(&self, size: Option<usize>) -> io::Result<FiberStack> {
+        let usable = match size {
+            Some(s) => crate::stack::normalize_size(s)?,
+            None => self.rt.stack_size,
+        };
+        self.stacks.borrow_mut().get(usable)
+    }
+
+    /// Starts a task: makes its coroutine and queues it.
+    pub(crate) fn start(&self, mut task: LocalTask) {
+        if self.shutting_down.get() {
+            // Dropping an unstarted task completes its JoinHandle as cancelled.
+            drop(task);
+            return;
+        }
+        let stack = match task.task.stack.take().map_or_else(|| self.stack(None), Ok) {
+            Ok(stack) => stack,
+            Err(e) => {
+                // Dropping the task unstarted completes its JoinHandle as
+                // cancelled; say why, since nobody may be joining.
+                if let Some(record) = &task.task.record {
+                    eprintln!("sylvan: fiber {} not started: {e}", record.describe());
+                }
+                drop(task);
+                return;
+            }
+        };
+        let local = task.local.take();
+        let header = task
+            .task
+            .record
+            .take()
+            .expect("an unstarted task has its record");
+        let slot = self.free_slots.borrow_mut().pop().unwrap_or_else(|| {
+            let mut fibers = self.fibers.borrow_mut();
+            fibers.push(None);
+            fibers.len() - 1
+        });
+        header.set_owner(&self.inbox, slot);
+        let guard = stack.guard_range();
+        let co = Coroutine::with_stack(stack, move |y: &Yielder<(), Suspend>, ()| {
+            record::with_current(|ctx| ctx.yielder.set(y));
+            fiber_entry(local);
+        });
+        let spare = self.spare.borrow_mut().pop();
+        let fiber = match spare {
+            Some(mut f) => {
+                f.ctx.reset(header, guard);
+                f.co = Some(co);
+                f
+            }
+            None => Box::new(Fiber {
+                ctx: FiberCtx::new(header, guard),
+                co: Some(co),
+            }),
+        };
+        self.fibers.borrow_mut()[slot] = Some(FiberPtr::new(fiber));
+        self.live.set(self.live.get() + 1);
+        sched::push_ready(slot);
+    }
+
+    fn resume(&self, slot: usize) {
+        let fiber = self.fibers.borrow()[slot].expect("a queued slot holds a fiber");
+        // A queued fiber was made RUNNING by whoever queued it; PARKED here
+        // would mean it was queued twice for one park.
+        debug_assert!(!fiber.ctx().header.state.is_parked());
+        assert!(
+            self.running.replace(Some(slot)).is_none(),
+            "a hub resumes one fiber at a time"
+        );
+        let prev = record::set_current(fiber.ctx());
+        // SAFETY: this is the only place that reaches `co`, and the check
+        // above rules out a nested resume.
+        let co = unsafe { fiber.co() };
+        let result = co
+            .as_mut()
+            .expect("a started fiber has a coroutine")
+            .resume(());
+        record::set_current(prev);
+        self.running.set(None);
+        match result {
+            CoroutineResult::Yield(why) => {
+                if why == Suspend::Yield {
+                    sched::push_ready(slot);
+                }
+            }
+            CoroutineResult::Return(()) => {
+                let co = co.take().expect("a started fiber has a coroutine");
+                self.fibers.borrow_mut()[slot] = None;
+                // SAFETY: the coroutine returned, so no frame refers to the
+                // fiber, and its pointer just left the table.
+                let mut fiber = unsafe { fiber.into_box() };
+                fiber.ctx.header.state.finish();
+                self.stacks.borrow_mut().put(co.into_stack());
+                let mut spare = self.spare.borrow_mut();
+                if spare.len() < SPARE_FIBERS {
+                    fiber.ctx.header = self.placeholder.clone();
+                    spare.push(fiber);
+                }
+                self.free_slots.borrow_mut().push(slot);
+                self.live.set(self.live.get() - 1);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A fiber spawned with a stack of its own and dropped before it started
+    /// gives the stack back to the pool (it used to leak it).
+    #[test]
+    fn an_unstarted_tasks_own_stack_is_recycled() {
+        // A size no other test uses: the pool's stack of that size is ours.
+        let usable = crate::stack::normalize_size(200 * 1024 + 3 * 4096).unwrap();
+        let stack = crate::stack::allocate(usable).unwrap();
+        let bottom = stack.guard_range().0;
+        drop(Task::new(TaskCell::bare(None, usable), Some(stack)));
+        let mut pool = StackPool::new(crate::stack::DEFAULT_STACK_SIZE);
+        let again = pool.get(usable).unwrap();
+        assert_eq!(again.guard_range().0, bottom, "the same stack comes back");
+        crate::stack::recycle(again);
+    }
+}

@@ -1,0 +1,401 @@
+//! The reactor: each worker's `mio::Poll`, its table of registered
+//! descriptors and its timer queue. It turns readiness events and due timers
+//! into wakes of parked fibers; it never runs a fiber itself (the hub does).
+//!
+//! * [`ReactorShared`] is the part other threads touch: the `epoll` set's
+//!   registry and the descriptor table, so a fiber on any worker can
+//!   register a descriptor with the worker it runs on
+//!   ([`IoRegistration`](crate::io::IoRegistration) does).
+//! * [`Reactor`] is the worker-local part: the poll, its event buffer and the
+//!   timers (keyed by fiber record). The hub installs it on its thread for
+//!   its whole run; [`add_timer`] and friends reach it from fiber code.
+//! * [`IoState`] is one descriptor's readiness: per direction an edge
+//!   counter and the wakers of the fibers or threads waiting for the next
+//!   edge (see `io.rs` for the protocol).
+
+use std::cell::{Cell, RefCell};
+use std::io;
+use std::os::fd::RawFd;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use parking_lot::Mutex;
+
+use crate::record::{Header, TaskRef, Waker};
+use crate::sched::{self, Inbox, SHUTDOWN_GRACE, SHUTDOWN_POLL, WAKER_TOKEN};
+use crate::timer::{TimerKey, TimerQueue};
+
+/// The part of a worker's reactor that other threads may touch.
+pub(crate) struct ReactorShared {
+    /// A handle on the worker's `epoll` set, for (de)registering descriptors
+    /// from any thread.
+    registry: mio::Registry,
+    /// Descriptors registered with this worker, by token.
+    io: Mutex<IoTable>,
+    /// How many descriptors are registered (checked without the lock).
+    io_count: AtomicUsize,
+}
+
+impl ReactorShared {
+    /// Adds a descriptor to this worker's `epoll` set (edge-triggered, both
+    /// directions) and returns its token.
+    pub(crate) fn register(&self, state: &Arc<IoState>) -> io::Result<mio::Token> {
+        let fd = state.fd;
+        let mut table = self.io.lock();
+        let token = table.insert(state.clone());
+        let interest = mio::Interest::READABLE | mio::Interest::WRITABLE;
+        if let Err(e) = self
+            .registry
+            .register(&mut mio::unix::SourceFd(&fd), token, interest)
+        {
+            table.remove(token);
+            return Err(e);
+        }
+        self.io_count.fetch_add(1, Ordering::Relaxed);
+        Ok(token)
+    }
+
+    /// Removes a descriptor added by [`register`](Self::register).
+    pub(crate) fn deregister(&self, fd: RawFd, token: mio::Token) {
+        // Fails only if the descriptor is already closed, in which case the
+        // kernel has dropped it from the set itself.
+        let _ = self.registry.deregister(&mut mio::unix::SourceFd(&fd));
+        self.io.lock().remove(token);
+        self.io_count.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// A worker's reactor; see the module docs. Only the worker's thread uses it.
+pub(crate) struct Reactor {
+    pub(crate) shared: Arc<ReactorShared>,
+    /// The worker's inbox (its `mio::Waker` interrupts this poll).
+    inbox: Arc<Inbox>,
+    poll: RefCell<mio::Poll>,
+    events: RefCell<mio::Events>,
+    timers: RefCell<TimerQueue<TaskRef>>,
+}
+
+thread_local! {
+    /// The reactor of the worker running on this thread (null elsewhere).
+    static CURRENT: Cell<*const Reactor> = const { Cell::new(std::ptr::null()) };
+}
+
+/// Runs `f` with this thread's reactor, or returns `None` off a worker.
+pub(crate) fn with_current<R>(f: impl FnOnce(&Reactor) -> R) -> Option<R> {
+    let ptr = CURRENT.with(Cell::get);
+    if ptr.is_null() {
+        None
+    } else {
+        // SAFETY: `Reactor::install` sets CURRENT for as long as its guard
+        // lives, and the worker keeps the reactor alive (and in place) longer
+        // than the guard; reactors are used through shared references only.
+        Some(f(unsafe { &*ptr }))
+    }
+}
+
+/// Resets this thread's reactor when dropped (see [`Reactor::install`]).
+pub(crate) struct Installed(());
+
+impl Drop for Installed {
+    fn drop(&mut self) {
+        CURRENT.with(|c| c.set(std::ptr::null()));
+    }
+}
+
+impl Reactor {
+    /// A reactor around `poll`, whose waker is `inbox`'s.
+    pub(crate) fn new(poll: mio::Poll, inbox: Arc<Inbox>) -> io::Result<Reactor> {
+        Ok(Reactor {
+            shared: Arc::new(ReactorShared {
+                registry: poll.registry().try_clone()?,
+                io: Mutex::new(IoTable::default()),
+                io_count: AtomicUsize::new(0),
+            }),
+            inbox,
+            poll: RefCell::new(poll),
+            events: RefCell::new(mio::Events::with_capacity(256)),
+            timers: RefCell::new(TimerQueue::new()),
+        })
+    }
+
+    /// Makes this the thread's reactor until the guard drops. The caller
+    /// (the worker) must keep `self` alive and unmoved while the guard lives.
+    pub(crate) fn install(&self) -> Installed {
+        CURRENT.with(|c| c.set(self));
+        Installed(())
+    }
+
+    /// Arms a timer that wakes `record`'s fiber at `at`.
+    pub(crate) fn add_timer(&self, at: Instant, record: &TaskRef) -> TimerKey {
+        self.timers.borrow_mut().insert(at, record.clone())
+    }
+
+    /// Disarms a timer (no-op if it already fired).
+    pub(crate) fn cancel_timer(&self, key: TimerKey) {
+        let disarmed = self.timers.borrow_mut().cancel(key);
+        drop(disarmed);
+    }
+
+    /// The earliest armed timer's deadline.
+    pub(crate) fn next_deadline(&self) -> Option<Instant> {
+        self.timers.borrow_mut().next_deadline()
+    }
+
+    /// Wakes the fibers whose timers are due.
+    pub(crate) fn fire_timers(&self) {
+        if self.timers.borrow().len() == 0 {
+            return;
+        }
+        let now = Instant::now();
+        loop {
+            let fired = self.timers.borrow_mut().pop_expired(now);
+            let Some(record) = fired else { break };
+            if record.state.is_parked() {
+                record.unpark();
+            }
+        }
+    }
+
+    /// Whether any descriptor is registered with this worker.
+    pub(crate) fn has_io(&self) -> bool {
+        self.shared.io_count.load(Ordering::Relaxed) > 0
+    }
+
+    /// Polls for readiness (at most `timeout`; `None`: until something
+    /// happens) and wakes the waiters of every descriptor that became ready.
+    pub(crate) fn poll_io(&self, timeout: Option<Duration>) {
+        let mut events = self.events.borrow_mut();
+        match self.poll.borrow_mut().poll(&mut events, timeout) {
+            Ok(()) => {}
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => panic!("sylvan: worker {}: mio poll failed: {e}", self.inbox.index),
+        }
+        if events.is_empty() {
+            return;
+        }
+        // The waker's event only ends the poll. Look the others up under one
+        // lock, then wake their waiters without it.
+        let mut ready = Vec::new();
+        {
+            let table = self.shared.io.lock();
+            for event in events.iter() {
+                if event.token() == WAKER_TOKEN {
+                    continue;
+                }
+                if let Some(state) = table.get(event.token()) {
+                    let (read, write) = directions(event);
+                    ready.push((state.clone(), read, write));
+                }
+            }
+        }
+        drop(events);
+        for (state, read, write) in ready {
+            state.on_event(read, write);
+        }
+    }
+
+    /// See [`wait_in_place`].
+    fn wait_in_place(&self, record: &Header, slot: usize) -> bool {
+        let since = Instant::now();
+        loop {
+            if self.inbox.has_pending() {
+                self.inbox.drain();
+            }
+            self.fire_timers();
+            if !record.state.is_parked() {
+                // Whoever moved it off PARKED queues its slot exactly once,
+                // locally or through the inbox (a remote unparker perhaps a
+                // moment after its CAS). It is running already: take it back.
+                while !sched::take_ready(slot) {
+                    std::thread::yield_now();
+                    if self.inbox.has_pending() {
+                        self.inbox.drain();
+                    }
+                }
+                return true;
+            }
+            let closing = self.inbox.closing.load(Ordering::Acquire);
+            if closing && since.elapsed() > SHUTDOWN_GRACE {
+                eprintln!(
+                    "sylvan: at shutdown, fiber {} has been blocked for over {:?} while \
+                     unwinding; suspending it so that worker {} can stop",
+                    record.describe(),
+                    SHUTDOWN_GRACE,
+                    self.inbox.index
+                );
+                return false;
+            }
+            let mut timeout = self
+                .next_deadline()
+                .map(|at| at.saturating_duration_since(Instant::now()));
+            if closing {
+                // Come back to check the grace period.
+                timeout = Some(timeout.map_or(SHUTDOWN_POLL, |t| t.min(SHUTDOWN_POLL)));
+            }
+            // Only this worker's own wake-ups interrupt the poll (it does not
+            // announce `sleeping`: it cannot start new tasks now). The fence
+            // pairs with `Inbox::schedule`'s SeqCst accesses.
+            self.inbox.waiting_in_place.store(true, Ordering::SeqCst);
+            std::sync::atomic::fence(Ordering::SeqCst);
+            if !self.inbox.has_pending() {
+                self.poll_io(timeout);
+            }
+            self.inbox.waiting_in_place.store(false, Ordering::SeqCst);
+        }
+    }
+}
+
+/// Arms a timer on this worker that wakes `record`'s fiber at `at`.
+pub(crate) fn add_timer(at: Instant, record: &TaskRef) -> TimerKey {
+    with_current(|r| r.add_timer(at, record)).expect("timers are armed by fibers, on a worker")
+}
+
+/// Disarms a timer armed by [`add_timer`] (no-op if it already fired).
+pub(crate) fn cancel_timer(key: TimerKey) {
+    with_current(|r| r.cancel_timer(key));
+}
+
+/// Blocks the running fiber, which has already moved itself to `PARKED`,
+/// *without* switching to another fiber, until it is unparked. For waits
+/// made while the fiber unwinds a panic: the panic count that
+/// `std::thread::panicking()` reads is per thread, so any fiber resumed now
+/// would believe it is panicking (std's mutexes would poison, timeouts would
+/// not be armed). Meanwhile this worker applies wake-ups, fires timers and
+/// polls IO as usual, so the wait ends like any other; the other fibers of
+/// the worker run once it has.
+///
+/// Returns `false` if the runtime is shutting down and the wait has lasted
+/// [`SHUTDOWN_GRACE`]: the caller then suspends after all, so the worker can
+/// abandon the fiber instead of hanging.
+pub(crate) fn wait_in_place(record: &Header) -> bool {
+    with_current(|r| r.wait_in_place(record, record.slot())).expect("fibers run on a worker")
+}
+
+/// The state a descriptor's registration shares with the workers that poll
+/// it.
+pub(crate) struct IoState {
+    pub(crate) fd: RawFd,
+    /// Per direction: how many readiness edges have been seen.
+    pub(crate) ticks: [AtomicU64; 2],
+    pub(crate) inner: Mutex<IoWaiters>,
+}
+
+/// The mutable part of an [`IoState`].
+pub(crate) struct IoWaiters {
+    /// Per direction: who waits for the next edge.
+    pub(crate) waiters: [Vec<Waker>; 2],
+    /// Workers whose `epoll` set holds the descriptor, with its token there.
+    pub(crate) registered: Vec<(Arc<ReactorShared>, mio::Token)>,
+}
+
+impl IoState {
+    /// The state of a descriptor no worker polls yet.
+    pub(crate) fn new(fd: RawFd) -> IoState {
+        IoState {
+            fd,
+            ticks: [AtomicU64::new(0), AtomicU64::new(0)],
+            inner: Mutex::new(IoWaiters {
+                waiters: [Vec::new(), Vec::new()],
+                registered: Vec::new(),
+            }),
+        }
+    }
+
+    /// Records an event reported by a worker's poll and wakes the waiters of
+    /// every direction it concerns.
+    pub(crate) fn on_event(&self, read: bool, write: bool) {
+        let mut woken = Vec::new();
+        for (dir, hit) in [(0, read), (1, write)] {
+            if hit {
+                self.ticks[dir].fetch_add(1, Ordering::SeqCst);
+            }
+        }
+        {
+            let mut inner = self.inner.lock();
+            for (dir, hit) in [(0, read), (1, write)] {
+                if hit {
+                    woken.append(&mut inner.waiters[dir]);
+                }
+            }
+        }
+        for w in woken {
+            w.wake();
+        }
+    }
+}
+
+/// A worker's table of registered descriptors: token → state. Tokens carry
+/// a generation so an event harvested for a slot that was freed and reused
+/// meanwhile cannot be mistaken for the new occupant's.
+#[derive(Default)]
+pub(crate) struct IoTable {
+    slots: Vec<(u32, Option<Arc<IoState>>)>,
+    free: Vec<usize>,
+}
+
+const SLOT_BITS: u32 = 32;
+
+/// Which directions a polled event concerns: (read, write). Errors and
+/// hang-ups concern both, so a waiter retries and sees them.
+fn directions(event: &mio::event::Event) -> (bool, bool) {
+    let read = event.is_readable() || event.is_read_closed() || event.is_error();
+    let write = event.is_writable() || event.is_write_closed() || event.is_error();
+    (read, write)
+}
+
+impl IoTable {
+    pub(crate) fn insert(&mut self, state: Arc<IoState>) -> mio::Token {
+        let slot = self.free.pop().unwrap_or_else(|| {
+            self.slots.push((0, None));
+            self.slots.len() - 1
+        });
+        let entry = &mut self.slots[slot];
+        entry.1 = Some(state);
+        // Generations use 31 bits so no token equals the waker's usize::MAX.
+        mio::Token(((entry.0 as usize) << SLOT_BITS) | slot)
+    }
+
+    pub(crate) fn get(&self, token: mio::Token) -> Option<&Arc<IoState>> {
+        let slot = token.0 & ((1usize << SLOT_BITS) - 1);
+        let gen = (token.0 >> SLOT_BITS) as u32;
+        match self.slots.get(slot) {
+            Some((g, Some(state))) if *g == gen => Some(state),
+            _ => None,
+        }
+    }
+
+    pub(crate) fn remove(&mut self, token: mio::Token) {
+        let slot = token.0 & ((1usize << SLOT_BITS) - 1);
+        let gen = (token.0 >> SLOT_BITS) as u32;
+        if let Some(entry) = self.slots.get_mut(slot) {
+            if entry.0 == gen && entry.1.is_some() {
+                entry.1 = None;
+                entry.0 = (entry.0 + 1) & 0x7fff_ffff;
+                self.free.push(slot);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stale_tokens_miss_reused_slots() {
+        let mut t = IoTable::default();
+        let a = Arc::new(IoState::new(-1));
+        let ta = t.insert(a.clone());
+        assert!(t.get(ta).is_some());
+        t.remove(ta);
+        assert!(t.get(ta).is_none());
+        let tb = t.insert(a);
+        assert_ne!(ta, tb);
+        assert!(t.get(ta).is_none());
+        assert!(t.get(tb).is_some());
+        t.remove(ta); // stale: must not free the new occupant
+        assert!(t.get(tb).is_some());
+        assert_ne!(tb, WAKER_TOKEN);
+    }
+}

@@ -1,0 +1,76 @@
+//! [`Waker`]: the handle that wakes one parked fiber or plain thread.
+
+use std::fmt;
+use std::sync::Arc;
+
+use super::{with_current, TaskRef};
+
+/// A handle that wakes one parked fiber or thread. Cheap to clone, `Send + Sync`.
+///
+/// ```
+/// # extern crate sylvan_runtime as sylvan;
+/// use std::sync::atomic::{AtomicBool, Ordering};
+/// use std::sync::Arc;
+///
+/// let flag = Arc::new(AtomicBool::new(false));
+/// let (tx, rx) = std::sync::mpsc::channel();
+/// let waiter = {
+///     let flag = flag.clone();
+///     sylvan::spawn(move || {
+///         tx.send(sylvan::park::current_waker()).unwrap();
+///         // register (above) → re-check → park, in a loop
+///         while !flag.load(Ordering::Acquire) {
+///             sylvan::park::park();
+///         }
+///     })
+/// };
+/// let waker = rx.recv().unwrap();
+/// flag.store(true, Ordering::Release);
+/// waker.wake();
+/// waiter.join().unwrap();
+/// ```
+#[derive(Clone)]
+pub struct Waker {
+    inner: Inner,
+}
+
+#[derive(Clone)]
+enum Inner {
+    Fiber(TaskRef),
+    Thread(std::thread::Thread),
+}
+
+impl Waker {
+    /// Wakes the fiber or thread this waker belongs to (see the module docs).
+    pub fn wake(&self) {
+        match &self.inner {
+            Inner::Fiber(h) => h.unpark(),
+            Inner::Thread(t) => t.unpark(),
+        }
+    }
+
+    /// Whether both wakers wake the same fiber or thread.
+    pub fn will_wake(&self, other: &Waker) -> bool {
+        match (&self.inner, &other.inner) {
+            (Inner::Fiber(a), Inner::Fiber(b)) => Arc::ptr_eq(a, b),
+            (Inner::Thread(a), Inner::Thread(b)) => a.id() == b.id(),
+            _ => false,
+        }
+    }
+}
+
+impl fmt::Debug for Waker {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.inner {
+            Inner::Fiber(h) => write!(f, "Waker(fiber {})", h.id),
+            Inner::Thread(t) => write!(f, "Waker(thread {:?})", t.id()),
+        }
+    }
+}
+
+/// A waker for the caller: the running fiber, or the current OS thread.
+pub fn current_waker() -> Waker {
+    let inner = with_current(|ctx| Inner::Fiber(ctx.header.clone()))
+        .unwrap_or_else(|| Inner::Thread(std::thread::current()));
+    Waker { inner }
+}
