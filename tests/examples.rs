@@ -1,18 +1,14 @@
 //! Runs the example programs the way a newcomer does and checks their output.
 //! `cargo test` builds the examples next to the test binaries.
 
+mod example_support;
+
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{Shutdown, TcpStream};
-use std::path::PathBuf;
-use std::process::{Child, ChildStderr, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Command;
+use std::time::Duration;
 
-fn example(name: &str) -> PathBuf {
-    // target/<profile>/deps/examples-<hash> → target/<profile>/examples/<name>
-    let exe = std::env::current_exe().unwrap();
-    let dir = exe.parent().unwrap().parent().unwrap().join("examples");
-    dir.join(name)
-}
+use example_support::{example, Server};
 
 #[test]
 fn hello_example_runs() {
@@ -35,85 +31,6 @@ fn hello_example_runs() {
     );
     assert!(stdout.contains("(sum of ids 49995000)"), "{stdout}");
     assert!(stdout.contains("hello from fiber greeter"), "{stdout}");
-}
-
-/// A server example running as a child process on a free loopback port.
-struct Server {
-    child: Child,
-    addr: String,
-    stderr: BufReader<ChildStderr>,
-    stopped: bool,
-}
-
-impl Drop for Server {
-    /// A failed test must not leave its server running.
-    fn drop(&mut self) {
-        if !self.stopped {
-            let _ = self.child.kill();
-            let _ = self.child.wait();
-        }
-    }
-}
-
-impl Server {
-    fn start(name: &str, extra: &[&str]) -> Server {
-        let path = example(name);
-        let mut child = Command::new(&path)
-            .arg("127.0.0.1:0")
-            .args(extra)
-            .args(["--workers", "2"])
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap_or_else(|e| panic!("cannot run {}: {e}", path.display()));
-        let mut stderr = BufReader::new(child.stderr.take().unwrap());
-        // "<name>: listening on 127.0.0.1:PORT" (after any other start-up line)
-        let mut line = String::new();
-        while !line.contains("listening on") {
-            line.clear();
-            assert!(
-                stderr.read_line(&mut line).unwrap() > 0,
-                "{name} exited early"
-            );
-        }
-        let addr = line.trim().rsplit(' ').next().unwrap().to_string();
-        Server {
-            child,
-            addr,
-            stderr,
-            stopped: false,
-        }
-    }
-
-    fn connect(&self) -> TcpStream {
-        let s = TcpStream::connect(&self.addr).unwrap();
-        s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
-        s
-    }
-
-    /// Ctrl-C: the server must shut down cleanly and promptly.
-    fn stop(mut self) -> String {
-        self.stopped = true;
-        // SAFETY: kill has no memory-safety preconditions; the pid is our
-        // live child's.
-        let rc = unsafe { libc::kill(self.child.id() as libc::pid_t, libc::SIGINT) };
-        assert_eq!(rc, 0);
-        let deadline = Instant::now() + Duration::from_secs(10);
-        let status = loop {
-            if let Some(status) = self.child.try_wait().unwrap() {
-                break status;
-            }
-            if Instant::now() > deadline {
-                self.child.kill().unwrap();
-                panic!("the server did not exit within 10 s of Ctrl-C");
-            }
-            std::thread::sleep(Duration::from_millis(10));
-        };
-        let mut rest = String::new();
-        self.stderr.read_to_string(&mut rest).unwrap();
-        assert!(status.success(), "exit status {status}: {rest}");
-        assert!(rest.contains("shutting down"), "{rest}");
-        rest
-    }
 }
 
 #[test]
