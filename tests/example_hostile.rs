@@ -1,12 +1,12 @@
 //! Hostile peers against the example programs: clients that try to wedge,
 //! exhaust or confuse the servers (over 127.0.0.1, as an attacker on the
-//! network would). Each test is a reproduction of an audit finding that
-//! failed before its fix.
+//! network would), and a server that feeds the crawler lies. Each test is a
+//! reproduction of an audit finding that failed before its fix.
 
 mod example_support;
 
-use std::io::{self, Read, Write};
-use std::net::TcpStream;
+use std::io::{self, BufRead, BufReader, Read, Write};
+use std::net::{TcpListener, TcpStream};
 
 use example_support::{Server, PATIENCE};
 
@@ -208,4 +208,97 @@ fn http_hello_head_limit_is_exact_however_the_head_arrives() {
         [431]
     );
     server.stop();
+}
+
+/// A server whose responses lie about their length, one path each; every
+/// connection answers one request and closes.
+fn lying_server() -> String {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap().to_string();
+    std::thread::spawn(move || {
+        for conn in listener.incoming().flatten() {
+            std::thread::spawn(move || lie(conn));
+        }
+    });
+    addr
+}
+
+fn lie(mut conn: TcpStream) {
+    let mut head = Vec::new();
+    let mut reader = BufReader::new(conn.try_clone().unwrap());
+    while !head.ends_with(b"\r\n\r\n") {
+        if reader.read_until(b'\n', &mut head).unwrap_or(0) == 0 {
+            return;
+        }
+    }
+    let head = String::from_utf8_lossy(&head);
+    let path = head.split_whitespace().nth(1).unwrap_or("/");
+    let ok = "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nConnection: close\r\n";
+    let reply = match path {
+        "/" => format!(
+            "HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nConnection: close\r\n\r\n{}",
+            [
+                "plus-length",
+                "two-lengths",
+                "same-lengths",
+                "huge-length",
+                "plus-chunk",
+                "huge-chunk",
+                "wrapping-chunk",
+            ]
+            .map(|p| format!("<a href=/{p}>{p}</a>"))
+            .concat()
+        ),
+        "/robots.txt" => "HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n".into(),
+        "/plus-length" => format!("{ok}Content-Length: +5\r\n\r\nhello"),
+        "/two-lengths" => format!("{ok}Content-Length: 5\r\nContent-Length: 7\r\n\r\nhello, w"),
+        "/same-lengths" => format!("{ok}Content-Length: 5\r\nContent-Length: 5\r\n\r\nhello"),
+        "/huge-length" => format!("{ok}Content-Length: 99999999999999999999999\r\n\r\nhello"),
+        "/plus-chunk" => format!("{ok}Transfer-Encoding: chunked\r\n\r\n+5\r\nhello\r\n0\r\n\r\n"),
+        // 1 byte, then a chunk whose size would wrap the running total.
+        "/wrapping-chunk" => format!(
+            "{ok}Transfer-Encoding: chunked\r\n\r\n1\r\na\r\n{:x}\r\nbbbb",
+            usize::MAX
+        ),
+        "/huge-chunk" => format!(
+            "{ok}Transfer-Encoding: chunked\r\n\r\n1{:x}\r\nbbbb",
+            usize::MAX
+        ),
+        _ => "HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n".into(),
+    };
+    let _ = conn.write_all(reply.as_bytes());
+}
+
+#[test]
+fn crawler_checks_the_lengths_a_server_sends() {
+    let base = format!("http://{}/", lying_server());
+    let out = std::env::temp_dir().join(format!("sylvan-lies-{}.jsonl", std::process::id()));
+    let run = std::process::Command::new(example_support::example("crawler"))
+        .args([&base, "--quiet", "--timeout", "5s", "--output"])
+        .arg(&out)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&run.stderr);
+    assert!(run.status.success(), "{stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    let text = std::fs::read_to_string(&out).unwrap();
+    std::fs::remove_file(&out).unwrap();
+    let outcome = |path: &str| -> String {
+        let line = text
+            .lines()
+            .find(|l| l.contains(&format!("{base}{path}\"")))
+            .unwrap_or_else(|| panic!("{path} not crawled:\n{text}"));
+        let record: serde_json::Value = serde_json::from_str(line).unwrap();
+        match &record["kind"] {
+            serde_json::Value::String(kind) => kind.clone(),
+            _ => record["status"].to_string(),
+        }
+    };
+    assert_eq!(outcome("plus-length"), "http");
+    assert_eq!(outcome("two-lengths"), "http");
+    assert_eq!(outcome("same-lengths"), "200");
+    assert_eq!(outcome("huge-length"), "too-large");
+    assert_eq!(outcome("plus-chunk"), "http");
+    assert_eq!(outcome("huge-chunk"), "too-large");
+    assert_eq!(outcome("wrapping-chunk"), "too-large");
 }
