@@ -6,8 +6,12 @@
 //! Commands: `/nick NAME`, `/who`, `/quit`.
 //!
 //! ```text
-//! cargo run --release --example chat -- [ADDR] [--workers N]
+//! cargo run --release --example chat -- [ADDR] [--idle-timeout DURATION] ...
 //! ```
+//!
+//! A client silent for `--idle-timeout` (10 minutes by default) is
+//! disconnected; on Ctrl-C everyone leaves the room at once (`--help` lists
+//! the other limits).
 
 mod common;
 
@@ -17,8 +21,20 @@ use std::net::Shutdown;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
-use sylvan::net::TcpStream;
+use clap::Parser;
+use common::Conn;
 use sylvan::sync::channel::{self, Sender, TrySendError};
+
+/// A line chat room for nc and telnet.
+#[derive(Parser, Debug)]
+#[command(name = "chat")]
+struct Args {
+    /// Address to listen on.
+    #[arg(default_value = "127.0.0.1:7070")]
+    addr: String,
+    #[command(flatten)]
+    server: common::ServerArgs,
+}
 
 /// How many lines may wait for one client before it counts as too slow.
 const QUEUE: usize = 256;
@@ -28,7 +44,7 @@ const MAX_LINE: usize = 4096;
 struct Member {
     nick: String,
     tx: Sender<Arc<str>>,
-    conn: Arc<TcpStream>,
+    conn: Arc<Conn>,
 }
 
 #[derive(Default)]
@@ -71,7 +87,9 @@ impl Room {
         // Tell the others, outside the lock. This recursion ends: every
         // level removes the members it reports.
         for nick in dropped {
-            eprintln!("chat: {nick} could not keep up and was disconnected");
+            common::log(format_args!(
+                "{nick} could not keep up and was disconnected"
+            ));
             self.broadcast(None, &format!("* {nick} was disconnected (too slow)"));
         }
     }
@@ -87,7 +105,7 @@ impl Room {
     }
 }
 
-fn read_line(reader: &mut BufReader<&TcpStream>) -> io::Result<Option<String>> {
+fn read_line(reader: &mut impl BufRead) -> io::Result<Option<String>> {
     let mut buf = Vec::new();
     let n = Read::take(reader, MAX_LINE as u64 + 1).read_until(b'\n', &mut buf)?;
     if n == 0 {
@@ -103,9 +121,11 @@ fn read_line(reader: &mut BufReader<&TcpStream>) -> io::Result<Option<String>> {
     ))
 }
 
-fn session(room: &Room, conn: TcpStream) -> io::Result<()> {
+fn session(room: &Room, conn: Conn) -> io::Result<()> {
     let conn = Arc::new(conn);
-    let mut reader = BufReader::new(&*conn);
+    // Waiting for a line is idle: on Ctrl-C the read ends as if the client
+    // had left, and the client leaves the room the usual way.
+    let mut reader = BufReader::new(conn.idle_reader());
     let mut nick = String::new();
     (&*conn).write_all(b"Welcome to sylvan chat! Your nickname?\r\n")?;
     while nick.is_empty() {
@@ -198,11 +218,15 @@ fn session(room: &Room, conn: TcpStream) -> io::Result<()> {
 }
 
 fn main() {
-    let args = common::parse_args("chat", "127.0.0.1:7070", "chat [ADDR] [--workers N]");
+    let args: Args = common::parse_args(
+        "10m",
+        "Disconnect a client that sends nothing for this long (e.g. 30m, 90s)",
+    );
     let room = Arc::new(Room::default());
-    common::serve("chat", &args, move |conn, peer| {
+    common::serve("chat", &args.addr, &args.server, move |conn| {
+        let peer = conn.peer;
         if let Err(e) = session(&room, conn) {
-            eprintln!("chat: {peer}: {e}");
+            common::log(format_args!("{peer}: {e}"));
         }
     });
 }

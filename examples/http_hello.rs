@@ -3,7 +3,7 @@
 //! requests are answered in order, in one write per batch.
 //!
 //! ```text
-//! cargo run --release --example http_hello -- [ADDR] [--workers N]
+//! cargo run --release --example http_hello -- [ADDR] [--max-body BYTES] [--idle-timeout DURATION] ...
 //! curl http://127.0.0.1:8080/
 //! ```
 //!
@@ -19,20 +19,45 @@
 //!   look), or `Transfer-Encoding` together with `Content-Length`: 400;
 //! - its body is chunked (not implemented here): 501; any other transfer
 //!   coding cannot be framed at all: 400;
-//! - its body is over [`MAX_BODY`]: 413, before any of the body is read.
+//! - its body is over `--max-body` (1 MiB by default): 413, before any of the
+//!   body is read;
+//! - it does not arrive in full within `--idle-timeout` (10 s by default) of
+//!   the connection becoming idle (accepted, or its previous response sent),
+//!   however slowly it trickles in: 408 if part of it came, otherwise the
+//!   connection is just closed.
+//!
+//! On Ctrl-C idle keep-alive connections close at once, requests in
+//! progress are answered (with `Connection: close`) within `--grace`.
 
 mod common;
 
-use std::io::{Read, Write};
+use std::io::{self, Read, Write};
 use std::net::Shutdown;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use sylvan::net::TcpStream;
+use clap::Parser;
+use common::Conn;
+
+/// Serve "Hello, World!" over HTTP/1.1 (keep-alive, pipelining).
+#[derive(Parser, Debug)]
+#[command(name = "http_hello")]
+struct Args {
+    /// Address to listen on.
+    #[arg(default_value = "127.0.0.1:8080")]
+    addr: String,
+    /// Largest request body accepted, in bytes; bigger ones get 413.
+    #[arg(long, value_name = "BYTES", default_value_t = 1 << 20)]
+    max_body: usize,
+    #[command(flatten)]
+    server: common::ServerArgs,
+}
 
 const HELLO: &[u8] = b"HTTP/1.1 200 OK\r\nServer: sylvan\r\nContent-Type: text/plain\r\nContent-Length: 13\r\n\r\nHello, World!";
 const HELLO_CLOSE: &[u8] = b"HTTP/1.1 200 OK\r\nServer: sylvan\r\nContent-Type: text/plain\r\nContent-Length: 13\r\nConnection: close\r\n\r\nHello, World!";
 const BAD_REQUEST: &[u8] =
     b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\nConnection: close\r\n\r\n";
+const TIMEOUT: &[u8] =
+    b"HTTP/1.1 408 Request Timeout\r\nContent-Length: 0\r\nConnection: close\r\n\r\n";
 const BODY_TOO_LARGE: &[u8] =
     b"HTTP/1.1 413 Payload Too Large\r\nContent-Length: 0\r\nConnection: close\r\n\r\n";
 const HEAD_TOO_LARGE: &[u8] =
@@ -45,10 +70,8 @@ const NOT_IMPLEMENTED: &[u8] =
 const MAX_HEAD: usize = 16 * 1024;
 /// Most header fields accepted in one request.
 const MAX_HEADERS: usize = 32;
-/// Largest request body accepted, in bytes; bigger ones get 413.
-const MAX_BODY: usize = 1 << 20;
 /// After an error answer, how long unread input is drained before closing
-/// (see [`close_gracefully`]).
+/// (see [`close`]).
 const LINGER: Duration = Duration::from_secs(2);
 
 /// What to do after one parsed request.
@@ -62,7 +85,9 @@ enum Next {
 }
 
 /// Parses one request at the start of `input` and appends its response.
-fn handle(input: &[u8], out: &mut Vec<u8>) -> Next {
+/// `keep_alive` false answers even a keep-alive request with `Connection:
+/// close` (the server is shutting down).
+fn handle(input: &[u8], max_body: usize, keep_alive: bool, out: &mut Vec<u8>) -> Next {
     let reject = |out: &mut Vec<u8>, response: &[u8]| {
         out.extend_from_slice(response);
         Next::Close
@@ -83,7 +108,7 @@ fn handle(input: &[u8], out: &mut Vec<u8>) -> Next {
     };
     // A body (unusual for GET, but legal) must be skipped, not parsed as the
     // next request.
-    let body_len = match body_length(req.headers, MAX_BODY) {
+    let body_len = match body_length(req.headers, max_body) {
         Ok(n) => n,
         Err(response) => return reject(out, response),
     };
@@ -99,12 +124,12 @@ fn handle(input: &[u8], out: &mut Vec<u8>) -> Next {
         .iter()
         .find(|h| h.name.eq_ignore_ascii_case("connection"))
         .map(|h| h.value.to_ascii_lowercase());
-    let keep_alive = match connection.as_deref() {
+    let wants_keep_alive = match connection.as_deref() {
         Some(v) if v.windows(5).any(|w| w == b"close") => false,
         Some(v) if v.windows(10).any(|w| w == b"keep-alive") => true,
         _ => req.version == Some(1),
     };
-    if keep_alive {
+    if wants_keep_alive && keep_alive {
         out.extend_from_slice(HELLO);
         Next::KeepAlive(request_len)
     } else {
@@ -155,21 +180,19 @@ fn body_length(headers: &[httparse::Header], max_body: usize) -> Result<usize, &
     }
 }
 
-fn serve(mut conn: TcpStream) -> std::io::Result<()> {
+fn serve(mut conn: &Conn, max_body: usize, idle_timeout: Duration) -> io::Result<()> {
     let mut input: Vec<u8> = Vec::with_capacity(4096);
     let mut out: Vec<u8> = Vec::with_capacity(4096);
     let mut buf = [0u8; 8192];
+    // When the request being waited for must be here in full. Renewed only
+    // when a response goes out, so a request trickling in cannot extend it.
+    let mut deadline = Instant::now() + idle_timeout;
     loop {
-        let n = conn.read(&mut buf)?;
-        if n == 0 {
-            return Ok(());
-        }
-        input.extend_from_slice(&buf[..n]);
         // Answer every complete request that arrived (pipelining), in order.
         let mut start = 0;
         let mut close = false;
         loop {
-            match handle(&input[start..], &mut out) {
+            match handle(&input[start..], max_body, !conn.draining(), &mut out) {
                 Next::KeepAlive(used) => start += used,
                 Next::Close => {
                     close = true;
@@ -182,11 +205,47 @@ fn serve(mut conn: TcpStream) -> std::io::Result<()> {
         if !out.is_empty() {
             conn.write_all(&out)?;
             out.clear();
+            deadline = Instant::now() + idle_timeout;
         }
         if close {
-            close_gracefully(&conn);
+            close_gracefully(conn);
             return Ok(());
         }
+        // Between requests the read is idle: a drain ends it.
+        let n = match read_before(conn, &mut buf, deadline, input.is_empty()) {
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::TimedOut => {
+                if !input.is_empty() {
+                    conn.write_all(TIMEOUT)?;
+                    close_gracefully(conn);
+                }
+                return Ok(());
+            }
+            Err(e) => return Err(e),
+        };
+        if n == 0 {
+            return Ok(());
+        }
+        input.extend_from_slice(&buf[..n]);
+    }
+}
+
+/// Reads into `buf`, failing with `TimedOut` once `deadline` has passed.
+fn read_before(
+    mut conn: &Conn,
+    buf: &mut [u8],
+    deadline: Instant,
+    idle: bool,
+) -> io::Result<usize> {
+    let left = deadline.saturating_duration_since(Instant::now());
+    if left.is_zero() {
+        return Err(io::ErrorKind::TimedOut.into());
+    }
+    conn.set_read_timeout(Some(left))?;
+    if idle {
+        conn.read_idle(buf)
+    } else {
+        conn.read(buf)
     }
 }
 
@@ -195,23 +254,24 @@ fn serve(mut conn: TcpStream) -> std::io::Result<()> {
 /// the answer before the client reads it (a client still sending a rejected
 /// body would see "connection reset" instead of 413). So: end our side, then
 /// read and discard what the client still sends, for at most [`LINGER`].
-fn close_gracefully(mut conn: &TcpStream) {
+fn close_gracefully(conn: &Conn) {
     let _ = conn.shutdown(Shutdown::Write);
     let _ = conn.set_read_timeout(Some(LINGER));
     let _ = sylvan::timeout(LINGER, || {
         let mut buf = [0u8; 8192];
-        while let Ok(1..) = conn.read(&mut buf) {}
+        // Idle: a drain ends it at once.
+        while let Ok(1..) = conn.read_idle(&mut buf) {}
     });
 }
 
 fn main() {
-    let args = common::parse_args(
-        "http_hello",
-        "127.0.0.1:8080",
-        "http_hello [ADDR] [--workers N]",
+    let args: Args = common::parse_args(
+        "10s",
+        "Close a connection that has not sent a whole request this long after it went idle (e.g. 2s, 500ms)",
     );
-    common::serve("http_hello", &args, |conn, _peer| {
+    let (max_body, idle_timeout) = (args.max_body, args.server.idle_timeout);
+    common::serve("http_hello", &args.addr, &args.server, move |conn| {
         // Errors here are clients going away mid-request: nothing to report.
-        let _ = serve(conn);
+        let _ = serve(&conn, max_body, idle_timeout);
     });
 }

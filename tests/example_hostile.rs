@@ -6,7 +6,8 @@
 mod example_support;
 
 use std::io::{self, BufRead, BufReader, Read, Write};
-use std::net::{TcpListener, TcpStream};
+use std::net::{Shutdown, TcpListener, TcpStream};
+use std::time::{Duration, Instant};
 
 use example_support::{Server, PATIENCE};
 
@@ -111,6 +112,19 @@ fn http_hello_refuses_bodies_over_the_limit_before_reading_them() {
 }
 
 #[test]
+fn http_hello_body_limit_is_a_flag() {
+    let server = Server::start("http_hello", &["--max-body", "1000"]);
+    let at_limit = format!(
+        "POST / HTTP/1.1\r\nContent-Length: 1000\r\nConnection: close\r\n\r\n{}",
+        "x".repeat(1000)
+    );
+    assert_eq!(statuses(&exchange(&server, at_limit.as_bytes())), [200]);
+    let over = b"POST / HTTP/1.1\r\nContent-Length: 1001\r\n\r\n";
+    assert_eq!(statuses(&exchange(&server, over)), [413]);
+    server.stop();
+}
+
+#[test]
 fn http_hello_rejects_ambiguous_body_framing() {
     let server = Server::start("http_hello", &[]);
     let cases: &[(&str, u16)] = &[
@@ -208,6 +222,335 @@ fn http_hello_head_limit_is_exact_however_the_head_arrives() {
         [431]
     );
     server.stop();
+}
+
+/// Waits for `s` to be closed by the server; returns what it sent first and
+/// how long the close took.
+fn time_until_closed(s: &mut TcpStream) -> (Vec<u8>, Duration) {
+    let started = Instant::now();
+    let reply = read_all(s);
+    (reply, started.elapsed())
+}
+
+#[test]
+fn http_hello_closes_idle_and_slowloris_connections() {
+    let server = Server::start("http_hello", &["--idle-timeout", "500ms"]);
+    // Says nothing at all.
+    let mut silent = server.connect();
+    let (reply, took) = time_until_closed(&mut silent);
+    assert!(
+        reply.is_empty() && took >= Duration::from_millis(400),
+        "{took:?}"
+    );
+    // An idle keep-alive connection after one request.
+    let mut idle = server.connect();
+    idle.write_all(b"GET / HTTP/1.1\r\n\r\n").unwrap();
+    let (reply, _) = time_until_closed(&mut idle);
+    assert_eq!(statuses(&reply), [200]);
+    // A head trickling in a byte every 50 ms: each byte would have renewed a
+    // per-read timeout forever; the head's deadline does not move.
+    let mut slow = server.connect();
+    let mut trickle = slow.try_clone().unwrap();
+    let dribbler = std::thread::spawn(move || {
+        let head = b"GET / HTTP/1.1\r\nX-Slow: "
+            .iter()
+            .chain([b'a'; 200].iter());
+        for &b in head {
+            if trickle.write_all(&[b]).is_err() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    });
+    let (reply, took) = time_until_closed(&mut slow);
+    assert_eq!(statuses(&reply), [408], "{took:?}");
+    assert!(took < Duration::from_secs(5), "{took:?}");
+    slow.shutdown(Shutdown::Both).unwrap(); // the dribbler's next write fails
+    dribbler.join().unwrap();
+    server.stop();
+}
+
+/// A client that writes without ever reading: once the buffers between it
+/// and the server are full the server's writes block, and the write timeout
+/// must end the connection. Returns how the client's writing ended.
+fn flood_without_reading(server: &Server, chunk: &[u8]) -> io::Error {
+    let s = server.connect();
+    // A small receive buffer, so the server's writes block sooner.
+    socket2::SockRef::from(&s)
+        .set_recv_buffer_size(4096)
+        .unwrap();
+    let mut s = s;
+    for _ in 0..(1 << 30) / chunk.len() {
+        if let Err(e) = s.write_all(chunk) {
+            return e;
+        }
+    }
+    panic!("the server took 1 GiB without blocking");
+}
+
+#[test]
+fn echo_disconnects_clients_that_do_not_read_or_do_not_write() {
+    let server = Server::start(
+        "echo",
+        &["--write-timeout", "500ms", "--idle-timeout", "500ms"],
+    );
+    let e = flood_without_reading(&server, &[b'x'; 64 * 1024]);
+    assert!(
+        matches!(
+            e.kind(),
+            io::ErrorKind::ConnectionReset | io::ErrorKind::BrokenPipe
+        ),
+        "the server should have dropped the connection: {e}"
+    );
+    let mut silent = server.connect();
+    silent.write_all(b"ping").unwrap();
+    let (reply, took) = time_until_closed(&mut silent);
+    assert_eq!(reply, b"ping");
+    assert!(took >= Duration::from_millis(400), "{took:?}");
+    server.stop();
+}
+
+#[test]
+fn http_hello_disconnects_a_client_that_does_not_read() {
+    let server = Server::start("http_hello", &["--write-timeout", "500ms"]);
+    let requests = b"GET / HTTP/1.1\r\n\r\n".repeat(4096);
+    let e = flood_without_reading(&server, &requests);
+    assert!(
+        matches!(
+            e.kind(),
+            io::ErrorKind::ConnectionReset | io::ErrorKind::BrokenPipe
+        ),
+        "the server should have dropped the connection: {e}"
+    );
+    server.stop();
+}
+
+/// Writes `ping` and reads the echo: true if the server served the
+/// connection, false if it closed it unanswered.
+fn echoed(s: &mut TcpStream) -> bool {
+    if s.write_all(b"ping").is_err() {
+        return false;
+    }
+    let mut back = [0u8; 4];
+    match s.read_exact(&mut back) {
+        Ok(()) => {
+            assert_eq!(&back, b"ping");
+            true
+        }
+        Err(e) => {
+            assert!(
+                matches!(
+                    e.kind(),
+                    io::ErrorKind::UnexpectedEof | io::ErrorKind::ConnectionReset
+                ),
+                "{e}"
+            );
+            false
+        }
+    }
+}
+
+#[test]
+fn echo_limits_connections_and_says_so_once() {
+    let server = Server::start("echo", &["--max-connections", "2"]);
+    let mut first = server.connect();
+    let mut second = server.connect();
+    assert!(echoed(&mut first) && echoed(&mut second));
+    for _ in 0..20 {
+        assert!(!echoed(&mut server.connect()), "over the limit");
+    }
+    // The first client leaves; the server's close (end of stream here)
+    // comes after its slot is free.
+    first.shutdown(Shutdown::Write).unwrap();
+    assert!(read_all(&mut first).is_empty());
+    let mut third = server.connect();
+    assert!(echoed(&mut third));
+    assert!(echoed(&mut second));
+    server.wait_for_line("refused 20 connection(s)");
+    let stderr = server.stop();
+    assert_eq!(
+        stderr.matches("connection limit reached (2 open)").count(),
+        1,
+        "{stderr}"
+    );
+}
+
+/// The TCP state row of a loopback socket in /proc/net/tcp: `tr` is "02"
+/// while a keep-alive timer is pending on it.
+fn keepalive_timer_pending(local_port: u16, remote_port: u16) -> bool {
+    let table = std::fs::read_to_string("/proc/net/tcp").unwrap();
+    let local = format!("0100007F:{local_port:04X}");
+    let remote = format!("0100007F:{remote_port:04X}");
+    let row = table
+        .lines()
+        .map(|l| l.split_whitespace().collect::<Vec<_>>())
+        .find(|f| f.len() > 5 && f[1] == local && f[2] == remote)
+        .unwrap_or_else(|| panic!("no socket {local} -> {remote} in\n{table}"));
+    // field 5: "tr:tm->when"
+    row[5].starts_with("02:")
+}
+
+#[test]
+fn echo_turns_on_tcp_keepalive_for_its_connections() {
+    let server = Server::start("echo", &[]);
+    let mut s = server.connect();
+    assert!(echoed(&mut s)); // accepted and set up
+    let server_port = s.peer_addr().unwrap().port();
+    let client_port = s.local_addr().unwrap().port();
+    assert!(keepalive_timer_pending(server_port, client_port));
+    // (and the client side, which never asked for it, has none)
+    assert!(!keepalive_timer_pending(client_port, server_port));
+    server.stop();
+}
+
+/// A target that resets every connection as soon as it is accepted.
+fn resetting_target() -> String {
+    let target = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = target.local_addr().unwrap().to_string();
+    std::thread::spawn(move || {
+        for conn in target.incoming().flatten() {
+            let _ = socket2::SockRef::from(&conn).set_linger(Some(Duration::ZERO));
+        }
+    });
+    addr
+}
+
+#[test]
+fn portforward_throttles_its_error_log() {
+    let target = resetting_target();
+    let server = Server::start("portforward", &[&target]);
+    const CONNECTIONS: usize = 300;
+    let started = Instant::now();
+    std::thread::scope(|scope| {
+        for _ in 0..4 {
+            scope.spawn(|| {
+                for _ in 0..CONNECTIONS / 4 {
+                    let mut s = server.connect();
+                    read_all(&mut s); // closed once the reset is relayed
+                }
+            });
+        }
+    });
+    let took = started.elapsed();
+    let stderr = server.stop();
+    // "portforward: 127.0.0.1:PORT: <error>"
+    let errors = stderr
+        .lines()
+        .filter(|l| l.starts_with("portforward: 127.0.0.1:"))
+        .count();
+    let seconds = took.as_secs() as usize + 1;
+    assert!(
+        errors <= 10 * (seconds + 1),
+        "{errors} error lines for {CONNECTIONS} resets in {took:?}:\n{stderr}"
+    );
+    assert!(stderr.contains("suppressed"), "{stderr}");
+}
+
+/// A target that accepts connections and never reads, writes or closes
+/// them.
+fn silent_target() -> String {
+    let target = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = target.local_addr().unwrap().to_string();
+    std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for conn in target.incoming().flatten() {
+            held.push(conn);
+        }
+    });
+    addr
+}
+
+#[test]
+fn portforward_closes_connections_idle_both_ways_even_half_closed() {
+    let server = Server::start(
+        "portforward",
+        &[&silent_target(), "--idle-timeout", "500ms"],
+    );
+    // Half-closed by the client, target silent: nothing moves either way.
+    let mut s = server.connect();
+    s.write_all(b"request").unwrap();
+    s.shutdown(Shutdown::Write).unwrap();
+    let (reply, took) = time_until_closed(&mut s);
+    assert!(reply.is_empty());
+    assert!(took >= Duration::from_millis(400), "{took:?}");
+    server.wait_for_line("without traffic");
+    server.stop();
+}
+
+#[test]
+fn portforward_keeps_a_one_way_transfer_open_past_the_idle_timeout() {
+    // A download: the target talks for 2 s, the client never says a thing.
+    let target = TcpListener::bind("127.0.0.1:0").unwrap();
+    let target_addr = target.local_addr().unwrap().to_string();
+    std::thread::spawn(move || {
+        let (mut conn, _) = target.accept().unwrap();
+        for i in 0..20u8 {
+            conn.write_all(&[i]).unwrap();
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    });
+    let server = Server::start("portforward", &[&target_addr, "--idle-timeout", "500ms"]);
+    let mut s = server.connect();
+    let reply = read_all(&mut s);
+    assert_eq!(reply, (0..20).collect::<Vec<u8>>());
+    drop(s);
+    server.stop();
+}
+
+#[test]
+fn http_hello_drains_on_ctrl_c() {
+    let server = Server::start("http_hello", &["--grace", "2s"]);
+    let response = |s: &mut TcpStream| {
+        let mut r = BufReader::new(s.try_clone().unwrap());
+        let mut head = String::new();
+        while !head.ends_with("\r\n\r\n") {
+            assert!(r.read_line(&mut head).unwrap() > 0, "closed: {head:?}");
+        }
+        let mut body = [0u8; 13];
+        r.read_exact(&mut body).unwrap();
+        assert_eq!(&body, b"Hello, World!");
+        head
+    };
+    // Idle between requests.
+    let mut idle = server.connect();
+    idle.write_all(b"GET / HTTP/1.1\r\n\r\n").unwrap();
+    response(&mut idle);
+    // In the middle of a request: a complete one (answered, so the server
+    // has read this write) and the start of the next.
+    let pipelined = b"GET / HTTP/1.1\r\n\r\nGET / HTTP/1.1\r\nHost: x\r\n";
+    let mut busy = server.connect();
+    busy.write_all(pipelined).unwrap();
+    response(&mut busy);
+    // The same, but its request never completes.
+    let mut stuck = server.connect();
+    stuck.write_all(pipelined).unwrap();
+    response(&mut stuck);
+
+    server.interrupt();
+    server.wait_for_line("shutting down");
+    // No new connections...
+    assert!(TcpStream::connect(&server.addr).is_err());
+    // ...idle ones are closed at once...
+    let (reply, took) = time_until_closed(&mut idle);
+    assert!(
+        reply.is_empty() && took < Duration::from_secs(1),
+        "{took:?}"
+    );
+    // ...the request in progress is answered, and its connection closed...
+    busy.write_all(b"\r\n").unwrap();
+    let head = response(&mut busy);
+    assert!(head.contains("Connection: close"), "{head}");
+    assert!(read_all(&mut busy).is_empty());
+    drop(busy);
+    // ...and what has not finished within the grace period is cut off.
+    let (reply, took) = time_until_closed(&mut stuck);
+    assert!(reply.is_empty() && took < PATIENCE, "{took:?}");
+    let (status, stderr) = server.wait_exit(PATIENCE);
+    assert!(status.success(), "{stderr}");
+    assert!(
+        stderr.contains("grace period over; closing 1 connection(s)"),
+        "{stderr}"
+    );
 }
 
 /// A server whose responses lie about their length, one path each; every

@@ -2,6 +2,9 @@
 //! `cargo test` builds the examples next to the test binaries.
 
 mod example_support;
+// The duration parser behind the examples' flags, for its unit test below.
+#[path = "../examples/common/duration.rs"]
+mod duration;
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{Shutdown, TcpStream};
@@ -9,6 +12,34 @@ use std::process::Command;
 use std::time::Duration;
 
 use example_support::{example, Server};
+
+#[test]
+fn durations_on_the_command_line() {
+    use duration::parse_duration;
+    let ok = |s: &str| parse_duration(s).unwrap_or_else(|e| panic!("{s}: {e}"));
+    assert_eq!(ok("2s"), Duration::from_secs(2));
+    assert_eq!(ok("2"), Duration::from_secs(2));
+    assert_eq!(ok("500ms"), Duration::from_millis(500));
+    assert_eq!(ok("1.5s"), Duration::from_millis(1500));
+    assert_eq!(ok("10m"), Duration::from_secs(600));
+    assert_eq!(ok("1h"), Duration::from_secs(3600));
+    for bad in [
+        "",
+        "0s",
+        "0.0000000001s",
+        "-1s",
+        "+1s",
+        "1e3s",
+        "s",
+        "2 weeks",
+        "1.2.3s",
+    ] {
+        assert!(parse_duration(bad).is_err(), "{bad:?}");
+    }
+    // Too long to be meant, or to add to an Instant.
+    assert!(parse_duration("9999999999999s").is_err());
+    assert!(parse_duration("99999999999999999999999s").is_err());
+}
 
 #[test]
 fn hello_example_runs() {
