@@ -344,10 +344,18 @@ where
         let local = listener
             .local_addr()
             .expect("a bound listener has an address");
-        eprintln!("{name}: listening on {local}");
+        // A fiber spawned with spawn_local shares this worker, so it cannot
+        // start before this fiber parks in ctrl_c() below, which first
+        // installs the signal handler: "listening on" is printed only once
+        // Ctrl-C is handled. (Before that, SIGINT's default action kills the
+        // process: a script that sends it as soon as it sees the line must
+        // not race the handler.)
         let acceptor = {
             let server = server.clone();
-            sylvan::spawn(move || server.accept_loop(listener, handle))
+            sylvan::spawn_local(move || {
+                eprintln!("{name}: listening on {local}");
+                server.accept_loop(listener, handle)
+            })
         };
         if let Err(e) = sylvan::signal::ctrl_c() {
             eprintln!("{name}: cannot wait for Ctrl-C ({e}); serving until killed");
