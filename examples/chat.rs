@@ -94,15 +94,35 @@ impl Room {
         }
     }
 
-    fn nick_taken(&self, nick: &str) -> bool {
-        lock(&self.members).values().any(|m| m.nick == nick)
+    /// Adds a member called `nick` unless that nickname is taken, and
+    /// greets it through `tx` before anyone else can send it a line. The
+    /// check and the insert are one step under the lock, so two clients
+    /// asking for the same name at once cannot both get it.
+    fn join(&self, nick: &str, tx: Sender<Arc<str>>, conn: Arc<Conn>) -> Option<u64> {
+        let mut members = lock(&self.members);
+        if members.values().any(|m| m.nick == nick) {
+            return None;
+        }
+        let hello = format!("Hello {nick}! {}\r\n", who(&members));
+        tx.try_send(Arc::from(hello)).ok(); // a new queue has room
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        let member = Member {
+            nick: nick.to_string(),
+            tx,
+            conn,
+        };
+        members.insert(id, member);
+        Some(id)
     }
 
     fn who(&self) -> String {
-        let members = lock(&self.members);
-        let nicks: Vec<&str> = members.values().map(|m| m.nick.as_str()).collect();
-        format!("* {} here: {}", nicks.len(), nicks.join(", "))
+        who(&lock(&self.members))
     }
+}
+
+fn who(members: &BTreeMap<u64, Member>) -> String {
+    let nicks: Vec<&str> = members.values().map(|m| m.nick.as_str()).collect();
+    format!("* {} here: {}", nicks.len(), nicks.join(", "))
 }
 
 fn read_line(reader: &mut impl BufRead) -> io::Result<Option<String>> {
@@ -126,24 +146,23 @@ fn session(room: &Room, conn: Conn) -> io::Result<()> {
     // Waiting for a line is idle: on Ctrl-C the read ends as if the client
     // had left, and the client leaves the room the usual way.
     let mut reader = BufReader::new(conn.idle_reader());
-    let mut nick = String::new();
     (&*conn).write_all(b"Welcome to sylvan chat! Your nickname?\r\n")?;
-    while nick.is_empty() {
+    let (tx, rx) = channel::bounded::<Arc<str>>(QUEUE);
+    let (id, mut nick) = loop {
         let Some(line) = read_line(&mut reader)? else {
             return Ok(());
         };
         let wanted = line.trim();
         if !valid_nick(wanted) {
             (&*conn).write_all(b"Nicknames are 1-16 letters, digits, - or _. Try again:\r\n")?;
-        } else if room.nick_taken(wanted) {
-            (&*conn).write_all(b"That nickname is taken. Try another:\r\n")?;
+        } else if let Some(id) = room.join(wanted, tx.clone(), conn.clone()) {
+            break (id, wanted.to_string());
         } else {
-            nick = wanted.to_string();
+            (&*conn).write_all(b"That nickname is taken. Try another:\r\n")?;
         }
-    }
-    // Join: a queue and a writer fiber of our own.
-    let id = room.next_id.fetch_add(1, Ordering::Relaxed);
-    let (tx, rx) = channel::bounded::<Arc<str>>(QUEUE);
+    };
+    // The room holds our Sender now; the writer fiber drains the queue.
+    drop(tx);
     let writer = {
         let conn = conn.clone();
         sylvan::spawn(move || {
@@ -154,16 +173,6 @@ fn session(room: &Room, conn: Conn) -> io::Result<()> {
             }
         })
     };
-    tx.send(Arc::from(format!("Hello {nick}! {}\r\n", room.who())))
-        .ok();
-    lock(&room.members).insert(
-        id,
-        Member {
-            nick: nick.clone(),
-            tx,
-            conn: conn.clone(),
-        },
-    );
     room.broadcast(Some(id), &format!("* {nick} joined"));
 
     let result = (|| -> io::Result<()> {
@@ -207,7 +216,8 @@ fn session(room: &Room, conn: Conn) -> io::Result<()> {
         }
         Ok(())
     })();
-    // Leave: dropping our Sender ends the writer once it has flushed.
+    // Leave: dropping our Sender (in the room) ends the writer once it has
+    // flushed.
     let was_member = lock(&room.members).remove(&id).is_some();
     if was_member {
         room.broadcast(None, &format!("* {nick} left"));

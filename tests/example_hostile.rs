@@ -553,6 +553,47 @@ fn http_hello_drains_on_ctrl_c() {
     );
 }
 
+#[test]
+fn chat_gives_a_nickname_to_one_client_only() {
+    // More workers than cores, so the OS may preempt a worker anywhere,
+    // also between a nickname check and the insert that follows it.
+    let server = Server::start("chat", &["--workers", "8"]);
+    // Rounds of clients asking for one nickname at the same moment. When
+    // the check and the insert were separate steps, two clients got the
+    // name in 3-9% of rounds on a 2-core machine.
+    const ROUNDS: usize = 400;
+    const CLIENTS: usize = 4;
+    for round in 0..ROUNDS {
+        let mut clients: Vec<(TcpStream, BufReader<TcpStream>)> = (0..CLIENTS)
+            .map(|_| {
+                let s = server.connect();
+                let mut r = BufReader::new(s.try_clone().unwrap());
+                let mut welcome = String::new();
+                r.read_line(&mut welcome).unwrap();
+                assert!(welcome.starts_with("Welcome"), "{welcome}");
+                (s, r)
+            })
+            .collect();
+        let ask = format!("sam{round}\r\n");
+        for (s, _) in &mut clients {
+            s.write_all(ask.as_bytes()).unwrap();
+        }
+        // Every client keeps its connection (and any name it got) until all
+        // have been answered.
+        let answers: Vec<String> = clients
+            .iter_mut()
+            .map(|(_, r)| {
+                let mut line = String::new();
+                r.read_line(&mut line).unwrap();
+                line.trim().to_string()
+            })
+            .collect();
+        let got_it = answers.iter().filter(|l| l.starts_with("Hello")).count();
+        assert_eq!(got_it, 1, "round {round}: {answers:?}");
+    }
+    server.stop();
+}
+
 /// A server whose responses lie about their length, one path each; every
 /// connection answers one request and closes.
 fn lying_server() -> String {
