@@ -6,8 +6,12 @@
 //! Commands: `/nick NAME`, `/who`, `/quit`.
 //!
 //! ```text
-//! cargo run --release --example chat -- [ADDR] [--workers N]
+//! cargo run --release --example chat -- [ADDR] [--idle-timeout DURATION] ...
 //! ```
+//!
+//! A client silent for `--idle-timeout` (10 minutes by default) is
+//! disconnected; on Ctrl-C everyone leaves the room at once (`--help` lists
+//! the other limits).
 
 mod common;
 
@@ -17,8 +21,20 @@ use std::net::Shutdown;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
-use sylvan::net::TcpStream;
+use clap::Parser;
+use common::Conn;
 use sylvan::sync::channel::{self, Sender, TrySendError};
+
+/// A line chat room for nc and telnet.
+#[derive(Parser, Debug)]
+#[command(name = "chat")]
+struct Args {
+    /// Address to listen on.
+    #[arg(default_value = "127.0.0.1:7070")]
+    addr: String,
+    #[command(flatten)]
+    server: common::ServerArgs,
+}
 
 /// How many lines may wait for one client before it counts as too slow.
 const QUEUE: usize = 256;
@@ -28,7 +44,7 @@ const MAX_LINE: usize = 4096;
 struct Member {
     nick: String,
     tx: Sender<Arc<str>>,
-    conn: Arc<TcpStream>,
+    conn: Arc<Conn>,
 }
 
 #[derive(Default)]
@@ -71,23 +87,45 @@ impl Room {
         // Tell the others, outside the lock. This recursion ends: every
         // level removes the members it reports.
         for nick in dropped {
-            eprintln!("chat: {nick} could not keep up and was disconnected");
+            common::log(format_args!(
+                "{nick} could not keep up and was disconnected"
+            ));
             self.broadcast(None, &format!("* {nick} was disconnected (too slow)"));
         }
     }
 
-    fn nick_taken(&self, nick: &str) -> bool {
-        lock(&self.members).values().any(|m| m.nick == nick)
+    /// Adds a member called `nick` unless that nickname is taken, and
+    /// greets it through `tx` before anyone else can send it a line. The
+    /// check and the insert are one step under the lock, so two clients
+    /// asking for the same name at once cannot both get it.
+    fn join(&self, nick: &str, tx: Sender<Arc<str>>, conn: Arc<Conn>) -> Option<u64> {
+        let mut members = lock(&self.members);
+        if members.values().any(|m| m.nick == nick) {
+            return None;
+        }
+        let hello = format!("Hello {nick}! {}\r\n", who(&members));
+        tx.try_send(Arc::from(hello)).ok(); // a new queue has room
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        let member = Member {
+            nick: nick.to_string(),
+            tx,
+            conn,
+        };
+        members.insert(id, member);
+        Some(id)
     }
 
     fn who(&self) -> String {
-        let members = lock(&self.members);
-        let nicks: Vec<&str> = members.values().map(|m| m.nick.as_str()).collect();
-        format!("* {} here: {}", nicks.len(), nicks.join(", "))
+        who(&lock(&self.members))
     }
 }
 
-fn read_line(reader: &mut BufReader<&TcpStream>) -> io::Result<Option<String>> {
+fn who(members: &BTreeMap<u64, Member>) -> String {
+    let nicks: Vec<&str> = members.values().map(|m| m.nick.as_str()).collect();
+    format!("* {} here: {}", nicks.len(), nicks.join(", "))
+}
+
+fn read_line(reader: &mut impl BufRead) -> io::Result<Option<String>> {
     let mut buf = Vec::new();
     let n = Read::take(reader, MAX_LINE as u64 + 1).read_until(b'\n', &mut buf)?;
     if n == 0 {
@@ -103,27 +141,28 @@ fn read_line(reader: &mut BufReader<&TcpStream>) -> io::Result<Option<String>> {
     ))
 }
 
-fn session(room: &Room, conn: TcpStream) -> io::Result<()> {
+fn session(room: &Room, conn: Conn) -> io::Result<()> {
     let conn = Arc::new(conn);
-    let mut reader = BufReader::new(&*conn);
-    let mut nick = String::new();
+    // Waiting for a line is idle: on Ctrl-C the read ends as if the client
+    // had left, and the client leaves the room the usual way.
+    let mut reader = BufReader::new(conn.idle_reader());
     (&*conn).write_all(b"Welcome to sylvan chat! Your nickname?\r\n")?;
-    while nick.is_empty() {
+    let (tx, rx) = channel::bounded::<Arc<str>>(QUEUE);
+    let (id, mut nick) = loop {
         let Some(line) = read_line(&mut reader)? else {
             return Ok(());
         };
         let wanted = line.trim();
         if !valid_nick(wanted) {
             (&*conn).write_all(b"Nicknames are 1-16 letters, digits, - or _. Try again:\r\n")?;
-        } else if room.nick_taken(wanted) {
-            (&*conn).write_all(b"That nickname is taken. Try another:\r\n")?;
+        } else if let Some(id) = room.join(wanted, tx.clone(), conn.clone()) {
+            break (id, wanted.to_string());
         } else {
-            nick = wanted.to_string();
+            (&*conn).write_all(b"That nickname is taken. Try another:\r\n")?;
         }
-    }
-    // Join: a queue and a writer fiber of our own.
-    let id = room.next_id.fetch_add(1, Ordering::Relaxed);
-    let (tx, rx) = channel::bounded::<Arc<str>>(QUEUE);
+    };
+    // The room holds our Sender now; the writer fiber drains the queue.
+    drop(tx);
     let writer = {
         let conn = conn.clone();
         sylvan::spawn(move || {
@@ -134,16 +173,6 @@ fn session(room: &Room, conn: TcpStream) -> io::Result<()> {
             }
         })
     };
-    tx.send(Arc::from(format!("Hello {nick}! {}\r\n", room.who())))
-        .ok();
-    lock(&room.members).insert(
-        id,
-        Member {
-            nick: nick.clone(),
-            tx,
-            conn: conn.clone(),
-        },
-    );
     room.broadcast(Some(id), &format!("* {nick} joined"));
 
     let result = (|| -> io::Result<()> {
@@ -187,7 +216,8 @@ fn session(room: &Room, conn: TcpStream) -> io::Result<()> {
         }
         Ok(())
     })();
-    // Leave: dropping our Sender ends the writer once it has flushed.
+    // Leave: dropping our Sender (in the room) ends the writer once it has
+    // flushed.
     let was_member = lock(&room.members).remove(&id).is_some();
     if was_member {
         room.broadcast(None, &format!("* {nick} left"));
@@ -198,11 +228,15 @@ fn session(room: &Room, conn: TcpStream) -> io::Result<()> {
 }
 
 fn main() {
-    let args = common::parse_args("chat", "127.0.0.1:7070", "chat [ADDR] [--workers N]");
+    let args: Args = common::parse_args(
+        "10m",
+        "Disconnect a client that sends nothing for this long (e.g. 30m, 90s)",
+    );
     let room = Arc::new(Room::default());
-    common::serve("chat", &args, move |conn, peer| {
+    common::serve("chat", &args.addr, &args.server, move |conn| {
+        let peer = conn.peer;
         if let Err(e) = session(&room, conn) {
-            eprintln!("chat: {peer}: {e}");
+            common::log(format_args!("{peer}: {e}"));
         }
     });
 }

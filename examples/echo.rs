@@ -2,21 +2,36 @@
 //! connection, each reading and writing back what it reads.
 //!
 //! ```text
-//! cargo run --release --example echo -- [ADDR] [--workers N]
+//! cargo run --release --example echo -- [ADDR] [--idle-timeout DURATION] ...
 //! ```
 //! ADDR defaults to 127.0.0.1:7000. Try it with `nc 127.0.0.1 7000`;
-//! Ctrl-C shuts it down.
+//! Ctrl-C shuts it down. A client silent for `--idle-timeout` (60 s by
+//! default), or one that stops reading what it is sent for
+//! `--write-timeout`, is disconnected (`--help` lists the limits).
 
 mod common;
 
-use std::io::{Read, Write};
+use std::io::{self, Write};
 
-use sylvan::net::TcpStream;
+use clap::Parser;
+use common::Conn;
 
-fn echo(mut conn: TcpStream) -> std::io::Result<()> {
+/// Echo back whatever each client sends.
+#[derive(Parser, Debug)]
+#[command(name = "echo")]
+struct Args {
+    /// Address to listen on.
+    #[arg(default_value = "127.0.0.1:7000")]
+    addr: String,
+    #[command(flatten)]
+    server: common::ServerArgs,
+}
+
+fn echo(mut conn: &Conn) -> io::Result<()> {
     let mut buf = [0u8; 16 * 1024];
     loop {
-        let n = conn.read(&mut buf)?;
+        // Idle: on Ctrl-C this returns 0 as if the client had left.
+        let n = conn.read_idle(&mut buf)?;
         if n == 0 {
             return Ok(()); // the client closed its side
         }
@@ -25,10 +40,13 @@ fn echo(mut conn: TcpStream) -> std::io::Result<()> {
 }
 
 fn main() {
-    let args = common::parse_args("echo", "127.0.0.1:7000", "echo [ADDR] [--workers N]");
-    common::serve("echo", &args, |conn, peer| {
-        if let Err(e) = echo(conn) {
-            eprintln!("echo: {peer}: {e}");
+    let args: Args = common::parse_args(
+        "60s",
+        "Disconnect a client that sends nothing for this long (e.g. 30s, 500ms)",
+    );
+    common::serve("echo", &args.addr, &args.server, |conn| {
+        if let Err(e) = echo(&conn) {
+            common::log(format_args!("{}: {e}", conn.peer));
         }
     });
 }

@@ -1,17 +1,44 @@
 //! Runs the example programs the way a newcomer does and checks their output.
 //! `cargo test` builds the examples next to the test binaries.
 
+mod example_support;
+// The duration parser behind the examples' flags, for its unit test below.
+#[path = "../examples/common/duration.rs"]
+mod duration;
+
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{Shutdown, TcpStream};
-use std::path::PathBuf;
-use std::process::{Child, ChildStderr, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Command;
+use std::time::Duration;
 
-fn example(name: &str) -> PathBuf {
-    // target/<profile>/deps/examples-<hash> → target/<profile>/examples/<name>
-    let exe = std::env::current_exe().unwrap();
-    let dir = exe.parent().unwrap().parent().unwrap().join("examples");
-    dir.join(name)
+use example_support::{example, Server};
+
+#[test]
+fn durations_on_the_command_line() {
+    use duration::parse_duration;
+    let ok = |s: &str| parse_duration(s).unwrap_or_else(|e| panic!("{s}: {e}"));
+    assert_eq!(ok("2s"), Duration::from_secs(2));
+    assert_eq!(ok("2"), Duration::from_secs(2));
+    assert_eq!(ok("500ms"), Duration::from_millis(500));
+    assert_eq!(ok("1.5s"), Duration::from_millis(1500));
+    assert_eq!(ok("10m"), Duration::from_secs(600));
+    assert_eq!(ok("1h"), Duration::from_secs(3600));
+    for bad in [
+        "",
+        "0s",
+        "0.0000000001s",
+        "-1s",
+        "+1s",
+        "1e3s",
+        "s",
+        "2 weeks",
+        "1.2.3s",
+    ] {
+        assert!(parse_duration(bad).is_err(), "{bad:?}");
+    }
+    // Too long to be meant, or to add to an Instant.
+    assert!(parse_duration("9999999999999s").is_err());
+    assert!(parse_duration("99999999999999999999999s").is_err());
 }
 
 #[test]
@@ -35,85 +62,6 @@ fn hello_example_runs() {
     );
     assert!(stdout.contains("(sum of ids 49995000)"), "{stdout}");
     assert!(stdout.contains("hello from fiber greeter"), "{stdout}");
-}
-
-/// A server example running as a child process on a free loopback port.
-struct Server {
-    child: Child,
-    addr: String,
-    stderr: BufReader<ChildStderr>,
-    stopped: bool,
-}
-
-impl Drop for Server {
-    /// A failed test must not leave its server running.
-    fn drop(&mut self) {
-        if !self.stopped {
-            let _ = self.child.kill();
-            let _ = self.child.wait();
-        }
-    }
-}
-
-impl Server {
-    fn start(name: &str, extra: &[&str]) -> Server {
-        let path = example(name);
-        let mut child = Command::new(&path)
-            .arg("127.0.0.1:0")
-            .args(extra)
-            .args(["--workers", "2"])
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap_or_else(|e| panic!("cannot run {}: {e}", path.display()));
-        let mut stderr = BufReader::new(child.stderr.take().unwrap());
-        // "<name>: listening on 127.0.0.1:PORT" (after any other start-up line)
-        let mut line = String::new();
-        while !line.contains("listening on") {
-            line.clear();
-            assert!(
-                stderr.read_line(&mut line).unwrap() > 0,
-                "{name} exited early"
-            );
-        }
-        let addr = line.trim().rsplit(' ').next().unwrap().to_string();
-        Server {
-            child,
-            addr,
-            stderr,
-            stopped: false,
-        }
-    }
-
-    fn connect(&self) -> TcpStream {
-        let s = TcpStream::connect(&self.addr).unwrap();
-        s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
-        s
-    }
-
-    /// Ctrl-C: the server must shut down cleanly and promptly.
-    fn stop(mut self) -> String {
-        self.stopped = true;
-        // SAFETY: kill has no memory-safety preconditions; the pid is our
-        // live child's.
-        let rc = unsafe { libc::kill(self.child.id() as libc::pid_t, libc::SIGINT) };
-        assert_eq!(rc, 0);
-        let deadline = Instant::now() + Duration::from_secs(10);
-        let status = loop {
-            if let Some(status) = self.child.try_wait().unwrap() {
-                break status;
-            }
-            if Instant::now() > deadline {
-                self.child.kill().unwrap();
-                panic!("the server did not exit within 10 s of Ctrl-C");
-            }
-            std::thread::sleep(Duration::from_millis(10));
-        };
-        let mut rest = String::new();
-        self.stderr.read_to_string(&mut rest).unwrap();
-        assert!(status.success(), "exit status {status}: {rest}");
-        assert!(rest.contains("shutting down"), "{rest}");
-        rest
-    }
 }
 
 #[test]

@@ -273,20 +273,36 @@ impl Client {
             };
             let content_type = header("content-type");
             let location = header("location");
-            let chunked = header("transfer-encoding")
-                .is_some_and(|t| t.to_ascii_lowercase().contains("chunked"));
-            let length = header("content-length");
+            let all = |name: &str| -> Vec<String> {
+                resp.headers
+                    .iter()
+                    .filter(|h| h.name.eq_ignore_ascii_case(name))
+                    .map(|h| String::from_utf8_lossy(h.value).into_owned())
+                    .collect()
+            };
+            // How the body is framed (RFC 9112 section 6.3). Transfer-Encoding
+            // wins over Content-Length; a response with both may be an
+            // attempt to desynchronise us, so its connection is not reused.
+            let codings = all("transfer-encoding");
+            let lengths = all("content-length");
+            let chunked = codings.last().is_some_and(|c| {
+                let last = c.rsplit(',').next().unwrap_or("");
+                last.trim().eq_ignore_ascii_case("chunked")
+            });
+            if !codings.is_empty() && !lengths.is_empty() {
+                reusable = false;
+            }
             let body = if status == 204 || status == 304 {
                 Vec::new()
             } else if chunked {
                 read_chunked(&mut conn, self.max_body)?
-            } else if let Some(len) = length {
-                let len: usize = len
-                    .parse()
-                    .map_err(|_| FetchError::new("http", format!("bad Content-Length {len:?}")))?;
-                if len > self.max_body {
-                    return Err(too_large(self.max_body));
-                }
+            } else if !codings.is_empty() {
+                // Some other final coding: the body ends when the connection
+                // does.
+                reusable = false;
+                read_to_close(&mut conn, self.max_body)?
+            } else if !lengths.is_empty() {
+                let len = content_length(&lengths, self.max_body)?;
                 let mut body = vec![0u8; len];
                 conn.read_exact(&mut body).map_err(|e| {
                     if e.kind() == io::ErrorKind::UnexpectedEof {
@@ -299,16 +315,7 @@ impl Client {
             } else {
                 // Delimited by the server closing the connection.
                 reusable = false;
-                let mut body = Vec::new();
-                let limit = self.max_body as u64 + 1;
-                (&mut conn)
-                    .take(limit)
-                    .read_to_end(&mut body)
-                    .map_err(|e| FetchError::io("io", e))?;
-                if body.len() > self.max_body {
-                    return Err(too_large(self.max_body));
-                }
-                body
+                read_to_close(&mut conn, self.max_body)?
             };
             let raw = RawResponse {
                 status,
@@ -322,6 +329,41 @@ impl Client {
 }
 
 struct Stale;
+
+/// The body length a response's Content-Length fields give: each is
+/// 1*DIGIT (a comma-separated list of them is allowed), and all must agree
+/// (RFC 9110 section 8.6). Identical repeats are accepted, as the RFC
+/// allows, because real servers and proxies send them; differing ones mean
+/// the response cannot be framed.
+fn content_length(fields: &[String], max: usize) -> Result<usize, FetchError> {
+    let bad = || FetchError::new("http", format!("bad Content-Length {fields:?}"));
+    let mut values = fields.iter().flat_map(|f| f.split(',')).map(str::trim);
+    let first = values.next().ok_or_else(bad)?;
+    if first.is_empty() || !first.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(bad());
+    }
+    if values.any(|v| v != first) {
+        return Err(bad());
+    }
+    // Only digits, so the parse fails only by overflow: too large anyway.
+    match first.parse::<usize>() {
+        Ok(n) if n <= max => Ok(n),
+        _ => Err(too_large(max)),
+    }
+}
+
+/// Reads a body delimited by the server closing the connection.
+fn read_to_close(conn: &mut Conn, max: usize) -> Result<Vec<u8>, FetchError> {
+    let mut body = Vec::new();
+    let limit = u64::try_from(max).unwrap_or(u64::MAX).saturating_add(1);
+    conn.take(limit)
+        .read_to_end(&mut body)
+        .map_err(|e| FetchError::io("io", e))?;
+    if body.len() > max {
+        return Err(too_large(max));
+    }
+    Ok(body)
+}
 
 fn too_large(max: usize) -> FetchError {
     FetchError::new("too-large", format!("body larger than {max} bytes"))
@@ -388,10 +430,18 @@ fn read_chunked(conn: &mut Conn, max: usize) -> Result<Vec<u8>, FetchError> {
         if line.is_empty() || !line.ends_with(b"\n") {
             return Err(FetchError::new("http", "truncated chunked body"));
         }
+        // chunk-size = 1*HEXDIG, then optional whitespace and extensions.
         let text = String::from_utf8_lossy(&line);
-        let size_text = text.split(';').next().unwrap_or("").trim();
-        let size = usize::from_str_radix(size_text, 16)
-            .map_err(|_| FetchError::new("http", format!("bad chunk size {size_text:?}")))?;
+        let size_text = text.split(';').next().unwrap_or("");
+        let size_text = size_text.trim_end_matches([' ', '\t', '\r', '\n']);
+        if size_text.is_empty() || !size_text.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return Err(FetchError::new(
+                "http",
+                format!("bad chunk size {size_text:?}"),
+            ));
+        }
+        // Only hex digits, so the parse fails only by overflow.
+        let size = usize::from_str_radix(size_text, 16).map_err(|_| too_large(max))?;
         if size == 0 {
             // Trailers, up to the empty line.
             loop {
@@ -406,11 +456,13 @@ fn read_chunked(conn: &mut Conn, max: usize) -> Result<Vec<u8>, FetchError> {
                 }
             }
         }
-        if body.len() + size > max {
-            return Err(too_large(max));
-        }
+        // The server chose `size`: add with care.
+        let end = match body.len().checked_add(size) {
+            Some(end) if end <= max => end,
+            _ => return Err(too_large(max)),
+        };
         let start = body.len();
-        body.resize(start + size, 0);
+        body.resize(end, 0);
         conn.read_exact(&mut body[start..])
             .map_err(|_| FetchError::new("http", "truncated chunked body"))?;
         let mut crlf = [0u8; 2];

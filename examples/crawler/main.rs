@@ -9,6 +9,9 @@
 //! cargo run --release --example crawler -- --help
 //! ```
 
+// The duration parser the server examples use too.
+#[path = "../common/duration.rs"]
+mod duration;
 mod http;
 mod links;
 mod robots;
@@ -49,7 +52,7 @@ struct Args {
     #[arg(long, default_value_t = 20)]
     depth: usize,
     /// Per request (connect + send + read), e.g. 10s, 500ms.
-    #[arg(long, default_value = "10s", value_parser = parse_duration)]
+    #[arg(long, default_value = "10s", value_parser = duration::parse_duration)]
     timeout: Duration,
     /// Follow links only to the start URLs' hosts (the default).
     #[arg(long, conflicts_with = "all_hosts")]
@@ -75,27 +78,6 @@ struct Args {
     /// No progress line.
     #[arg(long, short)]
     quiet: bool,
-}
-
-fn parse_duration(s: &str) -> Result<Duration, String> {
-    let s = s.trim();
-    let (num, unit) = match s.find(|c: char| !(c.is_ascii_digit() || c == '.')) {
-        Some(i) => s.split_at(i),
-        None => (s, "s"),
-    };
-    let n: f64 = num
-        .parse()
-        .map_err(|_| format!("not a duration: {s:?} (try 10s or 500ms)"))?;
-    let secs = match unit {
-        "ms" => n / 1000.0,
-        "s" => n,
-        "m" | "min" => n * 60.0,
-        _ => return Err(format!("unknown unit {unit:?} in {s:?} (use ms, s or m)")),
-    };
-    if !(secs > 0.0 && secs.is_finite()) {
-        return Err(format!("the timeout must be positive: {s:?}"));
-    }
-    Ok(Duration::from_secs_f64(secs))
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
