@@ -280,7 +280,11 @@ macro_rules! impl_fd_and_debug {
 /// `inner`.
 macro_rules! impl_stream_io {
     ($ty:ident) => {
-        impl std::io::Read for &$ty {
+        impl_stream_io!(@for &$ty);
+        impl_stream_io!(@for $ty);
+    };
+    (@for $t:ty) => {
+        impl std::io::Read for $t {
             fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
                 self.inner.read_buf(buf)
             }
@@ -293,34 +297,7 @@ macro_rules! impl_stream_io {
             }
         }
 
-        impl std::io::Write for &$ty {
-            fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-                self.inner.write_buf(buf)
-            }
-
-            fn write_vectored(&mut self, bufs: &[std::io::IoSlice<'_>]) -> std::io::Result<usize> {
-                self.inner.write_bufs(bufs)
-            }
-
-            fn flush(&mut self) -> std::io::Result<()> {
-                Ok(())
-            }
-        }
-
-        impl std::io::Read for $ty {
-            fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-                self.inner.read_buf(buf)
-            }
-
-            fn read_vectored(
-                &mut self,
-                bufs: &mut [std::io::IoSliceMut<'_>],
-            ) -> std::io::Result<usize> {
-                self.inner.read_bufs(bufs)
-            }
-        }
-
-        impl std::io::Write for $ty {
+        impl std::io::Write for $t {
             fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
                 self.inner.write_buf(buf)
             }

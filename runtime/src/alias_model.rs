@@ -8,7 +8,7 @@
 //! the hub's table, installed `&fiber.ctx` as `CURRENT`, resumed the
 //! coroutine (a `&mut` to the other field, `co`) and put the `Box` back when
 //! the fiber suspended. (The hub now keeps leaked boxes by raw pointer, as
-//! in [`raw`]; see `hub::Fiber`.) A parking
+//! in [`raw`]; see `hub::LiveFiber`.) A parking
 //! fiber derives `&FiberCtx` from `CURRENT` and holds it across the
 //! suspension: as the argument of `fiber_park` and as `self` of
 //! `FiberCtx::suspend`. Meanwhile the hub moves the `Box` back into the
@@ -58,7 +58,7 @@ struct Ctx {
     streak: Cell<u32>,
 }
 
-/// Stands for `hub::Fiber`: the context, and the coroutine that every resume
+/// Stands for `hub::LiveFiber`: the context, and the coroutine that every resume
 /// mutates.
 struct Fiber {
     ctx: Ctx,

@@ -8,38 +8,38 @@ use crate::record::{self, FiberId, TaskRef};
 /// A handle to a fiber's identity, returned by [`current`].
 #[derive(Clone)]
 pub struct Fiber {
-    pub(crate) header: TaskRef,
+    pub(crate) record: TaskRef,
 }
 
 impl Fiber {
     /// The fiber's unique id.
     pub fn id(&self) -> FiberId {
-        self.header.id
+        self.record.id
     }
 
     /// The name given with [`Builder::name`](crate::Builder::name), if any.
     pub fn name(&self) -> Option<&str> {
-        self.header.name.as_deref()
+        self.record.name.as_deref()
     }
 
     /// Whether cancellation has been requested for this fiber.
     pub fn is_cancelled(&self) -> bool {
-        self.header.is_cancelled()
+        self.record.is_cancelled()
     }
 
     /// Requests cancellation of this fiber, like
     /// [`JoinHandle::cancel`](crate::JoinHandle::cancel) (for code that has a
     /// `Fiber` but not the handle, e.g. a group of fibers).
     pub fn cancel(&self) {
-        self.header.cancel();
+        self.record.cancel();
     }
 }
 
 impl fmt::Debug for Fiber {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Fiber")
-            .field("id", &self.header.id)
-            .field("name", &self.header.name)
+            .field("id", &self.record.id)
+            .field("name", &self.record.name)
             .finish()
     }
 }
@@ -69,6 +69,6 @@ pub fn current() -> Fiber {
 /// The running fiber, or `None` on a plain thread.
 pub fn try_current() -> Option<Fiber> {
     record::with_current(|ctx| Fiber {
-        header: ctx.header.clone(),
+        record: ctx.record.clone(),
     })
 }

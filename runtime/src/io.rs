@@ -27,8 +27,9 @@
 //! * **Plain threads** (no fiber) wait in `poll(2)` on the descriptor instead.
 //! * **Cooperative budget.** A fiber whose operations keep succeeding without
 //!   waiting (a socket that always has data) yields to the other fibers of
-//!   its worker once every 128 operations, before the operation, so a
-//!   flooding peer cannot starve them. The yield is a cancellation point.
+//!   its worker once every `IO_BUDGET` operations (`record::ctx`), before the
+//!   operation, so a flooding peer cannot starve them. The yield is a
+//!   cancellation point.
 //! * A wait is a park point: cancellation and [`timeout`](crate::timeout)
 //!   interrupt it by unwinding, and the waiter is removed on the way out. The
 //!   descriptor is untouched (an interrupted operation either happened before

@@ -114,27 +114,27 @@ impl<T> JoinCell<T> {
 pub struct JoinHandle<T> {
     /// The fiber's record; it holds the result slot, except for
     /// `spawn_local` fibers.
-    task: TaskRef,
+    record: TaskRef,
     /// `spawn_local`'s result slot (its `T` need not be `Send`).
-    local: Option<Arc<JoinCell<T>>>,
+    own_cell: Option<Arc<JoinCell<T>>>,
     /// `join` took the outcome (so dropping the handle need not detach).
     joined: bool,
 }
 
 impl<T: 'static> JoinHandle<T> {
-    pub(crate) fn new(task: TaskRef, local: Option<Arc<JoinCell<T>>>) -> JoinHandle<T> {
+    pub(crate) fn new(record: TaskRef, own_cell: Option<Arc<JoinCell<T>>>) -> JoinHandle<T> {
         JoinHandle {
-            task,
-            local,
+            record,
+            own_cell,
             joined: false,
         }
     }
 
     fn cell(&self) -> &JoinCell<T> {
-        match &self.local {
+        match &self.own_cell {
             Some(cell) => cell,
             None => self
-                .task
+                .record
                 .body
                 .join_cell()
                 .downcast_ref()
@@ -148,9 +148,9 @@ impl<T> Drop for JoinHandle<T> {
         if self.joined {
             return;
         }
-        match &self.local {
+        match &self.own_cell {
             Some(cell) => cell.detach(),
-            None => self.task.body.detach(),
+            None => self.record.body.detach(),
         }
     }
 }
@@ -171,16 +171,16 @@ impl<T: 'static> JoinHandle<T> {
     /// If a fiber tries to join itself (that could never finish).
     pub fn join(self) -> Result<T, JoinError> {
         let mut this = self;
-        if record::with_current(|c| c.header.id) == Some(this.task.id) {
+        if record::with_current(|c| c.record.id) == Some(this.record.id) {
             panic!(
                 "sylvan: fiber {} tried to join itself, which would wait forever; \
                  join it from another fiber or thread",
-                this.task.describe()
+                this.record.describe()
             );
         }
         let outcome = this.cell().wait();
         this.joined = true;
-        outcome.map_err(|f| JoinError::new(f, &this.task))
+        outcome.map_err(|f| JoinError::new(f, &this.record))
     }
 }
 
@@ -198,31 +198,31 @@ impl<T> JoinHandle<T> {
     /// assert!(h.join().unwrap_err().is_cancelled());
     /// ```
     pub fn cancel(&self) {
-        self.task.cancel();
+        self.record.cancel();
     }
 
     /// Whether the fiber has finished (its result is ready).
     pub fn is_finished(&self) -> bool {
-        match &self.local {
+        match &self.own_cell {
             Some(cell) => cell.is_done(),
-            None => self.task.body.is_done(),
+            None => self.record.body.is_done(),
         }
     }
 
     /// The fiber's id.
     pub fn id(&self) -> FiberId {
-        self.task.id
+        self.record.id
     }
 
     /// The fiber's name, if it was given one.
     pub fn name(&self) -> Option<&str> {
-        self.task.name.as_deref()
+        self.record.name.as_deref()
     }
 
     /// A clonable handle to the fiber's identity (id, name, cancellation).
     pub fn fiber(&self) -> crate::Fiber {
         crate::Fiber {
-            header: self.task.clone(),
+            record: self.record.clone(),
         }
     }
 }
@@ -230,8 +230,8 @@ impl<T> JoinHandle<T> {
 impl<T> fmt::Debug for JoinHandle<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("JoinHandle")
-            .field("id", &self.task.id)
-            .field("name", &self.task.name)
+            .field("id", &self.record.id)
+            .field("name", &self.record.name)
             .field("finished", &self.is_finished())
             .finish()
     }

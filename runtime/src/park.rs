@@ -173,7 +173,7 @@ pub(crate) fn raise_interrupts(ctx: &FiberCtx) {
 
 /// Raises a pending cancellation (not an expired timeout).
 fn raise_cancellation(ctx: &FiberCtx) {
-    if ctx.header.is_cancelled() && interruptible(ctx.shielded.get()) {
+    if ctx.record.is_cancelled() && interruptible(ctx.shielded.get()) {
         std::panic::resume_unwind(Box::new(CancelUnwind));
     }
 }
@@ -191,7 +191,11 @@ fn raise_thread_interrupts() {
 
 /// The deadline a park must honour: its own and, when interruptible, the
 /// innermost `timeout` scope's.
-fn effective(deadline: Option<Instant>, scopes: Option<Deadline>, shield: u32) -> Option<Instant> {
+fn wait_deadline(
+    deadline: Option<Instant>,
+    scopes: Option<Deadline>,
+    shield: u32,
+) -> Option<Instant> {
     let scope = scopes.filter(|_| interruptible(shield)).map(|d| d.at);
     match (deadline, scope) {
         (Some(a), Some(b)) => Some(a.min(b)),
@@ -213,28 +217,28 @@ fn park_inner(deadline: Option<Instant>) {
 
 fn fiber_park(ctx: &FiberCtx, deadline: Option<Instant>) {
     raise_cancellation(ctx);
-    let header = &ctx.header;
+    let record = &ctx.record;
     // A wake token is waiting: consume it without switching, and without
     // raising an expired timeout (the caller re-checks first).
-    if header.state.take_token() {
+    if record.state.take_token() {
         return;
     }
     // About to block: an expired timeout scope is raised here.
     raise_interrupts(ctx);
     let top = ctx.deadlines.borrow().last().copied();
-    let until = effective(deadline, top, ctx.shielded.get());
+    let until = wait_deadline(deadline, top, ctx.shielded.get());
     if until.is_some_and(|at| at <= Instant::now()) {
         // Only the park's own deadline can have passed (an expired scope
         // was raised above, unless shielded or unwinding).
         return;
     }
-    let timer = until.map(|at| reactor::add_timer(at, header));
+    let timer = until.map(|at| reactor::add_timer(at, record));
     // `false`: a wake token arrived meanwhile and was consumed.
-    if header.state.park() {
+    if record.state.park() {
         if std::thread::panicking() {
             // A fiber that unwinds a panic must not let other fibers run
             // (see `reactor::wait_in_place`); it blocks its worker instead.
-            if !reactor::wait_in_place(header) {
+            if !reactor::wait_in_place(record) {
                 ctx.suspend(Suspend::Park);
             }
         } else {
@@ -254,7 +258,7 @@ fn fiber_park(ctx: &FiberCtx, deadline: Option<Instant>) {
 pub(crate) fn thread_wait_deadline(deadline: Option<Instant>) -> Option<Instant> {
     raise_thread_interrupts();
     let top = THREAD_DEADLINES.with(|s| s.borrow().last().copied());
-    effective(deadline, top, THREAD_SHIELD.with(Cell::get))
+    wait_deadline(deadline, top, THREAD_SHIELD.with(Cell::get))
 }
 
 /// A park on a plain thread. A thread has no visible wake token, so an
@@ -263,7 +267,7 @@ pub(crate) fn thread_wait_deadline(deadline: Option<Instant>) -> Option<Instant>
 fn thread_park(deadline: Option<Instant>) {
     raise_thread_interrupts();
     let top = THREAD_DEADLINES.with(|s| s.borrow().last().copied());
-    match effective(deadline, top, THREAD_SHIELD.with(Cell::get)) {
+    match wait_deadline(deadline, top, THREAD_SHIELD.with(Cell::get)) {
         None => std::thread::park(),
         Some(at) => {
             let now = Instant::now();
@@ -307,12 +311,12 @@ mod tests {
     }
 
     #[test]
-    fn effective_deadline_respects_shield() {
+    fn wait_deadline_respects_shield() {
         let now = Instant::now();
         let scope = Deadline { at: now, id: 1 };
         let later = now + Duration::from_secs(1);
-        assert_eq!(effective(Some(later), Some(scope), 0), Some(now));
-        assert_eq!(effective(Some(later), Some(scope), 1), Some(later));
-        assert_eq!(effective(None, None, 0), None);
+        assert_eq!(wait_deadline(Some(later), Some(scope), 0), Some(now));
+        assert_eq!(wait_deadline(Some(later), Some(scope), 1), Some(later));
+        assert_eq!(wait_deadline(None, None, 0), None);
     }
 }

@@ -169,7 +169,7 @@ impl RuntimeBuilder {
         crate::overflow::install_handler();
         let mut reactors = Vec::with_capacity(n);
         let mut hubs = Vec::with_capacity(n);
-        let mut locals = Vec::with_capacity(n);
+        let mut deques = Vec::with_capacity(n);
         let mut stealers = Vec::with_capacity(n);
         for i in 0..n {
             let poll = mio::Poll::new()?;
@@ -177,11 +177,11 @@ impl RuntimeBuilder {
             reactors.push(Reactor::new(poll, inbox.clone())?);
             hubs.push(inbox);
             // FIFO: tasks start in spawn order, which is also the order code
-            // usually joins them in (measured: LIFO made a spinning thief's
-            // batches finish out of order and cost 2.6x on spawn+join).
-            let local = Worker::new_fifo();
-            stealers.push(local.stealer());
-            locals.push(local);
+            // usually joins them in; LIFO would make a thief's batches finish
+            // out of order and joiners wait on the last-started first.
+            let unstarted = Worker::new_fifo();
+            stealers.push(unstarted.stealer());
+            deques.push(unstarted);
         }
         let shared = Arc::new(RuntimeShared {
             hubs,
@@ -193,12 +193,12 @@ impl RuntimeBuilder {
             next_hub: AtomicUsize::new(0),
         });
         let mut threads = Vec::with_capacity(n);
-        for (i, (reactor, local)) in reactors.into_iter().zip(locals).enumerate() {
+        for (i, (reactor, unstarted)) in reactors.into_iter().zip(deques).enumerate() {
             let rt = shared.clone();
             let inbox = shared.hubs[i].clone();
             let spawned = std::thread::Builder::new()
                 .name(format!("{}-{i}", self.thread_name))
-                .spawn(move || Hub::run_worker(rt, inbox, reactor, local));
+                .spawn(move || Hub::run_worker(rt, inbox, reactor, unstarted));
             match spawned {
                 Ok(t) => threads.push(t),
                 Err(e) => {

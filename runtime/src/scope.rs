@@ -58,7 +58,7 @@ impl ScopeState {
             if self.running.load(Ordering::Acquire) == 0 {
                 break;
             }
-            if !passed_on && record::with_current(|c| c.header.is_cancelled()) == Some(true) {
+            if !passed_on && record::with_current(|c| c.record.is_cancelled()) == Some(true) {
                 passed_on = true;
                 self.cancel_children();
             }
@@ -98,14 +98,14 @@ impl<'scope> Scope<'scope, '_> {
         // dropped unstarted at shutdown).
         // SAFETY: so no 'scope data is used after 'scope ends.
         let run: Box<dyn FnOnce() + Send + 'static> = unsafe { std::mem::transmute(run) };
-        let header: TaskRef = Arc::new(TaskCell {
+        let record: TaskRef = Arc::new(TaskCell {
             header: crate::record::Header::new(None, self.rt.stack_size),
             body: Boxed::new(run),
         });
-        self.state.children.lock().push(header.clone());
-        self.rt.submit(Task::new(header.clone(), None));
+        self.state.children.lock().push(record.clone());
+        self.rt.submit(Task::new(record.clone(), None));
         ScopedJoinHandle {
-            header,
+            record,
             cell,
             state: self.state.clone(),
             _scope: PhantomData,
@@ -115,7 +115,7 @@ impl<'scope> Scope<'scope, '_> {
 
 /// A handle to join a scoped fiber.
 pub struct ScopedJoinHandle<'scope, T> {
-    header: TaskRef,
+    record: TaskRef,
     cell: Arc<JoinCell<T>>,
     state: Arc<ScopeState>,
     _scope: PhantomData<&'scope ()>,
@@ -127,7 +127,7 @@ impl<T> ScopedJoinHandle<'_, T> {
         let r = self
             .cell
             .wait()
-            .map_err(|f| JoinError::new(f, &self.header));
+            .map_err(|f| JoinError::new(f, &self.record));
         if matches!(&r, Err(e) if e.is_panic()) {
             self.state.unjoined_panics.fetch_sub(1, Ordering::AcqRel);
         }
@@ -136,7 +136,7 @@ impl<T> ScopedJoinHandle<'_, T> {
 
     /// Requests cancellation of the fiber (see [`JoinHandle::cancel`](crate::JoinHandle::cancel)).
     pub fn cancel(&self) {
-        self.header.cancel();
+        self.record.cancel();
     }
 
     /// Whether the fiber has finished.
@@ -146,7 +146,7 @@ impl<T> ScopedJoinHandle<'_, T> {
 
     /// The fiber's id.
     pub fn id(&self) -> FiberId {
-        self.header.id
+        self.record.id
     }
 }
 

@@ -14,7 +14,7 @@ use std::sync::Arc;
 
 use parking_lot::Mutex;
 
-use crate::hub::{self, LocalTask, RuntimeShared};
+use crate::hub::{self, RuntimeShared, Startable};
 use crate::join::{Failure, JoinCell, JoinHandle};
 use crate::record::{self, Body, Header, Task, TaskCell, TaskRef};
 use crate::runtime::{self, Runtime};
@@ -88,7 +88,7 @@ impl<F, T> Drop for Job<F, T> {
 /// catching a panic, then drops the fiber-local values: both before anyone can
 /// see the outcome.
 fn run_closure<F: FnOnce() -> T, T>(f: F) -> Result<T, Failure> {
-    let cancelled = record::with_current(|c| c.header.is_cancelled()).unwrap_or(false);
+    let cancelled = record::with_current(|c| c.record.is_cancelled()).unwrap_or(false);
     // A closure whose destructor panics (when it is dropped unrun) makes the
     // fiber's outcome that panic.
     let outcome = catch_unwind(AssertUnwindSafe(move || {
@@ -216,9 +216,9 @@ where
     let header = TaskCell::bare(None, rt.stack_size);
     let cell = Arc::new(JoinCell::new());
     let job = Job::new(f, cell.clone(), None);
-    let task = LocalTask {
+    let task = Startable {
         task: Task::new(header.clone(), None),
-        local: Some(Box::new(move || job.run())),
+        thread_bound: Some(Box::new(move || job.run())),
     };
     hub::with_hub(|hub| hub.start(task));
     JoinHandle::new(header, Some(cell))
@@ -337,8 +337,8 @@ impl Builder {
                     // while the queue grows: a hub told earlier may be
                     // busy. (This hub runs its own queue anyway, so a
                     // missed hint costs parallelism, never a hang.)
-                    let queued = hub.local.len();
-                    hub.local.push(task);
+                    let queued = hub.unstarted.len();
+                    hub.unstarted.push(task);
                     if queued % NOTIFY_EVERY == 0 {
                         hub.rt.notify_one();
                     }

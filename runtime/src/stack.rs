@@ -12,17 +12,18 @@
 //!   answer `EINVAL`; we then fall back to `mprotect` guards, which cost two
 //!   mappings per stack, and report the limit by name when the kernel refuses.
 //! * Address space is never returned to the kernel (slabs live for the
-//!   process), but memory is. Each worker keeps up to 256 *hot* (dirty)
-//!   stacks, so spawning costs no syscall and no page fault. Beyond that,
-//!   stacks move in batches of 64 to a shared *dirty* pool, which also
-//!   balances stacks between workers (fibers often finish on another worker
-//!   than the one that spawned them). Once the dirty pool has gone unused for
-//!   a second, an idle hub returns its memory with `MADV_DONTNEED`, sorted
-//!   and coalesced so that adjacent stacks cost one call (a `madvise` that
-//!   zaps pages costs a TLB-shootdown IPI to every core; one per stack made a
-//!   burst of 100k fibers spend most of its time there). `MADV_DONTNEED`
-//!   keeps guard markers, so returned stacks stay guarded. A burst of 100k
-//!   fibers therefore does not pin its memory for longer than that second.
+//!   process), but memory is. Each worker keeps up to
+//!   [`HOT_STACKS_PER_WORKER`] *hot* (dirty) stacks, so spawning costs no
+//!   syscall and no page fault. Beyond that, stacks move in batches of
+//!   [`BATCH`] to a shared *dirty* pool, which also balances stacks between
+//!   workers (fibers often finish on another worker than the one that
+//!   spawned them). Once the dirty pool has gone unused for [`TRIM_AFTER`],
+//!   an idle hub returns its memory with `MADV_DONTNEED`, sorted and
+//!   coalesced so that adjacent stacks cost one call: a `madvise` that zaps
+//!   pages costs a TLB-shootdown IPI to every core, so one call per stack
+//!   would dominate the teardown of a burst. `MADV_DONTNEED` keeps guard
+//!   markers, so returned stacks stay guarded. A burst of fibers therefore
+//!   does not pin its memory for longer than [`TRIM_AFTER`].
 
 use std::io;
 use std::ptr::NonNull;

@@ -68,7 +68,7 @@ impl Hub {
         let rt = &*self.rt;
         loop {
             let mut retry = false;
-            match rt.injector.steal_batch_and_pop(&self.local) {
+            match rt.injector.steal_batch_and_pop(&self.unstarted) {
                 Steal::Success(t) => return Some(self.after_steal(t)),
                 Steal::Retry => retry = true,
                 Steal::Empty => {}
@@ -81,7 +81,7 @@ impl Hub {
                 if self.leave_to_owner(v, victim) {
                     continue;
                 }
-                match victim.steal_batch_and_pop(&self.local) {
+                match victim.steal_batch_and_pop(&self.unstarted) {
                     Steal::Success(t) => return Some(self.after_steal(t)),
                     Steal::Retry => retry = true,
                     Steal::Empty => {}
@@ -128,7 +128,7 @@ impl Hub {
 
     /// After a successful steal, pass the baton so remaining work spreads.
     fn after_steal(&self, t: Task) -> Task {
-        if !self.local.is_empty() || !self.rt.injector.is_empty() {
+        if !self.unstarted.is_empty() || !self.rt.injector.is_empty() {
             self.rt.notify_one();
         }
         t
@@ -177,7 +177,7 @@ impl Hub {
         let rt = &*self.rt;
         self.inbox.has_pending()
             || (rt.shutdown.load(Ordering::SeqCst) && !self.shutting_down.get())
-            || !self.local.is_empty()
+            || !self.unstarted.is_empty()
             || (!self.shutting_down.get()
                 && (!rt.injector.is_empty() || rt.stealers.iter().any(|s| !s.is_empty())))
     }

@@ -58,57 +58,60 @@ use crate::stack::{FiberStack, StackPool};
 /// How many fibers a hub resumes between non-blocking IO polls.
 const IO_POLL_INTERVAL: usize = 61;
 
-/// A task as a hub starts it: `local` is the closure of a `spawn_local`
-/// fiber (which need not be `Send`, so it is not in the record); `None` runs
-/// the record's body.
-pub(crate) struct LocalTask {
+/// A task as a hub starts it: `thread_bound` is the closure of a
+/// `spawn_local` fiber (which need not be `Send`, so it is not in the
+/// record); `None` runs the record's body.
+pub(crate) struct Startable {
     pub(crate) task: Task,
-    pub(crate) local: Option<Box<dyn FnOnce()>>,
+    pub(crate) thread_bound: Option<Box<dyn FnOnce()>>,
 }
 
-impl Drop for LocalTask {
+impl Drop for Startable {
     fn drop(&mut self) {
         // A `spawn_local` closure that never ran: dropping it reports the
         // fiber cancelled (`Job::drop`), before its record goes.
-        if let (Some(local), Some(record)) = (self.local.take(), &self.task.record) {
+        if let (Some(closure), Some(record)) = (self.thread_bound.take(), &self.task.record) {
             contain(record, "the destructor of its unstarted closure", || {
-                drop(local)
+                drop(closure)
             });
         }
     }
 }
 
-impl From<Task> for LocalTask {
-    fn from(task: Task) -> LocalTask {
-        LocalTask { task, local: None }
+impl From<Task> for Startable {
+    fn from(task: Task) -> Startable {
+        Startable {
+            task,
+            thread_bound: None,
+        }
     }
 }
 
 /// A started fiber: its context and its coroutine.
 ///
 /// # Ownership and aliasing
-/// A live fiber is a leaked `Box<Fiber>` held by the hub's table as a raw
-/// pointer ([`FiberPtr`]). While the fiber is suspended its own frames hold
+/// A live fiber is a leaked `Box<LiveFiber>` held by the hub's table as a raw
+/// pointer ([`LivePtr`]). While the fiber is suspended its own frames hold
 /// `&FiberCtx` references into it (see `park::park_inner`), so from its start
 /// until its coroutine returns the hub never moves the box, never makes a
-/// `&mut Fiber`, and reaches the fields one at a time: shared references to
+/// `&mut LiveFiber`, and reaches the fields one at a time: shared references to
 /// `ctx` (whose mutable parts are cells) and, only in [`Hub::resume`], a
 /// unique reference to `co`, which nothing else points into. Once the
 /// coroutine has returned no frame refers to the fiber, and the box is taken
 /// back (for reuse: finished fibers' boxes are kept, `co` empty, saving an
 /// allocation per spawn).
-struct Fiber {
+struct LiveFiber {
     ctx: FiberCtx,
     co: Option<Coroutine<(), Suspend, (), FiberStack>>,
 }
 
-/// A live fiber in the hub's table (see [`Fiber`] for the rules).
+/// A live fiber in the hub's table (see [`LiveFiber`] for the rules).
 #[derive(Clone, Copy)]
-struct FiberPtr(NonNull<Fiber>);
+struct LivePtr(NonNull<LiveFiber>);
 
-impl FiberPtr {
-    fn new(fiber: Box<Fiber>) -> FiberPtr {
-        FiberPtr(NonNull::from(Box::leak(fiber)))
+impl LivePtr {
+    fn new(fiber: Box<LiveFiber>) -> LivePtr {
+        LivePtr(NonNull::from(Box::leak(fiber)))
     }
 
     fn ctx(&self) -> &FiberCtx {
@@ -127,7 +130,7 @@ impl FiberPtr {
     /// `Hub::resume` calls this, once per resume, and a hub never resumes a
     /// fiber from inside another fiber's resume (`Hub::resume` checks).
     ///
-    /// [`into_box`]: FiberPtr::into_box
+    /// [`into_box`]: LivePtr::into_box
     unsafe fn co<'a>(self) -> &'a mut Option<Coroutine<(), Suspend, (), FiberStack>> {
         // SAFETY: per the function's contract; `co` shares no bytes with
         // `ctx`, to which suspended frames may hold shared references.
@@ -139,7 +142,7 @@ impl FiberPtr {
     /// # Safety
     /// The fiber's coroutine must have returned (no frame refers to it) and
     /// the pointer must be removed from the table (no copy is used again).
-    unsafe fn into_box(self) -> Box<Fiber> {
+    unsafe fn into_box(self) -> Box<LiveFiber> {
         // SAFETY: per the function's contract the leaked box is unaliased.
         unsafe { Box::from_raw(self.0.as_ptr()) }
     }
@@ -156,16 +159,16 @@ pub(crate) struct Hub {
     /// The poll, descriptors and timers (`crate::reactor`).
     reactor: Reactor,
     /// New fibers spawned on this worker, not started yet.
-    pub(crate) local: Worker<Task>,
+    pub(crate) unstarted: Worker<Task>,
     /// Live fibers by slot. Never dropped with live fibers in it: a hub
     /// exits only once they are done or abandoned (leaked on purpose).
-    fibers: RefCell<Vec<Option<FiberPtr>>>,
+    fibers: RefCell<Vec<Option<LivePtr>>>,
     /// The slot of the fiber being resumed, if any.
     running: Cell<Option<usize>>,
     free_slots: RefCell<Vec<usize>>,
     /// Finished fibers' boxes, kept so the allocation itself is reused.
     #[allow(clippy::vec_box)]
-    spare: RefCell<Vec<Box<Fiber>>>,
+    spare: RefCell<Vec<Box<LiveFiber>>>,
     /// Stands in as the record of spare fibers, so that a finished fiber's
     /// record (closure slot, result slot) is freed when it ends.
     placeholder: TaskRef,
@@ -202,17 +205,17 @@ pub(crate) fn with_hub<R>(f: impl FnOnce(&Hub) -> R) -> Option<R> {
 /// unwinds out of it: a panic that escapes the body — one raised while the
 /// outcome is published, e.g. by that destructor, or the cancellation of a
 /// fiber blocked in it — is reported and ends the fiber.
-fn fiber_entry(local: Option<Box<dyn FnOnce()>>) {
-    let ran = catch_unwind(AssertUnwindSafe(|| match local {
+fn fiber_entry(thread_bound: Option<Box<dyn FnOnce()>>) {
+    let ran = catch_unwind(AssertUnwindSafe(|| match thread_bound {
         Some(run) => run(),
         // The record stays in this fiber's ctx until the fiber ends.
-        None => record::with_current(|ctx| ctx.header.body.run())
+        None => record::with_current(|ctx| ctx.record.body.run())
             .expect("a fiber runs with its ctx installed"),
     }));
     if let Err(payload) = ran {
         record::with_current(|ctx| {
             report_escaped(
-                &ctx.header,
+                &ctx.record,
                 "code run after its closure (e.g. the destructor of a result nobody joins)",
                 &*payload,
             )
@@ -228,7 +231,7 @@ impl Hub {
         rt: Arc<RuntimeShared>,
         inbox: Arc<Inbox>,
         reactor: Reactor,
-        local: Worker<Task>,
+        unstarted: Worker<Task>,
     ) {
         let _altstack = crate::overflow::AltStack::install();
         let lone_since = (0..rt.stealers.len()).map(|_| Cell::new(None)).collect();
@@ -237,7 +240,7 @@ impl Hub {
             inbox,
             rt,
             reactor,
-            local,
+            unstarted,
             fibers: RefCell::new(Vec::new()),
             running: Cell::new(None),
             free_slots: RefCell::new(Vec::new()),
@@ -266,7 +269,7 @@ impl Hub {
         let ran = catch_unwind(AssertUnwindSafe(|| {
             hub.run();
             // Drop whatever was spawned onto this hub while it wound down.
-            while hub.local.pop().is_some() {}
+            while hub.unstarted.pop().is_some() {}
         }));
         if let Err(payload) = ran {
             let msg = record::panic_message(&*payload).unwrap_or("a non-string payload");
@@ -292,8 +295,8 @@ impl Hub {
                 self.begin_shutdown();
             }
             // `pop` costs a fence even when empty; the check is two loads.
-            if !self.local.is_empty() {
-                if let Some(task) = self.local.pop() {
+            if !self.unstarted.is_empty() {
+                if let Some(task) = self.unstarted.pop() {
                     self.start(task.into());
                 }
             }
@@ -313,7 +316,7 @@ impl Hub {
                     // of the others': started fibers never move, so a hub that
                     // only stole when idle would leave another to start most
                     // of a burst and run it alone.
-                    if self.local.is_empty() {
+                    if self.unstarted.is_empty() {
                         if let Some(task) = self.find_task() {
                             self.start(task.into());
                         }
@@ -346,7 +349,7 @@ impl Hub {
     }
 
     /// Starts a task: makes its coroutine and queues it.
-    pub(crate) fn start(&self, mut task: LocalTask) {
+    pub(crate) fn start(&self, mut task: Startable) {
         if self.shutting_down.get() {
             // Dropping an unstarted task completes its JoinHandle as cancelled.
             drop(task);
@@ -364,8 +367,8 @@ impl Hub {
                 return;
             }
         };
-        let local = task.local.take();
-        let header = task
+        let thread_bound = task.thread_bound.take();
+        let record = task
             .task
             .record
             .take()
@@ -375,25 +378,25 @@ impl Hub {
             fibers.push(None);
             fibers.len() - 1
         });
-        header.set_owner(&self.inbox, slot);
+        record.set_owner(&self.inbox, slot);
         let guard = stack.guard_range();
         let co = Coroutine::with_stack(stack, move |y: &Yielder<(), Suspend>, ()| {
             record::with_current(|ctx| ctx.yielder.set(y));
-            fiber_entry(local);
+            fiber_entry(thread_bound);
         });
         let spare = self.spare.borrow_mut().pop();
         let fiber = match spare {
             Some(mut f) => {
-                f.ctx.reset(header, guard);
+                f.ctx.reset(record, guard);
                 f.co = Some(co);
                 f
             }
-            None => Box::new(Fiber {
-                ctx: FiberCtx::new(header, guard),
+            None => Box::new(LiveFiber {
+                ctx: FiberCtx::new(record, guard),
                 co: Some(co),
             }),
         };
-        self.fibers.borrow_mut()[slot] = Some(FiberPtr::new(fiber));
+        self.fibers.borrow_mut()[slot] = Some(LivePtr::new(fiber));
         self.live.set(self.live.get() + 1);
         sched::push_ready(slot);
     }
@@ -402,7 +405,7 @@ impl Hub {
         let fiber = self.fibers.borrow()[slot].expect("a queued slot holds a fiber");
         // A queued fiber was made RUNNING by whoever queued it; PARKED here
         // would mean it was queued twice for one park.
-        debug_assert!(!fiber.ctx().header.state.is_parked());
+        debug_assert!(!fiber.ctx().record.state.is_parked());
         assert!(
             self.running.replace(Some(slot)).is_none(),
             "a hub resumes one fiber at a time"
@@ -429,11 +432,11 @@ impl Hub {
                 // SAFETY: the coroutine returned, so no frame refers to the
                 // fiber, and its pointer just left the table.
                 let mut fiber = unsafe { fiber.into_box() };
-                fiber.ctx.header.state.finish();
+                fiber.ctx.record.state.finish();
                 self.stacks.borrow_mut().put(co.into_stack());
                 let mut spare = self.spare.borrow_mut();
                 if spare.len() < SPARE_FIBERS {
-                    fiber.ctx.header = self.placeholder.clone();
+                    fiber.ctx.record = self.placeholder.clone();
                     spare.push(fiber);
                 }
                 self.free_slots.borrow_mut().push(slot);
@@ -448,7 +451,7 @@ mod tests {
     use super::*;
 
     /// A fiber spawned with a stack of its own and dropped before it started
-    /// gives the stack back to the pool (it used to leak it).
+    /// gives the stack back to the pool.
     #[test]
     fn an_unstarted_tasks_own_stack_is_recycled() {
         // A size no other test uses: the pool's stack of that size is ours.

@@ -14,7 +14,7 @@ impl Hub {
     /// Runtime shutdown: drop unstarted tasks, cancel every live fiber.
     pub(super) fn begin_shutdown(&self) {
         self.shutting_down.set(true);
-        while self.local.pop().is_some() {}
+        while self.unstarted.pop().is_some() {}
         loop {
             match self.rt.injector.steal() {
                 Steal::Success(task) => drop(task),
@@ -27,7 +27,7 @@ impl Hub {
             .borrow()
             .iter()
             .flatten()
-            .map(|f| f.ctx().header.clone())
+            .map(|f| f.ctx().record.clone())
             .collect();
         for h in headers {
             h.cancel();
@@ -42,7 +42,7 @@ impl Hub {
         let mut names = Vec::new();
         // Dropping the pointers leaks the fibers: stacks, records and all.
         for f in fibers.iter_mut().filter_map(Option::take) {
-            names.push(f.ctx().header.describe());
+            names.push(f.ctx().record.describe());
         }
         self.live.set(0);
         // Abandoned fibers stay PARKED forever; a late wake must still find

@@ -65,7 +65,7 @@ impl RuntimeShared {
         super::with_hub(|hub| {
             if Arc::ptr_eq(&hub.rt, self) {
                 if let Some(t) = task.take() {
-                    hub.local.push(t);
+                    hub.unstarted.push(t);
                 }
             }
         });

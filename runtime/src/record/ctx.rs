@@ -34,7 +34,8 @@ pub(crate) struct Deadline {
 /// the coroutine's `Yielder`, which lives as long as the coroutine; it is only
 /// dereferenced while this fiber is the one running on the thread.
 pub(crate) struct FiberCtx {
-    pub(crate) header: TaskRef,
+    /// The fiber's record (shared with its wakers and join handle).
+    pub(crate) record: TaskRef,
     pub(crate) yielder: Cell<*const Yielder<(), Suspend>>,
     /// Stack of enclosing `timeout` scopes (top = innermost).
     pub(crate) deadlines: RefCell<Vec<Deadline>>,
@@ -55,9 +56,9 @@ pub(crate) struct FiberCtx {
 pub(crate) const IO_BUDGET: u32 = 128;
 
 impl FiberCtx {
-    pub(crate) fn new(header: TaskRef, guard: (usize, usize)) -> FiberCtx {
+    pub(crate) fn new(record: TaskRef, guard: (usize, usize)) -> FiberCtx {
         FiberCtx {
-            header,
+            record,
             yielder: Cell::new(std::ptr::null()),
             deadlines: RefCell::new(Vec::new()),
             shielded: Cell::new(0),
@@ -68,8 +69,8 @@ impl FiberCtx {
     }
 
     /// Makes a finished fiber's context ready for a new fiber.
-    pub(crate) fn reset(&mut self, header: TaskRef, guard: (usize, usize)) {
-        self.header = header;
+    pub(crate) fn reset(&mut self, record: TaskRef, guard: (usize, usize)) {
+        self.record = record;
         self.yielder.set(std::ptr::null());
         self.deadlines.get_mut().clear();
         self.shielded.set(0);

@@ -70,7 +70,7 @@ impl fmt::Debug for Waker {
 
 /// A waker for the caller: the running fiber, or the current OS thread.
 pub fn current_waker() -> Waker {
-    let inner = with_current(|ctx| Inner::Fiber(ctx.header.clone()))
+    let inner = with_current(|ctx| Inner::Fiber(ctx.record.clone()))
         .unwrap_or_else(|| Inner::Thread(std::thread::current()));
     Waker { inner }
 }
