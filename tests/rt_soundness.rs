@@ -291,3 +291,200 @@ fn a_fiber_waiting_for_io_while_unwinding_is_woken_by_readiness() {
     assert!(got.load(Ordering::SeqCst));
     drop(peer.join().unwrap());
 }
+
+/// Runs `f` on a helper thread and waits at most `limit` for it, so that a
+/// hang is a test failure and not a stuck suite.
+fn within<T: Send + 'static>(limit: Duration, f: impl FnOnce() -> T + Send + 'static) -> Option<T> {
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(f());
+    });
+    rx.recv_timeout(limit).ok()
+}
+
+/// A destructor that runs while its fiber unwinds and waits for *another
+/// fiber of the same worker* (a lock that sibling holds across a sleep)
+/// still completes: the unwinding fiber holds its worker only for a bounded
+/// time (`IN_PLACE_LIMIT`), then lets the sibling run.
+#[test]
+fn an_unwinding_destructor_can_wait_for_a_fiber_of_its_own_worker() {
+    let outcome = within(Duration::from_secs(10), || {
+        let rt = sylvan::Runtime::builder().workers(1).build().unwrap();
+        rt.block_on(|| {
+            let m = Arc::new(sylvan::sync::Mutex::new(0u32));
+            let held = Arc::new(Event::new());
+            let (m2, h2) = (m.clone(), held.clone());
+            let holder = sylvan::spawn_local(move || {
+                let mut g = m2.lock();
+                h2.set();
+                sylvan::sleep(Duration::from_millis(50));
+                *g += 1;
+            });
+            held.wait();
+            struct LocksInDrop(Arc<sylvan::sync::Mutex<u32>>);
+            impl Drop for LocksInDrop {
+                fn drop(&mut self) {
+                    *self.0.lock() += 10;
+                }
+            }
+            let m3 = m.clone();
+            let panicker = sylvan::spawn_local(move || {
+                let _g = LocksInDrop(m3);
+                panic!("unwinding while a sibling holds the lock");
+            });
+            let failed = panicker.join().is_err();
+            holder.join().unwrap();
+            let total = *m.lock();
+            (failed, total)
+        })
+    });
+    assert_eq!(outcome, Some((true, 11)), "the destructor completed");
+}
+
+/// The "owned child" pattern: a guard that cancels and joins a child fiber
+/// in its destructor, run while the parent unwinds.
+#[test]
+fn an_unwinding_destructor_can_cancel_and_join_a_child() {
+    let outcome = within(Duration::from_secs(10), || {
+        let rt = sylvan::Runtime::builder().workers(1).build().unwrap();
+        rt.block_on(|| {
+            struct Owner(Option<sylvan::JoinHandle<()>>);
+            impl Drop for Owner {
+                fn drop(&mut self) {
+                    if let Some(h) = self.0.take() {
+                        h.cancel();
+                        assert!(h.join().unwrap_err().is_cancelled());
+                    }
+                }
+            }
+            let parent = sylvan::spawn(|| {
+                let child = sylvan::spawn(|| sylvan::sleep(Duration::from_secs(3600)));
+                sylvan::yield_now(); // the child starts and sleeps
+                let _owner = Owner(Some(child));
+                panic!("unwinding with an owned child");
+            });
+            parent.join().unwrap_err().is_panic()
+        })
+    });
+    assert_eq!(outcome, Some(true));
+}
+
+/// On two workers, with the fiber that ends the wait placed wherever the
+/// runtime puts it (possibly queued, unstarted, behind the waiting fiber on
+/// the same worker): every round completes.
+#[test]
+fn unwinding_waits_end_wherever_the_waker_fiber_runs() {
+    struct WaitsInDrop(Arc<Event>);
+    impl Drop for WaitsInDrop {
+        fn drop(&mut self) {
+            self.0.wait();
+        }
+    }
+    let done = within(Duration::from_secs(60), || {
+        let rt = sylvan::Runtime::builder().workers(2).build().unwrap();
+        for i in 0..300u64 {
+            let ev = Arc::new(Event::new());
+            let (e1, e2) = (ev.clone(), ev.clone());
+            let waiter = rt.spawn(move || {
+                let _w = WaitsInDrop(e1);
+                panic!("unwinding");
+            });
+            let setter = rt.spawn(move || {
+                let spin = Duration::from_nanos((i * 7919) % 100_000);
+                let t = Instant::now();
+                while t.elapsed() < spin {
+                    std::hint::spin_loop();
+                }
+                e2.set();
+            });
+            assert!(waiter.join().unwrap_err().is_panic());
+            setter.join().unwrap();
+        }
+        true
+    });
+    assert_eq!(done, Some(true), "a round hung");
+}
+
+/// A fiber that blocks for ever while unwinding does not make shutdown take
+/// longer than about the shutdown grace period, however many other fibers
+/// the worker has to cancel. (Once that fiber has let the others run, they
+/// share the thread's raised panic count and cannot be interrupted either:
+/// they are abandoned with it and reported, not joined.)
+#[test]
+fn shutdown_with_a_fiber_stuck_while_unwinding_is_bounded() {
+    let rt = sylvan::Runtime::builder().workers(1).build().unwrap();
+    let started = Arc::new(Event::new());
+    let sleepers: Vec<_> = (0..5)
+        .map(|_| {
+            let s = started.clone();
+            rt.spawn(move || {
+                s.wait();
+                sylvan::sleep(Duration::from_secs(3600));
+            })
+        })
+        .collect();
+    let never = Arc::new(Event::new());
+    let stuck_in_drop = Arc::new(Event::new());
+    let (n2, s2, in2) = (never.clone(), started.clone(), stuck_in_drop.clone());
+    drop(rt.spawn(move || {
+        struct Stuck(Arc<Event>, Arc<Event>);
+        impl Drop for Stuck {
+            fn drop(&mut self) {
+                self.1.set();
+                self.0.wait();
+            }
+        }
+        s2.set();
+        let _w = Stuck(n2, in2);
+        panic!("stuck while unwinding");
+    }));
+    assert!(stuck_in_drop.wait_timeout(Duration::from_secs(10)));
+    let t = Instant::now();
+    drop(rt);
+    let took = t.elapsed();
+    assert!(took < Duration::from_secs(6), "shutdown took {took:?}");
+    drop(sleepers);
+}
+
+/// With stderr a broken pipe, the runtime's report of a contained panic
+/// cannot turn into a panic of its own (`eprintln!` would) and unwind into
+/// the worker: the worker keeps serving.
+#[test]
+fn containment_reports_survive_a_broken_stderr() {
+    if support::child_role().as_deref() == Some("epipe") {
+        let mut fds = [0; 2];
+        // SAFETY: `fds` is a valid two-element array for pipe(2); dup2 and
+        // close only take descriptors this process owns.
+        unsafe {
+            assert_eq!(libc::pipe(fds.as_mut_ptr()), 0);
+            libc::dup2(fds[1], 2);
+            libc::close(fds[0]);
+        }
+        struct PanicsOnDrop;
+        impl Drop for PanicsOnDrop {
+            fn drop(&mut self) {
+                panic!("result destructor");
+            }
+        }
+        let rt = sylvan::Runtime::builder().workers(1).build().unwrap();
+        let (go, dropped) = (Arc::new(Event::new()), Arc::new(AtomicUsize::new(0)));
+        let g = go.clone();
+        let h = rt.spawn(move || {
+            g.wait();
+            PanicsOnDrop
+        });
+        drop(h); // nobody joins: the result is dropped in the fiber, and panics
+        go.set();
+        let later = within(Duration::from_secs(10), move || {
+            let v = rt.spawn(|| 5).join().unwrap();
+            dropped.fetch_add(1, Ordering::SeqCst);
+            v
+        });
+        println!("child: later spawn = {later:?}");
+        return;
+    }
+    let out = support::run_child("containment_reports_survive_a_broken_stderr", "epipe");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}");
+    assert!(stdout.contains("child: later spawn = Some(5)"), "{stdout}");
+}

@@ -26,7 +26,9 @@ pub(crate) fn install_handler() {
     ONCE.call_once(|| {
         for (sig, prev) in [(libc::SIGSEGV, &PREV_SEGV), (libc::SIGBUS, &PREV_BUS)] {
             if let Err(e) = install_for(sig, prev) {
-                eprintln!("sylvan: cannot install the stack-overflow handler: {e}");
+                crate::sys::report(format_args!(
+                    "sylvan: cannot install the stack-overflow handler: {e}"
+                ));
             }
         }
     });

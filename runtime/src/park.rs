@@ -60,7 +60,7 @@ use std::cell::{Cell, RefCell};
 use std::time::{Duration, Instant};
 
 use crate::reactor;
-use crate::record::{self, CancelUnwind, Deadline, FiberCtx, Suspend, TimeoutUnwind};
+use crate::record::{self, CancelUnwind, Deadline, FiberCtx, TimeoutUnwind};
 pub use crate::record::{current_waker, Waker};
 
 /// Blocks the caller until woken (or spuriously). See the module docs.
@@ -235,15 +235,7 @@ fn fiber_park(ctx: &FiberCtx, deadline: Option<Instant>) {
     let timer = until.map(|at| reactor::add_timer(at, record));
     // `false`: a wake token arrived meanwhile and was consumed.
     if record.state.park() {
-        if std::thread::panicking() {
-            // A fiber that unwinds a panic must not let other fibers run
-            // (see `reactor::wait_in_place`); it blocks its worker instead.
-            if !reactor::wait_in_place(record) {
-                ctx.suspend(Suspend::Park);
-            }
-        } else {
-            ctx.suspend(Suspend::Park);
-        }
+        reactor::park_suspend(ctx);
     }
     if let Some(key) = timer {
         reactor::cancel_timer(key);

@@ -16,14 +16,15 @@
 use std::cell::{Cell, RefCell};
 use std::io;
 use std::os::fd::RawFd;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
 
-use crate::record::{Header, TaskRef, Waker};
-use crate::sched::{self, Inbox, SHUTDOWN_GRACE, SHUTDOWN_POLL, WAKER_TOKEN};
+use crate::record::{FiberCtx, Suspend, TaskRef, Waker};
+use crate::sched::{self, Inbox, WAKER_TOKEN};
+use crate::sys;
 use crate::timer::{TimerKey, TimerQueue};
 
 /// The part of a worker's reactor that other threads may touch.
@@ -74,6 +75,8 @@ pub(crate) struct Reactor {
     poll: RefCell<mio::Poll>,
     events: RefCell<mio::Events>,
     timers: RefCell<TimerQueue<TaskRef>>,
+    /// How many fibers of this worker are suspended while unwinding.
+    suspended_unwinding: Cell<usize>,
 }
 
 thread_local! {
@@ -87,17 +90,19 @@ pub(crate) fn with_current<R>(f: impl FnOnce(&Reactor) -> R) -> Option<R> {
     if ptr.is_null() {
         None
     } else {
-        // SAFETY: `Reactor::install` sets CURRENT for as long as its guard
-        // lives, and the worker keeps the reactor alive (and in place) longer
-        // than the guard; reactors are used through shared references only.
+        // SAFETY: only `Reactor::install` sets CURRENT, and its guard, which
+        // borrows the reactor (so the reactor outlives it and does not move),
+        // resets it when dropped; reactors are used through shared
+        // references only.
         Some(f(unsafe { &*ptr }))
     }
 }
 
-/// Resets this thread's reactor when dropped (see [`Reactor::install`]).
-pub(crate) struct Installed(());
+/// Resets this thread's reactor when dropped (see [`Reactor::install`]);
+/// borrows the reactor so that it cannot move or be dropped first.
+pub(crate) struct Installed<'a>(std::marker::PhantomData<&'a Reactor>);
 
-impl Drop for Installed {
+impl Drop for Installed<'_> {
     fn drop(&mut self) {
         CURRENT.with(|c| c.set(std::ptr::null()));
     }
@@ -116,14 +121,15 @@ impl Reactor {
             poll: RefCell::new(poll),
             events: RefCell::new(mio::Events::with_capacity(256)),
             timers: RefCell::new(TimerQueue::new()),
+            suspended_unwinding: Cell::new(0),
         })
     }
 
-    /// Makes this the thread's reactor until the guard drops. The caller
-    /// (the worker) must keep `self` alive and unmoved while the guard lives.
-    pub(crate) fn install(&self) -> Installed {
+    /// Makes this the thread's reactor until the guard drops (the guard
+    /// borrows `self`, so it stays alive and in place meanwhile).
+    pub(crate) fn install(&self) -> Installed<'_> {
         CURRENT.with(|c| c.set(self));
-        Installed(())
+        Installed(std::marker::PhantomData)
     }
 
     /// Arms a timer that wakes `record`'s fiber at `at`.
@@ -195,9 +201,14 @@ impl Reactor {
         }
     }
 
-    /// See [`wait_in_place`].
-    fn wait_in_place(&self, record: &Header, slot: usize) -> bool {
-        let since = Instant::now();
+    /// Waits in place for the unwinding fiber `ctx` (already `PARKED`) to be
+    /// unparked; `false` when it must suspend after all (see
+    /// [`park_suspend`]).
+    fn hold_in_place(&self, ctx: &FiberCtx) -> bool {
+        let Some(since) = self.may_hold(ctx) else {
+            return false;
+        };
+        let record = &ctx.record;
         loop {
             if self.inbox.has_pending() {
                 self.inbox.drain();
@@ -207,6 +218,7 @@ impl Reactor {
                 // Whoever moved it off PARKED queues its slot exactly once,
                 // locally or through the inbox (a remote unparker perhaps a
                 // moment after its CAS). It is running already: take it back.
+                let slot = record.slot();
                 while !sched::take_ready(slot) {
                     std::thread::yield_now();
                     if self.inbox.has_pending() {
@@ -215,36 +227,76 @@ impl Reactor {
                 }
                 return true;
             }
-            let closing = self.inbox.closing.load(Ordering::Acquire);
-            if closing && since.elapsed() > SHUTDOWN_GRACE {
-                eprintln!(
-                    "sylvan: at shutdown, fiber {} has been blocked for over {:?} while \
-                     unwinding; suspending it so that worker {} can stop",
-                    record.describe(),
-                    SHUTDOWN_GRACE,
-                    self.inbox.index
-                );
+            let Some(left) = IN_PLACE_LIMIT.checked_sub(since.elapsed()) else {
+                self.gave_up_holding(ctx);
                 return false;
-            }
-            let mut timeout = self
-                .next_deadline()
-                .map(|at| at.saturating_duration_since(Instant::now()));
-            if closing {
-                // Come back to check the grace period.
-                timeout = Some(timeout.map_or(SHUTDOWN_POLL, |t| t.min(SHUTDOWN_POLL)));
-            }
+            };
+            let timeout = self.next_deadline().map_or(left, |at| {
+                at.saturating_duration_since(Instant::now()).min(left)
+            });
             // Only this worker's own wake-ups interrupt the poll (it does not
             // announce `sleeping`: it cannot start new tasks now). The fence
             // pairs with `Inbox::schedule`'s SeqCst accesses.
             self.inbox.waiting_in_place.store(true, Ordering::SeqCst);
             std::sync::atomic::fence(Ordering::SeqCst);
             if !self.inbox.has_pending() {
-                self.poll_io(timeout);
+                self.poll_io(Some(timeout));
             }
             self.inbox.waiting_in_place.store(false, Ordering::SeqCst);
         }
     }
+
+    /// Whether the unwinding fiber `ctx` may go on holding the worker, and
+    /// since when it has: not once it has held it for [`IN_PLACE_LIMIT`],
+    /// nor while another fiber of the worker is suspended mid-unwind (the
+    /// thread's panic count is raised for everyone then anyway).
+    fn may_hold(&self, ctx: &FiberCtx) -> Option<Instant> {
+        if self.suspended_unwinding.get() > 0 {
+            return None;
+        }
+        let since = *ctx.holding_since.get().get_or_insert_with(Instant::now);
+        ctx.holding_since.set(Some(since));
+        if since.elapsed() >= IN_PLACE_LIMIT {
+            self.gave_up_holding(ctx);
+            return None;
+        }
+        Some(since)
+    }
+
+    /// Says once per process that a fiber held its worker for too long
+    /// while unwinding and now lets the others run.
+    fn gave_up_holding(&self, ctx: &FiberCtx) {
+        static SAID: AtomicBool = AtomicBool::new(false);
+        if !SAID.swap(true, Ordering::Relaxed) {
+            sys::report(format_args!(
+                "sylvan: fiber {} has blocked for over {:?} in code that runs while it \
+                 unwinds (a destructor that waits during a panic or cancellation); \
+                 worker {} now runs its other fibers meanwhile, and until it has \
+                 finished unwinding they see std::thread::panicking() == true. \
+                 (Reported once.)",
+                ctx.record.describe(),
+                IN_PLACE_LIMIT,
+                self.inbox.index
+            ));
+        }
+    }
+
+    /// One pass over the worker's event sources without blocking: inbox,
+    /// timers, IO.
+    fn step(&self) {
+        if self.inbox.has_pending() {
+            self.inbox.drain();
+        }
+        self.fire_timers();
+        if self.has_io() {
+            self.poll_io(Some(Duration::ZERO));
+        }
+    }
 }
+
+/// How long a fiber that unwinds may hold its worker by waiting in place
+/// (see [`park_suspend`]) before the worker runs its other fibers.
+pub(crate) const IN_PLACE_LIMIT: Duration = Duration::from_millis(20);
 
 /// Arms a timer on this worker that wakes `record`'s fiber at `at`.
 pub(crate) fn add_timer(at: Instant, record: &TaskRef) -> TimerKey {
@@ -256,20 +308,64 @@ pub(crate) fn cancel_timer(key: TimerKey) {
     with_current(|r| r.cancel_timer(key));
 }
 
-/// Blocks the running fiber, which has already moved itself to `PARKED`,
-/// *without* switching to another fiber, until it is unparked. For waits
-/// made while the fiber unwinds a panic: the panic count that
-/// `std::thread::panicking()` reads is per thread, so any fiber resumed now
-/// would believe it is panicking (std's mutexes would poison, timeouts would
-/// not be armed). Meanwhile this worker applies wake-ups, fires timers and
-/// polls IO as usual, so the wait ends like any other; the other fibers of
-/// the worker run once it has.
+/// Suspends the running fiber, which has just moved itself to `PARKED`,
+/// until it is unparked (`park` calls this).
 ///
-/// Returns `false` if the runtime is shutting down and the wait has lasted
-/// [`SHUTDOWN_GRACE`]: the caller then suspends after all, so the worker can
-/// abandon the fiber instead of hanging.
-pub(crate) fn wait_in_place(record: &Header) -> bool {
-    with_current(|r| r.wait_in_place(record, record.slot())).expect("fibers run on a worker")
+/// A fiber that is unwinding (a destructor that waits during a panic or a
+/// cancellation) does not switch to other fibers at first: the panic count
+/// that `std::thread::panicking()` reads is per thread, so a fiber resumed
+/// now would believe it is panicking (std's mutexes would poison, timeouts
+/// would not be armed). It *waits in place*: the worker goes on applying
+/// wake-ups, firing timers and polling IO, so a wait on another thread, a
+/// timer or a socket ends as it would otherwise, and the worker's other
+/// fibers run once it has. A wait that needs another fiber of the same
+/// worker cannot end that way, so a fiber holds its worker like this for at
+/// most [`IN_PLACE_LIMIT`] per unwinding; after that it suspends like any
+/// other park (and a one-time report says so).
+pub(crate) fn park_suspend(ctx: &FiberCtx) {
+    if !std::thread::panicking() {
+        ctx.holding_since.set(None);
+        return ctx.suspend(Suspend::Park);
+    }
+    let held = with_current(|r| r.hold_in_place(ctx)).expect("fibers run on a worker");
+    if !held {
+        suspend_unwinding(ctx, Suspend::Park);
+    }
+}
+
+/// `yield_now` for the running fiber: while it unwinds it yields no more
+/// than it would park (see [`park_suspend`]): within [`IN_PLACE_LIMIT`] it
+/// only drives the worker's event sources once and goes on.
+pub(crate) fn yield_suspend(ctx: &FiberCtx) {
+    if !std::thread::panicking() {
+        ctx.holding_since.set(None);
+        return ctx.suspend(Suspend::Yield);
+    }
+    let held = with_current(|r| {
+        let may = r.may_hold(ctx).is_some();
+        if may {
+            r.step();
+        }
+        may
+    })
+    .expect("fibers run on a worker");
+    if !held {
+        suspend_unwinding(ctx, Suspend::Yield);
+    }
+}
+
+/// Suspends a fiber that is unwinding, counting it so that other fibers
+/// of the worker do not hold it meanwhile (see `Reactor::may_hold`).
+fn suspend_unwinding(ctx: &FiberCtx, why: Suspend) {
+    let count = |d: isize| {
+        with_current(|r| {
+            let n = r.suspended_unwinding.get();
+            r.suspended_unwinding.set(n.wrapping_add_signed(d));
+        })
+    };
+    count(1);
+    ctx.suspend(why);
+    count(-1);
 }
 
 /// The state a descriptor's registration shares with the workers that poll

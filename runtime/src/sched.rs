@@ -15,20 +15,11 @@ use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
 use std::io;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::Duration;
 
 use parking_lot::Mutex;
 
 /// The token of each worker's `mio::Waker`.
 pub(crate) const WAKER_TOKEN: mio::Token = mio::Token(usize::MAX);
-
-/// How long a shutting-down worker waits for its cancelled fibers to finish
-/// before it gives up on them (they are leaked, not force-unwound).
-pub(crate) const SHUTDOWN_GRACE: Duration = Duration::from_secs(2);
-
-/// How often a shutting-down worker with nothing to do looks at its fibers
-/// again.
-pub(crate) const SHUTDOWN_POLL: Duration = Duration::from_millis(100);
 
 /// The cross-thread side of one worker's ready queue.
 pub(crate) struct Inbox {
@@ -42,10 +33,8 @@ pub(crate) struct Inbox {
     /// (runtimes wake such a worker for new tasks too).
     pub(crate) sleeping: AtomicBool,
     /// `true` while a fiber of the worker waits in place (see
-    /// `reactor::wait_in_place`): only its own wake-ups interrupt the poll.
+    /// `reactor::park_suspend`): only its own wake-ups interrupt the poll.
     pub(crate) waiting_in_place: AtomicBool,
-    /// Set when the runtime shuts down.
-    pub(crate) closing: AtomicBool,
     waker: mio::Waker,
 }
 
@@ -65,7 +54,6 @@ impl Inbox {
             pending: AtomicBool::new(false),
             sleeping: AtomicBool::new(false),
             waiting_in_place: AtomicBool::new(false),
-            closing: AtomicBool::new(false),
             waker: mio::Waker::new(registry, WAKER_TOKEN)?,
         })
     }
@@ -116,34 +104,35 @@ impl Inbox {
 }
 
 /// Makes `inbox` this thread's (the worker's) inbox until the guard drops.
-///
-/// # Invariant
-/// `inbox` outlives the guard: the worker holds it for its whole run.
-pub(crate) fn make_home(inbox: &Inbox) -> Home {
+pub(crate) fn make_home(inbox: &Inbox) -> Home<'_> {
     HOME.with(|h| h.set(inbox));
-    Home(())
+    Home(std::marker::PhantomData)
 }
 
-/// Resets this thread's inbox when dropped (see [`make_home`]).
-pub(crate) struct Home(());
+/// Resets this thread's inbox when dropped (see [`make_home`]); borrows the
+/// inbox so that it cannot be dropped first.
+pub(crate) struct Home<'a>(std::marker::PhantomData<&'a Inbox>);
 
-impl Drop for Home {
+impl Drop for Home<'_> {
     fn drop(&mut self) {
         HOME.with(|h| h.set(std::ptr::null()));
     }
 }
 
 /// Queues `slot` at the back of this thread's ready queue.
+#[inline]
 pub(crate) fn push_ready(slot: usize) {
     READY.with(|r| r.borrow_mut().push_back(slot));
 }
 
 /// Takes the next slot to resume.
+#[inline]
 pub(crate) fn pop_ready() -> Option<usize> {
     READY.with(|r| r.borrow_mut().pop_front())
 }
 
 /// How many slots are queued to run.
+#[inline]
 pub(crate) fn ready_len() -> usize {
     READY.with(|r| r.borrow().len())
 }

@@ -130,3 +130,12 @@ pub(crate) fn poll_one(
     }
     Ok(res > 0)
 }
+
+/// Writes a line to stderr for the runtime's own reports (a contained
+/// panic, an abandoned fiber...). Unlike `eprintln!` it never panics: with
+/// stderr closed or a broken pipe the report is lost, not turned into a
+/// panic inside a worker.
+pub(crate) fn report(msg: std::fmt::Arguments<'_>) {
+    use std::io::Write;
+    let _ = writeln!(std::io::stderr(), "{msg}");
+}

@@ -11,7 +11,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use crate::park;
-use crate::record::{self, Suspend, TimeoutUnwind};
+use crate::reactor;
+use crate::record::{self, TimeoutUnwind};
 
 /// Suspends the caller for `dur`.
 ///
@@ -52,14 +53,9 @@ pub fn sleep_until(deadline: Instant) {
 /// ```
 pub fn yield_now() {
     let switched = record::with_current(|ctx| {
-        // A fiber unwinding a panic lets no other fiber run (see
-        // `park`): its yield is a no-op.
-        if std::thread::panicking() {
-            return;
-        }
         // One check, after the switch, covers interruptions that were pending
         // before it too.
-        ctx.suspend(Suspend::Yield);
+        reactor::yield_suspend(ctx);
         park::raise_interrupts(ctx);
     });
     if switched.is_none() {

@@ -6,9 +6,10 @@ use std::time::{Duration, Instant};
 
 use crossbeam_deque::{Steal, Stealer};
 
+use super::shutdown::SHUTDOWN_POLL;
 use super::Hub;
 use crate::record::Task;
-use crate::sched::{self, SHUTDOWN_POLL};
+use crate::sched;
 
 /// How long an out-of-work hub watches its queues before blocking in poll.
 const SPIN_TIME: Duration = Duration::from_micros(50);

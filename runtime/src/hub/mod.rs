@@ -273,11 +273,11 @@ impl Hub {
         }));
         if let Err(payload) = ran {
             let msg = record::panic_message(&*payload).unwrap_or("a non-string payload");
-            eprintln!(
+            crate::sys::report(format_args!(
                 "sylvan: internal error: worker {} failed ({msg}); aborting, since its \
                  fibers' stacks cannot be unwound safely",
                 hub.inbox.index
-            );
+            ));
             std::process::abort();
         }
     }
@@ -361,7 +361,10 @@ impl Hub {
                 // Dropping the task unstarted completes its JoinHandle as
                 // cancelled; say why, since nobody may be joining.
                 if let Some(record) = &task.task.record {
-                    eprintln!("sylvan: fiber {} not started: {e}", record.describe());
+                    crate::sys::report(format_args!(
+                        "sylvan: fiber {} not started: {e}",
+                        record.describe()
+                    ));
                 }
                 drop(task);
                 return;

@@ -2,13 +2,20 @@
 //! dropped, live fibers cancelled and waited for, and fibers that will not
 //! finish are abandoned after [`SHUTDOWN_GRACE`].
 
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use crossbeam_deque::Steal;
 
 use super::Hub;
 use crate::record::TaskRef;
-use crate::sched::SHUTDOWN_GRACE;
+
+/// How long a shutting-down hub waits for its cancelled fibers to finish
+/// before it gives up on them (they are leaked, not force-unwound).
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(2);
+
+/// How often a shutting-down hub with nothing to do looks at its fibers
+/// again.
+pub(super) const SHUTDOWN_POLL: Duration = Duration::from_millis(100);
 
 impl Hub {
     /// Runtime shutdown: drop unstarted tasks, cancel every live fiber.
@@ -48,13 +55,13 @@ impl Hub {
         // Abandoned fibers stay PARKED forever; a late wake must still find
         // this hub's inbox alive (see `Header::owner`).
         std::mem::forget(self.inbox.clone());
-        eprintln!(
+        crate::sys::report(format_args!(
             "sylvan: at shutdown, {} fiber(s) did not finish within {:?} of being cancelled \
              and were abandoned: {}",
             names.len(),
             SHUTDOWN_GRACE,
             names.join(", ")
-        );
+        ));
     }
 
     /// While shutting down with nothing to run: whether the hub is done —

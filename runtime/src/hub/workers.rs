@@ -92,7 +92,6 @@ impl RuntimeShared {
     pub(crate) fn begin_shutdown(&self) {
         self.shutdown.store(true, Ordering::SeqCst);
         for h in &self.hubs {
-            h.closing.store(true, Ordering::Release);
             h.wake();
         }
     }

@@ -48,6 +48,9 @@ pub(crate) struct FiberCtx {
     /// IO operations that completed without waiting since the fiber last
     /// suspended (see [`FiberCtx::io_budget_spent`]).
     io_streak: Cell<u32>,
+    /// Since when this fiber, unwinding, has held its worker by waiting in
+    /// place (`reactor::park_suspend`); `None` when it is not doing so.
+    pub(crate) holding_since: Cell<Option<Instant>>,
 }
 
 /// How many IO operations in a row may complete without waiting before the
@@ -65,6 +68,7 @@ impl FiberCtx {
             locals: RefCell::new(Vec::new()),
             guard,
             io_streak: Cell::new(0),
+            holding_since: Cell::new(None),
         }
     }
 
@@ -78,6 +82,7 @@ impl FiberCtx {
         debug_assert!(self.locals.get_mut().is_empty());
         self.guard = guard;
         self.io_streak.set(0);
+        self.holding_since.set(None);
     }
 
     /// Counts one IO operation that is about to run; `true` once the fiber

@@ -150,10 +150,10 @@ pub(crate) fn report_escaped(fiber: &Header, what: &str, payload: &(dyn std::any
         return;
     }
     let msg = panic_message(payload).unwrap_or("a non-string payload");
-    eprintln!(
+    crate::sys::report(format_args!(
         "sylvan: fiber {}: {what} panicked ({msg}); the panic was contained",
         fiber.describe()
-    );
+    ));
 }
 
 /// The text of a panic payload, when it is a string.
