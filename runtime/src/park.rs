@@ -33,13 +33,15 @@
 //!   unwinding.
 //! * **Waiting while unwinding.** A fiber that parks while it unwinds a
 //!   panic or a cancellation (a destructor that waits) does not switch to
-//!   the other fibers of its worker: `std::thread::panicking()` is per
-//!   thread, and they would see it `true`. The worker blocks until the wait
-//!   ends, still applying wakeups, firing timers and polling IO, so the wait
-//!   ends as it would otherwise. Hence `std::thread::panicking()` inside a
-//!   fiber tells whether *that* fiber is unwinding. Such a wait must not
-//!   depend on another fiber of the same worker, which cannot run until it
-//!   ends; no interruption is raised during it.
+//!   the other fibers of its worker at first: `std::thread::panicking()` is
+//!   per thread, and they would see it `true`. The worker waits in place,
+//!   still applying wakeups, firing timers and polling IO, so a wait on
+//!   another thread, a timer or a socket ends as it would otherwise. A wait
+//!   that needs another fiber of the same worker cannot end that way, so
+//!   after `reactor::IN_PLACE_LIMIT` (per unwinding) the fiber suspends like
+//!   any park, and a one-time report says that the worker's other fibers now
+//!   run beside it — seeing `panicking()` true, so not interruptible, until
+//!   it has finished unwinding. No interruption is raised in such a wait.
 //! * **When each interruption is raised.** Cancellation is raised at once:
 //!   when a park is entered and again after the caller was resumed. An
 //!   expired `timeout` is raised only when the park is *about to block*: not
