@@ -152,13 +152,6 @@ impl IoRegistration {
         let d = dir.index();
         let state = &self.state;
         let waker = park::current_waker();
-        {
-            let mut inner = state.inner.lock();
-            let list = &mut inner.waiters[d];
-            if !list.iter().any(|w| w.will_wake(&waker)) {
-                list.push(waker.clone());
-            }
-        }
         // Leaves the waiter list however the wait ends (edge, deadline,
         // cancellation unwinding through the park).
         struct Leave<'a>(&'a IoState, usize, Waker);
@@ -167,8 +160,21 @@ impl IoRegistration {
                 self.0.inner.lock().waiters[self.1].retain(|w| !w.will_wake(&self.2));
             }
         }
-        let _leave = Leave(state, d, waker);
+        let leave = Leave(state, d, waker);
         loop {
+            // Register before *every* re-check: an edge wakes and removes
+            // all of its direction's waiters, including for a bump that this
+            // waiter had already counted in `seen` (a stale edge, e.g. one
+            // polled by another worker); after such a wake the waiter must be
+            // back on the list before it parks again, or the next edge would
+            // find it missing (found by the loom model of this protocol).
+            {
+                let mut inner = state.inner.lock();
+                let list = &mut inner.waiters[d];
+                if !list.iter().any(|w| w.will_wake(&leave.2)) {
+                    list.push(leave.2.clone());
+                }
+            }
             if state.ticks[d].load(Ordering::SeqCst) != seen {
                 return Ok(());
             }
