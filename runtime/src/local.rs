@@ -75,7 +75,17 @@ thread_local! {
 
 /// Drops the running fiber's local values (called when its closure is done).
 /// A panicking destructor is reported and does not stop the others.
+#[inline]
 pub(crate) fn drop_fiber_locals() {
+    // Most fibers have none: one look, no take.
+    if record::with_current(|ctx| ctx.locals.borrow().is_empty()) != Some(false) {
+        return;
+    }
+    drop_each_local();
+}
+
+#[inline(never)]
+fn drop_each_local() {
     loop {
         let taken = record::with_current(|ctx| std::mem::take(&mut *ctx.locals.borrow_mut()));
         let Some(values) = taken.filter(|v| !v.is_empty()) else {

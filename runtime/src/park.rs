@@ -164,6 +164,11 @@ fn interruptible(shield: u32) -> bool {
 /// expired, its timeout (see "When each interruption is raised").
 pub(crate) fn raise_interrupts(ctx: &FiberCtx) {
     raise_cancellation(ctx);
+    raise_expired_timeout(ctx);
+}
+
+/// Raises the innermost `timeout` scope's timeout if it has expired.
+fn raise_expired_timeout(ctx: &FiberCtx) {
     // Fast path: no enclosing timeout.
     let Some(top) = ctx.deadlines.borrow().last().copied() else {
         return;
@@ -225,8 +230,9 @@ fn fiber_park(ctx: &FiberCtx, deadline: Option<Instant>) {
     if record.state.take_token() {
         return;
     }
-    // About to block: an expired timeout scope is raised here.
-    raise_interrupts(ctx);
+    // About to block: an expired timeout scope is raised here (the
+    // cancellation check above still holds: nothing ran since).
+    raise_expired_timeout(ctx);
     let top = ctx.deadlines.borrow().last().copied();
     let until = wait_deadline(deadline, top, ctx.shielded.get());
     if until.is_some_and(|at| at <= Instant::now()) {

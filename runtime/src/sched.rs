@@ -125,10 +125,11 @@ pub(crate) fn push_ready(slot: usize) {
     READY.with(|r| r.borrow_mut().push_back(slot));
 }
 
-/// Takes the next slot to resume.
+/// Takes every queued slot, leaving `spare` (emptied) as the new queue.
 #[inline]
-pub(crate) fn pop_ready() -> Option<usize> {
-    READY.with(|r| r.borrow_mut().pop_front())
+pub(crate) fn take_ready_all(mut spare: VecDeque<usize>) -> VecDeque<usize> {
+    spare.clear();
+    READY.with(|r| std::mem::replace(&mut *r.borrow_mut(), spare))
 }
 
 /// How many slots are queued to run.

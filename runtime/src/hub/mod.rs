@@ -40,6 +40,7 @@ mod workers;
 pub(crate) use workers::RuntimeShared;
 
 use std::cell::{Cell, RefCell};
+use std::collections::VecDeque;
 use std::io;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::ptr::NonNull;
@@ -165,6 +166,9 @@ pub(crate) struct Hub {
     fibers: RefCell<Vec<Option<LivePtr>>>,
     /// The slot of the fiber being resumed, if any.
     running: Cell<Option<usize>>,
+    /// The ready queue's previous buffer, swapped in each round (see
+    /// `sched::take_ready_all`) so rounds allocate nothing.
+    round: Cell<VecDeque<usize>>,
     free_slots: RefCell<Vec<usize>>,
     /// Finished fibers' boxes, kept so the allocation itself is reused.
     #[allow(clippy::vec_box)]
@@ -243,6 +247,7 @@ impl Hub {
             unstarted,
             fibers: RefCell::new(Vec::new()),
             running: Cell::new(None),
+            round: Cell::new(VecDeque::new()),
             free_slots: RefCell::new(Vec::new()),
             spare: RefCell::new(Vec::new()),
             placeholder: TaskCell::bare(None, 0),
@@ -300,14 +305,15 @@ impl Hub {
                     self.start(task.into());
                 }
             }
-            let batch = sched::ready_len();
+            // This round resumes the fibers that are ready now; those woken
+            // meanwhile queue up for the next round.
+            let mut round = sched::take_ready_all(self.round.take());
+            let batch = round.len();
             if batch > 0 {
-                for _ in 0..batch {
-                    match sched::pop_ready() {
-                        Some(slot) => self.resume(slot),
-                        None => break,
-                    }
+                for slot in round.drain(..) {
+                    self.resume(slot);
                 }
+                self.round.set(round);
                 since_io += batch;
                 if since_io >= IO_POLL_INTERVAL {
                     since_io = 0;
@@ -324,6 +330,7 @@ impl Hub {
                 }
                 continue;
             }
+            self.round.set(round);
             if let Some(task) = self.find_task() {
                 self.start(task.into());
                 continue;
