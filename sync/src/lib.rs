@@ -26,6 +26,7 @@ mod queue;
 mod rwlock;
 pub mod select;
 mod semaphore;
+mod shim;
 mod wait_group;
 mod waiters;
 

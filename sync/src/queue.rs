@@ -3,12 +3,10 @@
 
 use std::collections::VecDeque;
 use std::fmt;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use parking_lot::Mutex;
-use sylvan_runtime::park::Waker;
-
+use crate::shim::park::Waker;
+use crate::shim::{Arc, Mutex};
 use crate::waiters::{self, Registered, SelectToken, WaitQueue, Waiter};
 
 /// A multi-producer, multi-consumer FIFO queue.
