@@ -20,6 +20,8 @@ pub mod channel;
 mod condvar;
 mod event;
 mod group;
+#[cfg(all(test, loom))]
+mod loom_models;
 mod mutex;
 mod pool;
 mod queue;

@@ -486,6 +486,13 @@ impl<T> Queue<T> {
         self.state.lock().getters.len()
     }
 
+    /// Putters waiting, and room promised to woken putters (for tests).
+    #[cfg(all(test, loom))]
+    pub(crate) fn waiting_putters(&self) -> (usize, usize) {
+        let s = self.state.lock();
+        (s.putters.len(), s.reserved)
+    }
+
     /// The getter `waiter` won its select: what it was handed.
     pub(crate) fn finish_get(&self, mut waiter: Waiter<Option<T>>) -> Option<T> {
         // The notifier claims, then hands over, under the lock: taking the
