@@ -57,8 +57,8 @@ fn check(bound: Option<usize>, f: impl Fn() + Sync + Send + 'static) {
     builder.check(f);
 }
 
-/// The preemption bound of the larger models (their exhaustive runs take
-/// minutes: the `exhaustive_*` tests, `#[ignore]`d).
+/// The preemption bound of the larger models (their exhaustive runs, the
+/// `#[ignore]`d `exhaustive_*` tests, take a minute to well over ten).
 const BOUND: Option<usize> = Some(4);
 
 /// `Direction::index`: read 0, write 1.
@@ -404,7 +404,7 @@ fn loom_two_acceptors_share_the_edges() {
 }
 
 #[test]
-#[ignore = "exhaustive (minutes); run by .ci/loom --exhaustive"]
+#[ignore = "exhaustive: not finished in 10 min here; .ci/loom --exhaustive"]
 fn exhaustive_loom_two_acceptors_share_the_edges() {
     two_acceptors_share_the_edges(None);
 }
@@ -440,7 +440,7 @@ fn loom_reader_and_writer_wait_apart() {
 }
 
 #[test]
-#[ignore = "exhaustive (about a minute); run by .ci/loom --exhaustive"]
+#[ignore = "exhaustive: about a minute; .ci/loom --exhaustive"]
 fn exhaustive_loom_reader_and_writer_wait_apart() {
     reader_and_writer_wait_apart(None);
 }

@@ -17,9 +17,10 @@
 //! order (a race is a failure), and that no `Arc` of a waiter leaks.
 //!
 //! The small models are exhaustive. The others bound preemptions
-//! ([`BOUND`], or `LOOM_MAX_PREEMPTIONS`) so the set runs in well under a
-//! minute; their `exhaustive_*` variants (`#[ignore]`d; `.ci/loom
-//! --exhaustive`) drop the bound and take much longer.
+//! ([`BOUND`], or `LOOM_MAX_PREEMPTIONS`) so the set runs in about half a
+//! minute (`LOOM_MAX_PREEMPTIONS=5`: about 8 minutes); their
+//! `exhaustive_*` variants (`#[ignore]`d; `.ci/loom --exhaustive`) drop the
+//! bound and take hours.
 //!
 //! Limits of what a pass shows:
 //!
@@ -243,7 +244,7 @@ mod handoff {
     }
 
     #[test]
-    #[ignore = "exhaustive (long); run by .ci/loom --exhaustive"]
+    #[ignore = "exhaustive: hours (not finished in 15 min here); .ci/loom --exhaustive"]
     fn exhaustive_loom_pass_on_reaches_the_next_waiter() {
         pass_on_reaches_the_next_waiter(None);
     }
@@ -282,7 +283,7 @@ mod queue {
     }
 
     #[test]
-    #[ignore = "exhaustive (long); run by .ci/loom --exhaustive"]
+    #[ignore = "exhaustive: hours (not finished in 15 min here); .ci/loom --exhaustive"]
     fn exhaustive_loom_cancelled_getter_passes_the_item_on() {
         cancelled_getter_passes_the_item_on(None);
     }
@@ -404,7 +405,7 @@ mod select {
     }
 
     #[test]
-    #[ignore = "exhaustive (long); run by .ci/loom --exhaustive"]
+    #[ignore = "exhaustive: hours (not finished in 15 min here); .ci/loom --exhaustive"]
     fn exhaustive_loom_two_notifiers_race_one_select() {
         two_notifiers_race_one_select(None);
     }
@@ -436,7 +437,7 @@ mod select {
     }
 
     #[test]
-    #[ignore = "exhaustive (long); run by .ci/loom --exhaustive"]
+    #[ignore = "exhaustive: hours (not finished in 15 min here); .ci/loom --exhaustive"]
     fn exhaustive_loom_select_timeout_races_two_notifiers() {
         select_timeout_races_two_notifiers(None);
     }
@@ -469,7 +470,7 @@ mod select {
     }
 
     #[test]
-    #[ignore = "exhaustive (long); run by .ci/loom --exhaustive"]
+    #[ignore = "exhaustive: hours (not finished in 15 min here); .ci/loom --exhaustive"]
     fn exhaustive_loom_cancelled_select_races_two_notifiers() {
         cancelled_select_races_two_notifiers(None);
     }
@@ -506,7 +507,7 @@ mod select {
     }
 
     #[test]
-    #[ignore = "exhaustive (long); run by .ci/loom --exhaustive"]
+    #[ignore = "exhaustive: hours (not finished in 15 min here); .ci/loom --exhaustive"]
     fn exhaustive_loom_abandoned_item_reaches_the_next_getter() {
         abandoned_item_reaches_the_next_getter(None);
     }
@@ -563,7 +564,7 @@ mod select {
     }
 
     #[test]
-    #[ignore = "exhaustive (long); run by .ci/loom --exhaustive"]
+    #[ignore = "exhaustive: hours (not finished in 15 min here); .ci/loom --exhaustive"]
     fn exhaustive_loom_select_put_or_get() {
         select_put_or_get(None);
     }
