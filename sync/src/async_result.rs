@@ -2,9 +2,8 @@
 
 use std::time::{Duration, Instant};
 
-use parking_lot::Mutex;
-use sylvan_runtime::park::Waker;
-
+use crate::shim::park::Waker;
+use crate::shim::Mutex;
 use crate::waiters::{self, WaitQueue};
 
 /// A slot for a value that one party sets and any number of fibers or

@@ -1,8 +1,7 @@
 //! [`Barrier`]: wait until a number of parties have arrived (reusable).
 
-use parking_lot::Mutex;
-use sylvan_runtime::park::Waker;
-
+use crate::shim::park::Waker;
+use crate::shim::Mutex;
 use crate::waiters::{self, WaitQueue};
 
 /// Lets `n` fibers or threads wait for each other; reusable for any number

@@ -29,11 +29,12 @@
 //! ```
 
 use std::fmt;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
 use crate::queue::{Queue, TryPutError};
+use crate::shim::AtomicUsize;
 
 struct Chan<T> {
     queue: Queue<T>,

@@ -2,10 +2,9 @@
 
 use std::time::{Duration, Instant};
 
-use parking_lot::Mutex as RawMutex;
-use sylvan_runtime::park::Waker;
-
 use crate::mutex::MutexGuard;
+use crate::shim::park::Waker;
+use crate::shim::Mutex as RawMutex;
 use crate::waiters::{self, WaitQueue};
 
 /// A condition variable for [`Mutex`](crate::Mutex), shaped like

@@ -1,11 +1,10 @@
 //! [`Event`]: a flag that fibers and threads can wait for.
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
-use parking_lot::Mutex;
-use sylvan_runtime::park::Waker;
-
+use crate::shim::park::Waker;
+use crate::shim::{AtomicBool, Mutex};
 use crate::waiters::{self, WaitQueue};
 
 /// A flag that can be set, cleared and waited for, like gevent's `Event`.

@@ -20,12 +20,15 @@ pub mod channel;
 mod condvar;
 mod event;
 mod group;
+#[cfg(all(test, loom))]
+mod loom_models;
 mod mutex;
 mod pool;
 mod queue;
 mod rwlock;
 pub mod select;
 mod semaphore;
+mod shim;
 mod wait_group;
 mod waiters;
 

@@ -4,8 +4,7 @@ use std::fmt;
 use std::ops::{Deref, DerefMut};
 use std::time::{Duration, Instant};
 
-use sylvan_runtime::park::Waker;
-
+use crate::shim::{self, park::Waker};
 use crate::waiters::{self, WaitQueue};
 
 /// A mutual-exclusion lock whose `lock` parks the calling fiber (or blocks a
@@ -39,7 +38,7 @@ use crate::waiters::{self, WaitQueue};
 /// ```
 pub struct Mutex<T> {
     /// Who owns the lock, and who waits for it.
-    state: parking_lot::Mutex<LockState>,
+    state: shim::Mutex<LockState>,
     /// The data. Only the owner locks it, so it is never contended and never
     /// blocks a thread.
     data: parking_lot::Mutex<T>,
@@ -75,7 +74,7 @@ impl<T> Mutex<T> {
     /// A new, unlocked mutex holding `value`.
     pub fn new(value: T) -> Mutex<T> {
         Mutex {
-            state: parking_lot::Mutex::new(LockState::default()),
+            state: shim::Mutex::new(LockState::default()),
             data: parking_lot::Mutex::new(value),
         }
     }

@@ -3,12 +3,10 @@
 
 use std::collections::VecDeque;
 use std::fmt;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use parking_lot::Mutex;
-use sylvan_runtime::park::Waker;
-
+use crate::shim::park::Waker;
+use crate::shim::{Arc, Mutex};
 use crate::waiters::{self, Registered, SelectToken, WaitQueue, Waiter};
 
 /// A multi-producer, multi-consumer FIFO queue.
@@ -486,6 +484,13 @@ impl<T> Queue<T> {
     #[cfg(test)]
     pub(crate) fn waiting_getters(&self) -> usize {
         self.state.lock().getters.len()
+    }
+
+    /// Putters waiting, and room promised to woken putters (for tests).
+    #[cfg(all(test, loom))]
+    pub(crate) fn waiting_putters(&self) -> (usize, usize) {
+        let s = self.state.lock();
+        (s.putters.len(), s.reserved)
     }
 
     /// The getter `waiter` won its select: what it was handed.

@@ -4,8 +4,7 @@ use std::fmt;
 use std::ops::{Deref, DerefMut};
 use std::time::{Duration, Instant};
 
-use sylvan_runtime::park::Waker;
-
+use crate::shim::{self, park::Waker};
 use crate::waiters::{self, WaitQueue};
 
 /// A reader-writer lock whose blocking calls park the fiber (or block a plain
@@ -36,7 +35,7 @@ use crate::waiters::{self, WaitQueue};
 /// assert_eq!(*config.read(), "v1-patched");
 /// ```
 pub struct RwLock<T> {
-    state: parking_lot::Mutex<State>,
+    state: shim::Mutex<State>,
     /// The data; only admitted readers/the admitted writer lock it, so it is
     /// never contended and never blocks a thread.
     data: parking_lot::RwLock<T>,
@@ -88,7 +87,7 @@ impl<T> RwLock<T> {
     /// A new, unlocked lock holding `value`.
     pub fn new(value: T) -> RwLock<T> {
         RwLock {
-            state: parking_lot::Mutex::new(State::default()),
+            state: shim::Mutex::new(State::default()),
             data: parking_lot::RwLock::new(value),
         }
     }

@@ -3,9 +3,8 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use parking_lot::Mutex;
-use sylvan_runtime::park::Waker;
-
+use crate::shim::park::Waker;
+use crate::shim::Mutex;
 use crate::waiters::{self, WaitQueue};
 
 /// A counting semaphore with FIFO fairness.

@@ -2,9 +2,8 @@
 
 use std::time::{Duration, Instant};
 
-use parking_lot::Mutex;
-use sylvan_runtime::park::Waker;
-
+use crate::shim::park::Waker;
+use crate::shim::Mutex;
 use crate::waiters::{self, WaitQueue};
 
 /// Counts outstanding work; `wait` blocks until the count drops to zero

@@ -26,12 +26,11 @@
 //! every wake, and spurious wakes are harmless.
 
 use std::collections::VecDeque;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::Instant;
 
-use parking_lot::Mutex;
-use sylvan_runtime::park::{self, Waker};
+use crate::shim::park::{self, Waker};
+use crate::shim::{Arc, AtomicUsize, Mutex};
 
 /// Decides which case of one [`select`](crate::select) wins: the first
 /// notifier (or the selector itself, for a case found ready while it
@@ -99,11 +98,10 @@ pub(crate) use handoff::{Queued, Waiter};
 mod handoff {
     #![allow(unsafe_code)]
 
-    use std::cell::UnsafeCell;
-    use std::sync::atomic::{AtomicBool, Ordering};
-    use std::sync::Arc;
+    use std::sync::atomic::Ordering;
 
-    use sylvan_runtime::park::{self, Waker};
+    use crate::shim::park::{self, Waker};
+    use crate::shim::{Arc, AtomicBool, UnsafeCell};
 
     use super::SelectToken;
 
@@ -128,7 +126,9 @@ mod handoff {
     // end (`&mut self`) after an acquire load of `notified` returned true —
     // by which time `hand_over` has returned and will never run again. The
     // payload moves from the notifier's thread to the waiter's, hence
-    // `P: Send`; `Waker` and `SelectToken` are `Send + Sync`.
+    // `P: Send`; `Waker` and `SelectToken` are `Send + Sync`. (Under
+    // `--cfg loom` the cells are loom's, which check this claim in every
+    // interleaving the loom models explore.)
     unsafe impl<P: Send> Sync for Shared<P> {}
 
     /// The blocked party's end: whether it was notified, and what it was
@@ -171,11 +171,15 @@ mod handoff {
             // This is the only queue end and the call consumes it: no other
             // write to these cells, now or later. The waiter end reads the
             // payload only after it sees `notified`, stored below.
-            // SAFETY: so this access is exclusive (see the `Sync` impl).
-            let waker = unsafe {
-                *shared.payload.get() = Some(payload);
-                (*shared.waker.get()).take()
-            };
+            shared.payload.with_mut(|cell| {
+                // SAFETY: so this access is exclusive (see the `Sync` impl).
+                unsafe { *cell = Some(payload) }
+            });
+            let waker = shared.waker.with_mut(|cell| {
+                // SAFETY: as above: only this consumed queue end touches the
+                // waker once the pair is shared.
+                unsafe { (*cell).take() }
+            });
             shared.notified.store(true, Ordering::Release);
             waker.expect("a waiter keeps its waker until it is handed something")
         }
@@ -195,8 +199,10 @@ mod handoff {
             // `hand_over` stored `notified` (release, paired with the acquire
             // above) after its last access and consumed the only queue end;
             // `&mut self` on the only waiter end rules out a second reader.
-            // SAFETY: so this access is exclusive (see the `Sync` impl).
-            unsafe { (*self.0.payload.get()).take() }
+            self.0.payload.with_mut(|cell| {
+                // SAFETY: so this access is exclusive (see the `Sync` impl).
+                unsafe { (*cell).take() }
+            })
         }
     }
 }
@@ -371,7 +377,7 @@ pub(crate) fn wait<S, P>(
     }
 }
 
-#[cfg(test)]
+#[cfg(all(test, not(loom)))]
 mod tests {
     use super::*;
     use std::time::Duration;

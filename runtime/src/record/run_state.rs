@@ -34,9 +34,11 @@
 //! interleaving (`RUSTFLAGS="--cfg loom" cargo test -p sylvan-runtime
 //! --release --lib loom`).
 
-#[cfg(loom)]
+// loom is a dev-dependency: only this crate's own tests build with it (a
+// crate depending on sylvan-runtime under `--cfg loom` gets std's atomics).
+#[cfg(all(loom, test))]
 use loom::sync::atomic::{AtomicU8, Ordering};
-#[cfg(not(loom))]
+#[cfg(not(all(loom, test)))]
 use std::sync::atomic::{AtomicU8, Ordering};
 
 const RUNNING: u8 = 0;
