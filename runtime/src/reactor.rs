@@ -22,7 +22,7 @@ use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
 
-use crate::record::{FiberCtx, Suspend, TaskRef, Waker};
+use crate::record::{FiberCtx, FiberId, Suspend, TaskRef, Waker};
 use crate::sched::{self, Inbox, WAKER_TOKEN};
 use crate::sys;
 use crate::timer::{TimerKey, TimerQueue};
@@ -77,6 +77,9 @@ pub(crate) struct Reactor {
     timers: RefCell<TimerQueue<TaskRef>>,
     /// How many fibers of this worker are suspended while unwinding.
     suspended_unwinding: Cell<usize>,
+    /// The unwinding fiber that holds (or last held) this worker by waiting
+    /// in place, and since when (only the running fiber can hold it).
+    holder: Cell<Option<(FiberId, Instant)>>,
 }
 
 thread_local! {
@@ -122,6 +125,7 @@ impl Reactor {
             events: RefCell::new(mio::Events::with_capacity(256)),
             timers: RefCell::new(TimerQueue::new()),
             suspended_unwinding: Cell::new(0),
+            holder: Cell::new(None),
         })
     }
 
@@ -254,8 +258,18 @@ impl Reactor {
         if self.suspended_unwinding.get() > 0 {
             return None;
         }
-        let since = *ctx.holding_since.get().get_or_insert_with(Instant::now);
-        ctx.holding_since.set(Some(since));
+        // The budget counts from this fiber's first wait in place: a fiber
+        // that unwinds again later (after catching a panic) keeps the old
+        // start, and so suspends sooner — never later — than the limit.
+        let id = ctx.record.id;
+        let since = match self.holder.get() {
+            Some((holder, since)) if holder == id => since,
+            _ => {
+                let now = Instant::now();
+                self.holder.set(Some((id, now)));
+                now
+            }
+        };
         if since.elapsed() >= IN_PLACE_LIMIT {
             self.gave_up_holding(ctx);
             return None;
@@ -324,7 +338,6 @@ pub(crate) fn cancel_timer(key: TimerKey) {
 /// other park (and a one-time report says so).
 pub(crate) fn park_suspend(ctx: &FiberCtx) {
     if !std::thread::panicking() {
-        ctx.holding_since.set(None);
         return ctx.suspend(Suspend::Park);
     }
     let held = with_current(|r| r.hold_in_place(ctx)).expect("fibers run on a worker");
@@ -338,7 +351,6 @@ pub(crate) fn park_suspend(ctx: &FiberCtx) {
 /// only drives the worker's event sources once and goes on.
 pub(crate) fn yield_suspend(ctx: &FiberCtx) {
     if !std::thread::panicking() {
-        ctx.holding_since.set(None);
         return ctx.suspend(Suspend::Yield);
     }
     let held = with_current(|r| {

@@ -48,9 +48,6 @@ pub(crate) struct FiberCtx {
     /// IO operations that completed without waiting since the fiber last
     /// suspended (see [`FiberCtx::io_budget_spent`]).
     io_streak: Cell<u32>,
-    /// Since when this fiber, unwinding, has held its worker by waiting in
-    /// place (`reactor::park_suspend`); `None` when it is not doing so.
-    pub(crate) holding_since: Cell<Option<Instant>>,
 }
 
 /// How many IO operations in a row may complete without waiting before the
@@ -68,7 +65,6 @@ impl FiberCtx {
             locals: RefCell::new(Vec::new()),
             guard,
             io_streak: Cell::new(0),
-            holding_since: Cell::new(None),
         }
     }
 
@@ -82,7 +78,6 @@ impl FiberCtx {
         debug_assert!(self.locals.get_mut().is_empty());
         self.guard = guard;
         self.io_streak.set(0);
-        self.holding_since.set(None);
     }
 
     /// Counts one IO operation that is about to run; `true` once the fiber
