@@ -216,8 +216,10 @@ fn park_inner(deadline: Option<Instant>) {
         return thread_park(deadline);
     }
     // SAFETY: a non-null CURRENT points to the running fiber's live ctx (see
-    // `record::with_current`); the reference does not outlive this call, during
-    // which the fiber (and so its ctx) cannot be dropped.
+    // `record::with_current`). The reference lives across this fiber's
+    // suspension, which is sound because the hub never moves or frees a live
+    // fiber's box, nor makes a `&mut` to it (`hub::LiveFiber`): `Hub::resume`
+    // frees it only after the coroutine returned, i.e. after this call.
     let ctx = unsafe { &*ptr };
     fiber_park(ctx, deadline);
 }
