@@ -212,23 +212,30 @@ fn fiber_locals_made_by_an_unjoined_results_destructor_die_with_the_fiber() {
 
 /// Waits in a destructor during a panic: other fibers of the worker must not
 /// run meanwhile (they would see `std::thread::panicking()`), and the wait
-/// itself still ends through a timer, a wake from another thread or IO.
+/// itself still ends through a timer and through a wake from a plain thread.
+/// (Both waits are short: a fiber holds its worker like this for at most
+/// `IN_PLACE_LIMIT`, 20 ms.)
 #[sylvan::test(workers = 1)]
 fn a_fiber_waiting_while_unwinding_lets_no_other_fiber_run() {
     struct WaitsInDrop {
+        asked: std::sync::mpsc::Sender<()>,
         release: Arc<Event>,
     }
     impl Drop for WaitsInDrop {
         fn drop(&mut self) {
-            // A timer, then a wake from a plain thread.
-            sylvan::sleep(Duration::from_millis(5));
+            // A timer...
+            sylvan::sleep(Duration::from_millis(2));
+            // ...then a wake from a plain thread, which sets the event as
+            // soon as it is asked to.
+            self.asked.send(()).unwrap();
             assert!(self.release.wait_timeout(Duration::from_secs(10)));
         }
     }
     let release = Arc::new(Event::new());
+    let (asked, ask) = std::sync::mpsc::channel();
     let r = release.clone();
     let panicker = sylvan::spawn(move || {
-        let _w = WaitsInDrop { release: r };
+        let _w = WaitsInDrop { asked, release: r };
         panic!("unwinding with a waiting destructor");
     });
     let bystander = sylvan::spawn(|| {
@@ -244,7 +251,7 @@ fn a_fiber_waiting_while_unwinding_lets_no_other_fiber_run() {
         (saw_panicking, m.is_poisoned(), r.is_err(), start.elapsed())
     });
     let waker = std::thread::spawn(move || {
-        std::thread::sleep(Duration::from_millis(20));
+        ask.recv().unwrap();
         release.set();
     });
     let err = panicker.join().unwrap_err();
@@ -278,6 +285,8 @@ fn a_fiber_waiting_for_io_while_unwinding_is_woken_by_readiness() {
     // thread.
     let peer = std::thread::spawn(move || {
         let (mut conn, _) = listener.accept().unwrap();
+        // Late enough that the reader is waiting (if it waits past the
+        // in-place limit it parks instead; it must get the byte either way).
         std::thread::sleep(Duration::from_millis(10));
         conn.write_all(&[7]).unwrap();
         conn
