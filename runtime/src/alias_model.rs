@@ -201,10 +201,9 @@ mod raw {
         /// resumed. The fiber stays where it is.
         fn resume(&self, slot: usize) {
             let p = self.get(slot).as_ptr();
-            // SAFETY: `p` came from `Box::into_raw` and is freed only by
-            // `finish`; the shared reborrow covers `ctx` alone, which the
-            // fiber too reaches only through shared references (its
-            // mutable parts are cells).
+            // `p` came from `Box::into_raw` and is freed only by `finish`.
+            // SAFETY: the shared reborrow covers `ctx` alone, which the fiber
+            // too reaches only through shared references (cells inside).
             set_current(unsafe { &(*p).ctx });
             // SAFETY: as above; nobody else reaches `co`, and the `&mut`
             // covers `co` alone, not the `ctx` the fiber holds.

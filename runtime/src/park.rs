@@ -215,11 +215,9 @@ fn park_inner(deadline: Option<Instant>) {
     if ptr.is_null() {
         return thread_park(deadline);
     }
-    // SAFETY: a non-null CURRENT points to the running fiber's live ctx (see
-    // `record::with_current`). The reference lives across this fiber's
-    // suspension, which is sound because the hub never moves or frees a live
-    // fiber's box, nor makes a `&mut` to it (`hub::LiveFiber`): `Hub::resume`
-    // frees it only after the coroutine returned, i.e. after this call.
+    // Its box is never moved, freed or `&mut`ed while the fiber lives
+    // (`hub::LiveFiber`), so the reference may outlive a suspension.
+    // SAFETY: a non-null CURRENT is the running fiber's ctx (`with_current`).
     let ctx = unsafe { &*ptr };
     fiber_park(ctx, deadline);
 }

@@ -93,10 +93,9 @@ pub(crate) fn with_current<R>(f: impl FnOnce(&Reactor) -> R) -> Option<R> {
     if ptr.is_null() {
         None
     } else {
-        // SAFETY: only `Reactor::install` sets CURRENT, and its guard, which
-        // borrows the reactor (so the reactor outlives it and does not move),
-        // resets it when dropped; reactors are used through shared
-        // references only.
+        // Only `Reactor::install` sets CURRENT; its guard borrows the reactor.
+        // SAFETY: so the reactor outlives CURRENT's value and does not move;
+        // reactors are used through shared references only.
         Some(f(unsafe { &*ptr }))
     }
 }

@@ -116,10 +116,9 @@ impl LivePtr {
     }
 
     fn ctx(&self) -> &FiberCtx {
-        // SAFETY: the pointer came from `Box::leak` and is only turned back
-        // into a box by `into_box`, after the coroutine returned; the table
-        // that holds it lives on the hub's thread and so does every caller.
-        // Only shared references to `ctx` are ever made while it is live.
+        // From `Box::leak`; freed only by `into_box` after the coroutine
+        // returned, on this hub's thread (where every caller runs).
+        // SAFETY: while it is live only shared references to `ctx` are made.
         unsafe { &(*self.0.as_ptr()).ctx }
     }
 

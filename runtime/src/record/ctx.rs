@@ -123,10 +123,9 @@ pub(crate) fn with_current<R>(f: impl FnOnce(&FiberCtx) -> R) -> Option<R> {
     if ptr.is_null() {
         None
     } else {
-        // SAFETY: CURRENT is set (`set_current`) by `Hub::resume` to the ctx
-        // of the fiber it resumes and reset when that fiber suspends or
-        // returns, before the fiber can be freed; so a non-null value points
-        // to the live ctx of the fiber running right now.
+        // `Hub::resume` sets CURRENT to the ctx it resumes, resets it on return.
+        // SAFETY: so a non-null value is the live ctx of the running fiber
+        // (the fiber is freed only after that reset).
         Some(f(unsafe { &*ptr }))
     }
 }
