@@ -142,6 +142,14 @@ impl IoRegistration {
         }
     }
 
+    /// How many `dir` readiness edges have been reported so far: read it
+    /// before trying an operation, then wait with [`wait_any`] only while it
+    /// is unchanged.
+    #[cfg(feature = "patch")]
+    pub(crate) fn edges(&self, dir: Direction) -> u64 {
+        self.state.ticks[dir.index()].load(Ordering::SeqCst)
+    }
+
     /// Waits until `dir` readiness is reported after `seen` edges (or
     /// `deadline` passes: `TimedOut`).
     fn wait_since(&self, dir: Direction, seen: u64, deadline: Option<Instant>) -> io::Result<()> {
@@ -227,6 +235,59 @@ impl IoRegistration {
             return Err(timed_out(dir));
         }
         Ok(())
+    }
+}
+
+/// In a fiber: waits until any of `waits` — (registration, direction, edge
+/// count read before the caller's last try) — sees a new edge, or `deadline`
+/// passes (returns `false`). The same protocol as one registration's wait,
+/// over several (how the patched `poll` waits for a set of descriptors).
+#[cfg(feature = "patch")]
+pub(crate) fn wait_any(
+    waits: &[(&IoRegistration, Direction, u64)],
+    deadline: Option<Instant>,
+) -> io::Result<bool> {
+    debug_assert!(crate::in_fiber());
+    for (reg, _, _) in waits {
+        reg.register_here()?;
+    }
+    let waker = park::current_waker();
+    // Leaves every waiter list however the wait ends.
+    struct Leave<'a>(&'a [(&'a IoRegistration, Direction, u64)], Waker);
+    impl Drop for Leave<'_> {
+        fn drop(&mut self) {
+            for (reg, dir, _) in self.0 {
+                let mut inner = reg.state.inner.lock();
+                inner.waiters[dir.index()].retain(|w| !w.will_wake(&self.1));
+            }
+        }
+    }
+    let leave = Leave(waits, waker);
+    loop {
+        // Register before every re-check (see `wait_since`).
+        for (reg, dir, _) in waits {
+            let mut inner = reg.state.inner.lock();
+            let list = &mut inner.waiters[dir.index()];
+            if !list.iter().any(|w| w.will_wake(&leave.1)) {
+                list.push(leave.1.clone());
+            }
+        }
+        if waits
+            .iter()
+            .any(|(reg, dir, seen)| reg.edges(*dir) != *seen)
+        {
+            return Ok(true);
+        }
+        match deadline {
+            None => park::park(),
+            Some(at) => {
+                if park::park_until(at) {
+                    return Ok(waits
+                        .iter()
+                        .any(|(reg, dir, seen)| reg.edges(*dir) != *seen));
+                }
+            }
+        }
     }
 }
 

@@ -81,6 +81,7 @@ mod join;
 mod local;
 mod overflow;
 pub mod park;
+pub mod patch;
 mod reactor;
 mod record;
 mod runtime;

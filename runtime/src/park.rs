@@ -137,7 +137,11 @@ pub(crate) fn push_deadline(at: Instant, id: u64) {
         let mut stack = stack.borrow_mut();
         let entry = match stack.last() {
             Some(outer) if outer.at <= at => *outer,
-            _ => Deadline { at, id },
+            _ => Deadline {
+                at,
+                id,
+                delivered: false,
+            },
         };
         stack.push(entry);
     };
@@ -153,6 +157,69 @@ pub(crate) fn pop_deadline() {
     };
     if record::with_current(|ctx| pop(&ctx.deadlines)).is_none() {
         THREAD_DEADLINES.with(pop);
+    }
+}
+
+/// Whether the innermost `timeout` scope is `id`'s and its expiry was
+/// reported as an error ([`deliver_timeout`]).
+pub(crate) fn timeout_delivered(id: u64) -> bool {
+    let top = |stack: &RefCell<Vec<Deadline>>| {
+        stack
+            .borrow()
+            .last()
+            .is_some_and(|d| d.id == id && d.delivered)
+    };
+    record::with_current(|ctx| top(&ctx.deadlines)).unwrap_or_else(|| THREAD_DEADLINES.with(top))
+}
+
+#[cfg(feature = "patch")]
+/// An interruption that was caught where it could not unwind (a patched
+/// libc call: its C callers have no unwind tables) and is returned as an
+/// error instead.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Interrupt {
+    /// The fiber was cancelled. Cancellation stays pending, so the next
+    /// park raises it again.
+    Cancelled,
+    /// An enclosing `timeout` expired. Its scope returns `Elapsed` even if
+    /// the code inside carries on and returns normally.
+    TimedOut,
+}
+
+#[cfg(feature = "patch")]
+/// Runs `f`, turning an interruption that unwinds out of it into an
+/// [`Interrupt`]. Any other panic is returned as its payload.
+pub(crate) fn catch_interrupt<R>(
+    f: impl FnOnce() -> R,
+) -> Result<R, Result<Interrupt, Box<dyn std::any::Any + Send>>> {
+    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)) {
+        Ok(v) => Ok(v),
+        Err(payload) => {
+            if payload.is::<CancelUnwind>() {
+                return Err(Ok(Interrupt::Cancelled));
+            }
+            match payload.downcast::<TimeoutUnwind>() {
+                Ok(t) => {
+                    deliver_timeout(t.id);
+                    Err(Ok(Interrupt::TimedOut))
+                }
+                Err(other) => Err(Err(other)),
+            }
+        }
+    }
+}
+
+#[cfg(feature = "patch")]
+/// Marks every entry of timeout scope `id` as reported (see
+/// [`Deadline::delivered`]).
+fn deliver_timeout(id: u64) {
+    let mark = |stack: &RefCell<Vec<Deadline>>| {
+        for d in stack.borrow_mut().iter_mut().filter(|d| d.id == id) {
+            d.delivered = true;
+        }
+    };
+    if record::with_current(|ctx| mark(&ctx.deadlines)).is_none() {
+        THREAD_DEADLINES.with(mark);
     }
 }
 
@@ -313,7 +380,11 @@ mod tests {
     #[test]
     fn wait_deadline_respects_shield() {
         let now = Instant::now();
-        let scope = Deadline { at: now, id: 1 };
+        let scope = Deadline {
+            at: now,
+            id: 1,
+            delivered: false,
+        };
         let later = now + Duration::from_secs(1);
         assert_eq!(wait_deadline(Some(later), Some(scope), 0), Some(now));
         assert_eq!(wait_deadline(Some(later), Some(scope), 1), Some(later));

@@ -167,6 +167,8 @@ impl RuntimeBuilder {
         }
         let stack_size = stack::normalize_size(self.stack_size)?;
         crate::overflow::install_handler();
+        #[cfg(all(feature = "patch", target_os = "linux", target_env = "gnu"))]
+        crate::patch::link();
         let mut reactors = Vec::with_capacity(n);
         let mut hubs = Vec::with_capacity(n);
         let mut deques = Vec::with_capacity(n);

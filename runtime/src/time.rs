@@ -141,6 +141,9 @@ fn scoped<F: FnOnce() -> T, T>(deadline: Instant, dur: Duration, f: F) -> Result
     park::push_deadline(deadline, id);
     let _leave = Leave;
     match catch_unwind(AssertUnwindSafe(f)) {
+        // The expiry reached the code inside as an error from a patched libc
+        // call (which cannot unwind) and that code returned: still a timeout.
+        Ok(_) if park::timeout_delivered(id) => Err(Elapsed { after: dur }),
         Ok(v) => Ok(v),
         Err(payload) => match payload.downcast::<TimeoutUnwind>() {
             Ok(t) if t.id == id => Err(Elapsed { after: dur }),

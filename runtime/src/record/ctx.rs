@@ -25,6 +25,10 @@ pub(crate) struct Deadline {
     pub(crate) at: Instant,
     /// The id of the scope that owns `at` (the one that will catch the unwind).
     pub(crate) id: u64,
+    /// The expiry was already reported to the code inside as an error
+    /// instead of an unwind (a patched libc call cannot unwind through its
+    /// C callers), so the scope reports `Elapsed` even if that code returns.
+    pub(crate) delivered: bool,
 }
 
 /// Per-fiber data that only the fiber's own thread touches.

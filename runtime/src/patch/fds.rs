@@ -1,0 +1,275 @@
+//! What the patch knows about each descriptor: whether this process created
+//! it as a socket, whether its owner chose non-blocking mode, whether the
+//! patch switched it to non-blocking underneath, its `SO_RCVTIMEO` and
+//! `SO_SNDTIMEO`, and the [`IoRegistration`] fibers wait on.
+//!
+//! Indexed by descriptor number in a table of lazily allocated chunks (never
+//! freed), one small lock per slot. The hooks keep it current: `socket`,
+//! `socketpair` and `accept` fill slots; `close` and the targets of `dup2`
+//! and `dup3` empty them; `dup` shares the open file description's state.
+//! A descriptor this process did not create as a socket (a pipe, a
+//! terminal, stdin, an inherited socket) is classified when a fiber first
+//! uses it, and that entry lives until the descriptor is closed.
+
+use std::ffi::c_int;
+use std::ptr;
+use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use parking_lot::Mutex;
+
+use super::real;
+use crate::io::{Direction, IoRegistration};
+
+/// What kind of file a descriptor refers to, as far as the patch cares.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Kind {
+    /// A socket this process created or accepted: the patch may switch it
+    /// to non-blocking mode underneath.
+    Socket,
+    /// Pollable but possibly shared with other processes (a pipe, a
+    /// terminal, an inherited socket): its mode is never changed; a fiber
+    /// waits for readiness on the reactor, then makes the blocking call.
+    Pollable,
+    /// A regular file, directory or block device: always "ready"; calls
+    /// pass through untouched (use `sylvan::unblock` for disk IO).
+    File,
+}
+
+/// The state of an open file description (shared by its `dup`s).
+#[derive(Debug)]
+pub(crate) struct Desc {
+    pub(crate) kind: Kind,
+    /// The owner asked for non-blocking mode (`SOCK_NONBLOCK`, `O_NONBLOCK`
+    /// or `FIONBIO`): their calls pass through and see `EAGAIN`.
+    user_nonblock: AtomicBool,
+    /// The patch set `O_NONBLOCK` (the owner did not).
+    switched: AtomicBool,
+    /// `SO_RCVTIMEO` / `SO_SNDTIMEO` in nanoseconds; 0 is none.
+    timeouts: [AtomicU64; 2],
+}
+
+impl Desc {
+    pub(crate) fn new(kind: Kind, user_nonblock: bool) -> Arc<Desc> {
+        Arc::new(Desc {
+            kind,
+            user_nonblock: AtomicBool::new(user_nonblock),
+            switched: AtomicBool::new(false),
+            timeouts: [AtomicU64::new(0), AtomicU64::new(0)],
+        })
+    }
+
+    pub(crate) fn user_nonblock(&self) -> bool {
+        self.user_nonblock.load(Ordering::Relaxed)
+    }
+
+    pub(crate) fn set_user_nonblock(&self, on: bool) {
+        self.user_nonblock.store(on, Ordering::Relaxed);
+    }
+
+    pub(crate) fn switched(&self) -> bool {
+        self.switched.load(Ordering::Acquire)
+    }
+
+    pub(crate) fn mark_switched(&self) {
+        self.switched.store(true, Ordering::Release);
+    }
+
+    /// Whether the owner believes the descriptor blocks while the patch
+    /// made it non-blocking underneath (so `F_GETFL` must hide the flag, and
+    /// a plain thread's `EAGAIN` must be waited out).
+    pub(crate) fn hides_nonblock(&self) -> bool {
+        self.switched() && !self.user_nonblock()
+    }
+
+    pub(crate) fn timeout(&self, dir: Direction) -> Option<Duration> {
+        match self.timeouts[dir_index(dir)].load(Ordering::Relaxed) {
+            0 => None,
+            ns => Some(Duration::from_nanos(ns)),
+        }
+    }
+
+    pub(crate) fn set_timeout(&self, dir: Direction, t: Option<Duration>) {
+        let ns = t.map_or(0, |d| d.as_nanos().clamp(1, u64::MAX as u128) as u64);
+        self.timeouts[dir_index(dir)].store(ns, Ordering::Relaxed);
+    }
+}
+
+fn dir_index(dir: Direction) -> usize {
+    match dir {
+        Direction::Read => 0,
+        Direction::Write => 1,
+    }
+}
+
+/// One descriptor number's entry.
+#[derive(Debug)]
+pub(crate) struct Entry {
+    /// Registered with a worker's `epoll` set only once a fiber waits on it;
+    /// dropped (and so deregistered) before the descriptor closes.
+    pub(crate) reg: IoRegistration,
+    pub(crate) desc: Arc<Desc>,
+}
+
+impl Entry {
+    pub(crate) fn fd(&self) -> c_int {
+        self.reg.fd()
+    }
+}
+
+/// How a fiber's call on a descriptor is handled.
+pub(crate) enum Mode {
+    /// Straight to libc: a file, a descriptor its owner made non-blocking,
+    /// or a bad descriptor (libc reports the error).
+    Pass,
+    /// A socket of this process: switched to non-blocking, waited on.
+    Socket(Arc<Entry>),
+    /// Waited on for readiness, then called as is.
+    Pollable(Arc<Entry>),
+}
+
+type Slot = Mutex<Option<Arc<Entry>>>;
+
+const CHUNK_BITS: u32 = 12;
+const CHUNK: usize = 1 << CHUNK_BITS;
+const CHUNKS: usize = 256;
+/// Descriptors at or above this number are not tracked: their calls pass
+/// through unpatched (far above the usual limits).
+pub(crate) const MAX_FD: usize = CHUNK * CHUNKS;
+
+static TABLE: [AtomicPtr<Slot>; CHUNKS] = [const { AtomicPtr::new(ptr::null_mut()) }; CHUNKS];
+
+/// The slot of `fd`, allocating its chunk if `create`.
+fn slot(fd: c_int, create: bool) -> Option<&'static Slot> {
+    let fd = usize::try_from(fd).ok().filter(|&fd| fd < MAX_FD)?;
+    let cell = &TABLE[fd >> CHUNK_BITS];
+    let mut chunk = cell.load(Ordering::Acquire);
+    if chunk.is_null() {
+        if !create {
+            return None;
+        }
+        let fresh: Box<[Slot]> = (0..CHUNK).map(|_| Mutex::new(None)).collect();
+        let fresh = Box::into_raw(fresh).cast::<Slot>();
+        match cell.compare_exchange(ptr::null_mut(), fresh, Ordering::AcqRel, Ordering::Acquire) {
+            Ok(_) => chunk = fresh,
+            Err(winner) => {
+                // SAFETY: `fresh` came from `Box::into_raw` of a CHUNK-long
+                // boxed slice just above and was never published.
+                drop(unsafe { Box::from_raw(ptr::slice_from_raw_parts_mut(fresh, CHUNK)) });
+                chunk = winner;
+            }
+        }
+    }
+    // SAFETY: a published chunk is a leaked CHUNK-long slice that is never
+    // freed, and the index is masked below CHUNK.
+    Some(unsafe { &*chunk.add(fd & (CHUNK - 1)) })
+}
+
+/// The entry of `fd`, if the patch knows it.
+pub(crate) fn get(fd: c_int) -> Option<Arc<Entry>> {
+    slot(fd, false)?.lock().clone()
+}
+
+/// Records `fd` as a new descriptor with state `desc`, replacing what the
+/// slot held.
+pub(crate) fn insert(fd: c_int, desc: Arc<Desc>) {
+    if let Some(slot) = slot(fd, true) {
+        let entry = Arc::new(Entry {
+            reg: IoRegistration::new(fd),
+            desc,
+        });
+        let old = slot.lock().replace(entry);
+        drop(old);
+    }
+}
+
+/// Forgets `fd` (about to be closed): its registration leaves every
+/// `epoll` set unless a call still in progress holds it.
+pub(crate) fn forget(fd: c_int) {
+    if let Some(slot) = slot(fd, false) {
+        let old = slot.lock().take();
+        drop(old);
+    }
+}
+
+/// `new` is a duplicate of `old`: it shares `old`'s description state.
+pub(crate) fn duplicate(old: c_int, new: c_int) {
+    match get(old) {
+        Some(e) => insert(new, e.desc.clone()),
+        None => forget(new),
+    }
+}
+
+/// How a fiber's data call on `fd` is handled, classifying a descriptor the
+/// patch has not seen yet.
+pub(crate) fn mode_in_fiber(fd: c_int) -> Mode {
+    let Some(slot) = slot(fd, true) else {
+        return Mode::Pass;
+    };
+    let mut guard = slot.lock();
+    if guard.is_none() {
+        match classify(fd) {
+            Some(desc) => {
+                *guard = Some(Arc::new(Entry {
+                    reg: IoRegistration::new(fd),
+                    desc,
+                }))
+            }
+            None => return Mode::Pass,
+        }
+    }
+    let entry = guard.as_ref().expect("filled above");
+    let desc = &entry.desc;
+    if desc.user_nonblock() || desc.kind == Kind::File {
+        return Mode::Pass;
+    }
+    match desc.kind {
+        Kind::Socket => Mode::Socket(entry.clone()),
+        _ => Mode::Pollable(entry.clone()),
+    }
+}
+
+/// The entry a fiber's `poll` waits on for `fd`; `None` for files (always
+/// ready) and bad descriptors (`poll` reports them).
+pub(crate) fn for_wait(fd: c_int) -> Option<Arc<Entry>> {
+    let slot = slot(fd, true)?;
+    let mut guard = slot.lock();
+    if guard.is_none() {
+        let desc = classify(fd)?;
+        *guard = Some(Arc::new(Entry {
+            reg: IoRegistration::new(fd),
+            desc,
+        }));
+    }
+    let entry = guard.as_ref().expect("filled above");
+    (entry.desc.kind != Kind::File).then(|| entry.clone())
+}
+
+/// Classifies a descriptor the patch did not see created. `None` for a bad
+/// descriptor. Preserves `errno`.
+fn classify(fd: c_int) -> Option<Arc<Desc>> {
+    let saved = super::drive::errno();
+    let result = classify_inner(fd);
+    super::drive::set_errno(saved);
+    result
+}
+
+fn classify_inner(fd: c_int) -> Option<Arc<Desc>> {
+    // SAFETY: F_GETFL takes no argument; an invalid fd gives -1.
+    let flags = unsafe { real::fcntl(fd, libc::F_GETFL, 0) };
+    if flags == -1 {
+        return None;
+    }
+    // SAFETY: an all-zero `stat` is a valid value for fstat to overwrite.
+    let mut st: libc::stat = unsafe { std::mem::zeroed() };
+    // SAFETY: `st` is a valid, exclusively borrowed stat buffer.
+    if unsafe { libc::fstat(fd, &mut st) } == -1 {
+        return None;
+    }
+    let kind = match st.st_mode & libc::S_IFMT {
+        libc::S_IFREG | libc::S_IFDIR | libc::S_IFBLK => Kind::File,
+        _ => Kind::Pollable,
+    };
+    Some(Desc::new(kind, flags & libc::O_NONBLOCK != 0))
+}

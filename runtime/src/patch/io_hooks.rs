@@ -1,0 +1,458 @@
+//! The hooked descriptor calls: sockets' life cycle (`socket`, `accept`,
+//! `connect`, `close`, `dup`s), their data (`read`... `sendmsg`) and their
+//! mode (`fcntl`, `ioctl(FIONBIO)`, `setsockopt` timeouts).
+//!
+//! Every hook first asks whether the caller is a fiber (one thread-local
+//! load). A plain thread's call goes straight to libc; only if it fails
+//! with `EAGAIN` is the table consulted (a socket that a fiber made
+//! non-blocking must still block for a thread: `drive::thread_retry`).
+
+use std::ffi::{c_int, c_ulong, c_void};
+use std::time::Duration;
+
+use libc::{iovec, msghdr, sockaddr, socklen_t};
+
+use super::drive::{self, errno, set_errno};
+use super::fds::{self, Desc, Kind, Mode};
+use super::{active, real};
+use crate::io::Direction;
+use crate::record;
+
+fn in_fiber() -> bool {
+    !record::current_ptr().is_null()
+}
+
+/// Runs the data call `op` on `fd` with the patch's semantics (see the
+/// module docs). `flags` are the call's `MSG_*` flags (0 for read/write).
+fn data_call(fd: c_int, dir: Direction, flags: c_int, mut op: impl FnMut() -> isize) -> isize {
+    if !in_fiber() {
+        let r = op();
+        if r == -1 && flags & libc::MSG_DONTWAIT == 0 {
+            return drive::thread_retry(fd, dir, op);
+        }
+        return r;
+    }
+    if flags & libc::MSG_DONTWAIT != 0 || !active() {
+        return op();
+    }
+    match fds::mode_in_fiber(fd) {
+        Mode::Pass => op(),
+        Mode::Socket(entry) => drive::on_socket(&entry, dir, op),
+        Mode::Pollable(entry) => drive::on_pollable(&entry, dir, op),
+    }
+}
+
+/// A stream write of `len` bytes: a blocking socket writes all of them, so
+/// in a fiber the rest follows each short write.
+fn write_call(fd: c_int, len: usize, flags: c_int, op: impl Fn(usize) -> isize) -> isize {
+    if in_fiber() && flags & libc::MSG_DONTWAIT == 0 && active() {
+        if let Mode::Socket(entry) = fds::mode_in_fiber(fd) {
+            return drive::write_all(&entry, len, op);
+        }
+    }
+    data_call(fd, Direction::Write, flags, || op(0))
+}
+
+/// `MSG_WAITALL` reads must not return short on a switched socket.
+fn recv_call(fd: c_int, len: usize, flags: c_int, op: impl Fn(usize) -> isize) -> isize {
+    if flags & libc::MSG_WAITALL != 0 && in_fiber() && active() {
+        if let Mode::Socket(entry) = fds::mode_in_fiber(fd) {
+            return drive::read_all(&entry, len, op);
+        }
+    }
+    data_call(fd, Direction::Read, flags, || op(0))
+}
+
+/// Hook for `read(2)`.
+#[export_name = "read"]
+pub unsafe extern "C" fn read_hook(fd: c_int, buf: *mut c_void, n: usize) -> isize {
+    // SAFETY: forwards the caller's arguments to libc under its contract.
+    data_call(fd, Direction::Read, 0, || unsafe { real::read(fd, buf, n) })
+}
+
+/// Hook for `readv(2)`.
+#[export_name = "readv"]
+pub unsafe extern "C" fn readv_hook(fd: c_int, iov: *const iovec, cnt: c_int) -> isize {
+    // SAFETY: forwards the caller's arguments to libc under its contract.
+    data_call(fd, Direction::Read, 0, || unsafe {
+        real::readv(fd, iov, cnt)
+    })
+}
+
+/// Hook for `recv(2)`.
+#[export_name = "recv"]
+pub unsafe extern "C" fn recv_hook(fd: c_int, buf: *mut c_void, n: usize, flags: c_int) -> isize {
+    recv_call(fd, n, flags, |done| {
+        // SAFETY: `done <= n`, so this stays inside the caller's buffer;
+        // forwards to libc under the caller's contract.
+        unsafe { real::recv(fd, buf.cast::<u8>().add(done).cast(), n - done, flags) }
+    })
+}
+
+/// Hook for `recvfrom(2)`.
+#[export_name = "recvfrom"]
+pub unsafe extern "C" fn recvfrom_hook(
+    fd: c_int,
+    buf: *mut c_void,
+    n: usize,
+    flags: c_int,
+    addr: *mut sockaddr,
+    len: *mut socklen_t,
+) -> isize {
+    recv_call(fd, n, flags, |done| {
+        // SAFETY: `done <= n`, so this stays inside the caller's buffer;
+        // forwards to libc under the caller's contract.
+        unsafe {
+            real::recvfrom(
+                fd,
+                buf.cast::<u8>().add(done).cast(),
+                n - done,
+                flags,
+                addr,
+                len,
+            )
+        }
+    })
+}
+
+/// Hook for `recvmsg(2)`.
+#[export_name = "recvmsg"]
+pub unsafe extern "C" fn recvmsg_hook(fd: c_int, msg: *mut msghdr, flags: c_int) -> isize {
+    // SAFETY: forwards the caller's arguments to libc under its contract.
+    data_call(fd, Direction::Read, flags, || unsafe {
+        real::recvmsg(fd, msg, flags)
+    })
+}
+
+/// Hook for `write(2)`.
+#[export_name = "write"]
+pub unsafe extern "C" fn write_hook(fd: c_int, buf: *const c_void, n: usize) -> isize {
+    write_call(fd, n, 0, |done| {
+        // SAFETY: `done <= n`, inside the caller's buffer; libc's contract.
+        unsafe { real::write(fd, buf.cast::<u8>().add(done).cast(), n - done) }
+    })
+}
+
+/// Hook for `writev(2)` (a short write is returned as such, as POSIX allows).
+#[export_name = "writev"]
+pub unsafe extern "C" fn writev_hook(fd: c_int, iov: *const iovec, cnt: c_int) -> isize {
+    // SAFETY: forwards the caller's arguments to libc under its contract.
+    data_call(fd, Direction::Write, 0, || unsafe {
+        real::writev(fd, iov, cnt)
+    })
+}
+
+/// Hook for `send(2)`.
+#[export_name = "send"]
+pub unsafe extern "C" fn send_hook(fd: c_int, buf: *const c_void, n: usize, flags: c_int) -> isize {
+    write_call(fd, n, flags, |done| {
+        // SAFETY: `done <= n`, inside the caller's buffer; libc's contract.
+        unsafe { real::send(fd, buf.cast::<u8>().add(done).cast(), n - done, flags) }
+    })
+}
+
+/// Hook for `sendto(2)`.
+#[export_name = "sendto"]
+pub unsafe extern "C" fn sendto_hook(
+    fd: c_int,
+    buf: *const c_void,
+    n: usize,
+    flags: c_int,
+    addr: *const sockaddr,
+    len: socklen_t,
+) -> isize {
+    write_call(fd, n, flags, |done| {
+        // SAFETY: `done <= n`, inside the caller's buffer; libc's contract.
+        unsafe {
+            real::sendto(
+                fd,
+                buf.cast::<u8>().add(done).cast(),
+                n - done,
+                flags,
+                addr,
+                len,
+            )
+        }
+    })
+}
+
+/// Hook for `sendmsg(2)`.
+#[export_name = "sendmsg"]
+pub unsafe extern "C" fn sendmsg_hook(fd: c_int, msg: *const msghdr, flags: c_int) -> isize {
+    // SAFETY: forwards the caller's arguments to libc under its contract.
+    data_call(fd, Direction::Write, flags, || unsafe {
+        real::sendmsg(fd, msg, flags)
+    })
+}
+
+/// Hook for `socket(2)`: the new socket is this process's own.
+#[export_name = "socket"]
+pub unsafe extern "C" fn socket_hook(domain: c_int, ty: c_int, proto: c_int) -> c_int {
+    // SAFETY: forwards the caller's arguments to libc under its contract.
+    let fd = unsafe { real::socket(domain, ty, proto) };
+    if fd >= 0 && active() {
+        fds::insert(fd, Desc::new(Kind::Socket, ty & libc::SOCK_NONBLOCK != 0));
+    }
+    fd
+}
+
+/// Hook for `socketpair(2)`.
+#[export_name = "socketpair"]
+pub unsafe extern "C" fn socketpair_hook(
+    domain: c_int,
+    ty: c_int,
+    proto: c_int,
+    sv: *mut c_int,
+) -> c_int {
+    // SAFETY: forwards the caller's arguments to libc under its contract.
+    let r = unsafe { real::socketpair(domain, ty, proto, sv) };
+    if r == 0 && active() {
+        // SAFETY: on success libc wrote two descriptors to `sv`.
+        let pair = unsafe { [*sv, *sv.add(1)] };
+        for fd in pair {
+            fds::insert(fd, Desc::new(Kind::Socket, ty & libc::SOCK_NONBLOCK != 0));
+        }
+    }
+    r
+}
+
+/// `accept`/`accept4` in any context: waits like a read, and records the
+/// new socket as this process's own.
+fn accept_call(fd: c_int, flags: c_int, op: impl FnMut() -> isize) -> c_int {
+    let r = data_call(fd, Direction::Read, 0, op) as c_int;
+    if r >= 0 && active() {
+        fds::insert(r, Desc::new(Kind::Socket, flags & libc::SOCK_NONBLOCK != 0));
+    }
+    r
+}
+
+/// Hook for `accept(2)`.
+#[export_name = "accept"]
+pub unsafe extern "C" fn accept_hook(fd: c_int, addr: *mut sockaddr, len: *mut socklen_t) -> c_int {
+    // SAFETY: forwards the caller's arguments to libc under its contract.
+    accept_call(fd, 0, || unsafe { real::accept(fd, addr, len) } as isize)
+}
+
+/// Hook for `accept4(2)` (what std's `TcpListener::accept` calls).
+#[export_name = "accept4"]
+pub unsafe extern "C" fn accept4_hook(
+    fd: c_int,
+    addr: *mut sockaddr,
+    len: *mut socklen_t,
+    flags: c_int,
+) -> c_int {
+    // SAFETY: forwards the caller's arguments to libc under its contract.
+    accept_call(fd, flags, || unsafe { real::accept4(fd, addr, len, flags) }
+        as isize)
+}
+
+/// Hook for `connect(2)`. On a switched socket the connection is started
+/// non-blocking and the caller waits for it to finish (its `SO_SNDTIMEO`
+/// bounds the wait: `EINPROGRESS` then, as the kernel reports).
+#[export_name = "connect"]
+pub unsafe extern "C" fn connect_hook(fd: c_int, addr: *const sockaddr, len: socklen_t) -> c_int {
+    // SAFETY: forwards the caller's arguments to libc under its contract.
+    let start = || unsafe { real::connect(fd, addr, len) };
+    let entry = if in_fiber() {
+        match active().then(|| fds::mode_in_fiber(fd)) {
+            Some(Mode::Socket(entry)) if drive::switch(&entry) => entry,
+            _ => return start(),
+        }
+    } else {
+        // A plain thread's connect on a socket a fiber switched.
+        match fds::get(fd) {
+            Some(entry) if entry.desc.hides_nonblock() => entry,
+            _ => return start(),
+        }
+    };
+    let r = start();
+    if r == 0 || errno() != libc::EINPROGRESS {
+        return r;
+    }
+    match drive::wait_ready(&entry, Direction::Write) {
+        Ok(true) => {}
+        Ok(false) => {
+            set_errno(libc::EINPROGRESS);
+            return -1;
+        }
+        Err(code) => {
+            set_errno(code);
+            return -1;
+        }
+    }
+    let mut err: c_int = 0;
+    let mut len = std::mem::size_of::<c_int>() as socklen_t;
+    // SAFETY: `err`/`len` are valid, exclusively borrowed out-parameters of
+    // the sizes given.
+    let r = unsafe {
+        libc::getsockopt(
+            fd,
+            libc::SOL_SOCKET,
+            libc::SO_ERROR,
+            (&mut err as *mut c_int).cast(),
+            &mut len,
+        )
+    };
+    if r == -1 {
+        return -1;
+    }
+    if err != 0 {
+        set_errno(err);
+        return -1;
+    }
+    0
+}
+
+/// Hook for `close(2)`: forgets the descriptor (leaving the `epoll` sets it
+/// joined) before it is closed.
+#[export_name = "close"]
+pub unsafe extern "C" fn close_hook(fd: c_int) -> c_int {
+    if active() {
+        fds::forget(fd);
+    }
+    // SAFETY: forwards the caller's argument to libc under its contract.
+    unsafe { real::close(fd) }
+}
+
+/// Hook for `dup(2)`.
+#[export_name = "dup"]
+pub unsafe extern "C" fn dup_hook(fd: c_int) -> c_int {
+    // SAFETY: forwards the caller's argument to libc under its contract.
+    let new = unsafe { real::dup(fd) };
+    if new >= 0 && active() {
+        fds::duplicate(fd, new);
+    }
+    new
+}
+
+/// `dup2`/`dup3`: `new` is closed first (so it leaves the `epoll` sets
+/// while it still names the old file), then made a copy of `old`.
+fn dup_onto(old: c_int, new: c_int, op: impl FnOnce() -> c_int) -> c_int {
+    if !active() {
+        return op();
+    }
+    // SAFETY: F_GETFD takes no argument; tells whether `old` is open.
+    let old_open = unsafe { real::fcntl(old, libc::F_GETFD, 0) } != -1;
+    if old != new && old_open {
+        fds::forget(new);
+    }
+    let r = op();
+    if r >= 0 && old != new {
+        fds::duplicate(old, r);
+    }
+    r
+}
+
+/// Hook for `dup2(2)`.
+#[export_name = "dup2"]
+pub unsafe extern "C" fn dup2_hook(old: c_int, new: c_int) -> c_int {
+    // SAFETY: forwards the caller's arguments to libc under its contract.
+    dup_onto(old, new, || unsafe { real::dup2(old, new) })
+}
+
+/// Hook for `dup3(2)`.
+#[export_name = "dup3"]
+pub unsafe extern "C" fn dup3_hook(old: c_int, new: c_int, flags: c_int) -> c_int {
+    // SAFETY: forwards the caller's arguments to libc under its contract.
+    dup_onto(old, new, || unsafe { real::dup3(old, new, flags) })
+}
+
+/// `fcntl`/`fcntl64`: remembers the owner's own `O_NONBLOCK` choice, keeps
+/// a switched socket non-blocking underneath and hides that from `F_GETFL`.
+fn fcntl_call(fd: c_int, cmd: c_int, arg: c_ulong, op: impl Fn(c_ulong) -> c_int) -> c_int {
+    if !active() {
+        return op(arg);
+    }
+    match cmd {
+        libc::F_GETFL => {
+            let r = op(arg);
+            match fds::get(fd) {
+                Some(e) if r != -1 && e.desc.hides_nonblock() => r & !libc::O_NONBLOCK,
+                _ => r,
+            }
+        }
+        libc::F_SETFL => {
+            let mut arg = arg;
+            if let Some(e) = fds::get(fd) {
+                e.desc
+                    .set_user_nonblock(arg & libc::O_NONBLOCK as c_ulong != 0);
+                if e.desc.switched() {
+                    arg |= libc::O_NONBLOCK as c_ulong;
+                }
+            }
+            op(arg)
+        }
+        libc::F_DUPFD | libc::F_DUPFD_CLOEXEC => {
+            let r = op(arg);
+            if r >= 0 {
+                fds::duplicate(fd, r);
+            }
+            r
+        }
+        _ => op(arg),
+    }
+}
+
+/// Hook for `fcntl(2)` (variadic in C; every command takes at most one
+/// integer or pointer argument, passed where this reads it).
+#[export_name = "fcntl"]
+pub unsafe extern "C" fn fcntl_hook(fd: c_int, cmd: c_int, arg: c_ulong) -> c_int {
+    // SAFETY: forwards the caller's arguments to libc under its contract.
+    fcntl_call(fd, cmd, arg, |arg| unsafe { real::fcntl(fd, cmd, arg) })
+}
+
+/// Hook for `fcntl64`, glibc's name for `fcntl` under `_FILE_OFFSET_BITS=64`.
+#[export_name = "fcntl64"]
+pub unsafe extern "C" fn fcntl64_hook(fd: c_int, cmd: c_int, arg: c_ulong) -> c_int {
+    // SAFETY: forwards the caller's arguments to libc under its contract.
+    fcntl_call(fd, cmd, arg, |arg| unsafe { real::fcntl64(fd, cmd, arg) })
+}
+
+/// Hook for `ioctl(2)`: `FIONBIO` (std's `set_nonblocking`) records the
+/// owner's choice; turning it off on a switched socket keeps it on
+/// underneath.
+#[export_name = "ioctl"]
+pub unsafe extern "C" fn ioctl_hook(fd: c_int, req: c_ulong, arg: *mut c_void) -> c_int {
+    if req == libc::FIONBIO as c_ulong && !arg.is_null() && active() {
+        if let Some(e) = fds::get(fd) {
+            // SAFETY: FIONBIO's argument points to an int (the caller's
+            // contract with ioctl); checked non-null above.
+            let on = unsafe { *arg.cast::<c_int>() } != 0;
+            e.desc.set_user_nonblock(on);
+            if e.desc.switched() && !on {
+                return 0;
+            }
+        }
+    }
+    // SAFETY: forwards the caller's arguments to libc under its contract.
+    unsafe { real::ioctl(fd, req, arg) }
+}
+
+/// Hook for `setsockopt(2)`: remembers `SO_RCVTIMEO`/`SO_SNDTIMEO`, which a
+/// switched socket's kernel no longer applies, so the patch applies them.
+#[export_name = "setsockopt"]
+pub unsafe extern "C" fn setsockopt_hook(
+    fd: c_int,
+    level: c_int,
+    name: c_int,
+    val: *const c_void,
+    len: socklen_t,
+) -> c_int {
+    // SAFETY: forwards the caller's arguments to libc under its contract.
+    let r = unsafe { real::setsockopt(fd, level, name, val, len) };
+    let dir = match name {
+        libc::SO_RCVTIMEO => Direction::Read,
+        libc::SO_SNDTIMEO => Direction::Write,
+        _ => return r,
+    };
+    if r == 0 && level == libc::SOL_SOCKET && active() {
+        if let Some(e) = fds::get(fd) {
+            // SAFETY: the kernel accepted the option, so `val` points to a
+            // `timeval` of `len` bytes; read unaligned to be safe.
+            let tv = unsafe { val.cast::<libc::timeval>().read_unaligned() };
+            let t = Duration::new(tv.tv_sec.max(0) as u64, (tv.tv_usec.max(0) as u32) * 1000);
+            e.desc.set_timeout(dir, (!t.is_zero()).then_some(t));
+        }
+    }
+    r
+}

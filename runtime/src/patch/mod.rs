@@ -1,0 +1,222 @@
+//! `patch`: code never written for sylvan cooperates inside fibers — what
+//! gevent's `monkey.patch_all()` does for Python, for Rust (cargo feature
+//! `patch`, Linux with glibc on x86_64 or aarch64).
+//!
+//! Without it, a fiber that calls a blocking crate (an HTTP client, a
+//! database driver), `std::net` or `std::thread::sleep` blocks its whole
+//! worker: every other fiber of that worker stops until the call returns.
+//! With it, the libc functions such code reaches park the calling fiber
+//! instead, and the worker runs the others meanwhile:
+//!
+//! ```
+//! # extern crate sylvan_runtime as sylvan;
+//! use std::time::{Duration, Instant};
+//!
+//! let rt = sylvan::Runtime::builder().workers(1).build().unwrap();
+//! let start = Instant::now();
+//! rt.block_on(|| {
+//!     let sleepers: Vec<_> = (0..100)
+//!         .map(|_| sylvan::spawn(|| std::thread::sleep(Duration::from_millis(100))))
+//!         .collect();
+//!     for s in sleepers {
+//!         s.join().unwrap();
+//!     }
+//! });
+//! if sylvan::patch::is_active() {
+//!     // 100 fibers slept at once on one worker.
+//!     assert!(start.elapsed() < Duration::from_secs(5));
+//! }
+//! ```
+//!
+//! # How
+//!
+//! With the feature, the final binary defines the libc entry points itself
+//! (`#[export_name]`), so std's calls and those of C libraries linked to it
+//! reach sylvan first; each forwards to libc's own definition (found with
+//! `dlsym(RTLD_NEXT, ..)`) unless the caller is a fiber and the call would
+//! block:
+//!
+//! * **Sockets this process creates or accepts** are switched to
+//!   non-blocking mode underneath the first time a fiber uses them. The call
+//!   is tried; on `EAGAIN` the fiber waits for readiness on its worker's
+//!   reactor (the [`IoRegistration`](crate::io::IoRegistration) that
+//!   `sylvan::net` uses) and retries, so the caller still sees blocking
+//!   semantics: a write writes everything, `MSG_WAITALL` waits for all, EOF,
+//!   `MSG_PEEK` and errors are the kernel's. `SO_RCVTIMEO`/`SO_SNDTIMEO`
+//!   (std's `set_read_timeout`) are honoured: the call fails with `EAGAIN`
+//!   when the time runs out (std: `WouldBlock`), as the kernel's would.
+//!   `F_GETFL` and `ioctl(FIONBIO)` keep showing the owner's own choice.
+//! * **Sockets whose owner chose non-blocking mode** (mio, `sylvan::net`,
+//!   anything that handles `EAGAIN` itself) pass straight through.
+//! * **Other pollable descriptors** (pipes, terminals, stdin, sockets
+//!   inherited from the parent) are never switched: their mode belongs to an
+//!   open file description other processes share. A fiber waits for
+//!   readiness on the reactor, then makes the blocking call.
+//! * **Regular files** are not pollable and pass through: run disk IO with
+//!   [`unblock`](crate::unblock), as gevent users do with its thread pool.
+//! * **A plain thread** (not a fiber) sees libc unchanged, at the cost of one
+//!   thread-local load per call — except on a socket a fiber switched, where
+//!   its call still blocks as it expects (in `poll(2)`).
+//! * `poll`, `ppoll` and `select` park the fiber until a descriptor is ready,
+//!   so C libraries with their own event loops cooperate. `clock_nanosleep`
+//!   (what `std::thread::sleep` calls), `nanosleep`, `usleep` and `sleep`
+//!   park it for the time. `getaddrinfo` (std's `to_socket_addrs`) runs on
+//!   the blocking pool while the fiber parks.
+//!
+//! # Interruptions
+//!
+//! [`JoinHandle::cancel`](crate::JoinHandle::cancel) and
+//! [`timeout`](crate::timeout) interrupt a patched call that waits, as they
+//! interrupt `sylvan::net` calls — but the call cannot unwind through its C
+//! callers, so it returns an error instead, having consumed nothing:
+//! `ECANCELED` (std: an `Other` error) for a cancellation, `ETIMEDOUT`
+//! (`TimedOut`) for a timeout, `EINTR` with nothing left to sleep for a
+//! sleep. The cancellation is raised by the fiber's next park; the
+//! `timeout` returns `Err(Elapsed)` even if the code inside carries on and
+//! returns.
+//!
+//! # Not covered
+//!
+//! * Regular files, `std::process` waits (`waitpid`), `epoll_wait`,
+//!   `recvmmsg`/`sendmmsg`, `sendfile`/`splice`, `getnameinfo` and
+//!   `gethostbyname`: they block the worker as before.
+//! * A `std::sync::Mutex` (or any OS lock) held across a blocking call still
+//!   blocks every fiber of the worker that waits for it: use
+//!   `sylvan::sync::Mutex`, which parks the fiber.
+//! * Descriptors numbered 1,048,576 and above pass through unpatched.
+//! * Calls made with a raw `syscall(2)` instead of libc's functions, and
+//!   binaries linked statically (no `dlsym`).
+//!
+//! `SYLVAN_PATCH=0` in the environment turns the patch off at start (every
+//! call then goes to libc as without the feature); [`is_active`] tells.
+
+#[cfg(all(feature = "patch", target_os = "linux", target_env = "gnu"))]
+mod drive;
+#[cfg(all(feature = "patch", target_os = "linux", target_env = "gnu"))]
+mod fds;
+#[cfg(all(feature = "patch", target_os = "linux", target_env = "gnu"))]
+mod io_hooks;
+#[cfg(all(feature = "patch", target_os = "linux", target_env = "gnu"))]
+mod real;
+#[cfg(all(feature = "patch", target_os = "linux", target_env = "gnu"))]
+mod wait_hooks;
+
+#[cfg(all(
+    feature = "patch",
+    not(all(
+        target_os = "linux",
+        target_env = "gnu",
+        any(target_arch = "x86_64", target_arch = "aarch64")
+    ))
+))]
+compile_error!("sylvan's `patch` feature supports Linux with glibc on x86_64 and aarch64");
+
+/// Whether the patch is on: the `patch` feature is compiled in and
+/// `SYLVAN_PATCH=0` did not turn it off at start.
+///
+/// ```
+/// # extern crate sylvan_runtime as sylvan;
+/// let on = sylvan::patch::is_active();
+/// assert_eq!(on, cfg!(feature = "patch") && std::env::var("SYLVAN_PATCH").as_deref() != Ok("0"));
+/// ```
+pub fn is_active() -> bool {
+    #[cfg(all(feature = "patch", target_os = "linux", target_env = "gnu"))]
+    {
+        link();
+        active()
+    }
+    #[cfg(not(all(feature = "patch", target_os = "linux", target_env = "gnu")))]
+    {
+        false
+    }
+}
+
+#[cfg(all(feature = "patch", target_os = "linux", target_env = "gnu"))]
+pub(crate) use imp::{active, link};
+
+#[cfg(all(feature = "patch", target_os = "linux", target_env = "gnu"))]
+mod imp {
+    use std::sync::atomic::{AtomicU8, Ordering};
+
+    use super::{io_hooks as io, wait_hooks as wait};
+
+    const UNSET: u8 = 0;
+    const ON: u8 = 1;
+    const OFF: u8 = 2;
+
+    /// Decided once, before `main`, by [`init`].
+    static STATE: AtomicU8 = AtomicU8::new(UNSET);
+
+    /// Whether the hooks do anything (else every call goes straight to
+    /// libc). Decided before `main`, so a socket created before the first
+    /// runtime is known as this process's own.
+    #[inline]
+    pub(crate) fn active() -> bool {
+        STATE.load(Ordering::Relaxed) == ON
+    }
+
+    /// Runs before `main` (an `.init_array` constructor): reads
+    /// `SYLVAN_PATCH`. Uses libc's `getenv`: std's environment lock is not
+    /// for use this early.
+    extern "C" fn init() {
+        // SAFETY: a NUL-terminated literal; getenv's result is read at once,
+        // before anything could change the environment.
+        let off = unsafe {
+            let v = libc::getenv(c"SYLVAN_PATCH".as_ptr());
+            !v.is_null() && std::ffi::CStr::from_ptr(v).to_bytes() == b"0"
+        };
+        STATE.store(if off { OFF } else { ON }, Ordering::Relaxed);
+    }
+
+    #[used]
+    #[link_section = ".init_array"]
+    static INIT: extern "C" fn() = init;
+
+    /// Every hook, so that linking this table links them all.
+    struct Hooks(#[allow(dead_code)] [*const (); 31]);
+    // SAFETY: function addresses, never dereferenced as data.
+    unsafe impl Sync for Hooks {}
+
+    #[used]
+    static HOOKS: Hooks = Hooks([
+        io::read_hook as *const (),
+        io::readv_hook as *const (),
+        io::recv_hook as *const (),
+        io::recvfrom_hook as *const (),
+        io::recvmsg_hook as *const (),
+        io::write_hook as *const (),
+        io::writev_hook as *const (),
+        io::send_hook as *const (),
+        io::sendto_hook as *const (),
+        io::sendmsg_hook as *const (),
+        io::socket_hook as *const (),
+        io::socketpair_hook as *const (),
+        io::accept_hook as *const (),
+        io::accept4_hook as *const (),
+        io::connect_hook as *const (),
+        io::close_hook as *const (),
+        io::dup_hook as *const (),
+        io::dup2_hook as *const (),
+        io::dup3_hook as *const (),
+        io::fcntl_hook as *const (),
+        io::fcntl64_hook as *const (),
+        io::ioctl_hook as *const (),
+        io::setsockopt_hook as *const (),
+        wait::poll_hook as *const (),
+        wait::ppoll_hook as *const (),
+        wait::select_hook as *const (),
+        wait::nanosleep_hook as *const (),
+        wait::clock_nanosleep_hook as *const (),
+        wait::usleep_hook as *const (),
+        wait::sleep_hook as *const (),
+        wait::getaddrinfo_hook as *const (),
+    ]);
+
+    /// Makes the linker keep the hooks and the constructor: the runtime
+    /// calls this when it builds, so any binary that can run a fiber has
+    /// them (an archive member nothing refers to would be left out).
+    #[inline(never)]
+    pub(crate) fn link() {
+        std::hint::black_box((&HOOKS, &INIT));
+    }
+}

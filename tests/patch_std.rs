@@ -1,0 +1,421 @@
+//! The `patch` feature: std's blocking calls (and crates built on them)
+//! inside fibers park the fiber, not the worker. Each test runs on ONE
+//! worker, so a call that blocked the worker would show as lost time or a
+//! hang; a watchdog turns a hang into a failure.
+
+use std::io::{BufRead, BufReader, ErrorKind, Read, Write};
+use std::net::{TcpListener, TcpStream, ToSocketAddrs};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// Runs `f` on a fresh one-worker runtime; fails the test if it has not
+/// finished within `limit` (a blocked worker must fail, not hang CI).
+fn one_worker<T: Send + 'static>(limit: Duration, f: impl FnOnce() -> T + Send + 'static) -> T {
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let rt = sylvan::Runtime::builder().workers(1).build().unwrap();
+        let _ = tx.send(rt.block_on(f));
+    });
+    match rx.recv_timeout(limit) {
+        Ok(v) => v,
+        Err(_) => panic!("watchdog: the test did not finish within {limit:?} (a blocked worker?)"),
+    }
+}
+
+#[test]
+fn the_patch_is_active() {
+    assert!(sylvan::patch::is_active());
+}
+
+/// 200 fibers in `std::thread::sleep(200 ms)` at once.
+#[test]
+fn std_sleep_parks_the_fiber() {
+    let elapsed = one_worker(Duration::from_secs(20), || {
+        let start = Instant::now();
+        let fibers: Vec<_> = (0..200)
+            .map(|_| sylvan::spawn(|| std::thread::sleep(Duration::from_millis(200))))
+            .collect();
+        for f in fibers {
+            f.join().unwrap();
+        }
+        start.elapsed()
+    });
+    assert!(
+        elapsed >= Duration::from_millis(200),
+        "slept only {elapsed:?}"
+    );
+    assert!(
+        elapsed < Duration::from_millis(900),
+        "200 sleeps took {elapsed:?}"
+    );
+}
+
+/// A std `TcpListener` accept loop in a fiber serves 100 std `TcpStream`
+/// client fibers of the same worker, 10 lines each.
+#[test]
+fn std_listener_and_streams_on_one_worker() {
+    const CLIENTS: usize = 100;
+    const LINES: usize = 10;
+    let echoed = one_worker(Duration::from_secs(60), || {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let server = sylvan::spawn(move || {
+            let mut conns = Vec::new();
+            for _ in 0..CLIENTS {
+                let (stream, _) = listener.accept().unwrap();
+                conns.push(sylvan::spawn(move || {
+                    let mut out = stream.try_clone().unwrap();
+                    for line in BufReader::new(stream).lines() {
+                        let line = line.unwrap();
+                        writeln!(out, "echo {line}").unwrap();
+                    }
+                }));
+            }
+            for c in conns {
+                c.join().unwrap();
+            }
+        });
+        let clients: Vec<_> = (0..CLIENTS)
+            .map(|i| {
+                sylvan::spawn(move || {
+                    let stream = TcpStream::connect(addr).unwrap();
+                    let mut w = stream.try_clone().unwrap();
+                    let mut r = BufReader::new(stream);
+                    let mut got = 0;
+                    for j in 0..LINES {
+                        writeln!(w, "{i}-{j}").unwrap();
+                        let mut line = String::new();
+                        r.read_line(&mut line).unwrap();
+                        assert_eq!(line, format!("echo {i}-{j}\n"));
+                        got += 1;
+                    }
+                    got
+                })
+            })
+            .collect();
+        let total: usize = clients.into_iter().map(|c| c.join().unwrap()).sum();
+        server.join().unwrap();
+        total
+    });
+    assert_eq!(echoed, CLIENTS * LINES);
+}
+
+/// A plain-thread HTTP server that answers every request after `delay`.
+fn slow_http_server(delay: Duration) -> std::net::SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    std::thread::spawn(move || {
+        for conn in listener.incoming() {
+            let Ok(mut conn) = conn else { continue };
+            std::thread::spawn(move || {
+                let mut req = Vec::new();
+                let mut buf = [0u8; 1024];
+                while !req.windows(4).any(|w| w == b"\r\n\r\n") {
+                    match conn.read(&mut buf) {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => req.extend_from_slice(&buf[..n]),
+                    }
+                }
+                std::thread::sleep(delay);
+                let body = "slow hello";
+                let _ = write!(
+                    conn,
+                    "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                    body.len()
+                );
+            });
+        }
+    });
+    addr
+}
+
+/// ureq (a blocking HTTP client on std::net) fans out from 100 fibers of
+/// one worker to a server that answers after 300 ms.
+#[test]
+fn ureq_fan_out_from_one_worker() {
+    let addr = slow_http_server(Duration::from_millis(300));
+    let (bodies, elapsed) = one_worker(Duration::from_secs(60), move || {
+        let start = Instant::now();
+        let fibers: Vec<_> = (0..100)
+            .map(|i| {
+                sylvan::spawn(move || {
+                    let url = format!("http://{addr}/page/{i}");
+                    ureq::get(&url)
+                        .call()
+                        .unwrap()
+                        .body_mut()
+                        .read_to_string()
+                        .unwrap()
+                })
+            })
+            .collect();
+        let bodies: Vec<String> = fibers.into_iter().map(|f| f.join().unwrap()).collect();
+        (bodies, start.elapsed())
+    });
+    assert_eq!(bodies.len(), 100);
+    assert!(bodies.iter().all(|b| b == "slow hello"));
+    assert!(
+        elapsed < Duration::from_secs(3),
+        "100 requests took {elapsed:?}"
+    );
+}
+
+/// `set_read_timeout(300 ms)` on a silent peer: the read fails with std's
+/// timeout error after ~300 ms, and a 10 ms ticker fiber keeps ticking.
+#[test]
+fn read_timeout_on_a_silent_peer_lets_others_run() {
+    let (kind, waited, ticks) = one_worker(Duration::from_secs(20), || {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let peer = std::thread::spawn(move || listener.accept().unwrap().0);
+        let ticks = Arc::new(AtomicUsize::new(0));
+        let stop = Arc::new(AtomicBool::new(false));
+        let ticker = {
+            let (ticks, stop) = (ticks.clone(), stop.clone());
+            sylvan::spawn(move || {
+                while !stop.load(Ordering::Relaxed) {
+                    std::thread::sleep(Duration::from_millis(10));
+                    ticks.fetch_add(1, Ordering::Relaxed);
+                }
+            })
+        };
+        let mut stream = TcpStream::connect(addr).unwrap();
+        let _silent = peer.join().unwrap();
+        stream
+            .set_read_timeout(Some(Duration::from_millis(300)))
+            .unwrap();
+        assert_eq!(
+            stream.read_timeout().unwrap(),
+            Some(Duration::from_millis(300))
+        );
+        let start = Instant::now();
+        let err = stream.read(&mut [0u8; 16]).unwrap_err();
+        let waited = start.elapsed();
+        let ticked = ticks.load(Ordering::Relaxed);
+        stop.store(true, Ordering::Relaxed);
+        ticker.join().unwrap();
+        (err.kind(), waited, ticked)
+    });
+    // std reports a socket timeout as WouldBlock on Unix (EAGAIN).
+    assert_eq!(kind, ErrorKind::WouldBlock);
+    assert!(
+        waited >= Duration::from_millis(290),
+        "returned after {waited:?}"
+    );
+    assert!(waited < Duration::from_secs(2), "returned after {waited:?}");
+    assert!(ticks >= 10, "the ticker ticked {ticks} times in {waited:?}");
+}
+
+/// DNS through std (`getaddrinfo`) from many fibers at once.
+#[test]
+fn dns_from_many_fibers() {
+    let found = one_worker(Duration::from_secs(60), || {
+        let fibers: Vec<_> = (0..50)
+            .map(|_| {
+                sylvan::spawn(|| {
+                    ("localhost", 80)
+                        .to_socket_addrs()
+                        .unwrap()
+                        .any(|a| a.ip().is_loopback() && a.port() == 80)
+                })
+            })
+            .collect();
+        fibers
+            .into_iter()
+            .map(|f| f.join().unwrap())
+            .filter(|ok| *ok)
+            .count()
+    });
+    assert_eq!(found, 50);
+}
+
+/// A plain thread's std calls block as usual — also on a socket a fiber
+/// made non-blocking underneath, and its `F_GETFL` still shows blocking.
+#[test]
+fn plain_threads_keep_blocking_semantics() {
+    use std::os::fd::AsRawFd;
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let mut client = TcpStream::connect(addr).unwrap();
+    let (server, _) = listener.accept().unwrap();
+    // A fiber uses the socket first (it is switched underneath)...
+    let server = one_worker(Duration::from_secs(20), move || {
+        let mut s = server;
+        let sender = std::thread::spawn(move || {
+            client.write_all(b"one").unwrap();
+            client
+        });
+        let mut buf = [0u8; 3];
+        s.read_exact(&mut buf).unwrap();
+        assert_eq!(&buf, b"one");
+        (s, sender.join().unwrap())
+    });
+    let (mut server, mut client) = server;
+    // SAFETY: F_GETFL on an open descriptor.
+    let flags = unsafe { libc::fcntl(server.as_raw_fd(), libc::F_GETFL) };
+    assert_eq!(
+        flags & libc::O_NONBLOCK,
+        0,
+        "the owner never asked for O_NONBLOCK"
+    );
+    // ...then a plain thread reads: it must block until the data comes,
+    // not fail with WouldBlock.
+    let reader = std::thread::spawn(move || {
+        let mut buf = [0u8; 3];
+        server.read_exact(&mut buf).map(|_| buf)
+    });
+    std::thread::sleep(Duration::from_millis(50));
+    client.write_all(b"two").unwrap();
+    assert_eq!(&reader.join().unwrap().unwrap(), b"two");
+    // And a plain thread's sleep sleeps.
+    let start = Instant::now();
+    std::thread::sleep(Duration::from_millis(30));
+    assert!(start.elapsed() >= Duration::from_millis(30));
+}
+
+/// `sylvan::timeout` and cancellation end a patched read without unwinding
+/// through std: the read returns an error, `timeout` reports `Elapsed`,
+/// and the cancelled fiber's join reports the cancellation.
+#[test]
+fn timeout_and_cancel_interrupt_a_patched_read() {
+    one_worker(Duration::from_secs(20), || {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let keep = std::thread::spawn(move || {
+            let a = listener.accept().unwrap().0;
+            let b = listener.accept().unwrap().0;
+            (a, b)
+        });
+        let mut s1 = TcpStream::connect(addr).unwrap();
+        let mut s2 = TcpStream::connect(addr).unwrap();
+        let _peers = keep.join().unwrap();
+
+        let start = Instant::now();
+        let r = sylvan::timeout(Duration::from_millis(100), || s1.read(&mut [0u8; 8]));
+        assert!(r.is_err(), "a read of a silent peer must time out: {r:?}");
+        let waited = start.elapsed();
+        assert!(waited >= Duration::from_millis(100) && waited < Duration::from_secs(2));
+
+        let reader = sylvan::spawn(move || {
+            let r = s2.read(&mut [0u8; 8]);
+            // The read returned an error; the next park raises the
+            // cancellation.
+            sylvan::sleep(Duration::from_secs(30));
+            r.map(|_| ())
+        });
+        sylvan::sleep(Duration::from_millis(20));
+        reader.cancel();
+        let err = reader.join().unwrap_err();
+        assert!(err.is_cancelled(), "{err:?}");
+    });
+}
+
+/// Reads of a pipe (a descriptor the patch must not switch) in a fiber wait
+/// on the reactor while a writer fiber of the same worker runs.
+#[test]
+fn pipe_reads_wait_on_the_reactor() {
+    use std::os::fd::FromRawFd;
+    let got = one_worker(Duration::from_secs(20), || {
+        let mut fds = [0; 2];
+        // SAFETY: a valid two-int out array.
+        assert_eq!(unsafe { libc::pipe(fds.as_mut_ptr()) }, 0);
+        // SAFETY: fresh descriptors owned by nothing else.
+        let (mut r, mut w) = unsafe {
+            (
+                std::fs::File::from_raw_fd(fds[0]),
+                std::fs::File::from_raw_fd(fds[1]),
+            )
+        };
+        let reader = sylvan::spawn(move || {
+            let mut all = Vec::new();
+            r.read_to_end(&mut all).unwrap();
+            all
+        });
+        let writer = sylvan::spawn(move || {
+            for i in 0..5u8 {
+                std::thread::sleep(Duration::from_millis(5));
+                w.write_all(&[i]).unwrap();
+            }
+        });
+        writer.join().unwrap();
+        reader.join().unwrap()
+    });
+    assert_eq!(got, vec![0, 1, 2, 3, 4]);
+}
+
+/// `poll(2)` called directly (as C libraries do) parks the fiber until the
+/// descriptor is ready or its timeout passes.
+#[test]
+fn libc_poll_parks_the_fiber() {
+    use std::os::fd::AsRawFd;
+    one_worker(Duration::from_secs(20), || {
+        let (a, mut b) = std::os::unix::net::UnixStream::pair().unwrap();
+        let ticks = Arc::new(AtomicUsize::new(0));
+        let t2 = ticks.clone();
+        let ticker = sylvan::spawn(move || {
+            for _ in 0..5 {
+                std::thread::sleep(Duration::from_millis(10));
+                t2.fetch_add(1, Ordering::Relaxed);
+            }
+            b.write_all(b"x").unwrap();
+            b
+        });
+        let mut pfd = libc::pollfd {
+            fd: a.as_raw_fd(),
+            events: libc::POLLIN,
+            revents: 0,
+        };
+        // SAFETY: one valid pollfd.
+        let n = unsafe { libc::poll(&mut pfd, 1, 5_000) };
+        assert_eq!(n, 1);
+        assert_ne!(pfd.revents & libc::POLLIN, 0);
+        assert_eq!(
+            ticks.load(Ordering::Relaxed),
+            5,
+            "poll returned before the writer wrote"
+        );
+        let _b = ticker.join().unwrap();
+        // A poll that times out returns 0 after its timeout.
+        let start = Instant::now();
+        let mut drain = [0u8; 1];
+        (&a).read_exact(&mut drain).unwrap();
+        // SAFETY: one valid pollfd.
+        let n = unsafe { libc::poll(&mut pfd, 1, 50) };
+        assert_eq!(n, 0);
+        assert!(start.elapsed() >= Duration::from_millis(50));
+    });
+}
+
+/// `SYLVAN_PATCH=0` turns the patch off: this test re-runs itself in a
+/// child process with the variable set.
+#[test]
+fn sylvan_patch_0_turns_it_off() {
+    if std::env::var_os("SYLVAN_PATCH_CHILD").is_some() {
+        assert!(!sylvan::patch::is_active());
+        // A fiber's std sleep now blocks the worker: two sleeps serialise.
+        let elapsed = one_worker(Duration::from_secs(20), || {
+            let start = Instant::now();
+            let a = sylvan::spawn(|| std::thread::sleep(Duration::from_millis(100)));
+            let b = sylvan::spawn(|| std::thread::sleep(Duration::from_millis(100)));
+            a.join().unwrap();
+            b.join().unwrap();
+            start.elapsed()
+        });
+        assert!(elapsed >= Duration::from_millis(200), "{elapsed:?}");
+        return;
+    }
+    let out = std::process::Command::new(std::env::current_exe().unwrap())
+        .args(["--exact", "sylvan_patch_0_turns_it_off", "--nocapture"])
+        .env("SYLVAN_PATCH", "0")
+        .env("SYLVAN_PATCH_CHILD", "1")
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "child failed: {text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(text.contains("1 passed"), "the child ran no test: {text}");
+}
