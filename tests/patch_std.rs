@@ -419,3 +419,42 @@ fn sylvan_patch_0_turns_it_off() {
     );
     assert!(text.contains("1 passed"), "the child ran no test: {text}");
 }
+
+/// libcurl — a C library with its own `poll` loop, nothing of it written
+/// for sylvan — fetching from 50 fibers of one worker at once.
+#[test]
+fn libcurl_fan_out_from_one_worker() {
+    let addr = slow_http_server(Duration::from_millis(300));
+    let (bodies, elapsed) = one_worker(Duration::from_secs(60), move || {
+        let start = Instant::now();
+        let fibers: Vec<_> = (0..50)
+            .map(|i| {
+                sylvan::spawn(move || {
+                    let mut body = Vec::new();
+                    let mut easy = curl::easy::Easy::new();
+                    easy.url(&format!("http://{addr}/curl/{i}")).unwrap();
+                    {
+                        let mut transfer = easy.transfer();
+                        transfer
+                            .write_function(|data| {
+                                body.extend_from_slice(data);
+                                Ok(data.len())
+                            })
+                            .unwrap();
+                        transfer.perform().unwrap();
+                    }
+                    assert_eq!(easy.response_code().unwrap(), 200);
+                    String::from_utf8(body).unwrap()
+                })
+            })
+            .collect();
+        let bodies: Vec<String> = fibers.into_iter().map(|f| f.join().unwrap()).collect();
+        (bodies, start.elapsed())
+    });
+    assert_eq!(bodies.len(), 50);
+    assert!(bodies.iter().all(|b| b == "slow hello"));
+    assert!(
+        elapsed < Duration::from_secs(3),
+        "50 transfers took {elapsed:?}"
+    );
+}

@@ -220,10 +220,8 @@ pub(crate) fn on_pollable(entry: &Entry, dir: Direction, op: impl FnOnce() -> is
 pub(crate) fn thread_retry(fd: c_int, dir: Direction, op: impl FnMut() -> isize) -> isize {
     let code = errno();
     if code == libc::EAGAIN {
-        if let Some(entry) = super::fds::get(fd) {
-            if entry.desc.hides_nonblock() {
-                return on_socket(&entry, dir, op);
-            }
+        if let Some(entry) = super::fds::hiding_nonblock(fd) {
+            return on_socket(&entry, dir, op);
         }
     }
     set_errno(code);

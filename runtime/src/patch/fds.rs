@@ -64,8 +64,13 @@ impl Desc {
         self.user_nonblock.load(Ordering::Relaxed)
     }
 
-    pub(crate) fn set_user_nonblock(&self, on: bool) {
+    fn set_user_nonblock(&self, on: bool) {
         self.user_nonblock.store(on, Ordering::Relaxed);
+    }
+
+    /// Whether a fiber's calls go straight to libc.
+    fn passes(&self) -> bool {
+        self.kind == Kind::File || self.user_nonblock()
     }
 
     pub(crate) fn switched(&self) -> bool {
@@ -129,7 +134,36 @@ pub(crate) enum Mode {
     Pollable(Arc<Entry>),
 }
 
-type Slot = Mutex<Option<Arc<Entry>>>;
+/// One descriptor number's slot.
+struct Slot {
+    /// Set while the entry says "pass through" (its owner chose
+    /// non-blocking mode, or it is a file): read without the lock on every
+    /// call of a fiber, so `sylvan::net`'s and mio's own sockets pay one
+    /// load. Kept by this slot's own calls; a `dup` that later changes the
+    /// shared mode through another number leaves it stale until the next
+    /// `insert`, `forget` or mode change on this number.
+    pass: AtomicBool,
+    entry: Mutex<Option<Arc<Entry>>>,
+}
+
+impl Slot {
+    fn new() -> Slot {
+        Slot {
+            pass: AtomicBool::new(false),
+            entry: Mutex::new(None),
+        }
+    }
+
+    /// Stores `entry` (or nothing), returning what was there.
+    fn store(&self, entry: Option<Arc<Entry>>) -> Option<Arc<Entry>> {
+        let mut guard = self.entry.lock();
+        self.pass.store(
+            entry.as_ref().is_some_and(|e| e.desc.passes()),
+            Ordering::Relaxed,
+        );
+        std::mem::replace(&mut *guard, entry)
+    }
+}
 
 const CHUNK_BITS: u32 = 12;
 const CHUNK: usize = 1 << CHUNK_BITS;
@@ -149,7 +183,7 @@ fn slot(fd: c_int, create: bool) -> Option<&'static Slot> {
         if !create {
             return None;
         }
-        let fresh: Box<[Slot]> = (0..CHUNK).map(|_| Mutex::new(None)).collect();
+        let fresh: Box<[Slot]> = (0..CHUNK).map(|_| Slot::new()).collect();
         let fresh = Box::into_raw(fresh).cast::<Slot>();
         match cell.compare_exchange(ptr::null_mut(), fresh, Ordering::AcqRel, Ordering::Acquire) {
             Ok(_) => chunk = fresh,
@@ -168,7 +202,30 @@ fn slot(fd: c_int, create: bool) -> Option<&'static Slot> {
 
 /// The entry of `fd`, if the patch knows it.
 pub(crate) fn get(fd: c_int) -> Option<Arc<Entry>> {
-    slot(fd, false)?.lock().clone()
+    slot(fd, false)?.entry.lock().clone()
+}
+
+/// The entry of `fd` if the owner believes it blocks while the patch made it
+/// non-blocking underneath (a plain thread's `EAGAIN` must be waited out).
+/// Costs one load for descriptors whose owner chose non-blocking mode.
+pub(crate) fn hiding_nonblock(fd: c_int) -> Option<Arc<Entry>> {
+    let slot = slot(fd, false)?;
+    if slot.pass.load(Ordering::Relaxed) {
+        return None;
+    }
+    let entry = slot.entry.lock().clone()?;
+    entry.desc.hides_nonblock().then_some(entry)
+}
+
+/// The owner of `fd` set (or cleared) non-blocking mode itself. Returns
+/// the entry, if the patch knows `fd`.
+pub(crate) fn set_user_nonblock(fd: c_int, on: bool) -> Option<Arc<Entry>> {
+    let slot = slot(fd, false)?;
+    let guard = slot.entry.lock();
+    let entry = guard.as_ref()?;
+    entry.desc.set_user_nonblock(on);
+    slot.pass.store(entry.desc.passes(), Ordering::Relaxed);
+    Some(entry.clone())
 }
 
 /// Records `fd` as a new descriptor with state `desc`, replacing what the
@@ -179,7 +236,7 @@ pub(crate) fn insert(fd: c_int, desc: Arc<Desc>) {
             reg: IoRegistration::new(fd),
             desc,
         });
-        let old = slot.lock().replace(entry);
+        let old = slot.store(Some(entry));
         drop(old);
     }
 }
@@ -188,7 +245,7 @@ pub(crate) fn insert(fd: c_int, desc: Arc<Desc>) {
 /// `epoll` set unless a call still in progress holds it.
 pub(crate) fn forget(fd: c_int) {
     if let Some(slot) = slot(fd, false) {
-        let old = slot.lock().take();
+        let old = slot.store(None);
         drop(old);
     }
 }
@@ -207,43 +264,45 @@ pub(crate) fn mode_in_fiber(fd: c_int) -> Mode {
     let Some(slot) = slot(fd, true) else {
         return Mode::Pass;
     };
-    let mut guard = slot.lock();
-    if guard.is_none() {
-        match classify(fd) {
-            Some(desc) => {
-                *guard = Some(Arc::new(Entry {
-                    reg: IoRegistration::new(fd),
-                    desc,
-                }))
-            }
-            None => return Mode::Pass,
-        }
-    }
-    let entry = guard.as_ref().expect("filled above");
-    let desc = &entry.desc;
-    if desc.user_nonblock() || desc.kind == Kind::File {
+    if slot.pass.load(Ordering::Relaxed) {
         return Mode::Pass;
     }
-    match desc.kind {
-        Kind::Socket => Mode::Socket(entry.clone()),
-        _ => Mode::Pollable(entry.clone()),
+    let Some(entry) = known_or_classified(slot, fd) else {
+        return Mode::Pass;
+    };
+    match entry.desc.kind {
+        _ if entry.desc.passes() => Mode::Pass,
+        Kind::Socket => Mode::Socket(entry),
+        _ => Mode::Pollable(entry),
     }
+}
+
+/// The slot's entry, classifying `fd` first if the slot is empty. `None`
+/// for a bad descriptor.
+fn known_or_classified(slot: &Slot, fd: c_int) -> Option<Arc<Entry>> {
+    if let Some(entry) = slot.entry.lock().clone() {
+        return Some(entry);
+    }
+    let desc = classify(fd)?;
+    let entry = Arc::new(Entry {
+        reg: IoRegistration::new(fd),
+        desc,
+    });
+    let mut guard = slot.entry.lock();
+    // Another thread may have filled it meanwhile (a `socket` or `accept`
+    // returning this number, or a classification): theirs wins.
+    if guard.is_none() {
+        slot.pass.store(entry.desc.passes(), Ordering::Relaxed);
+        *guard = Some(entry);
+    }
+    guard.clone()
 }
 
 /// The entry a fiber's `poll` waits on for `fd`; `None` for files (always
 /// ready) and bad descriptors (`poll` reports them).
 pub(crate) fn for_wait(fd: c_int) -> Option<Arc<Entry>> {
-    let slot = slot(fd, true)?;
-    let mut guard = slot.lock();
-    if guard.is_none() {
-        let desc = classify(fd)?;
-        *guard = Some(Arc::new(Entry {
-            reg: IoRegistration::new(fd),
-            desc,
-        }));
-    }
-    let entry = guard.as_ref().expect("filled above");
-    (entry.desc.kind != Kind::File).then(|| entry.clone())
+    let entry = known_or_classified(slot(fd, true)?, fd)?;
+    (entry.desc.kind != Kind::File).then_some(entry)
 }
 
 /// Classifies a descriptor the patch did not see created. `None` for a bad

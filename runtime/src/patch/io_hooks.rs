@@ -260,9 +260,9 @@ pub unsafe extern "C" fn connect_hook(fd: c_int, addr: *const sockaddr, len: soc
         }
     } else {
         // A plain thread's connect on a socket a fiber switched.
-        match fds::get(fd) {
-            Some(entry) if entry.desc.hides_nonblock() => entry,
-            _ => return start(),
+        match fds::hiding_nonblock(fd) {
+            Some(entry) => entry,
+            None => return start(),
         }
     };
     let r = start();
@@ -373,9 +373,7 @@ fn fcntl_call(fd: c_int, cmd: c_int, arg: c_ulong, op: impl Fn(c_ulong) -> c_int
         }
         libc::F_SETFL => {
             let mut arg = arg;
-            if let Some(e) = fds::get(fd) {
-                e.desc
-                    .set_user_nonblock(arg & libc::O_NONBLOCK as c_ulong != 0);
+            if let Some(e) = fds::set_user_nonblock(fd, arg & libc::O_NONBLOCK as c_ulong != 0) {
                 if e.desc.switched() {
                     arg |= libc::O_NONBLOCK as c_ulong;
                 }
@@ -414,11 +412,10 @@ pub unsafe extern "C" fn fcntl64_hook(fd: c_int, cmd: c_int, arg: c_ulong) -> c_
 #[export_name = "ioctl"]
 pub unsafe extern "C" fn ioctl_hook(fd: c_int, req: c_ulong, arg: *mut c_void) -> c_int {
     if req == libc::FIONBIO as c_ulong && !arg.is_null() && active() {
-        if let Some(e) = fds::get(fd) {
-            // SAFETY: FIONBIO's argument points to an int (the caller's
-            // contract with ioctl); checked non-null above.
-            let on = unsafe { *arg.cast::<c_int>() } != 0;
-            e.desc.set_user_nonblock(on);
+        // SAFETY: FIONBIO's argument points to an int (the caller's
+        // contract with ioctl); checked non-null above.
+        let on = unsafe { *arg.cast::<c_int>() } != 0;
+        if let Some(e) = fds::set_user_nonblock(fd, on) {
             if e.desc.switched() && !on {
                 return 0;
             }
