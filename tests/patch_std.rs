@@ -458,3 +458,36 @@ fn libcurl_fan_out_from_one_worker() {
         "50 transfers took {elapsed:?}"
     );
 }
+
+#[path = "example_support/mod.rs"]
+mod example_support;
+
+/// The `fetch_many` example: 100 ureq fetches of 200 ms pages from fibers
+/// on one worker finish together.
+#[test]
+fn fetch_many_example_runs() {
+    let path = example_support::example("fetch_many");
+    let out = std::process::Command::new(&path)
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {}: {e}", path.display()));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("patch active: true"), "{stdout}");
+    assert_eq!(stdout.matches("200 OK").count(), 100, "{stdout}");
+    let line = stdout.lines().last().unwrap();
+    assert!(line.ends_with(", 0 failed"), "{line}");
+    let secs: f64 = line
+        .trim_start_matches("done in ")
+        .split(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
+    let unit_ms = line.contains("ms,");
+    let took = if unit_ms { secs / 1000.0 } else { secs };
+    assert!(took < 5.0, "100 fetches took {line}");
+}

@@ -332,3 +332,116 @@ fn classify_inner(fd: c_int) -> Option<Arc<Desc>> {
     };
     Some(Desc::new(kind, flags & libc::O_NONBLOCK != 0))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::fd::{AsRawFd, IntoRawFd};
+
+    fn pipe() -> (c_int, c_int) {
+        let mut fds = [0; 2];
+        // SAFETY: a valid two-int out array.
+        assert_eq!(unsafe { libc::pipe(fds.as_mut_ptr()) }, 0);
+        (fds[0], fds[1])
+    }
+
+    fn close(fd: c_int) {
+        // SAFETY: closes a descriptor this test opened (through the hook,
+        // which forgets it first).
+        unsafe { libc::close(fd) };
+    }
+
+    #[test]
+    fn sockets_are_recorded_with_their_owners_mode() {
+        super::super::link();
+        let blocking = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        let e = get(blocking.as_raw_fd()).expect("socket() records the socket");
+        assert_eq!(e.desc.kind, Kind::Socket);
+        assert!(!e.desc.user_nonblock() && !e.desc.switched());
+        assert!(matches!(
+            mode_in_fiber(blocking.as_raw_fd()),
+            Mode::Socket(_)
+        ));
+        // The owner's own non-blocking choice (std: ioctl FIONBIO) passes.
+        blocking.set_nonblocking(true).unwrap();
+        assert!(e.desc.user_nonblock());
+        assert!(matches!(mode_in_fiber(blocking.as_raw_fd()), Mode::Pass));
+        blocking.set_nonblocking(false).unwrap();
+        assert!(matches!(
+            mode_in_fiber(blocking.as_raw_fd()),
+            Mode::Socket(_)
+        ));
+        let fd = blocking.into_raw_fd();
+        close(fd);
+        assert!(get(fd).is_none(), "close forgets the descriptor");
+    }
+
+    #[test]
+    fn dups_share_the_description_and_closing_one_keeps_the_other() {
+        super::super::link();
+        let sock = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        let copy = sock.try_clone().unwrap(); // fcntl(F_DUPFD_CLOEXEC)
+        let (a, b) = (
+            get(sock.as_raw_fd()).unwrap(),
+            get(copy.as_raw_fd()).unwrap(),
+        );
+        assert!(Arc::ptr_eq(&a.desc, &b.desc));
+        drop(sock);
+        assert!(get(copy.as_raw_fd()).is_some());
+        // dup2 onto a tracked number replaces its entry.
+        let (r, w) = pipe();
+        // SAFETY: both descriptors are open and ours.
+        assert_eq!(unsafe { libc::dup2(copy.as_raw_fd(), r) }, r);
+        assert!(Arc::ptr_eq(&get(r).unwrap().desc, &b.desc));
+        close(r);
+        close(w);
+    }
+
+    #[test]
+    fn other_descriptors_are_classified_on_first_use() {
+        super::super::link();
+        let (r, w) = pipe();
+        assert!(get(r).is_none(), "a pipe is not this process's socket");
+        assert!(matches!(mode_in_fiber(r), Mode::Pollable(_)));
+        assert_eq!(get(r).unwrap().desc.kind, Kind::Pollable);
+        let file = std::fs::File::open("Cargo.toml").unwrap();
+        assert!(matches!(mode_in_fiber(file.as_raw_fd()), Mode::Pass));
+        assert!(
+            for_wait(file.as_raw_fd()).is_none(),
+            "files are always ready"
+        );
+        // A bad descriptor is left to libc (which reports EBADF), unrecorded.
+        assert!(matches!(mode_in_fiber(w + 1000), Mode::Pass));
+        assert!(get(w + 1000).is_none());
+        close(r);
+        close(w);
+        assert!(get(r).is_none());
+    }
+
+    #[test]
+    fn switched_sockets_hide_their_nonblocking_flag() {
+        super::super::link();
+        let sock = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        let fd = sock.as_raw_fd();
+        let Mode::Socket(e) = mode_in_fiber(fd) else {
+            panic!("a blocking socket of ours")
+        };
+        assert!(super::super::drive::switch(&e));
+        // SAFETY: F_GETFL on an open descriptor (through the hook).
+        let seen = unsafe { libc::fcntl(fd, libc::F_GETFL) };
+        // SAFETY: the same, straight to libc.
+        let under = unsafe { real::fcntl(fd, libc::F_GETFL, 0) };
+        assert_eq!(seen & libc::O_NONBLOCK, 0, "the owner sees blocking mode");
+        assert_ne!(under & libc::O_NONBLOCK, 0, "non-blocking underneath");
+        assert!(hiding_nonblock(fd).is_some());
+        // The owner turning it off keeps it on underneath.
+        sock.set_nonblocking(false).unwrap();
+        // SAFETY: as above.
+        let under = unsafe { real::fcntl(fd, libc::F_GETFL, 0) };
+        assert_ne!(under & libc::O_NONBLOCK, 0);
+        // The owner turning it on makes its calls pass through.
+        sock.set_nonblocking(true).unwrap();
+        assert!(hiding_nonblock(fd).is_none());
+        assert!(matches!(mode_in_fiber(fd), Mode::Pass));
+    }
+}
