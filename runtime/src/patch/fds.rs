@@ -338,6 +338,10 @@ mod tests {
     use super::*;
     use std::os::fd::{AsRawFd, IntoRawFd};
 
+    /// Held by the tests that switch a socket and the one that checks that
+    /// nothing was switched, so they do not see each other's work.
+    static SWITCHING: Mutex<()> = Mutex::new(());
+
     fn pipe() -> (c_int, c_int) {
         let mut fds = [0; 2];
         // SAFETY: a valid two-int out array.
@@ -421,6 +425,7 @@ mod tests {
     #[test]
     fn switched_sockets_hide_their_nonblocking_flag() {
         super::super::link();
+        let _alone = SWITCHING.lock();
         let sock = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
         let fd = sock.as_raw_fd();
         let Mode::Socket(e) = mode_in_fiber(fd) else {
@@ -443,5 +448,44 @@ mod tests {
         sock.set_nonblocking(true).unwrap();
         assert!(hiding_nonblock(fd).is_none());
         assert!(matches!(mode_in_fiber(fd), Mode::Pass));
+    }
+
+    /// sylvan's own descriptors (the hubs' epoll and waker, sockets whose
+    /// owner made them non-blocking, as `sylvan::net`'s) pass through the
+    /// hooks: after fibers waited on such a socket and woke each other
+    /// across the hub, nothing in the process was switched by the patch.
+    #[test]
+    fn sylvans_own_descriptors_pass_through() {
+        let _alone = SWITCHING.lock();
+        use std::io::{Read, Write};
+        use std::os::unix::net::UnixStream;
+        let rt = crate::Runtime::builder().workers(1).build().unwrap();
+        rt.block_on(|| {
+            let (a, mut b) = UnixStream::pair().unwrap();
+            a.set_nonblocking(true).unwrap();
+            assert!(matches!(mode_in_fiber(a.as_raw_fd()), Mode::Pass));
+            let reg = crate::io::IoRegistration::new(a.as_raw_fd());
+            let writer = crate::spawn(move || {
+                crate::sleep(std::time::Duration::from_millis(5));
+                b.write_all(b"ok").unwrap();
+            });
+            let mut buf = [0u8; 2];
+            let n = reg
+                .io(crate::io::Direction::Read, None, || (&a).read(&mut buf))
+                .unwrap();
+            assert_eq!(&buf[..n], b"ok");
+            writer.join().unwrap();
+            drop(reg);
+        });
+        drop(rt);
+        for dirent in std::fs::read_dir("/proc/self/fd").unwrap() {
+            let name = dirent.unwrap().file_name();
+            let Ok(fd) = name.to_string_lossy().parse::<c_int>() else {
+                continue;
+            };
+            if let Some(e) = get(fd) {
+                assert!(!e.desc.switched(), "fd {fd} was switched: {e:?}");
+            }
+        }
     }
 }
