@@ -101,6 +101,13 @@ impl Desc {
     }
 }
 
+/// A socket timeout as the kernel takes it: zero is none.
+pub(crate) fn socket_timeout(tv: &libc::timeval) -> Option<Duration> {
+    let usec = (tv.tv_usec.clamp(0, 999_999) as u32) * 1000;
+    let t = Duration::new(tv.tv_sec.max(0) as u64, usec);
+    (!t.is_zero()).then_some(t)
+}
+
 fn dir_index(dir: Direction) -> usize {
     match dir {
         Direction::Read => 0,
@@ -330,7 +337,32 @@ fn classify_inner(fd: c_int) -> Option<Arc<Desc>> {
         libc::S_IFREG | libc::S_IFDIR | libc::S_IFBLK => Kind::File,
         _ => Kind::Pollable,
     };
-    Some(Desc::new(kind, flags & libc::O_NONBLOCK != 0))
+    let desc = Desc::new(kind, flags & libc::O_NONBLOCK != 0);
+    if st.st_mode & libc::S_IFMT == libc::S_IFSOCK {
+        // An inherited socket: its timeouts were set before the patch saw it.
+        for (name, dir) in [
+            (libc::SO_RCVTIMEO, Direction::Read),
+            (libc::SO_SNDTIMEO, Direction::Write),
+        ] {
+            // SAFETY: an all-zero timeval is valid for getsockopt to fill.
+            let mut tv: libc::timeval = unsafe { std::mem::zeroed() };
+            let mut len = std::mem::size_of::<libc::timeval>() as libc::socklen_t;
+            // SAFETY: `tv`/`len` are valid out-parameters of the sizes given.
+            let r = unsafe {
+                libc::getsockopt(
+                    fd,
+                    libc::SOL_SOCKET,
+                    name,
+                    (&mut tv as *mut libc::timeval).cast(),
+                    &mut len,
+                )
+            };
+            if r == 0 {
+                desc.set_timeout(dir, socket_timeout(&tv));
+            }
+        }
+    }
+    Some(desc)
 }
 
 #[cfg(test)]

@@ -8,7 +8,6 @@
 //! non-blocking must still block for a thread: `drive::thread_retry`).
 
 use std::ffi::{c_int, c_ulong, c_void};
-use std::time::Duration;
 
 use libc::{iovec, msghdr, sockaddr, socklen_t};
 
@@ -447,8 +446,7 @@ pub unsafe extern "C" fn setsockopt_hook(
             // SAFETY: the kernel accepted the option, so `val` points to a
             // `timeval` of `len` bytes; read unaligned to be safe.
             let tv = unsafe { val.cast::<libc::timeval>().read_unaligned() };
-            let t = Duration::new(tv.tv_sec.max(0) as u64, (tv.tv_usec.max(0) as u32) * 1000);
-            e.desc.set_timeout(dir, (!t.is_zero()).then_some(t));
+            e.desc.set_timeout(dir, fds::socket_timeout(&tv));
         }
     }
     r
