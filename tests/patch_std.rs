@@ -491,3 +491,146 @@ fn fetch_many_example_runs() {
     let took = if unit_ms { secs / 1000.0 } else { secs };
     assert!(took < 5.0, "100 fetches took {line}");
 }
+
+/// What the kernel reports stays what std reports: a refused connect is
+/// `ConnectionRefused` (plain and with `connect_timeout`), a closed peer
+/// gives EOF, `peek` leaves the data for the next read, and a large write to
+/// a slow reader is written whole (short writes continued underneath).
+#[test]
+fn kernel_semantics_are_kept() {
+    one_worker(Duration::from_secs(30), || {
+        // A port nobody listens on: bind, note the port, close.
+        let refused = TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap();
+        let err = TcpStream::connect(refused).unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::ConnectionRefused, "{err}");
+        let err = TcpStream::connect_timeout(&refused, Duration::from_secs(2)).unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::ConnectionRefused, "{err}");
+
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        const BIG: usize = 8 << 20;
+        let server = sylvan::spawn(move || {
+            let (mut s, _) = listener.accept().unwrap();
+            let mut first = [0u8; 5];
+            assert_eq!(s.peek(&mut first).unwrap(), 5);
+            assert_eq!(&first, b"hello");
+            let mut again = [0u8; 5];
+            s.read_exact(&mut again).unwrap();
+            assert_eq!(&again, b"hello", "peek must not consume");
+            // Read the big payload slowly, in small pieces.
+            let mut total = 0usize;
+            let mut sum = 0u64;
+            let mut buf = [0u8; 4096];
+            while total < BIG {
+                let n = s.read(&mut buf).unwrap();
+                assert!(n > 0, "EOF after {total} bytes");
+                sum += buf[..n].iter().map(|&b| b as u64).sum::<u64>();
+                total += n;
+                if total % (1 << 20) < 4096 {
+                    std::thread::sleep(Duration::from_millis(1));
+                }
+            }
+            // Then the client's shutdown: end of stream.
+            assert_eq!(s.read(&mut buf).unwrap(), 0);
+            (total, sum)
+        });
+        let mut c = TcpStream::connect(addr).unwrap();
+        c.write_all(b"hello").unwrap();
+        let payload: Vec<u8> = (0..BIG).map(|i| (i % 251) as u8).collect();
+        // One write call: a blocking socket takes it all.
+        let n = c.write(&payload).unwrap();
+        assert_eq!(n, BIG, "a blocking write returns only when all is written");
+        c.shutdown(std::net::Shutdown::Write).unwrap();
+        let (total, sum) = server.join().unwrap();
+        assert_eq!(total, BIG);
+        assert_eq!(sum, payload.iter().map(|&b| b as u64).sum::<u64>());
+    });
+}
+
+/// `set_write_timeout` on a peer that never reads: the write fails with
+/// std's timeout error after about the timeout, and the worker's other
+/// fibers run meanwhile.
+#[test]
+fn write_timeout_on_a_stalled_peer_lets_others_run() {
+    let (res, waited, ticks) = one_worker(Duration::from_secs(20), || {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let peer = std::thread::spawn(move || listener.accept().unwrap().0);
+        let ticks = Arc::new(AtomicUsize::new(0));
+        let stop = Arc::new(AtomicBool::new(false));
+        let ticker = {
+            let (ticks, stop) = (ticks.clone(), stop.clone());
+            sylvan::spawn(move || {
+                while !stop.load(Ordering::Relaxed) {
+                    std::thread::sleep(Duration::from_millis(10));
+                    ticks.fetch_add(1, Ordering::Relaxed);
+                }
+            })
+        };
+        let mut c = TcpStream::connect(addr).unwrap();
+        let _stalled = peer.join().unwrap();
+        c.set_write_timeout(Some(Duration::from_millis(200)))
+            .unwrap();
+        let chunk = vec![7u8; 1 << 20];
+        let start = Instant::now();
+        // Fill the socket buffers, then the write must time out.
+        let res = loop {
+            match c.write(&chunk) {
+                Ok(_) if start.elapsed() < Duration::from_secs(10) => continue,
+                other => break other,
+            }
+        };
+        let waited = start.elapsed();
+        let ticked = ticks.load(Ordering::Relaxed);
+        stop.store(true, Ordering::Relaxed);
+        ticker.join().unwrap();
+        (res.map_err(|e| e.kind()), waited, ticked)
+    });
+    // A write that wrote nothing before its timeout: WouldBlock; one that
+    // wrote part returns that count and the next one times out.
+    assert_eq!(res, Err(ErrorKind::WouldBlock));
+    assert!(waited >= Duration::from_millis(190), "{waited:?}");
+    assert!(waited < Duration::from_secs(5), "{waited:?}");
+    assert!(ticks >= 5, "the ticker ticked {ticks} times in {waited:?}");
+}
+
+/// Files are left alone (always ready; read as without the feature), and a
+/// pipe — whose mode other processes may share — is never switched to
+/// non-blocking, even after fibers waited on it.
+#[test]
+fn files_and_pipes_keep_their_mode() {
+    use std::os::fd::{AsRawFd, FromRawFd};
+    one_worker(Duration::from_secs(20), || {
+        let text = std::fs::read_to_string("Cargo.toml").unwrap();
+        assert!(text.contains("[package]"));
+        let mut fds = [0; 2];
+        // SAFETY: a valid two-int out array.
+        assert_eq!(unsafe { libc::pipe(fds.as_mut_ptr()) }, 0);
+        // SAFETY: fresh descriptors owned by nothing else.
+        let (mut r, mut w) = unsafe {
+            (
+                std::fs::File::from_raw_fd(fds[0]),
+                std::fs::File::from_raw_fd(fds[1]),
+            )
+        };
+        let writer = sylvan::spawn(move || {
+            std::thread::sleep(Duration::from_millis(20));
+            w.write_all(b"late").unwrap();
+            w
+        });
+        let mut buf = [0u8; 4];
+        r.read_exact(&mut buf).unwrap();
+        assert_eq!(&buf, b"late");
+        let w = writer.join().unwrap();
+        for fd in [r.as_raw_fd(), w.as_raw_fd()] {
+            // The raw system call: the hooked `fcntl` would hide a flag the
+            // patch had set.
+            // SAFETY: F_GETFL on an open descriptor.
+            let flags = unsafe { libc::syscall(libc::SYS_fcntl, fd, libc::F_GETFL) } as i32;
+            assert_eq!(flags & libc::O_NONBLOCK, 0, "fd {fd} was switched");
+        }
+    });
+}
