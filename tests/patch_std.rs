@@ -45,8 +45,9 @@ fn std_sleep_parks_the_fiber() {
         elapsed >= Duration::from_millis(200),
         "slept only {elapsed:?}"
     );
+    // Serially they would take 40 s.
     assert!(
-        elapsed < Duration::from_millis(900),
+        elapsed < Duration::from_secs(1),
         "200 sleeps took {elapsed:?}"
     );
 }
@@ -204,7 +205,8 @@ fn read_timeout_on_a_silent_peer_lets_others_run() {
         "returned after {waited:?}"
     );
     assert!(waited < Duration::from_secs(2), "returned after {waited:?}");
-    assert!(ticks >= 10, "the ticker ticked {ticks} times in {waited:?}");
+    // A blocked worker would give 0; a loaded machine fewer than 30.
+    assert!(ticks >= 3, "the ticker ticked {ticks} times in {waited:?}");
 }
 
 /// DNS through std (`getaddrinfo`) from many fibers at once.
@@ -289,25 +291,40 @@ fn timeout_and_cancel_interrupt_a_patched_read() {
         });
         let mut s1 = TcpStream::connect(addr).unwrap();
         let mut s2 = TcpStream::connect(addr).unwrap();
-        let _peers = keep.join().unwrap();
+        let peers = keep.join().unwrap();
 
         let start = Instant::now();
-        let r = sylvan::timeout(Duration::from_millis(100), || s1.read(&mut [0u8; 8]));
+        let mut inner = None;
+        let r = sylvan::timeout(Duration::from_millis(100), || {
+            // The read ends with std's TimedOut error (ETIMEDOUT); the
+            // scope still reports Elapsed.
+            inner = Some(s1.read(&mut [0u8; 8]).map_err(|e| e.kind()));
+        });
         assert!(r.is_err(), "a read of a silent peer must time out: {r:?}");
+        assert_eq!(inner, Some(Err(ErrorKind::TimedOut)));
         let waited = start.elapsed();
         assert!(waited >= Duration::from_millis(100) && waited < Duration::from_secs(2));
+        // Nothing was consumed and the socket still works.
+        let (mut p1, p2) = peers;
+        p1.write_all(b"after").unwrap();
+        let mut buf = [0u8; 5];
+        s1.read_exact(&mut buf).unwrap();
+        assert_eq!(&buf, b"after");
 
+        let (tx, rx) = std::sync::mpsc::channel();
         let reader = sylvan::spawn(move || {
             let r = s2.read(&mut [0u8; 8]);
+            tx.send(r.map_err(|e| e.raw_os_error())).unwrap();
             // The read returned an error; the next park raises the
             // cancellation.
             sylvan::sleep(Duration::from_secs(30));
-            r.map(|_| ())
         });
         sylvan::sleep(Duration::from_millis(20));
         reader.cancel();
         let err = reader.join().unwrap_err();
         assert!(err.is_cancelled(), "{err:?}");
+        assert_eq!(rx.recv().unwrap(), Err(Some(libc::ECANCELED)));
+        drop(p2);
     });
 }
 
@@ -576,14 +593,15 @@ fn write_timeout_on_a_stalled_peer_lets_others_run() {
             .unwrap();
         let chunk = vec![7u8; 1 << 20];
         let start = Instant::now();
-        // Fill the socket buffers, then the write must time out.
-        let res = loop {
+        // Fill the socket buffers, then the write must time out: `waited`
+        // is how long the failing call itself took.
+        let (res, waited) = loop {
+            let call = Instant::now();
             match c.write(&chunk) {
                 Ok(_) if start.elapsed() < Duration::from_secs(10) => continue,
-                other => break other,
+                other => break (other, call.elapsed()),
             }
         };
-        let waited = start.elapsed();
         let ticked = ticks.load(Ordering::Relaxed);
         stop.store(true, Ordering::Relaxed);
         ticker.join().unwrap();
@@ -594,7 +612,7 @@ fn write_timeout_on_a_stalled_peer_lets_others_run() {
     assert_eq!(res, Err(ErrorKind::WouldBlock));
     assert!(waited >= Duration::from_millis(190), "{waited:?}");
     assert!(waited < Duration::from_secs(5), "{waited:?}");
-    assert!(ticks >= 5, "the ticker ticked {ticks} times in {waited:?}");
+    assert!(ticks >= 3, "the ticker ticked {ticks} times in {waited:?}");
 }
 
 /// Files are left alone (always ready; read as without the feature), and a

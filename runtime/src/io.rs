@@ -123,7 +123,7 @@ impl IoRegistration {
         &self,
         dir: Direction,
         deadline: Option<Instant>,
-        mut op: impl FnMut() -> io::Result<T>,
+        op: impl FnMut() -> io::Result<T>,
     ) -> io::Result<T> {
         // Cooperative budget: after many operations that did not wait, let
         // the worker's other fibers run before this one (before the
@@ -131,6 +131,19 @@ impl IoRegistration {
         if record::with_current(FiberCtx::io_budget_spent) == Some(true) {
             crate::yield_now();
         }
+        self.io_unbudgeted(dir, deadline, op)
+    }
+
+    /// [`io`](Self::io) without the cooperative budget: parks only when the
+    /// operation would block. For the `patch` hooks, whose callers may hold
+    /// locks that are per thread (std's stdio locks), which a yield would
+    /// share with the worker's other fibers.
+    pub(crate) fn io_unbudgeted<T>(
+        &self,
+        dir: Direction,
+        deadline: Option<Instant>,
+        mut op: impl FnMut() -> io::Result<T>,
+    ) -> io::Result<T> {
         loop {
             let seen = self.state.ticks[dir.index()].load(Ordering::SeqCst);
             match op() {
@@ -297,6 +310,21 @@ fn timed_out(dir: Direction) -> io::Error {
         Direction::Write => "write timed out",
     };
     io::Error::new(io::ErrorKind::TimedOut, what)
+}
+
+impl IoRegistration {
+    /// Leaves every `epoll` set now (the descriptor is about to be closed
+    /// while other holders of this registration may outlive it: their
+    /// drops then deregister nothing, so they cannot remove a registration
+    /// of whatever file reuses the number). Waiters stay parked until their
+    /// deadline or an interruption.
+    #[cfg(feature = "patch")]
+    pub(crate) fn deregister_all(&self) {
+        let registered = std::mem::take(&mut self.state.inner.lock().registered);
+        for (reactor, token) in registered {
+            reactor.deregister(self.state.fd, token);
+        }
+    }
 }
 
 impl Drop for IoRegistration {

@@ -209,6 +209,24 @@ pub(crate) fn catch_interrupt<R>(
     }
 }
 
+/// Whether the next park of the calling fiber would raise an interruption
+/// (a cancellation, or an expired innermost `timeout` scope).
+#[cfg(feature = "patch")]
+pub(crate) fn interrupt_pending() -> bool {
+    record::with_current(|ctx| {
+        if !interruptible(ctx.shielded.get()) {
+            return false;
+        }
+        ctx.record.is_cancelled()
+            || ctx
+                .deadlines
+                .borrow()
+                .last()
+                .is_some_and(|d| Instant::now() >= d.at)
+    })
+    .unwrap_or(false)
+}
+
 #[cfg(feature = "patch")]
 /// Marks every entry of timeout scope `id` as reported (see
 /// [`Deadline::delivered`]).

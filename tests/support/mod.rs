@@ -65,8 +65,17 @@ pub fn worker_thread_count() -> usize {
     let Ok(dir) = std::fs::read_dir("/proc/self/task") else {
         return 0;
     };
-    dir.filter_map(|e| std::fs::read_to_string(e.ok()?.path().join("comm")).ok())
-        .filter(|name| name.starts_with("sylvan-worker"))
+    // A thread that has exited (joined) can linger in /proc for a moment as
+    // a zombie or dead task: count only the living.
+    dir.filter_map(|e| std::fs::read_to_string(e.ok()?.path().join("stat")).ok())
+        .filter(|stat| {
+            let (Some(open), Some(close)) = (stat.find('('), stat.rfind(')')) else {
+                return false;
+            };
+            let name = &stat[open + 1..close];
+            let state = stat[close + 1..].trim_start().chars().next();
+            name.starts_with("sylvan-worker") && !matches!(state, Some('Z' | 'X' | 'x'))
+        })
         .count()
 }
 

@@ -25,12 +25,13 @@ use crate::io::{Direction, IoRegistration};
 /// What kind of file a descriptor refers to, as far as the patch cares.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Kind {
-    /// A socket this process created or accepted: the patch may switch it
-    /// to non-blocking mode underneath.
+    /// A socket: a fiber's data calls are made with `MSG_DONTWAIT` (the
+    /// descriptor's mode, which other processes may share, is untouched)
+    /// and wait on the reactor when they would block.
     Socket,
-    /// Pollable but possibly shared with other processes (a pipe, a
-    /// terminal, an inherited socket): its mode is never changed; a fiber
-    /// waits for readiness on the reactor, then makes the blocking call.
+    /// Pollable but not a socket (a pipe, a terminal, a character device):
+    /// its mode is never changed; a fiber waits for readiness on the
+    /// reactor, then makes the blocking call.
     Pollable,
     /// A regular file, directory or block device: always "ready"; calls
     /// pass through untouched (use `sylvan::unblock` for disk IO).
@@ -41,6 +42,12 @@ pub(crate) enum Kind {
 #[derive(Debug)]
 pub(crate) struct Desc {
     pub(crate) kind: Kind,
+    /// A socket this process created or accepted (not inherited): the only
+    /// kind the patch may switch to non-blocking mode (a listener, for
+    /// `accept`; a socket for the length of its `connect`).
+    pub(crate) own: bool,
+    /// A stream socket (`MSG_WAITALL` and blocking writes mean "all").
+    pub(crate) stream: bool,
     /// The owner asked for non-blocking mode (`SOCK_NONBLOCK`, `O_NONBLOCK`
     /// or `FIONBIO`): their calls pass through and see `EAGAIN`.
     user_nonblock: AtomicBool,
@@ -52,8 +59,21 @@ pub(crate) struct Desc {
 
 impl Desc {
     pub(crate) fn new(kind: Kind, user_nonblock: bool) -> Arc<Desc> {
+        Desc::with(kind, false, false, user_nonblock)
+    }
+
+    /// A socket this process created or accepted, of type `ty` (`SOCK_*`,
+    /// flags allowed).
+    pub(crate) fn own_socket(ty: c_int, user_nonblock: bool) -> Arc<Desc> {
+        let stream = matches!(ty & 0xf, libc::SOCK_STREAM | libc::SOCK_SEQPACKET);
+        Desc::with(Kind::Socket, true, stream, user_nonblock)
+    }
+
+    fn with(kind: Kind, own: bool, stream: bool, user_nonblock: bool) -> Arc<Desc> {
         Arc::new(Desc {
             kind,
+            own,
+            stream,
             user_nonblock: AtomicBool::new(user_nonblock),
             switched: AtomicBool::new(false),
             timeouts: [AtomicU64::new(0), AtomicU64::new(0)],
@@ -249,11 +269,13 @@ pub(crate) fn insert(fd: c_int, desc: Arc<Desc>) {
 }
 
 /// Forgets `fd` (about to be closed): its registration leaves every
-/// `epoll` set unless a call still in progress holds it.
+/// `epoll` set now, even if a call still in progress holds the entry (that
+/// holder's later drop must not remove whatever file reuses the number).
 pub(crate) fn forget(fd: c_int) {
     if let Some(slot) = slot(fd, false) {
-        let old = slot.store(None);
-        drop(old);
+        if let Some(old) = slot.store(None) {
+            old.reg.deregister_all();
+        }
     }
 }
 
@@ -268,6 +290,12 @@ pub(crate) fn duplicate(old: c_int, new: c_int) {
 /// How a fiber's data call on `fd` is handled, classifying a descriptor the
 /// patch has not seen yet.
 pub(crate) fn mode_in_fiber(fd: c_int) -> Mode {
+    // stdin, stdout and stderr are left alone: std guards them with locks
+    // that are per thread (stdout's is reentrant), so a fiber parked inside
+    // one would share it with the other fibers of its worker.
+    if (0..=2).contains(&fd) {
+        return Mode::Pass;
+    }
     let Some(slot) = slot(fd, true) else {
         return Mode::Pass;
     };
@@ -305,11 +333,37 @@ fn known_or_classified(slot: &Slot, fd: c_int) -> Option<Arc<Entry>> {
     guard.clone()
 }
 
-/// The entry a fiber's `poll` waits on for `fd`; `None` for files (always
-/// ready) and bad descriptors (`poll` reports them).
-pub(crate) fn for_wait(fd: c_int) -> Option<Arc<Entry>> {
-    let entry = known_or_classified(slot(fd, true)?, fd)?;
-    (entry.desc.kind != Kind::File).then_some(entry)
+/// What a fiber's `poll` waits on for a descriptor.
+pub(crate) enum Wait {
+    /// The patch's own registration (the descriptor's fiber calls use it).
+    Entry(Arc<Entry>),
+    /// A registration for this wait only, dropped after it: the owner
+    /// handles the descriptor itself (and may register it with the same
+    /// `epoll` set through its own registration later, which a lasting one
+    /// of the patch's would make fail with `EEXIST`).
+    Temporary,
+    /// Nothing to wait for: a file (always ready) or a bad descriptor
+    /// (`poll` reports it).
+    Skip,
+}
+
+/// What a fiber's `poll` waits on for `fd`.
+pub(crate) fn for_wait(fd: c_int) -> Wait {
+    let Some(slot) = slot(fd, true) else {
+        return Wait::Temporary;
+    };
+    if (0..=2).contains(&fd) || slot.pass.load(Ordering::Relaxed) {
+        return match get(fd) {
+            Some(e) if e.desc.kind == Kind::File => Wait::Skip,
+            _ => Wait::Temporary,
+        };
+    }
+    match known_or_classified(slot, fd) {
+        None => Wait::Skip,
+        Some(e) if e.desc.kind == Kind::File => Wait::Skip,
+        Some(e) if e.desc.passes() => Wait::Temporary,
+        Some(e) => Wait::Entry(e),
+    }
 }
 
 /// Classifies a descriptor the patch did not see created. `None` for a bad
@@ -333,12 +387,28 @@ fn classify_inner(fd: c_int) -> Option<Arc<Desc>> {
     if unsafe { libc::fstat(fd, &mut st) } == -1 {
         return None;
     }
-    let kind = match st.st_mode & libc::S_IFMT {
-        libc::S_IFREG | libc::S_IFDIR | libc::S_IFBLK => Kind::File,
-        _ => Kind::Pollable,
+    let user_nonblock = flags & libc::O_NONBLOCK != 0;
+    let desc = match st.st_mode & libc::S_IFMT {
+        libc::S_IFREG | libc::S_IFDIR | libc::S_IFBLK => Desc::new(Kind::File, user_nonblock),
+        libc::S_IFSOCK => {
+            let mut ty: c_int = 0;
+            let mut len = std::mem::size_of::<c_int>() as libc::socklen_t;
+            // SAFETY: `ty`/`len` are valid out-parameters of the sizes given.
+            let r = unsafe {
+                libc::getsockopt(
+                    fd,
+                    libc::SOL_SOCKET,
+                    libc::SO_TYPE,
+                    (&mut ty as *mut c_int).cast(),
+                    &mut len,
+                )
+            };
+            let stream = r == 0 && matches!(ty, libc::SOCK_STREAM | libc::SOCK_SEQPACKET);
+            Desc::with(Kind::Socket, false, stream, user_nonblock)
+        }
+        _ => Desc::new(Kind::Pollable, user_nonblock),
     };
-    let desc = Desc::new(kind, flags & libc::O_NONBLOCK != 0);
-    if st.st_mode & libc::S_IFMT == libc::S_IFSOCK {
+    if desc.kind == Kind::Socket {
         // An inherited socket: its timeouts were set before the patch saw it.
         for (name, dir) in [
             (libc::SO_RCVTIMEO, Direction::Read),
@@ -443,7 +513,7 @@ mod tests {
         let file = std::fs::File::open("Cargo.toml").unwrap();
         assert!(matches!(mode_in_fiber(file.as_raw_fd()), Mode::Pass));
         assert!(
-            for_wait(file.as_raw_fd()).is_none(),
+            matches!(for_wait(file.as_raw_fd()), Wait::Skip),
             "files are always ready"
         );
         // A bad descriptor is left to libc (which reports EBADF), unrecorded.

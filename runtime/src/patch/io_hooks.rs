@@ -4,7 +4,7 @@
 //!
 //! Every hook first asks whether the caller is a fiber (one thread-local
 //! load). A plain thread's call goes straight to libc; only if it fails
-//! with `EAGAIN` is the table consulted (a socket that a fiber made
+//! with `EAGAIN` is the table consulted (a listener that a fiber made
 //! non-blocking must still block for a thread: `drive::thread_retry`).
 
 use std::ffi::{c_int, c_ulong, c_void};
@@ -12,7 +12,7 @@ use std::ffi::{c_int, c_ulong, c_void};
 use libc::{iovec, msghdr, sockaddr, socklen_t};
 
 use super::drive::{self, errno, set_errno};
-use super::fds::{self, Desc, Kind, Mode};
+use super::fds::{self, Desc, Mode};
 use super::{active, real};
 use crate::io::Direction;
 use crate::record;
@@ -21,70 +21,159 @@ fn in_fiber() -> bool {
     !record::current_ptr().is_null()
 }
 
-/// Runs the data call `op` on `fd` with the patch's semantics (see the
-/// module docs). `flags` are the call's `MSG_*` flags (0 for read/write).
-fn data_call(fd: c_int, dir: Direction, flags: c_int, mut op: impl FnMut() -> isize) -> isize {
+/// How a fiber's call on `fd` is handled; `Pass` off fibers, with the patch
+/// off, or when the caller asked for `MSG_DONTWAIT` itself.
+fn mode(fd: c_int, flags: c_int) -> Mode {
+    if in_fiber() && flags & libc::MSG_DONTWAIT == 0 && active() {
+        fds::mode_in_fiber(fd)
+    } else {
+        Mode::Pass
+    }
+}
+
+/// Runs a data call on `fd` with the patch's semantics (see the module
+/// docs). `flags` are the caller's `MSG_*` flags (0 for read/write);
+/// `op(extra)` makes the call with `extra` flags added — `MSG_DONTWAIT` on
+/// a socket in a fiber, else 0 (the caller's own call).
+fn data_call(fd: c_int, dir: Direction, flags: c_int, mut op: impl FnMut(c_int) -> isize) -> isize {
     if !in_fiber() {
-        let r = op();
+        let r = op(0);
         if r == -1 && flags & libc::MSG_DONTWAIT == 0 {
-            return drive::thread_retry(fd, dir, op);
+            return drive::thread_retry(fd, dir, || op(0));
         }
         return r;
     }
-    if flags & libc::MSG_DONTWAIT != 0 || !active() {
-        return op();
-    }
-    match fds::mode_in_fiber(fd) {
-        Mode::Pass => op(),
-        Mode::Socket(entry) => drive::on_socket(&entry, dir, op),
-        Mode::Pollable(entry) => drive::on_pollable(&entry, dir, op),
+    match mode(fd, flags) {
+        Mode::Pass => op(0),
+        Mode::Socket(entry) => {
+            let until = drive::deadline(&entry, dir);
+            drive::on_socket(&entry, dir, until, || op(libc::MSG_DONTWAIT))
+        }
+        Mode::Pollable(entry) => drive::on_pollable(&entry, dir, || op(0)),
     }
 }
 
-/// A stream write of `len` bytes: a blocking socket writes all of them, so
-/// in a fiber the rest follows each short write.
-fn write_call(fd: c_int, len: usize, flags: c_int, op: impl Fn(usize) -> isize) -> isize {
-    if in_fiber() && flags & libc::MSG_DONTWAIT == 0 && active() {
-        if let Mode::Socket(entry) = fds::mode_in_fiber(fd) {
-            return drive::write_all(&entry, len, op);
+/// A write of `len` bytes. In a fiber a blocking stream socket's write
+/// writes them all (the rest follows each short `MSG_DONTWAIT` write, under
+/// one `SO_SNDTIMEO` deadline), and a pipe's is made in `PIPE_BUF` pieces,
+/// each after readiness (which guarantees room for one). `op(done, max,
+/// extra)` writes up to `max` bytes from offset `done` with `extra` flags.
+fn write_call(
+    fd: c_int,
+    len: usize,
+    flags: c_int,
+    op: impl Fn(usize, usize, c_int) -> isize,
+) -> isize {
+    match mode(fd, flags) {
+        Mode::Socket(entry) if entry.desc.stream => {
+            let until = drive::deadline(&entry, Direction::Write);
+            drive::all(len, |done| {
+                drive::on_socket(&entry, Direction::Write, until, || {
+                    op(done, usize::MAX, libc::MSG_DONTWAIT)
+                })
+            })
+        }
+        Mode::Pollable(entry) => drive::all(len, |done| {
+            drive::on_pollable(&entry, Direction::Write, || op(done, libc::PIPE_BUF, 0))
+        }),
+        _ => data_call(fd, Direction::Write, flags, |extra| {
+            op(0, usize::MAX, extra)
+        }),
+    }
+}
+
+/// A read of up to `len` bytes. `MSG_WAITALL` on a stream socket in a fiber
+/// waits for all of them (or end of stream), as the kernel would; with
+/// `MSG_PEEK` too, the whole length is peeked again after each edge (a peek
+/// consumes nothing, so pieces would repeat).
+fn recv_call(fd: c_int, len: usize, flags: c_int, op: impl Fn(usize, c_int) -> isize) -> isize {
+    if flags & libc::MSG_WAITALL != 0 && flags & libc::MSG_PEEK != 0 {
+        if let Mode::Socket(entry) = mode(fd, flags) {
+            if entry.desc.stream {
+                // Peek the whole length again after each edge, until all of
+                // it is there or the peer has closed (then what there is).
+                let until = drive::deadline(&entry, Direction::Read);
+                return drive::on_socket(&entry, Direction::Read, until, || {
+                    let r = op(0, libc::MSG_DONTWAIT);
+                    if r > 0 && (r as usize) < len && !drive::peer_closed(fd) {
+                        set_errno(libc::EAGAIN);
+                        return -1;
+                    }
+                    r
+                });
+            }
         }
     }
-    data_call(fd, Direction::Write, flags, || op(0))
-}
-
-/// `MSG_WAITALL` reads must not return short on a switched socket.
-fn recv_call(fd: c_int, len: usize, flags: c_int, op: impl Fn(usize) -> isize) -> isize {
-    if flags & libc::MSG_WAITALL != 0 && in_fiber() && active() {
-        if let Mode::Socket(entry) = fds::mode_in_fiber(fd) {
-            return drive::read_all(&entry, len, op);
+    if flags & libc::MSG_WAITALL != 0 && flags & libc::MSG_PEEK == 0 {
+        if let Mode::Socket(entry) = mode(fd, flags) {
+            if entry.desc.stream {
+                let until = drive::deadline(&entry, Direction::Read);
+                return drive::all(len, |done| {
+                    drive::on_socket(&entry, Direction::Read, until, || {
+                        op(done, libc::MSG_DONTWAIT)
+                    })
+                });
+            }
         }
     }
-    data_call(fd, Direction::Read, flags, || op(0))
+    data_call(fd, Direction::Read, flags, |extra| op(0, extra))
 }
 
-/// Hook for `read(2)`.
+/// `buf + done` with `max` of the `n - done` bytes left.
+fn piece(buf: *const c_void, n: usize, done: usize, max: usize) -> (*const c_void, usize) {
+    (
+        buf.cast::<u8>().wrapping_add(done).cast(),
+        (n - done).min(max),
+    )
+}
+
+/// A message header for `readv`/`writev` made as `recvmsg`/`sendmsg` (what
+/// takes `MSG_DONTWAIT`).
+fn iov_msg(iov: *const iovec, cnt: c_int) -> msghdr {
+    // SAFETY: all-zero is a valid msghdr (null pointers, zero lengths).
+    let mut msg: msghdr = unsafe { std::mem::zeroed() };
+    msg.msg_iov = iov.cast_mut();
+    msg.msg_iovlen = cnt.max(0) as _;
+    msg
+}
+
+/// Hook for `read(2)` (on a socket in a fiber: `recv` with `MSG_DONTWAIT`).
 #[export_name = "read"]
 pub unsafe extern "C" fn read_hook(fd: c_int, buf: *mut c_void, n: usize) -> isize {
-    // SAFETY: forwards the caller's arguments to libc under its contract.
-    data_call(fd, Direction::Read, 0, || unsafe { real::read(fd, buf, n) })
+    data_call(fd, Direction::Read, 0, |extra| {
+        // SAFETY: forwards the caller's arguments to libc under its contract.
+        unsafe {
+            match extra {
+                0 => real::read(fd, buf, n),
+                _ => real::recv(fd, buf, n, extra),
+            }
+        }
+    })
 }
 
-/// Hook for `readv(2)`.
+/// Hook for `readv(2)` (on a socket in a fiber: `recvmsg`).
 #[export_name = "readv"]
 pub unsafe extern "C" fn readv_hook(fd: c_int, iov: *const iovec, cnt: c_int) -> isize {
-    // SAFETY: forwards the caller's arguments to libc under its contract.
-    data_call(fd, Direction::Read, 0, || unsafe {
-        real::readv(fd, iov, cnt)
+    data_call(fd, Direction::Read, 0, |extra| {
+        let mut msg = iov_msg(iov, cnt);
+        // SAFETY: forwards the caller's arguments to libc under its contract.
+        unsafe {
+            match extra {
+                0 => real::readv(fd, iov, cnt),
+                _ => real::recvmsg(fd, &mut msg, extra),
+            }
+        }
     })
 }
 
 /// Hook for `recv(2)`.
 #[export_name = "recv"]
 pub unsafe extern "C" fn recv_hook(fd: c_int, buf: *mut c_void, n: usize, flags: c_int) -> isize {
-    recv_call(fd, n, flags, |done| {
+    recv_call(fd, n, flags, |done, extra| {
+        let (at, left) = piece(buf, n, done, usize::MAX);
         // SAFETY: `done <= n`, so this stays inside the caller's buffer;
         // forwards to libc under the caller's contract.
-        unsafe { real::recv(fd, buf.cast::<u8>().add(done).cast(), n - done, flags) }
+        unsafe { real::recv(fd, at.cast_mut(), left, flags | extra) }
     })
 }
 
@@ -98,19 +187,11 @@ pub unsafe extern "C" fn recvfrom_hook(
     addr: *mut sockaddr,
     len: *mut socklen_t,
 ) -> isize {
-    recv_call(fd, n, flags, |done| {
+    recv_call(fd, n, flags, |done, extra| {
+        let (at, left) = piece(buf, n, done, usize::MAX);
         // SAFETY: `done <= n`, so this stays inside the caller's buffer;
         // forwards to libc under the caller's contract.
-        unsafe {
-            real::recvfrom(
-                fd,
-                buf.cast::<u8>().add(done).cast(),
-                n - done,
-                flags,
-                addr,
-                len,
-            )
-        }
+        unsafe { real::recvfrom(fd, at.cast_mut(), left, flags | extra, addr, len) }
     })
 }
 
@@ -118,35 +199,48 @@ pub unsafe extern "C" fn recvfrom_hook(
 #[export_name = "recvmsg"]
 pub unsafe extern "C" fn recvmsg_hook(fd: c_int, msg: *mut msghdr, flags: c_int) -> isize {
     // SAFETY: forwards the caller's arguments to libc under its contract.
-    data_call(fd, Direction::Read, flags, || unsafe {
-        real::recvmsg(fd, msg, flags)
+    data_call(fd, Direction::Read, flags, |extra| unsafe {
+        real::recvmsg(fd, msg, flags | extra)
     })
 }
 
-/// Hook for `write(2)`.
+/// Hook for `write(2)` (on a socket in a fiber: `send` with `MSG_DONTWAIT`).
 #[export_name = "write"]
 pub unsafe extern "C" fn write_hook(fd: c_int, buf: *const c_void, n: usize) -> isize {
-    write_call(fd, n, 0, |done| {
+    write_call(fd, n, 0, |done, max, extra| {
+        let (at, left) = piece(buf, n, done, max);
         // SAFETY: `done <= n`, inside the caller's buffer; libc's contract.
-        unsafe { real::write(fd, buf.cast::<u8>().add(done).cast(), n - done) }
+        unsafe {
+            match extra {
+                0 => real::write(fd, at, left),
+                _ => real::send(fd, at, left, extra),
+            }
+        }
     })
 }
 
 /// Hook for `writev(2)` (a short write is returned as such, as POSIX allows).
 #[export_name = "writev"]
 pub unsafe extern "C" fn writev_hook(fd: c_int, iov: *const iovec, cnt: c_int) -> isize {
-    // SAFETY: forwards the caller's arguments to libc under its contract.
-    data_call(fd, Direction::Write, 0, || unsafe {
-        real::writev(fd, iov, cnt)
+    data_call(fd, Direction::Write, 0, |extra| {
+        let msg = iov_msg(iov, cnt);
+        // SAFETY: forwards the caller's arguments to libc under its contract.
+        unsafe {
+            match extra {
+                0 => real::writev(fd, iov, cnt),
+                _ => real::sendmsg(fd, &msg, extra),
+            }
+        }
     })
 }
 
 /// Hook for `send(2)`.
 #[export_name = "send"]
 pub unsafe extern "C" fn send_hook(fd: c_int, buf: *const c_void, n: usize, flags: c_int) -> isize {
-    write_call(fd, n, flags, |done| {
+    write_call(fd, n, flags, |done, max, extra| {
+        let (at, left) = piece(buf, n, done, max);
         // SAFETY: `done <= n`, inside the caller's buffer; libc's contract.
-        unsafe { real::send(fd, buf.cast::<u8>().add(done).cast(), n - done, flags) }
+        unsafe { real::send(fd, at, left, flags | extra) }
     })
 }
 
@@ -160,18 +254,10 @@ pub unsafe extern "C" fn sendto_hook(
     addr: *const sockaddr,
     len: socklen_t,
 ) -> isize {
-    write_call(fd, n, flags, |done| {
+    write_call(fd, n, flags, |done, max, extra| {
+        let (at, left) = piece(buf, n, done, max);
         // SAFETY: `done <= n`, inside the caller's buffer; libc's contract.
-        unsafe {
-            real::sendto(
-                fd,
-                buf.cast::<u8>().add(done).cast(),
-                n - done,
-                flags,
-                addr,
-                len,
-            )
-        }
+        unsafe { real::sendto(fd, at, left, flags | extra, addr, len) }
     })
 }
 
@@ -179,8 +265,8 @@ pub unsafe extern "C" fn sendto_hook(
 #[export_name = "sendmsg"]
 pub unsafe extern "C" fn sendmsg_hook(fd: c_int, msg: *const msghdr, flags: c_int) -> isize {
     // SAFETY: forwards the caller's arguments to libc under its contract.
-    data_call(fd, Direction::Write, flags, || unsafe {
-        real::sendmsg(fd, msg, flags)
+    data_call(fd, Direction::Write, flags, |extra| unsafe {
+        real::sendmsg(fd, msg, flags | extra)
     })
 }
 
@@ -190,7 +276,7 @@ pub unsafe extern "C" fn socket_hook(domain: c_int, ty: c_int, proto: c_int) -> 
     // SAFETY: forwards the caller's arguments to libc under its contract.
     let fd = unsafe { real::socket(domain, ty, proto) };
     if fd >= 0 && active() {
-        fds::insert(fd, Desc::new(Kind::Socket, ty & libc::SOCK_NONBLOCK != 0));
+        fds::insert(fd, Desc::own_socket(ty, ty & libc::SOCK_NONBLOCK != 0));
     }
     fd
 }
@@ -209,18 +295,33 @@ pub unsafe extern "C" fn socketpair_hook(
         // SAFETY: on success libc wrote two descriptors to `sv`.
         let pair = unsafe { [*sv, *sv.add(1)] };
         for fd in pair {
-            fds::insert(fd, Desc::new(Kind::Socket, ty & libc::SOCK_NONBLOCK != 0));
+            fds::insert(fd, Desc::own_socket(ty, ty & libc::SOCK_NONBLOCK != 0));
         }
     }
     r
 }
 
 /// `accept`/`accept4` in any context: waits like a read, and records the
-/// new socket as this process's own.
-fn accept_call(fd: c_int, flags: c_int, op: impl FnMut() -> isize) -> c_int {
-    let r = data_call(fd, Direction::Read, 0, op) as c_int;
+/// new socket as this process's own. In a fiber a listener of this process
+/// is switched to non-blocking mode (there is no `MSG_DONTWAIT` for
+/// `accept`); an inherited one is waited for, then accepted from (which
+/// blocks if another process took the connection first).
+fn accept_call(fd: c_int, flags: c_int, mut op: impl FnMut() -> isize) -> c_int {
+    let r = match mode(fd, 0) {
+        Mode::Socket(entry) if entry.desc.own && drive::switch(&entry) => {
+            let until = drive::deadline(&entry, Direction::Read);
+            drive::on_socket(&entry, Direction::Read, until, op)
+        }
+        Mode::Socket(entry) | Mode::Pollable(entry) => {
+            drive::on_pollable(&entry, Direction::Read, op)
+        }
+        Mode::Pass => data_call(fd, Direction::Read, 0, |_| op()),
+    } as c_int;
     if r >= 0 && active() {
-        fds::insert(r, Desc::new(Kind::Socket, flags & libc::SOCK_NONBLOCK != 0));
+        fds::insert(
+            r,
+            Desc::own_socket(libc::SOCK_STREAM, flags & libc::SOCK_NONBLOCK != 0),
+        );
     }
     r
 }
@@ -245,30 +346,36 @@ pub unsafe extern "C" fn accept4_hook(
         as isize)
 }
 
-/// Hook for `connect(2)`. On a switched socket the connection is started
-/// non-blocking and the caller waits for it to finish (its `SO_SNDTIMEO`
-/// bounds the wait: `EINPROGRESS` then, as the kernel reports).
+/// Hook for `connect(2)`. In a fiber the socket is made non-blocking for
+/// the length of the call (and back after), the connection started, and the
+/// fiber waits for it to finish; its `SO_SNDTIMEO` bounds the wait
+/// (`EINPROGRESS` then, as the kernel reports).
 #[export_name = "connect"]
 pub unsafe extern "C" fn connect_hook(fd: c_int, addr: *const sockaddr, len: socklen_t) -> c_int {
     // SAFETY: forwards the caller's arguments to libc under its contract.
     let start = || unsafe { real::connect(fd, addr, len) };
-    let entry = if in_fiber() {
-        match active().then(|| fds::mode_in_fiber(fd)) {
-            Some(Mode::Socket(entry)) if drive::switch(&entry) => entry,
-            _ => return start(),
-        }
-    } else {
-        // A plain thread's connect on a socket a fiber switched.
-        match fds::hiding_nonblock(fd) {
-            Some(entry) => entry,
-            None => return start(),
-        }
+    let Mode::Socket(entry) = mode(fd, 0) else {
+        return start();
     };
+    let switched = drive::set_nonblocking(fd, true);
     let r = start();
-    if r == 0 || errno() != libc::EINPROGRESS {
-        return r;
+    let r = if r == 0 || errno() != libc::EINPROGRESS {
+        r
+    } else {
+        finish_connect(&entry)
+    };
+    if switched {
+        let code = errno();
+        drive::set_nonblocking(fd, false);
+        set_errno(code);
     }
-    match drive::wait_ready(&entry, Direction::Write) {
+    r
+}
+
+/// Waits for a connection in progress; its outcome as `connect` reports it.
+fn finish_connect(entry: &fds::Entry) -> c_int {
+    let until = drive::deadline(entry, Direction::Write);
+    match drive::wait_ready(entry, Direction::Write, until) {
         Ok(true) => {}
         Ok(false) => {
             set_errno(libc::EINPROGRESS);
@@ -285,7 +392,7 @@ pub unsafe extern "C" fn connect_hook(fd: c_int, addr: *const sockaddr, len: soc
     // the sizes given.
     let r = unsafe {
         libc::getsockopt(
-            fd,
+            entry.fd(),
             libc::SOL_SOCKET,
             libc::SO_ERROR,
             (&mut err as *mut c_int).cast(),
@@ -311,6 +418,21 @@ pub unsafe extern "C" fn close_hook(fd: c_int) -> c_int {
     }
     // SAFETY: forwards the caller's argument to libc under its contract.
     unsafe { real::close(fd) }
+}
+
+/// Hook for `fclose(3)`: forgets the stream's descriptor before libc closes
+/// it (glibc's own close inside `fclose` does not reach the `close` hook).
+#[export_name = "fclose"]
+pub unsafe extern "C" fn fclose_hook(stream: *mut libc::FILE) -> c_int {
+    if active() && !stream.is_null() {
+        // SAFETY: fclose's contract: `stream` is an open stream.
+        let fd = unsafe { libc::fileno(stream) };
+        if fd >= 0 {
+            fds::forget(fd);
+        }
+    }
+    // SAFETY: forwards the caller's argument to libc under its contract.
+    unsafe { real::fclose(stream) }
 }
 
 /// Hook for `dup(2)`.

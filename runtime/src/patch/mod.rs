@@ -36,32 +36,45 @@
 //! `dlsym(RTLD_NEXT, ..)`) unless the caller is a fiber and the call would
 //! block:
 //!
-//! * **Sockets this process creates or accepts** are switched to
-//!   non-blocking mode underneath the first time a fiber uses them. The call
-//!   is tried; on `EAGAIN` the fiber waits for readiness on its worker's
-//!   reactor (the [`IoRegistration`](crate::io::IoRegistration) that
-//!   `sylvan::net` uses) and retries, so the caller still sees blocking
-//!   semantics: a write writes everything, `MSG_WAITALL` waits for all, EOF,
-//!   `MSG_PEEK` and errors are the kernel's. `SO_RCVTIMEO`/`SO_SNDTIMEO`
-//!   (std's `set_read_timeout`) are honoured: the call fails with `EAGAIN`
-//!   when the time runs out (std: `WouldBlock`), as the kernel's would.
-//!   `F_GETFL` and `ioctl(FIONBIO)` keep showing the owner's own choice.
-//! * **Sockets whose owner chose non-blocking mode** (mio, `sylvan::net`,
+//! * **Sockets**: a fiber's call is made with `MSG_DONTWAIT` (`read` as
+//!   `recv`, `writev` as `sendmsg`...), so it cannot block; on `EAGAIN` the
+//!   fiber waits for readiness on its worker's reactor (the
+//!   [`IoRegistration`](crate::io::IoRegistration) that `sylvan::net` uses)
+//!   and retries. The descriptor's own mode is untouched — it belongs to an
+//!   open file description that a child process or a plain thread may
+//!   share, and they keep seeing a blocking socket. The caller still sees
+//!   blocking semantics: a stream write writes everything, `MSG_WAITALL`
+//!   waits for all, EOF, `MSG_PEEK` and errors are the kernel's.
+//!   `SO_RCVTIMEO`/`SO_SNDTIMEO` (std's `set_read_timeout`) are honoured: the
+//!   call fails with `EAGAIN` when the time runs out (std: `WouldBlock`), as
+//!   the kernel's would.
+//! * **`accept` and `connect`** have no such flag: a listener this process
+//!   created is switched to non-blocking mode the first time a fiber accepts
+//!   on it (`F_GETFL` and `ioctl(FIONBIO)` keep showing the owner's choice,
+//!   and a plain thread's `accept` on it still blocks, in `poll(2)`); a
+//!   socket is non-blocking only for the length of a fiber's `connect`. An
+//!   inherited listener (socket activation) is waited for, then accepted
+//!   from.
+//! * **Descriptors whose owner chose non-blocking mode** (mio, `sylvan::net`,
 //!   anything that handles `EAGAIN` itself) pass straight through.
-//! * **Other pollable descriptors** (pipes, terminals, stdin, sockets
-//!   inherited from the parent) are never switched: their mode belongs to an
-//!   open file description other processes share. A fiber waits for
-//!   readiness on the reactor, then makes the blocking call.
+//! * **Other pollable descriptors** (pipes, terminals, character devices)
+//!   are never switched: a fiber waits for readiness on the reactor, then
+//!   makes the blocking call (a large write in `PIPE_BUF` pieces, each of
+//!   which readiness guarantees room for).
+//! * **stdin, stdout and stderr** pass through: std guards them with locks
+//!   that are per thread (stdout's is reentrant), and a fiber parked inside
+//!   one would share it with the other fibers of its worker. Printing
+//!   blocks the worker while the terminal or pipe is full, as before.
 //! * **Regular files** are not pollable and pass through: run disk IO with
 //!   [`unblock`](crate::unblock), as gevent users do with its thread pool.
 //! * **A plain thread** (not a fiber) sees libc unchanged, at the cost of one
-//!   thread-local load per call — except on a socket a fiber switched, where
-//!   its call still blocks as it expects (in `poll(2)`).
+//!   thread-local load per call.
 //! * `poll`, `ppoll` and `select` park the fiber until a descriptor is ready,
 //!   so C libraries with their own event loops cooperate. `clock_nanosleep`
 //!   (what `std::thread::sleep` calls), `nanosleep`, `usleep` and `sleep`
 //!   park it for the time. `getaddrinfo` (std's `to_socket_addrs`) runs on
 //!   the blocking pool while the fiber parks.
+//! * A process forked without `exec` turns the patch off in the child.
 //!
 //! # Interruptions
 //!
@@ -80,12 +93,25 @@
 //! * Regular files, `std::process` waits (`waitpid`), `epoll_wait`,
 //!   `recvmmsg`/`sendmmsg`, `sendfile`/`splice`, `getnameinfo` and
 //!   `gethostbyname`: they block the worker as before.
-//! * A `std::sync::Mutex` (or any OS lock) held across a blocking call still
-//!   blocks every fiber of the worker that waits for it: use
-//!   `sylvan::sync::Mutex`, which parks the fiber.
+//! * **OS locks held across a patched call.** A fiber that holds a
+//!   `std::sync::Mutex` (or `parking_lot`'s, or any lock that blocks the
+//!   thread) while it makes a patched call parks *with the lock held*. If
+//!   another fiber of the same worker then takes that lock, it blocks the
+//!   worker's thread, and the holder can never be resumed to release it:
+//!   a deadlock. Hold `sylvan::sync::Mutex` (which parks) across blocking
+//!   calls instead, or release std's lock before them. gevent has the same
+//!   rule, and patches Python's locks for it; Rust's cannot be patched.
+//! * Sleeps after an interruption: a patched sleep with a cancellation or
+//!   an expired `timeout` pending returns at once (so an `EINTR` retry loop
+//!   ends); the interruption is raised at the fiber's next park.
 //! * Descriptors numbered 1,048,576 and above pass through unpatched.
 //! * Calls made with a raw `syscall(2)` instead of libc's functions, and
 //!   binaries linked statically (no `dlsym`).
+//! * The hooks are not async-signal-safe in a fiber: a signal handler that
+//!   calls `write` or `close` while a fiber runs on its thread goes through
+//!   them (sylvan's own handler writes to a descriptor that passes through).
+//! * A listener a fiber accepted on is left non-blocking underneath; a
+//!   child process it is handed to (pre-fork servers) sees that.
 //!
 //! `SYLVAN_PATCH=0` in the environment turns the patch off at start (every
 //! call then goes to libc as without the feature); [`is_active`] tells.
@@ -166,6 +192,17 @@ mod imp {
             !v.is_null() && std::ffi::CStr::from_ptr(v).to_bytes() == b"0"
         };
         STATE.store(if off { OFF } else { ON }, Ordering::Relaxed);
+        if !off {
+            // SAFETY: registers a plain function; pthread_atfork keeps it.
+            unsafe { libc::pthread_atfork(None, None, Some(forked)) };
+        }
+    }
+
+    /// In a child made by `fork` (without `exec`): the child has no workers,
+    /// and a fiber that forked carries on there as a plain process, so its
+    /// calls go straight to libc.
+    extern "C" fn forked() {
+        STATE.store(OFF, Ordering::Relaxed);
     }
 
     #[used]
@@ -173,7 +210,7 @@ mod imp {
     static INIT: extern "C" fn() = init;
 
     /// Every hook, so that linking this table links them all.
-    struct Hooks(#[allow(dead_code)] [*const (); 31]);
+    struct Hooks(#[allow(dead_code)] [*const (); 32]);
     // SAFETY: function addresses, never dereferenced as data.
     unsafe impl Sync for Hooks {}
 
@@ -195,6 +232,7 @@ mod imp {
         io::accept4_hook as *const (),
         io::connect_hook as *const (),
         io::close_hook as *const (),
+        io::fclose_hook as *const (),
         io::dup_hook as *const (),
         io::dup2_hook as *const (),
         io::dup3_hook as *const (),

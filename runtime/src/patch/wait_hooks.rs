@@ -13,6 +13,7 @@ use libc::{addrinfo, fd_set, pollfd, sigset_t, timespec, timeval};
 use super::drive::{self, guarded, set_errno};
 use super::fds::{self, Entry};
 use super::{active, real};
+use crate::io::IoRegistration;
 use crate::io::{self, Direction};
 use crate::record;
 
@@ -21,32 +22,67 @@ fn patched() -> bool {
     !record::current_ptr().is_null() && active()
 }
 
+/// A registration a fiber's `poll` waits on: the patch's own, or one made
+/// for this wait only (dropped after it, leaving the `epoll` set).
+enum WaitReg {
+    Entry(Arc<Entry>),
+    Temporary(IoRegistration),
+}
+
+impl WaitReg {
+    fn reg(&self) -> &IoRegistration {
+        match self {
+            WaitReg::Entry(e) => &e.reg,
+            WaitReg::Temporary(r) => r,
+        }
+    }
+}
+
+/// The directions to watch for `poll` events `ev`. Errors and hang-ups are
+/// reported whatever was asked for and bump both directions, so watching
+/// reads is enough for them.
+fn directions(ev: libc::c_short) -> impl Iterator<Item = Direction> {
+    let read = ev & (libc::POLLIN | libc::POLLPRI | libc::POLLRDHUP) != 0;
+    let write = ev & libc::POLLOUT != 0;
+    let read = read || !write;
+    [
+        read.then_some(Direction::Read),
+        write.then_some(Direction::Write),
+    ]
+    .into_iter()
+    .flatten()
+}
+
 /// A fiber's `poll`: tries `poll(.., 0)`; while nothing is ready, parks
 /// until one of the descriptors sees a readiness edge or `deadline`.
 /// Returns what `poll` returns (0 at the deadline; -1 and `errno` on an
 /// interruption).
 fn poll_in_fiber(set: &mut [pollfd], deadline: Option<Instant>) -> c_int {
-    let waits: Vec<(Arc<Entry>, Direction)> = set
+    if set
         .iter()
-        .filter(|p| p.fd >= 0)
-        .filter_map(|p| Some((fds::for_wait(p.fd)?, p.events)))
-        .flat_map(|(entry, ev)| {
-            let read = ev & (libc::POLLIN | libc::POLLPRI | libc::POLLRDHUP) != 0;
-            let write = ev & libc::POLLOUT != 0;
-            // Errors and hang-ups are reported whatever was asked for, and
-            // bump both directions: watching reads is enough for them.
-            let dirs = match (read || !write, write) {
-                (true, true) => [Some(Direction::Read), Some(Direction::Write)],
-                (true, false) => [Some(Direction::Read), None],
-                (false, _) => [Some(Direction::Write), None],
-            };
-            dirs.into_iter().flatten().map(move |d| (entry.clone(), d))
-        })
-        .collect();
+        .any(|p| p.fd >= 0 && p.fd as usize >= fds::MAX_FD)
+    {
+        // Not tracked: libc's own poll, for the whole time.
+        let ms = deadline.map_or(-1, |d| {
+            let left = d.saturating_duration_since(Instant::now());
+            left.as_millis().min(c_int::MAX as u128) as c_int
+        });
+        // SAFETY: `set` is the caller's pollfd array, exclusively borrowed.
+        return unsafe { real::poll(set.as_mut_ptr(), set.len() as libc::nfds_t, ms) };
+    }
+    let mut regs: Vec<(WaitReg, libc::c_short)> = Vec::with_capacity(set.len());
+    for p in set.iter().filter(|p| p.fd >= 0) {
+        let reg = match fds::for_wait(p.fd) {
+            fds::Wait::Entry(e) => WaitReg::Entry(e),
+            fds::Wait::Temporary => WaitReg::Temporary(IoRegistration::new(p.fd)),
+            fds::Wait::Skip => continue,
+        };
+        regs.push((reg, p.events));
+    }
     loop {
-        let seen: Vec<_> = waits
+        let seen: Vec<_> = regs
             .iter()
-            .map(|(e, d)| (&e.reg, *d, e.reg.edges(*d)))
+            .flat_map(|(r, ev)| directions(*ev).map(move |d| (r.reg(), d, r.reg().edges(d))))
             .collect();
         // SAFETY: `set` is the caller's pollfd array, exclusively borrowed.
         let r = unsafe { real::poll(set.as_mut_ptr(), set.len() as libc::nfds_t, 0) };
@@ -58,7 +94,7 @@ fn poll_in_fiber(set: &mut [pollfd], deadline: Option<Instant>) -> c_int {
         }
         match guarded(|| io::wait_any(&seen, deadline)) {
             Ok(Ok(_)) => {}
-            // A descriptor `epoll` refuses (e.g. one that some other
+            // A descriptor `epoll` refuses (e.g. one that another
             // registration holds on this worker): look again shortly.
             Ok(Err(_)) => {
                 let step = Instant::now() + Duration::from_millis(1);
@@ -104,7 +140,8 @@ pub unsafe extern "C" fn ppoll_hook(
     mask: *const sigset_t,
 ) -> c_int {
     // SAFETY: ppoll's contract: `ts` is null or points to a timespec.
-    let timeout = unsafe { ts.as_ref() }.and_then(duration_of);
+    // An invalid one counts as zero: libc's own call reports EINVAL.
+    let timeout = unsafe { ts.as_ref() }.map(|ts| duration_of(ts).unwrap_or(Duration::ZERO));
     if !patched() || timeout == Some(Duration::ZERO) || fds.is_null() && n > 0 {
         // SAFETY: forwards the caller's arguments to libc under its contract.
         return unsafe { real::ppoll(fds, n, ts, mask) };
@@ -129,8 +166,11 @@ pub unsafe extern "C" fn select_hook(
     tv: *mut timeval,
 ) -> c_int {
     // SAFETY: select's contract: `tv` is null or points to a timeval.
-    let timeout = unsafe { tv.as_ref() }.map(|t| {
-        Duration::from_micros(t.tv_sec.max(0) as u64 * 1_000_000 + t.tv_usec.max(0) as u64)
+    let tv_in = unsafe { tv.as_ref() };
+    // A timeout too long to add up waits forever (the kernel saturates).
+    let timeout = tv_in.map(|t| {
+        let usec = Duration::from_micros(t.tv_usec.clamp(0, 999_999) as u64);
+        Duration::from_secs(t.tv_sec.max(0) as u64).saturating_add(usec)
     });
     if !patched()
         || timeout == Some(Duration::ZERO)
@@ -180,11 +220,14 @@ pub unsafe extern "C" fn select_hook(
     }
     let mut count = 0;
     for p in &set {
-        let err = p.revents & (libc::POLLERR | libc::POLLHUP) != 0;
+        // As Linux maps them: readable on data, hang-up or error; writable
+        // on room or error.
+        let err = p.revents & libc::POLLERR != 0;
+        let hup = p.revents & libc::POLLHUP != 0;
         let marks = [
             (
                 r,
-                p.events & libc::POLLIN != 0 && (p.revents & libc::POLLIN != 0 || err),
+                p.events & libc::POLLIN != 0 && (p.revents & libc::POLLIN != 0 || err || hup),
             ),
             (
                 w,
@@ -222,8 +265,15 @@ fn duration_of(ts: &timespec) -> Option<Duration> {
     Some(Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32))
 }
 
-/// Parks the fiber for `dur`. `Err(errno)` if interrupted.
+/// Parks the fiber for `dur`. `Err(errno)` if interrupted while asleep.
+/// With an interruption already pending it returns at once, successfully:
+/// a caller that retries a sleep on `EINTR` (as the `TIMER_ABSTIME` idiom
+/// does) would otherwise spin, each retry interrupted at once, and never
+/// reach a park that can raise it.
 fn fiber_sleep(dur: Duration) -> Result<(), c_int> {
+    if crate::park::interrupt_pending() {
+        return Ok(());
+    }
     match Instant::now().checked_add(dur) {
         Some(until) => guarded(|| crate::sleep_until(until)),
         None => guarded(|| loop {

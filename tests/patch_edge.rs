@@ -1,0 +1,428 @@
+//! The `patch` feature's edge cases, each found by a review of its first
+//! version (where each of these failed or hung): peeks, datagrams,
+//! descriptors closed under a waiter and reused, sockets handed to child
+//! processes, sleep-retry loops after a cancellation, pipes, plain threads
+//! on sockets fibers used, std's stdout locks, huge timeouts. Each runs on
+//! one worker, like tests/patch_std.rs.
+
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream, UdpSocket};
+use std::os::fd::{AsRawFd, IntoRawFd};
+use std::time::{Duration, Instant};
+
+fn one_worker<T: Send + 'static>(limit: Duration, f: impl FnOnce() -> T + Send + 'static) -> T {
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let rt = sylvan::Runtime::builder().workers(1).build().unwrap();
+        let _ = tx.send(rt.block_on(f));
+    });
+    match rx.recv_timeout(limit) {
+        Ok(v) => v,
+        Err(_) => panic!("watchdog: not finished within {limit:?} (hang / blocked worker)"),
+    }
+}
+
+fn tcp_pair() -> (TcpStream, TcpStream) {
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let c = TcpStream::connect(l.local_addr().unwrap()).unwrap();
+    let (s, _) = l.accept().unwrap();
+    (c, s)
+}
+
+/// F1: recv(MSG_PEEK | MSG_WAITALL) is continued by `read_all` at an offset,
+/// but a peek does not consume: the second peek copies the SAME leading
+/// bytes again. Kernel (TCP): blocks until 6 bytes are queued -> "abcdef".
+#[test]
+fn peek_waitall_does_not_duplicate_bytes() {
+    let got = one_worker(Duration::from_secs(10), || {
+        let (a, mut b) = tcp_pair();
+        let w = std::thread::spawn(move || {
+            b.write_all(b"abc").unwrap();
+            std::thread::sleep(Duration::from_millis(100));
+            b.write_all(b"def").unwrap();
+            b
+        });
+        let mut buf = [0u8; 6];
+        // SAFETY: a valid 6-byte buffer.
+        let n = unsafe {
+            libc::recv(
+                a.as_raw_fd(),
+                buf.as_mut_ptr().cast(),
+                6,
+                libc::MSG_PEEK | libc::MSG_WAITALL,
+            )
+        };
+        let _b = w.join().unwrap();
+        (n, buf)
+    });
+    assert_eq!(got.0, 6);
+    assert_eq!(
+        &got.1,
+        b"abcdef",
+        "got {:?}",
+        String::from_utf8_lossy(&got.1)
+    );
+}
+
+/// F2: MSG_WAITALL on a datagram socket: the kernel returns ONE datagram;
+/// `read_all` keeps receiving and concatenates datagrams (or waits forever
+/// for more when only one comes).
+#[test]
+fn waitall_on_udp_returns_one_datagram() {
+    let (n, buf) = one_worker(Duration::from_secs(10), || {
+        let rx = UdpSocket::bind("127.0.0.1:0").unwrap();
+        let to = rx.local_addr().unwrap();
+        let tx = std::thread::spawn(move || {
+            let s = UdpSocket::bind("127.0.0.1:0").unwrap();
+            std::thread::sleep(Duration::from_millis(20));
+            s.send_to(b"one", to).unwrap();
+            std::thread::sleep(Duration::from_millis(100));
+            s.send_to(b"two", to).unwrap();
+        });
+        let mut buf = [0u8; 64];
+        // SAFETY: a valid 64-byte buffer.
+        let n = unsafe {
+            libc::recv(
+                rx.as_raw_fd(),
+                buf.as_mut_ptr().cast(),
+                64,
+                libc::MSG_WAITALL,
+            )
+        };
+        tx.join().unwrap();
+        (n, buf)
+    });
+    assert_eq!(
+        n,
+        3,
+        "got {:?}",
+        String::from_utf8_lossy(&buf[..n.max(0) as usize])
+    );
+}
+
+/// F3: a fiber's libc::poll on a descriptor leaves the patch's own
+/// registration in the worker's epoll set until close; any other
+/// IoRegistration of the same fd on that worker (sylvan::net's, a user's)
+/// then fails with EEXIST the first time it must wait.
+#[test]
+fn poll_then_io_registration_on_the_same_fd() {
+    let r = one_worker(Duration::from_secs(10), || {
+        let (a, mut b) = std::os::unix::net::UnixStream::pair().unwrap();
+        a.set_nonblocking(true).unwrap();
+        let mut pfd = libc::pollfd {
+            fd: a.as_raw_fd(),
+            events: libc::POLLIN,
+            revents: 0,
+        };
+        // SAFETY: one valid pollfd. (A C library polling the socket once.)
+        assert_eq!(unsafe { libc::poll(&mut pfd, 1, 10) }, 0);
+        let reg = sylvan::io::IoRegistration::new(a.as_raw_fd());
+        let w = sylvan::spawn(move || {
+            sylvan::sleep(Duration::from_millis(10));
+            b.write_all(b"ok").unwrap();
+            b
+        });
+        let mut buf = [0u8; 2];
+        let r = reg
+            .io(sylvan::io::Direction::Read, None, || (&a).read(&mut buf))
+            .map_err(|e| e.to_string());
+        let _b = w.join().unwrap();
+        drop(reg);
+        r
+    });
+    assert_eq!(r, Ok(2));
+}
+
+/// F4: a fiber closes a descriptor another fiber is parked on (C code
+/// aborting a blocked read); the number is reused by a new socket that a
+/// third fiber waits on. When the first fiber's wait ends, dropping its stale
+/// entry does EPOLL_CTL_DEL by NUMBER and removes the NEW socket's
+/// registration: its waiter never wakes.
+#[test]
+fn stale_entry_does_not_deregister_a_reused_number() {
+    let got = one_worker(Duration::from_secs(10), || {
+        let (a, _a_peer) = std::os::unix::net::UnixStream::pair().unwrap();
+        let fd = a.into_raw_fd();
+        let stuck = sylvan::spawn(move || {
+            let mut b = [0u8; 1];
+            // SAFETY: a valid buffer; `fd` is closed under us below.
+            unsafe { libc::read(fd, b.as_mut_ptr().cast(), 1) }
+        });
+        sylvan::sleep(Duration::from_millis(30)); // `stuck` parks (registered)
+                                                  // SAFETY: our descriptor.
+        unsafe { libc::close(fd) };
+        let (c, mut d) = std::os::unix::net::UnixStream::pair().unwrap();
+        assert_eq!(c.as_raw_fd(), fd, "the number is reused");
+        let waiter = sylvan::spawn(move || {
+            let mut b = [0u8; 1];
+            (&c).read(&mut b).map(|n| (n, b[0]))
+        });
+        sylvan::sleep(Duration::from_millis(30)); // `waiter` parks (registered)
+        stuck.cancel();
+        let _ = stuck.join();
+        d.write_all(b"x").unwrap();
+        let r = waiter.join().unwrap().unwrap();
+        drop(d);
+        r
+    });
+    assert_eq!(got, (1, b'x'));
+}
+
+/// F5: the O_NONBLOCK the patch sets is on the open file description, so it
+/// leaks to any process the socket is handed to (CGI/inetd style: a child's
+/// stdin). The child's blocking read fails with EAGAIN.
+#[test]
+fn a_switched_socket_given_to_a_child_blocks_there() {
+    let out = one_worker(Duration::from_secs(20), || {
+        let (mut client, mut server) = tcp_pair();
+        // The fiber uses it once (switched underneath).
+        client.write_all(b"x").unwrap();
+        let mut one = [0u8; 1];
+        server.read_exact(&mut one).unwrap();
+        let w = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(300));
+            client.write_all(b"late data\n").unwrap();
+        });
+        let out = std::process::Command::new("cat")
+            .stdin(std::process::Stdio::from(std::os::fd::OwnedFd::from(
+                server,
+            )))
+            .stderr(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .output()
+            .unwrap();
+        w.join().unwrap();
+        out
+    });
+    assert!(
+        out.status.success(),
+        "child: {:?} stdout {:?} stderr {:?}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(out.stdout, b"late data\n");
+}
+
+/// F6: the standard EINTR-retry loop around an absolute sleep never ends
+/// once the fiber is cancelled: every call parks, the pending cancellation
+/// is raised at once, caught, and returned as EINTR; the fiber never
+/// suspends, so the WORKER spins forever (the join below never runs).
+#[test]
+fn abstime_sleep_retry_loop_after_cancel() {
+    one_worker(Duration::from_secs(10), || {
+        let f = sylvan::spawn(|| {
+            // SAFETY: a valid out-parameter.
+            let mut at: libc::timespec = unsafe { std::mem::zeroed() };
+            // SAFETY: `at` is a valid out-parameter.
+            unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut at) };
+            at.tv_sec += 60;
+            loop {
+                // SAFETY: a valid timespec; no remainder for ABSTIME.
+                let r = unsafe {
+                    libc::clock_nanosleep(
+                        libc::CLOCK_MONOTONIC,
+                        libc::TIMER_ABSTIME,
+                        &at,
+                        std::ptr::null_mut(),
+                    )
+                };
+                if r != libc::EINTR {
+                    break;
+                }
+            }
+            sylvan::sleep(Duration::from_secs(60));
+        });
+        sylvan::sleep(Duration::from_millis(20));
+        f.cancel();
+        let start = Instant::now();
+        let r = f.join();
+        // The sleep loop ended (the retry returned at once); the fiber's
+        // next park raised the cancellation.
+        assert!(r.unwrap_err().is_cancelled());
+        start.elapsed()
+    });
+}
+
+/// F7: a pipe (Pollable) write is "wait for POLLOUT, then the blocking
+/// call": POLLOUT means one page free, a blocking write of more blocks the
+/// worker until a reader drains it -- here the reader is a fiber of the same
+/// worker: deadlock.
+#[test]
+fn large_pipe_write_to_a_reader_fiber_of_the_same_worker() {
+    use std::os::fd::FromRawFd;
+    let n = one_worker(Duration::from_secs(10), || {
+        let mut fds = [0; 2];
+        // SAFETY: a valid two-int out array.
+        assert_eq!(unsafe { libc::pipe(fds.as_mut_ptr()) }, 0);
+        // SAFETY: fresh descriptors owned by nothing else.
+        let (mut r, mut w) = unsafe {
+            (
+                std::fs::File::from_raw_fd(fds[0]),
+                std::fs::File::from_raw_fd(fds[1]),
+            )
+        };
+        let reader = sylvan::spawn(move || {
+            let mut all = Vec::new();
+            r.read_to_end(&mut all).unwrap();
+            all.len()
+        });
+        w.write_all(&vec![1u8; 1 << 20]).unwrap();
+        drop(w);
+        reader.join().unwrap()
+    });
+    assert_eq!(n, 1 << 20);
+}
+
+/// F8: a plain thread's single write on a socket a fiber switched returns
+/// SHORT (the kernel would block until all is written; C code that assumes
+/// that loses data). Same for a plain thread's MSG_WAITALL.
+#[test]
+fn plain_thread_write_on_a_switched_socket_is_whole() {
+    let (mut client, server) = tcp_pair();
+    let server = one_worker(Duration::from_secs(10), move || {
+        let mut s = server;
+        client.write_all(b"x").unwrap();
+        let mut one = [0u8; 1];
+        s.read_exact(&mut one).unwrap(); // switched
+        (s, client)
+    });
+    let (mut server, mut client) = server;
+    const BIG: usize = 8 << 20;
+    let reader = std::thread::spawn(move || {
+        let mut all = Vec::new();
+        client.read_to_end(&mut all).unwrap();
+        all.len()
+    });
+    let n = server.write(&vec![3u8; BIG]).unwrap();
+    drop(server);
+    reader.join().unwrap();
+    assert_eq!(n, BIG, "a blocking write returned short");
+}
+
+/// F9: std's Stdout is a ReentrantLock keyed by THREAD; all fibers of a
+/// worker are one thread. A fiber parks inside `write(1)` (fd 1 a pipe or
+/// tty is Pollable; the IO budget alone yields every 128 calls), another
+/// fiber of the worker re-enters the "held" lock and its RefCell borrow
+/// panics. Runs itself in a child with stdout a pipe.
+#[test]
+fn two_fibers_printing_to_a_piped_stdout() {
+    if std::env::var_os("PATCH_EDGE_STDOUT_CHILD").is_some() {
+        one_worker(Duration::from_secs(20), || {
+            let fibers: Vec<_> = (0..2)
+                .map(|i| {
+                    sylvan::spawn(move || {
+                        for j in 0..2000 {
+                            writeln!(std::io::stdout(), "fiber {i} line {j}").unwrap();
+                        }
+                    })
+                })
+                .collect();
+            for f in fibers {
+                f.join().unwrap();
+            }
+        });
+        return;
+    }
+    let out = std::process::Command::new(std::env::current_exe().unwrap())
+        .args([
+            "--exact",
+            "two_fibers_printing_to_a_piped_stdout",
+            "--nocapture",
+            "--test-threads=1",
+        ])
+        .env("PATCH_EDGE_STDOUT_CHILD", "1")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "child failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+            .lines()
+            .filter(|l| l.contains("panicked") || l.contains("borrow"))
+            .collect::<Vec<_>>()
+            .join("\n")
+    );
+}
+
+/// F10: select's timeout conversion multiplies without checking: a large
+/// (valid for the kernel: it saturates) tv_sec overflows, a panic in an
+/// extern "C" hook -> abort (debug builds). Runs itself in a child.
+#[test]
+fn select_with_a_huge_timeout() {
+    if std::env::var_os("PATCH_EDGE_SELECT_CHILD").is_some() {
+        one_worker(Duration::from_secs(10), || {
+            let (a, mut b) = std::os::unix::net::UnixStream::pair().unwrap();
+            let w = sylvan::spawn(move || {
+                sylvan::sleep(Duration::from_millis(10));
+                b.write_all(b"x").unwrap();
+                b
+            });
+            // SAFETY: a zeroed fd_set is valid; fd < FD_SETSIZE.
+            let mut set: libc::fd_set = unsafe { std::mem::zeroed() };
+            // SAFETY: a valid set; the fd is below FD_SETSIZE.
+            unsafe { libc::FD_SET(a.as_raw_fd(), &mut set) };
+            let mut tv = libc::timeval {
+                tv_sec: i64::MAX / 2,
+                tv_usec: 0,
+            };
+            // SAFETY: valid set and timeval.
+            let n = unsafe {
+                libc::select(
+                    a.as_raw_fd() + 1,
+                    &mut set,
+                    std::ptr::null_mut(),
+                    std::ptr::null_mut(),
+                    &mut tv,
+                )
+            };
+            assert_eq!(n, 1);
+            let _b = w.join().unwrap();
+        });
+        return;
+    }
+    let out = std::process::Command::new(std::env::current_exe().unwrap())
+        .args(["--exact", "select_with_a_huge_timeout", "--nocapture"])
+        .env("PATCH_EDGE_SELECT_CHILD", "1")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "child failed: {:?} {}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+            .lines()
+            .rev()
+            .take(4)
+            .collect::<Vec<_>>()
+            .join(" | ")
+    );
+}
+
+/// `MSG_PEEK | MSG_WAITALL` when the peer closes after sending less: the
+/// kernel returns what there is; so must the patch (not wait forever).
+#[test]
+fn peek_waitall_returns_short_at_end_of_stream() {
+    let n = one_worker(Duration::from_secs(10), || {
+        let (a, mut b) = tcp_pair();
+        let w = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(20));
+            b.write_all(b"abc").unwrap();
+            std::thread::sleep(Duration::from_millis(50));
+            drop(b);
+        });
+        let mut buf = [0u8; 6];
+        // SAFETY: a valid 6-byte buffer.
+        let n = unsafe {
+            libc::recv(
+                a.as_raw_fd(),
+                buf.as_mut_ptr().cast(),
+                6,
+                libc::MSG_PEEK | libc::MSG_WAITALL,
+            )
+        };
+        w.join().unwrap();
+        n
+    });
+    assert_eq!(n, 3);
+}
