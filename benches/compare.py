@@ -7,12 +7,20 @@ sylvan's advantage over it (xN: sylvan is N times better; below 1, behind).
     python3 benches/compare.py                # everything, 3 runs each
     python3 benches/compare.py --runs 5 --only spawn,http
     python3 benches/compare.py --peers sylvan,tokio --secs 4
+    python3 benches/compare.py --peers sylvan,tokio --only echo   # echo + echo_patched
 
 Builds the programs in benches/peers (their own Cargo workspace, so the
 test command never builds the peers). Go runs when `go` is installed
 (`apt-get install golang-go`), gevent when `python3 -c 'import gevent'`
 works (`pip install gevent`); wrk (`apt-get install wrk`) drives the HTTP
 workload. Missing peers are left out of the table, with a note.
+
+The echo_patched row (sylvan only; selected with echo, or alone) is the echo
+server written with plain std::net inside sylvan fibers, built with sylvan's
+`patch` feature in a second cargo invocation (`--features patch --bin
+server-sylvan-patched`: features are unified across one build, and no other
+program may carry the libc hooks); beside sylvan's own echo it shows what the
+hooks cost.
 """
 import argparse
 import datetime
@@ -42,6 +50,9 @@ WORKLOADS = [
     ("http", "req/s", False, "HTTP hello world, wrk -t1 -c64 on loopback"),
     ("http_p99", "ms p99", True, "(same run) 99th percentile latency"),
     ("echo", "msg/s", False, "TCP echo, 64 connections x 64-byte messages"),
+    ("echo_patched", "msg/s", False,
+     "the same echo, sylvan's server written with std::net in fibers under the `patch` feature "
+     "(sylvan only; in square brackets: its ratio to sylvan's own echo above)"),
 ]
 ALL_PEERS = ["sylvan", "tokio", "may", "go", "std", "gevent"]
 
@@ -81,6 +92,9 @@ def workload_cmd(peer, workload, workers, n):
 
 
 def server_cmd(peer, kind, addr, workers):
+    if kind == "echo_patched":
+        assert peer == "sylvan"
+        return [os.path.join(RELEASE, "server-sylvan-patched"), "echo", addr, str(workers)]
     if peer == "go":
         return [os.path.join(GO_BIN, "server"), kind, addr, str(workers)]
     if peer == "gevent":
@@ -165,8 +179,11 @@ def measure_workload(peer, workload, args):
 
 
 def measure_servers(peer, args, results):
-    for kind in ("http", "echo"):
+    for kind in ("http", "echo", "echo_patched"):
         if kind not in args.only:
+            continue
+        if kind == "echo_patched" and peer != "sylvan":
+            results[(peer, kind)] = {"skip": "—"}
             continue
         if kind == "http" and not shutil.which("wrk"):
             results[(peer, "http")] = {"error": "wrk not installed"}
@@ -185,7 +202,7 @@ def measure_servers(peer, args, results):
                 load = os.path.join(RELEASE, "echo-load")
                 runs = [run([load, server.addr, "64", "64", str(args.secs)], args.secs + 60)
                         for _ in range(args.runs)]
-                results[(peer, "echo")] = summarize(runs)
+                results[(peer, kind)] = summarize(runs)
         except (RuntimeError, subprocess.TimeoutExpired, AttributeError) as e:
             results[(peer, kind)] = {"error": str(e)}
         finally:
@@ -240,11 +257,19 @@ def main():
     ap.add_argument("--peers", default=",".join(ALL_PEERS), help="comma-separated peers")
     args = ap.parse_args()
     args.only = set(args.only.split(","))
+    if "echo" in args.only:
+        args.only.add("echo_patched")  # beside sylvan's own echo
     peers = args.peers.split(",")
 
     log("building benches/peers (release)...")
-    subprocess.run(["cargo", "build", "--release", "--quiet", "--manifest-path",
-                    os.path.join(PEERS_DIR, "Cargo.toml")], check=True)
+    # An explicit target dir: RELEASE is where the binaries must be, whatever
+    # CARGO_TARGET_DIR says.
+    cargo = ["cargo", "build", "--release", "--quiet", "--manifest-path",
+             os.path.join(PEERS_DIR, "Cargo.toml"), "--target-dir", os.path.join(PEERS_DIR, "target")]
+    subprocess.run(cargo, check=True)
+    if "sylvan" in peers and "echo_patched" in args.only:
+        # A second build: only this binary may carry the `patch` hooks.
+        subprocess.run(cargo + ["--features", "patch", "--bin", "server-sylvan-patched"], check=True)
     notes = []
     if "go" in peers:
         if shutil.which("go"):
@@ -264,10 +289,10 @@ def main():
     results = {}
     for peer in peers:
         for name, _, _, _ in WORKLOADS:
-            if name in args.only and name not in ("http", "http_p99", "echo"):
+            if name in args.only and name not in ("http", "http_p99", "echo", "echo_patched"):
                 log(f"{peer}: {name}")
                 results[(peer, name)] = measure_workload(peer, name, args)
-        if args.only & {"http", "echo"}:
+        if args.only & {"http", "echo", "echo_patched"}:
             log(f"{peer}: servers")
             measure_servers(peer, args, results)
 
@@ -304,6 +329,10 @@ def main():
             text = cell(r)
             if peer != "sylvan":
                 text += ratio(s, r, lower)
+            elif name == "echo_patched":
+                own = results.get(("sylvan", "echo"))
+                if own and "median" in own and r and "median" in r and own["median"]:
+                    text += f" [{r['median'] / own['median']:.2f} of sylvan::net]"
             row.append(text)
         print("| " + " | ".join(row) + " |")
     print()
