@@ -3,9 +3,10 @@
 //! mode (`fcntl`, `ioctl(FIONBIO)`, `setsockopt` timeouts).
 //!
 //! Every hook first asks whether the caller is a fiber (one thread-local
-//! load). A plain thread's call goes straight to libc; only if it fails
-//! with `EAGAIN` is the table consulted (a listener that a fiber made
-//! non-blocking must still block for a thread: `drive::thread_retry`).
+//! load). A plain thread's call goes straight to libc (the fiber path is out
+//! of line, so it costs the plain one nothing); only `accept` looks further,
+//! when it fails: a listener a fiber made non-blocking must still block for
+//! a thread (`drive::thread_retry`).
 
 use std::ffi::{c_int, c_ulong, c_void};
 
@@ -21,10 +22,10 @@ fn in_fiber() -> bool {
     !record::current_ptr().is_null()
 }
 
-/// How a fiber's call on `fd` is handled; `Pass` off fibers, with the patch
-/// off, or when the caller asked for `MSG_DONTWAIT` itself.
-fn mode(fd: c_int, flags: c_int) -> Mode {
-    if in_fiber() && flags & libc::MSG_DONTWAIT == 0 && active() {
+/// How a fiber's call on `fd` is handled: `Pass` with the patch off, or
+/// when the caller asked for `MSG_DONTWAIT` itself.
+fn fiber_mode(fd: c_int, flags: c_int) -> Mode {
+    if flags & libc::MSG_DONTWAIT == 0 && active() {
         fds::mode_in_fiber(fd)
     } else {
         Mode::Pass
@@ -34,16 +35,19 @@ fn mode(fd: c_int, flags: c_int) -> Mode {
 /// Runs a data call on `fd` with the patch's semantics (see the module
 /// docs). `flags` are the caller's `MSG_*` flags (0 for read/write);
 /// `op(extra)` makes the call with `extra` flags added — `MSG_DONTWAIT` on
-/// a socket in a fiber, else 0 (the caller's own call).
+/// a socket in a fiber, else 0 (the caller's own call). Off fibers this is
+/// the thread-local check and the call: the fiber path is kept out of line.
+#[inline(always)]
 fn data_call(fd: c_int, dir: Direction, flags: c_int, mut op: impl FnMut(c_int) -> isize) -> isize {
     if !in_fiber() {
-        let r = op(0);
-        if r == -1 && flags & libc::MSG_DONTWAIT == 0 {
-            return drive::thread_retry(fd, dir, || op(0));
-        }
-        return r;
+        return op(0);
     }
-    match mode(fd, flags) {
+    fiber_data_call(fiber_mode(fd, flags), dir, op)
+}
+
+#[inline(never)]
+fn fiber_data_call(mode: Mode, dir: Direction, mut op: impl FnMut(c_int) -> isize) -> isize {
+    match mode {
         Mode::Pass => op(0),
         Mode::Socket(entry) => {
             let until = drive::deadline(&entry, dir);
@@ -58,13 +62,27 @@ fn data_call(fd: c_int, dir: Direction, flags: c_int, mut op: impl FnMut(c_int) 
 /// one `SO_SNDTIMEO` deadline), and a pipe's is made in `PIPE_BUF` pieces,
 /// each after readiness (which guarantees room for one). `op(done, max,
 /// extra)` writes up to `max` bytes from offset `done` with `extra` flags.
+#[inline(always)]
 fn write_call(
     fd: c_int,
     len: usize,
     flags: c_int,
     op: impl Fn(usize, usize, c_int) -> isize,
 ) -> isize {
-    match mode(fd, flags) {
+    if !in_fiber() {
+        return op(0, usize::MAX, 0);
+    }
+    fiber_write_call(fd, len, flags, op)
+}
+
+#[inline(never)]
+fn fiber_write_call(
+    fd: c_int,
+    len: usize,
+    flags: c_int,
+    op: impl Fn(usize, usize, c_int) -> isize,
+) -> isize {
+    match fiber_mode(fd, flags) {
         Mode::Socket(entry) if entry.desc.stream => {
             let until = drive::deadline(&entry, Direction::Write);
             drive::all(len, |done| {
@@ -76,9 +94,7 @@ fn write_call(
         Mode::Pollable(entry) => drive::all(len, |done| {
             drive::on_pollable(&entry, Direction::Write, || op(done, libc::PIPE_BUF, 0))
         }),
-        _ => data_call(fd, Direction::Write, flags, |extra| {
-            op(0, usize::MAX, extra)
-        }),
+        mode => fiber_data_call(mode, Direction::Write, |extra| op(0, usize::MAX, extra)),
     }
 }
 
@@ -86,37 +102,46 @@ fn write_call(
 /// waits for all of them (or end of stream), as the kernel would; with
 /// `MSG_PEEK` too, the whole length is peeked again after each edge (a peek
 /// consumes nothing, so pieces would repeat).
+#[inline(always)]
 fn recv_call(fd: c_int, len: usize, flags: c_int, op: impl Fn(usize, c_int) -> isize) -> isize {
-    if flags & libc::MSG_WAITALL != 0 && flags & libc::MSG_PEEK != 0 {
-        if let Mode::Socket(entry) = mode(fd, flags) {
-            if entry.desc.stream {
-                // Peek the whole length again after each edge, until all of
-                // it is there or the peer has closed (then what there is).
-                let until = drive::deadline(&entry, Direction::Read);
+    if !in_fiber() {
+        return op(0, 0);
+    }
+    fiber_recv_call(fd, len, flags, op)
+}
+
+#[inline(never)]
+fn fiber_recv_call(
+    fd: c_int,
+    len: usize,
+    flags: c_int,
+    op: impl Fn(usize, c_int) -> isize,
+) -> isize {
+    let mode = fiber_mode(fd, flags);
+    let waitall = flags & libc::MSG_WAITALL != 0;
+    match mode {
+        Mode::Socket(entry) if waitall && entry.desc.stream => {
+            let until = drive::deadline(&entry, Direction::Read);
+            if flags & libc::MSG_PEEK != 0 {
+                // Peek the whole length again after each edge, until all
+                // of it is there or the peer has closed (then what there is).
                 return drive::on_socket(&entry, Direction::Read, until, || {
                     let r = op(0, libc::MSG_DONTWAIT);
-                    if r > 0 && (r as usize) < len && !drive::peer_closed(fd) {
+                    if r > 0 && (r as usize) < len && !drive::peer_closed(entry.fd()) {
                         set_errno(libc::EAGAIN);
                         return -1;
                     }
                     r
                 });
             }
+            drive::all(len, |done| {
+                drive::on_socket(&entry, Direction::Read, until, || {
+                    op(done, libc::MSG_DONTWAIT)
+                })
+            })
         }
+        mode => fiber_data_call(mode, Direction::Read, |extra| op(0, extra)),
     }
-    if flags & libc::MSG_WAITALL != 0 && flags & libc::MSG_PEEK == 0 {
-        if let Mode::Socket(entry) = mode(fd, flags) {
-            if entry.desc.stream {
-                let until = drive::deadline(&entry, Direction::Read);
-                return drive::all(len, |done| {
-                    drive::on_socket(&entry, Direction::Read, until, || {
-                        op(done, libc::MSG_DONTWAIT)
-                    })
-                });
-            }
-        }
-    }
-    data_call(fd, Direction::Read, flags, |extra| op(0, extra))
 }
 
 /// `buf + done` with `max` of the `n - done` bytes left.
@@ -307,7 +332,12 @@ pub unsafe extern "C" fn socketpair_hook(
 /// `accept`); an inherited one is waited for, then accepted from (which
 /// blocks if another process took the connection first).
 fn accept_call(fd: c_int, flags: c_int, mut op: impl FnMut() -> isize) -> c_int {
-    let r = match mode(fd, 0) {
+    let mode = if in_fiber() {
+        fiber_mode(fd, 0)
+    } else {
+        Mode::Pass
+    };
+    let r = match mode {
         Mode::Socket(entry) if entry.desc.own && drive::switch(&entry) => {
             let until = drive::deadline(&entry, Direction::Read);
             drive::on_socket(&entry, Direction::Read, until, op)
@@ -315,7 +345,12 @@ fn accept_call(fd: c_int, flags: c_int, mut op: impl FnMut() -> isize) -> c_int 
         Mode::Socket(entry) | Mode::Pollable(entry) => {
             drive::on_pollable(&entry, Direction::Read, op)
         }
-        Mode::Pass => data_call(fd, Direction::Read, 0, |_| op()),
+        Mode::Pass => match op() {
+            // A plain thread on a listener a fiber switched: block as it
+            // expects.
+            -1 if !in_fiber() => drive::thread_retry(fd, Direction::Read, op),
+            r => r,
+        },
     } as c_int;
     if r >= 0 && active() {
         fds::insert(
@@ -354,7 +389,10 @@ pub unsafe extern "C" fn accept4_hook(
 pub unsafe extern "C" fn connect_hook(fd: c_int, addr: *const sockaddr, len: socklen_t) -> c_int {
     // SAFETY: forwards the caller's arguments to libc under its contract.
     let start = || unsafe { real::connect(fd, addr, len) };
-    let Mode::Socket(entry) = mode(fd, 0) else {
+    if !in_fiber() {
+        return start();
+    }
+    let Mode::Socket(entry) = fiber_mode(fd, 0) else {
         return start();
     };
     let switched = drive::set_nonblocking(fd, true);
