@@ -230,6 +230,17 @@ fn dns_from_many_fibers() {
             .count()
     });
     assert_eq!(found, 50);
+    // The lookups ran on sylvan's blocking pool (its threads idle on for
+    // seconds; nothing else in this test binary uses the pool).
+    let pool_threads = std::fs::read_dir("/proc/self/task")
+        .unwrap()
+        .filter_map(|e| std::fs::read_to_string(e.ok()?.path().join("comm")).ok())
+        .filter(|name| name.starts_with("sylvan-blocking"))
+        .count();
+    assert!(
+        pool_threads > 0,
+        "getaddrinfo did not run on the blocking pool"
+    );
 }
 
 /// A plain thread's std calls block as usual — also on a socket a fiber
