@@ -79,6 +79,7 @@ mod hub;
 pub mod io;
 mod join;
 mod local;
+mod monitor;
 mod overflow;
 pub mod park;
 pub mod patch;

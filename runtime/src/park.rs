@@ -254,7 +254,14 @@ pub(crate) fn raise_interrupts(ctx: &FiberCtx) {
 
 /// Raises the innermost `timeout` scope's timeout if it has expired.
 fn raise_expired_timeout(ctx: &FiberCtx) {
-    // Fast path: no enclosing timeout.
+    // Fast path (every park and yield): no enclosing timeout. Only the
+    // fiber's own code touches its `deadlines`, and nothing else of it runs
+    // during this check, so no mutable borrow can be active.
+    // SAFETY: the returned reference is dropped before this function can
+    // reach code that borrows `deadlines` mutably.
+    if unsafe { ctx.deadlines.try_borrow_unguarded() }.is_ok_and(Vec::is_empty) {
+        return;
+    }
     let Some(top) = ctx.deadlines.borrow().last().copied() else {
         return;
     };

@@ -12,10 +12,12 @@
 use std::io;
 use std::sync::atomic::{AtomicBool, AtomicUsize};
 use std::sync::{Arc, OnceLock};
+use std::time::{Duration, Instant};
 
 use crossbeam_deque::{Injector, Worker};
 
 use crate::hub::{self, Hub, RuntimeShared};
+use crate::monitor;
 use crate::reactor::Reactor;
 use crate::sched::Inbox;
 use crate::stack;
@@ -76,6 +78,7 @@ impl Runtime {
     /// # Panics
     /// Re-raises a panic of `f`; panics if `f`'s fiber was cancelled (because
     /// the runtime was shut down from elsewhere).
+    #[track_caller]
     pub fn block_on<F, T>(&self, f: F) -> T
     where
         F: FnOnce() -> T + Send + 'static,
@@ -89,17 +92,51 @@ impl Runtime {
     }
 }
 
+/// How long dropping a runtime waits for its workers: their own wind-down
+/// (`hub::shutdown`: cancelled fibers get 2 s to finish) and a margin. A
+/// worker still busy after that is stuck in a fiber that does not come back
+/// to sylvan; it is named and left behind rather than waited for forever.
+const DROP_PATIENCE: Duration = Duration::from_secs(4);
+
 impl Drop for Runtime {
     fn drop(&mut self) {
         self.shared.begin_shutdown();
         let me = std::thread::current().id();
-        for t in self.threads.drain(..) {
-            if t.thread().id() == me {
-                // Dropped from one of its own fibers: that worker exits by
-                // itself once this fiber is done; joining would deadlock.
-                continue;
+        let deadline = Instant::now() + DROP_PATIENCE;
+        let mut threads: Vec<_> = self
+            .threads
+            .drain(..)
+            .enumerate()
+            // Dropped from one of its own fibers: that worker exits by
+            // itself once this fiber is done; joining would deadlock.
+            .filter(|(_, t)| t.thread().id() != me)
+            .collect();
+        let mut pause = Duration::from_micros(50);
+        while !threads.is_empty() && Instant::now() < deadline {
+            let (done, busy): (Vec<_>, Vec<_>) =
+                threads.into_iter().partition(|(_, t)| t.is_finished());
+            for (_, t) in done {
+                let _ = t.join();
             }
-            let _ = t.join();
+            threads = busy;
+            if !threads.is_empty() {
+                std::thread::sleep(pause);
+                pause = (pause * 2).min(Duration::from_millis(20));
+            }
+        }
+        for (i, t) in threads {
+            let watch = &self.shared.hubs[i].watch;
+            let what = match watch.describe_running() {
+                Some(fiber) => format!("it is still running fiber {fiber}, which has not come back to sylvan (a blocking call that is not sylvan's, or a loop)"),
+                None => "it has not finished winding down".to_owned(),
+            };
+            crate::sys::report(format_args!(
+                "sylvan: runtime shutdown: worker '{}' did not stop within {:?}: {what}; \
+                 leaving the thread and its fibers behind (their stacks and records are \
+                 leaked)",
+                watch.thread_name, DROP_PATIENCE
+            ));
+            drop(t); // detaches it
         }
     }
 }
@@ -119,6 +156,7 @@ pub struct RuntimeBuilder {
     workers: Option<usize>,
     stack_size: usize,
     thread_name: String,
+    blocked_warning: Option<Option<Duration>>,
 }
 
 impl Default for RuntimeBuilder {
@@ -127,6 +165,7 @@ impl Default for RuntimeBuilder {
             workers: None,
             stack_size: stack::DEFAULT_STACK_SIZE,
             thread_name: "sylvan-worker".into(),
+            blocked_warning: None,
         }
     }
 }
@@ -153,6 +192,35 @@ impl RuntimeBuilder {
         self
     }
 
+    /// Warn on stderr when a fiber holds its worker for longer than
+    /// `threshold` without parking — a blocking call that is not sylvan's, or
+    /// a long computation: every other fiber of that worker waits meanwhile.
+    /// One line names the fiber (name, id, spawn site), the worker and how
+    /// long so far; a second says how long in all when it lets go. `None`
+    /// turns it off.
+    ///
+    /// Default: 100 ms, or `SYLVAN_BLOCKED_WARNING` in milliseconds (`0` or
+    /// `off` for none).
+    ///
+    /// ```
+    /// # extern crate sylvan_runtime as sylvan;
+    /// use std::time::Duration;
+    /// let rt = sylvan::Runtime::builder()
+    ///     .workers(1)
+    ///     .blocked_warning(Some(Duration::from_millis(500)))
+    ///     .build()
+    ///     .unwrap();
+    /// rt.block_on(|| {
+    ///     // 10 ms of computation: under the threshold, nothing is printed.
+    ///     let start = std::time::Instant::now();
+    ///     while start.elapsed() < Duration::from_millis(10) {}
+    /// });
+    /// ```
+    pub fn blocked_warning(mut self, threshold: Option<Duration>) -> Self {
+        self.blocked_warning = Some(threshold.filter(|t| !t.is_zero()));
+        self
+    }
+
     /// Starts the worker threads.
     ///
     /// Errors: `InvalidInput` for zero workers or an out-of-range stack size;
@@ -175,7 +243,8 @@ impl RuntimeBuilder {
         let mut stealers = Vec::with_capacity(n);
         for i in 0..n {
             let poll = mio::Poll::new()?;
-            let inbox = Arc::new(Inbox::new(i, poll.registry())?);
+            let name = format!("{}-{i}", self.thread_name);
+            let inbox = Arc::new(Inbox::new(i, poll.registry(), name)?);
             reactors.push(Reactor::new(poll, inbox.clone())?);
             hubs.push(inbox);
             // FIFO: tasks start in spawn order, which is also the order code
@@ -193,13 +262,19 @@ impl RuntimeBuilder {
             spinning: AtomicUsize::new(0),
             stack_size,
             next_hub: AtomicUsize::new(0),
+            blocked_warning: self
+                .blocked_warning
+                .unwrap_or_else(monitor::default_threshold),
         });
+        if shared.blocked_warning.is_some() {
+            monitor::watch(&shared);
+        }
         let mut threads = Vec::with_capacity(n);
         for (i, (reactor, unstarted)) in reactors.into_iter().zip(deques).enumerate() {
             let rt = shared.clone();
             let inbox = shared.hubs[i].clone();
             let spawned = std::thread::Builder::new()
-                .name(format!("{}-{i}", self.thread_name))
+                .name(inbox.watch.thread_name.clone())
                 .spawn(move || Hub::run_worker(rt, inbox, reactor, unstarted));
             match spawned {
                 Ok(t) => threads.push(t),
@@ -229,6 +304,7 @@ impl RuntimeBuilder {
 /// });
 /// assert_eq!(answer, 42);
 /// ```
+#[track_caller]
 pub fn run<F, T>(f: F) -> T
 where
     F: FnOnce() -> T + Send + 'static,

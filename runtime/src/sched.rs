@@ -11,6 +11,7 @@
 //!   through its `mio::Waker` when it sleeps (or waits in place) — and only
 //!   then, so waking a busy worker costs no syscall.
 
+use crate::monitor::WorkerWatch;
 use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
 use std::io;
@@ -35,6 +36,8 @@ pub(crate) struct Inbox {
     /// `true` while a fiber of the worker waits in place (see
     /// `reactor::park_suspend`): only its own wake-ups interrupt the poll.
     pub(crate) waiting_in_place: AtomicBool,
+    /// Which fiber the worker runs, for the monitor (`crate::monitor`).
+    pub(crate) watch: WorkerWatch,
     waker: mio::Waker,
 }
 
@@ -47,13 +50,18 @@ thread_local! {
 
 impl Inbox {
     /// An inbox whose wake-ups interrupt `registry`'s poll.
-    pub(crate) fn new(index: usize, registry: &mio::Registry) -> io::Result<Inbox> {
+    pub(crate) fn new(
+        index: usize,
+        registry: &mio::Registry,
+        thread_name: String,
+    ) -> io::Result<Inbox> {
         Ok(Inbox {
             index,
             slots: Mutex::new(Vec::new()),
             pending: AtomicBool::new(false),
             sleeping: AtomicBool::new(false),
             waiting_in_place: AtomicBool::new(false),
+            watch: WorkerWatch::new(thread_name),
             waker: mio::Waker::new(registry, WAKER_TOKEN)?,
         })
     }

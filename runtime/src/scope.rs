@@ -82,11 +82,13 @@ impl<'scope> Scope<'scope, '_> {
     /// Like [`spawn`](crate::spawn()), it gets its stack when it starts; if the
     /// system refuses one then, it does not run and its handle reports it
     /// cancelled (the reason is printed).
+    #[track_caller]
     pub fn spawn<F, T>(&'scope self, f: F) -> ScopedJoinHandle<'scope, T>
     where
         F: FnOnce() -> T + Send + 'scope,
         T: Send + 'scope,
     {
+        let site = std::panic::Location::caller();
         let cell = Arc::new(JoinCell::new());
         self.state.running.fetch_add(1, Ordering::AcqRel);
         let job = Job::new(f, cell.clone(), Some(self.state.clone()));
@@ -99,7 +101,7 @@ impl<'scope> Scope<'scope, '_> {
         // SAFETY: so no 'scope data is used after 'scope ends.
         let run: Box<dyn FnOnce() + Send + 'static> = unsafe { std::mem::transmute(run) };
         let record: TaskRef = Arc::new(TaskCell {
-            header: crate::record::Header::new(None, self.rt.stack_size),
+            header: crate::record::Header::new(None, self.rt.stack_size, site),
             body: Boxed::new(run),
         });
         self.state.children.lock().push(record.clone());

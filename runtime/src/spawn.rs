@@ -9,6 +9,7 @@
 
 use std::any::Any;
 use std::io;
+use std::panic::Location;
 use std::panic::{catch_unwind, resume_unwind, AssertUnwindSafe};
 use std::sync::Arc;
 
@@ -176,6 +177,7 @@ where
 /// let rc = std::rc::Rc::new(1);
 /// sylvan::spawn(move || *rc + 1);
 /// ```
+#[track_caller]
 pub fn spawn<F, T>(f: F) -> JoinHandle<T>
 where
     F: FnOnce() -> T + Send + 'static,
@@ -202,6 +204,7 @@ where
 ///     assert_eq!(*shared, 5);
 /// });
 /// ```
+#[track_caller]
 pub fn spawn_local<F, T>(f: F) -> JoinHandle<T>
 where
     F: FnOnce() -> T + 'static,
@@ -226,7 +229,12 @@ where
 
 /// Spawns onto a specific runtime (used by `Runtime::spawn` and off-worker
 /// spawns).
-pub(crate) fn spawn_on<F, T>(rt: &Arc<RuntimeShared>, b: Builder, f: F) -> io::Result<JoinHandle<T>>
+pub(crate) fn spawn_on<F, T>(
+    rt: &Arc<RuntimeShared>,
+    b: Builder,
+    f: F,
+    site: &'static Location<'static>,
+) -> io::Result<JoinHandle<T>>
 where
     F: FnOnce() -> T + Send + 'static,
     T: Send + 'static,
@@ -234,6 +242,7 @@ where
     spawn_with(
         b,
         f,
+        site,
         rt.stack_size,
         |size| rt.stack(Some(size)),
         |task| rt.submit(task),
@@ -247,6 +256,7 @@ where
 fn spawn_with<F, T>(
     b: Builder,
     f: F,
+    site: &'static Location<'static>,
     default_size: usize,
     stack: impl FnOnce(usize) -> io::Result<crate::stack::FiberStack>,
     submit: impl FnOnce(Task),
@@ -261,7 +271,7 @@ where
     };
     let size = stack.as_ref().map_or(default_size, |s| s.usable_size());
     let task: TaskRef = Arc::new(TaskCell {
-        header: Header::new(b.name, size),
+        header: Header::new(b.name, size, site),
         body: Packet {
             f: Mutex::new(Some(f)),
             cell: JoinCell::<T>::new(),
@@ -316,11 +326,13 @@ impl Builder {
     /// Errors: `InvalidInput` for an out-of-range stack size; `OutOfMemory`
     /// when the kernel refuses a stack, with a message naming the limit (e.g.
     /// `vm.max_map_count`) and how to raise it.
+    #[track_caller]
     pub fn spawn<F, T>(self, f: F) -> io::Result<JoinHandle<T>>
     where
         F: FnOnce() -> T + Send + 'static,
         T: Send + 'static,
     {
+        let site = Location::caller();
         // On a worker (the common case), one look-up of its hub serves for
         // the stack pool, the deque and the wake-up.
         let mut args = Some((self, f));
@@ -329,6 +341,7 @@ impl Builder {
             spawn_with(
                 b,
                 f,
+                site,
                 hub.rt.stack_size,
                 |size| hub.stack(Some(size)),
                 |task| {
@@ -347,7 +360,7 @@ impl Builder {
         });
         match (on_hub, args) {
             (Some(result), _) => result,
-            (None, Some((b, f))) => spawn_on(&runtime::current(), b, f),
+            (None, Some((b, f))) => spawn_on(&runtime::current(), b, f, site),
             (None, None) => unreachable!("arguments are used by exactly one path"),
         }
     }
@@ -356,11 +369,13 @@ impl Builder {
 /// Spawning onto a specific runtime.
 impl Runtime {
     /// Spawns a fiber on this runtime.
+    #[track_caller]
     pub fn spawn<F, T>(&self, f: F) -> JoinHandle<T>
     where
         F: FnOnce() -> T + Send + 'static,
         T: Send + 'static,
     {
-        spawn_on(&self.shared, Builder::new(), f).unwrap_or_else(|e| panic!("{e}"))
+        let site = Location::caller();
+        spawn_on(&self.shared, Builder::new(), f, site).unwrap_or_else(|e| panic!("{e}"))
     }
 }

@@ -334,6 +334,9 @@ impl Hub {
                 self.start(task.into());
                 continue;
             }
+            // Out of work: no fiber holds the worker (the monitor's view;
+            // between resumes of a busy worker the last one stays shown).
+            self.inbox.watch.leave();
             if self.shutting_down.get() && self.wound_down(&mut wind_down) {
                 return;
             }
@@ -420,6 +423,8 @@ impl Hub {
             "a hub resumes one fiber at a time"
         );
         let prev = record::set_current(fiber.ctx());
+        let watch = &self.inbox.watch;
+        watch.enter(fiber.ctx());
         // SAFETY: this is the only place that reaches `co`, and the check
         // above rules out a nested resume.
         let co = unsafe { fiber.co() };
@@ -442,6 +447,10 @@ impl Hub {
                 // fiber, and its pointer just left the table.
                 let mut fiber = unsafe { fiber.into_box() };
                 fiber.ctx.record.state.finish();
+                // The monitor may be reading this fiber's context: it is
+                // reset or freed below.
+                watch.leave();
+                watch.release();
                 self.stacks.borrow_mut().put(co.into_stack());
                 let mut spare = self.spare.borrow_mut();
                 if spare.len() < SPARE_FIBERS {

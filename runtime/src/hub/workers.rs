@@ -27,6 +27,9 @@ pub(crate) struct RuntimeShared {
     /// Default usable stack size (page-rounded).
     pub(crate) stack_size: usize,
     pub(crate) next_hub: AtomicUsize,
+    /// Report a fiber that holds its worker longer than this without
+    /// parking (`crate::monitor`); `None`: never.
+    pub(crate) blocked_warning: Option<std::time::Duration>,
 }
 
 impl RuntimeShared {

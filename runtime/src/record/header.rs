@@ -3,6 +3,7 @@
 
 use std::fmt;
 use std::num::NonZeroU64;
+use std::panic::Location;
 use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 
@@ -57,10 +58,17 @@ pub(crate) struct Header {
     slot: AtomicUsize,
     /// Usable bytes of the fiber's stack (for overflow reports).
     pub(crate) stack_size: usize,
+    /// Where the fiber was spawned (the caller of `spawn`, `Builder::spawn`,
+    /// `Scope::spawn`, `run`...).
+    pub(crate) site: &'static Location<'static>,
 }
 
 impl Header {
-    pub(crate) fn new(name: Option<String>, stack_size: usize) -> Header {
+    pub(crate) fn new(
+        name: Option<String>,
+        stack_size: usize,
+        site: &'static Location<'static>,
+    ) -> Header {
         Header {
             id: FiberId::next(),
             name: name.map(String::into_boxed_str),
@@ -69,6 +77,7 @@ impl Header {
             owner: AtomicPtr::new(std::ptr::null_mut()),
             slot: AtomicUsize::new(0),
             stack_size,
+            site,
         }
     }
 
@@ -123,7 +132,7 @@ mod tests {
 
     #[test]
     fn unpark_before_park_leaves_a_token_and_done_ignores_wakes() {
-        let h = Header::new(Some("x".into()), 0);
+        let h = Header::new(Some("x".into()), 0, Location::caller());
         h.unpark();
         h.unpark();
         assert!(h.state.has_token(), "tokens do not stack");

@@ -64,9 +64,10 @@ impl Body for Bare {
 
 impl TaskCell<Bare> {
     /// A record with no body of its own.
+    #[track_caller]
     pub(crate) fn bare(name: Option<String>, stack_size: usize) -> TaskRef {
         Arc::new(TaskCell {
-            header: Header::new(name, stack_size),
+            header: Header::new(name, stack_size, std::panic::Location::caller()),
             body: Bare,
         })
     }

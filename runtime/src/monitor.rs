@@ -1,0 +1,261 @@
+//! Watching the workers from outside: which fiber holds each worker and
+//! since when — for the blocked-worker warning and for naming the fiber a
+//! worker is stuck in at shutdown.
+//!
+//! # What a worker publishes
+//!
+//! Each worker's [`WorkerWatch`] (in its inbox) carries a resume counter and
+//! a pointer to the context of the fiber it runs (null when it is out of
+//! work, or the fiber finished), both written only by the worker with
+//! relaxed stores: a few instructions per resume, no read-modify-write. Another thread that sees
+//! the same counter and a non-null pointer twice, `threshold` apart, knows
+//! one fiber has held the worker all that time without parking.
+//!
+//! # Reading the fiber's header safely
+//!
+//! The context (in the worker's fiber table) and the record it holds live
+//! until the fiber has finished: only then does the worker free the context
+//! or reset it for reuse and drop the record, when the pointer is already
+//! null. The
+//! reader announces itself ([`WorkerWatch::describe_running`]: `reading`,
+//! then a fence, then the pointer) and the worker, before it lets a finished
+//! fiber's record go ([`WorkerWatch::release`]: the null store, a fence,
+//! then `reading`), waits while a reader is inside. With a fence on each
+//! side, either the reader sees null or the worker sees the reader (the
+//! classic store-buffering pair), so a header is never read after it is
+//! freed. The worker pays one fence per finished fiber.
+//!
+//! # The watchdog
+//!
+//! One thread per process (`sylvan-monitor`, started with the first runtime
+//! that wants it) samples every registered runtime's workers every
+//! [`TICK`]. A fiber that holds its worker past the runtime's threshold is
+//! reported on stderr while it happens, once, naming it, its spawn site,
+//! the worker and for how long; when it lets go, a second line says how long
+//! it held the worker in all.
+
+use std::fmt::Write as _;
+use std::sync::atomic::{fence, AtomicPtr, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, OnceLock, Weak};
+use std::time::{Duration, Instant};
+
+use parking_lot::Mutex;
+
+use crate::hub::RuntimeShared;
+use crate::record::{FiberCtx, Header};
+
+/// How often the watchdog samples the workers.
+pub(crate) const TICK: Duration = Duration::from_millis(20);
+
+/// The default blocked-worker threshold.
+pub(crate) const DEFAULT_BLOCKED_WARNING: Duration = Duration::from_millis(100);
+
+/// What a worker publishes about the fiber it runs (see the module docs).
+pub(crate) struct WorkerWatch {
+    resumes: AtomicU64,
+    running: AtomicPtr<FiberCtx>,
+    /// How many threads are reading `*running` right now.
+    reading: AtomicUsize,
+    /// The worker thread's name.
+    pub(crate) thread_name: String,
+}
+
+impl WorkerWatch {
+    pub(crate) fn new(thread_name: String) -> WorkerWatch {
+        WorkerWatch {
+            resumes: AtomicU64::new(0),
+            running: AtomicPtr::new(std::ptr::null_mut()),
+            reading: AtomicUsize::new(0),
+            thread_name,
+        }
+    }
+
+    /// The worker is about to resume the fiber whose context is `ctx`.
+    #[inline]
+    pub(crate) fn enter(&self, ctx: &FiberCtx) {
+        self.running
+            .store(ctx as *const FiberCtx as *mut FiberCtx, Ordering::Relaxed);
+        let n = self.resumes.load(Ordering::Relaxed);
+        self.resumes.store(n.wrapping_add(1), Ordering::Relaxed);
+    }
+
+    /// No fiber holds the worker: it ran out of work, or the fiber it ran
+    /// last has finished. (Not called after every resume, to keep resumes
+    /// cheap: while a worker is busy, the fiber it resumed last stays shown
+    /// until the next resume.)
+    #[inline]
+    pub(crate) fn leave(&self) {
+        self.running.store(std::ptr::null_mut(), Ordering::Relaxed);
+    }
+
+    /// Before the worker drops a finished fiber's record (after `leave`):
+    /// waits out a reader that may still be reading its header.
+    #[inline]
+    pub(crate) fn release(&self) {
+        fence(Ordering::SeqCst);
+        while self.reading.load(Ordering::Acquire) != 0 {
+            std::hint::spin_loop();
+        }
+    }
+
+    /// (resume counter, whether a fiber is running), for sampling.
+    fn sample(&self) -> (u64, bool) {
+        let running = !self.running.load(Ordering::Relaxed).is_null();
+        (self.resumes.load(Ordering::Relaxed), running)
+    }
+
+    /// Describes the fiber the worker is running — "'name' (#7), spawned at
+    /// src/main.rs:10:5" — or `None` between resumes. Callable from any
+    /// thread.
+    pub(crate) fn describe_running(&self) -> Option<String> {
+        self.reading.fetch_add(1, Ordering::Relaxed);
+        fence(Ordering::SeqCst);
+        let ptr = self.running.load(Ordering::Relaxed);
+        // Non-null after the fence: the worker has not passed `release` for
+        // this fiber, and will not until `reading` is cleared below, so its
+        // context, and the record it holds, are live and not being changed.
+        // SAFETY: see the module docs ("Reading the fiber's header safely").
+        let desc = unsafe { ptr.as_ref() }.map(|ctx| describe(&ctx.record));
+        self.reading.fetch_sub(1, Ordering::Release);
+        desc
+    }
+}
+
+/// "'name' (#7), spawned at src/main.rs:10:5".
+pub(crate) fn describe(h: &Header) -> String {
+    let mut s = h.describe();
+    let _ = write!(s, ", spawned at {}", h.site);
+    s
+}
+
+/// The blocked-worker threshold a runtime starts with when its builder
+/// does not say: `SYLVAN_BLOCKED_WARNING` in milliseconds (`0` or `off`:
+/// none), else [`DEFAULT_BLOCKED_WARNING`].
+pub(crate) fn default_threshold() -> Option<Duration> {
+    match std::env::var("SYLVAN_BLOCKED_WARNING") {
+        Ok(v) if v.trim() == "0" || v.trim().eq_ignore_ascii_case("off") => None,
+        Ok(v) => match v.trim().parse::<u64>() {
+            Ok(ms) => Some(Duration::from_millis(ms)),
+            Err(_) => {
+                crate::sys::report(format_args!(
+                    "sylvan: SYLVAN_BLOCKED_WARNING={v:?} is not a number of milliseconds \
+                     (or 0/off); using {} ms",
+                    DEFAULT_BLOCKED_WARNING.as_millis()
+                ));
+                Some(DEFAULT_BLOCKED_WARNING)
+            }
+        },
+        Err(_) => Some(DEFAULT_BLOCKED_WARNING),
+    }
+}
+
+/// The runtimes the watchdog samples.
+struct Watched {
+    runtimes: Mutex<Vec<Weak<RuntimeShared>>>,
+}
+
+/// Adds a runtime to the watchdog's rounds (starting the watchdog thread
+/// the first time).
+pub(crate) fn watch(rt: &Arc<RuntimeShared>) {
+    static WATCHED: OnceLock<Arc<Watched>> = OnceLock::new();
+    let watched = WATCHED.get_or_init(|| {
+        let watched = Arc::new(Watched {
+            runtimes: Mutex::new(Vec::new()),
+        });
+        let w = watched.clone();
+        let started = std::thread::Builder::new()
+            .name("sylvan-monitor".into())
+            .spawn(move || watchdog(&w));
+        if let Err(e) = started {
+            crate::sys::report(format_args!(
+                "sylvan: cannot start the monitor thread ({e}); blocked workers will not be \
+                 reported"
+            ));
+        }
+        watched
+    });
+    watched.runtimes.lock().push(Arc::downgrade(rt));
+}
+
+/// What the watchdog remembers about one worker.
+struct Seen {
+    resumes: u64,
+    since: Instant,
+    /// The fiber it reported as holding the worker, if any.
+    reported: Option<String>,
+}
+
+fn watchdog(watched: &Watched) {
+    // Keyed by (runtime, worker index).
+    let mut seen: Vec<(Weak<RuntimeShared>, Vec<Seen>)> = Vec::new();
+    loop {
+        std::thread::sleep(TICK);
+        let now = Instant::now();
+        let runtimes: Vec<Arc<RuntimeShared>> = {
+            let mut list = watched.runtimes.lock();
+            list.retain(|w| w.strong_count() > 0);
+            list.iter().filter_map(Weak::upgrade).collect()
+        };
+        seen.retain(|(w, _)| w.strong_count() > 0);
+        for rt in &runtimes {
+            let Some(threshold) = rt.blocked_warning else {
+                continue;
+            };
+            if rt.shutdown.load(Ordering::Acquire) {
+                continue;
+            }
+            let idx = match seen
+                .iter()
+                .position(|(w, _)| std::ptr::eq(w.as_ptr(), Arc::as_ptr(rt)))
+            {
+                Some(i) => i,
+                None => {
+                    let fresh = rt
+                        .hubs
+                        .iter()
+                        .map(|h| Seen {
+                            resumes: h.watch.sample().0,
+                            since: now,
+                            reported: None,
+                        })
+                        .collect();
+                    seen.push((Arc::downgrade(rt), fresh));
+                    seen.len() - 1
+                }
+            };
+            for (hub, s) in rt.hubs.iter().zip(seen[idx].1.iter_mut()) {
+                check(&hub.watch, s, now, threshold);
+            }
+        }
+    }
+}
+
+/// One sample of one worker.
+fn check(watch: &WorkerWatch, s: &mut Seen, now: Instant, threshold: Duration) {
+    let (resumes, running) = watch.sample();
+    if running && resumes == s.resumes {
+        let held = now - s.since;
+        if held >= threshold && s.reported.is_none() {
+            if let Some(who) = watch.describe_running() {
+                crate::sys::report(format_args!(
+                    "sylvan: fiber {who} has held worker '{}' for {} ms without parking \
+                     (a blocking call or a long computation: every other fiber of the worker \
+                     waits)",
+                    watch.thread_name,
+                    held.as_millis()
+                ));
+                s.reported = Some(who);
+            }
+        }
+        return;
+    }
+    if let Some(who) = s.reported.take() {
+        crate::sys::report(format_args!(
+            "sylvan: fiber {who} let worker '{}' go after holding it for {} ms",
+            watch.thread_name,
+            (now - s.since).as_millis()
+        ));
+    }
+    s.resumes = resumes;
+    s.since = now;
+}
