@@ -196,14 +196,26 @@ fn watchdog(watched: &Watched) {
             list.retain(|w| w.strong_count() > 0);
             list.iter().filter_map(Weak::upgrade).collect()
         };
-        seen.retain(|(w, _)| w.strong_count() > 0);
+        // A runtime that is gone: its reported fibers let go with it.
+        seen.retain(|(w, workers)| {
+            if w.strong_count() > 0 {
+                return true;
+            }
+            for s in workers {
+                if let Some(who) = &s.reported {
+                    crate::sys::report(format_args!(
+                        "sylvan: fiber {who} let its worker go when the runtime shut down, \
+                         after holding it for {} ms",
+                        (now - s.since).as_millis()
+                    ));
+                }
+            }
+            false
+        });
         for rt in &runtimes {
             let Some(threshold) = rt.blocked_warning else {
                 continue;
             };
-            if rt.shutdown.load(Ordering::Acquire) {
-                continue;
-            }
             let idx = match seen
                 .iter()
                 .position(|(w, _)| std::ptr::eq(w.as_ptr(), Arc::as_ptr(rt)))

@@ -1,0 +1,239 @@
+//! The runtime's monitor, seen from a user's stderr: the blocked-worker
+//! warning and a shutdown that names a stuck fiber instead of hanging. Each
+//! scenario runs in a child process (this test binary re-run with one test
+//! selected), whose stderr the parent reads.
+
+use std::process::{Command, Output};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+const CHILD: &str = "SYLVAN_MONITOR_TEST_CHILD";
+
+/// Re-runs this test binary with only `test` selected and `CHILD` set, and
+/// returns its output. Gives up (failing) after `limit`.
+fn run_child(test: &str, envs: &[(&str, &str)], limit: Duration) -> Output {
+    let mut cmd = Command::new(std::env::current_exe().unwrap());
+    cmd.args(["--exact", test, "--nocapture", "--test-threads=1"])
+        .env(CHILD, "1")
+        .env_remove("SYLVAN_BLOCKED_WARNING");
+    for (k, v) in envs {
+        cmd.env(k, v);
+    }
+    let child = cmd
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(child.wait_with_output());
+    });
+    match rx.recv_timeout(limit) {
+        Ok(out) => out.unwrap(),
+        Err(_) => panic!("the child running {test} did not finish within {limit:?}"),
+    }
+}
+
+fn in_child() -> bool {
+    std::env::var_os(CHILD).is_some()
+}
+
+/// Busy for `d` without parking.
+fn spin(d: Duration) {
+    let start = Instant::now();
+    while start.elapsed() < d {
+        std::hint::spin_loop();
+    }
+}
+
+/// A fiber that computes for 600 ms on a one-worker runtime is named on
+/// stderr while it does (with its spawn site and worker), and again when it
+/// lets go; a ticker fiber on the same worker could not tick meanwhile.
+#[test]
+fn a_fiber_that_holds_its_worker_is_named() {
+    if in_child() {
+        let rt = sylvan::Runtime::builder()
+            .workers(1)
+            .thread_name("monitored")
+            .build()
+            .unwrap();
+        rt.block_on(|| {
+            let stop = Arc::new(AtomicBool::new(false));
+            let ticks = Arc::new(AtomicUsize::new(0));
+            let (s, t) = (stop.clone(), ticks.clone());
+            let ticker = sylvan::spawn(move || {
+                while !s.load(Ordering::Relaxed) {
+                    sylvan::sleep(Duration::from_millis(10));
+                    t.fetch_add(1, Ordering::Relaxed);
+                }
+            });
+            sylvan::sleep(Duration::from_millis(30));
+            let hog = sylvan::Builder::new()
+                .name("hog")
+                .spawn(|| spin(Duration::from_millis(600)))
+                .unwrap();
+            hog.join().unwrap();
+            stop.store(true, Ordering::Relaxed);
+            ticker.join().unwrap();
+        });
+        // The end-of-hold line comes at the monitor's next sample (every
+        // 20 ms): keep the process (and runtime) alive for a few.
+        std::thread::sleep(Duration::from_millis(200));
+        drop(rt);
+        return;
+    }
+    let out = run_child(
+        "a_fiber_that_holds_its_worker_is_named",
+        &[],
+        Duration::from_secs(60),
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "child failed: {err}");
+    let held = err
+        .lines()
+        .find(|l| l.contains("has held worker"))
+        .unwrap_or_else(|| panic!("no blocked-worker warning in: {err}"));
+    assert!(held.contains("'hog' (#"), "{held}");
+    assert!(held.contains("spawned at tests/rt_monitor.rs:"), "{held}");
+    assert!(held.contains("worker 'monitored-0'"), "{held}");
+    let released = err
+        .lines()
+        .find(|l| l.contains("let worker 'monitored-0' go after holding it for"))
+        .unwrap_or_else(|| panic!("no end-of-hold line in: {err}"));
+    let ms: u64 = released
+        .rsplit("for ")
+        .next()
+        .and_then(|s| s.trim_end_matches(" ms").parse().ok())
+        .unwrap_or_else(|| panic!("{released}"));
+    assert!((450..5_000).contains(&ms), "{released}");
+    // Only the hog was reported (the ticker and the main fiber park often).
+    assert_eq!(err.matches("has held worker").count(), 1, "{err}");
+}
+
+/// The threshold can be turned off, and short holds are never reported.
+#[test]
+fn the_warning_can_be_turned_off_and_ignores_short_holds() {
+    if in_child() {
+        let threshold = std::env::var("THRESHOLD").unwrap();
+        let mut b = sylvan::Runtime::builder().workers(1);
+        if threshold == "builder-off" {
+            b = b.blocked_warning(None);
+        }
+        b.build().unwrap().block_on(|| {
+            for _ in 0..5 {
+                spin(Duration::from_millis(20));
+                sylvan::yield_now();
+            }
+            if std::env::var("LONG").is_ok() {
+                spin(Duration::from_millis(400));
+            }
+        });
+        return;
+    }
+    let test = "the_warning_can_be_turned_off_and_ignores_short_holds";
+    let limit = Duration::from_secs(60);
+    // Short holds (20 ms, yielding between) under the default threshold.
+    let out = run_child(test, &[("THRESHOLD", "default")], limit);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success() && !err.contains("has held worker"),
+        "{err}"
+    );
+    // Off by the builder, and off by the environment.
+    for envs in [
+        &[("THRESHOLD", "builder-off"), ("LONG", "1")][..],
+        &[
+            ("THRESHOLD", "default"),
+            ("LONG", "1"),
+            ("SYLVAN_BLOCKED_WARNING", "off"),
+        ][..],
+    ] {
+        let out = run_child(test, envs, limit);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            out.status.success() && !err.contains("has held worker"),
+            "{envs:?}: {err}"
+        );
+    }
+    // And on by default.
+    let out = run_child(test, &[("THRESHOLD", "default"), ("LONG", "1")], limit);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("has held worker"), "{err}");
+}
+
+/// Dropping a runtime whose fiber never comes back to sylvan (a loop here;
+/// a blocking call that is not sylvan's does the same) returns after a
+/// bounded wait, naming the fiber and its worker, instead of hanging.
+#[test]
+fn shutdown_names_a_stuck_fiber_instead_of_hanging() {
+    if in_child() {
+        let rt = sylvan::Runtime::builder()
+            .workers(2)
+            .thread_name("stuck")
+            .blocked_warning(None)
+            .build()
+            .unwrap();
+        let started = Arc::new(AtomicBool::new(false));
+        let s = started.clone();
+        let _stuck = rt.spawn_named("spinner", move || {
+            s.store(true, Ordering::SeqCst);
+            let never = AtomicBool::new(false);
+            while !never.load(Ordering::Relaxed) {
+                std::hint::spin_loop();
+            }
+        });
+        while !started.load(Ordering::SeqCst) {
+            std::thread::yield_now();
+        }
+        let start = Instant::now();
+        drop(rt);
+        eprintln!("dropped after {} ms", start.elapsed().as_millis());
+        return;
+    }
+    let out = run_child(
+        "shutdown_names_a_stuck_fiber_instead_of_hanging",
+        &[],
+        Duration::from_secs(60),
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "child failed: {err}");
+    let line = err
+        .lines()
+        .find(|l| l.contains("did not stop within"))
+        .unwrap_or_else(|| panic!("no shutdown report in: {err}"));
+    assert!(line.contains("'spinner' (#"), "{line}");
+    assert!(line.contains("spawned at tests/rt_monitor.rs:"), "{line}");
+    assert!(line.contains("worker 'stuck-"), "{line}");
+    let ms: u64 = err
+        .lines()
+        .find_map(|l| l.strip_prefix("dropped after "))
+        .and_then(|s| s.trim_end_matches(" ms").parse().ok())
+        .unwrap_or_else(|| panic!("{err}"));
+    assert!(ms < 10_000, "the drop took {ms} ms");
+}
+
+/// Spawning a named fiber on a given runtime (the test's shorthand).
+trait SpawnNamed {
+    fn spawn_named<F: FnOnce() + Send + 'static>(&self, name: &str, f: F)
+        -> sylvan::JoinHandle<()>;
+}
+
+impl SpawnNamed for sylvan::Runtime {
+    #[track_caller]
+    fn spawn_named<F: FnOnce() + Send + 'static>(
+        &self,
+        name: &str,
+        f: F,
+    ) -> sylvan::JoinHandle<()> {
+        let name = name.to_owned();
+        self.spawn(move || {
+            sylvan::Builder::new()
+                .name(name)
+                .spawn(f)
+                .unwrap()
+                .join()
+                .unwrap()
+        })
+    }
+}
