@@ -237,3 +237,43 @@ impl SpawnNamed for sylvan::Runtime {
         })
     }
 }
+
+/// A panic in a fiber is reported with the fiber's name, id and spawn site
+/// (std's own line names only the worker thread).
+#[test]
+fn panic_messages_name_the_fiber() {
+    if in_child() {
+        sylvan::Runtime::builder()
+            .workers(1)
+            .build()
+            .unwrap()
+            .block_on(|| {
+                let parser = sylvan::Builder::new()
+                    .name("parser")
+                    .spawn(|| panic!("boom at line 3"))
+                    .unwrap();
+                assert!(parser.join().unwrap_err().is_panic());
+            });
+        return;
+    }
+    let out = run_child(
+        "panic_messages_name_the_fiber",
+        &[],
+        Duration::from_secs(60),
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "child failed: {err}");
+    let line = err
+        .lines()
+        .find(|l| l.starts_with("fiber 'parser' (#"))
+        .unwrap_or_else(|| panic!("no fiber line in: {err}"));
+    assert!(line.contains("spawned at tests/rt_monitor.rs:"), "{line}");
+    assert!(
+        line.contains("panicked (on worker thread 'sylvan-worker-0'"),
+        "{line}"
+    );
+    assert!(
+        err.contains("boom at line 3"),
+        "std's report follows: {err}"
+    );
+}

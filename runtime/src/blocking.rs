@@ -111,6 +111,15 @@ where
     F: FnOnce() -> T + Send + 'static,
     T: Send + 'static,
 {
+    unblock_for(&crate::record::wait_labels::UNBLOCK, f)
+}
+
+/// [`unblock`], with what `sylvan::dump` shows the caller waiting on.
+pub(crate) fn unblock_for<F, T>(what: &'static crate::park::WaitLabel, f: F) -> T
+where
+    F: FnOnce() -> T + Send + 'static,
+    T: Send + 'static,
+{
     if !record::in_fiber() {
         return f();
     }
@@ -120,7 +129,7 @@ where
         let outcome = catch_unwind(AssertUnwindSafe(f)).map_err(Failure::Panic);
         done.complete(outcome);
     }));
-    match cell.wait() {
+    match cell.wait(crate::record::WaitOn::what(what)) {
         Ok(v) => v,
         Err(Failure::Panic(p)) => resume_unwind(p),
         Err(Failure::Cancelled) => unreachable!("blocking work is never cancelled"),

@@ -46,7 +46,7 @@ use std::time::Instant;
 
 use crate::park::{self, Waker};
 use crate::reactor::{self, IoState};
-use crate::record::{self, FiberCtx};
+use crate::record::{self, wait_labels, FiberCtx, WaitOn};
 
 /// Which readiness an operation waits for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -170,6 +170,13 @@ impl IoRegistration {
             return self.thread_wait(dir, deadline);
         }
         self.register_here()?;
+        let on = WaitOn::fd(
+            match dir {
+                Direction::Read => &wait_labels::READABLE,
+                Direction::Write => &wait_labels::WRITABLE,
+            },
+            self.state.fd,
+        );
         let d = dir.index();
         let state = &self.state;
         let waker = park::current_waker();
@@ -200,9 +207,11 @@ impl IoRegistration {
                 return Ok(());
             }
             match deadline {
-                None => park::park(),
+                None => park::park_with(on),
                 Some(at) => {
-                    if park::park_until(at) && state.ticks[d].load(Ordering::SeqCst) == seen {
+                    if park::park_until_with(at, on)
+                        && state.ticks[d].load(Ordering::SeqCst) == seen
+                    {
                         return Err(timed_out(dir));
                     }
                 }
@@ -264,6 +273,7 @@ pub(crate) fn wait_any(
     for (reg, _, _) in waits {
         reg.register_here()?;
     }
+    let on = WaitOn::what(&wait_labels::POLL);
     let waker = park::current_waker();
     // Leaves every waiter list however the wait ends.
     struct Leave<'a>(&'a [(&'a IoRegistration, Direction, u64)], Waker);
@@ -292,9 +302,9 @@ pub(crate) fn wait_any(
             return Ok(true);
         }
         match deadline {
-            None => park::park(),
+            None => park::park_with(on),
             Some(at) => {
-                if park::park_until(at) {
+                if park::park_until_with(at, on) {
                     return Ok(waits
                         .iter()
                         .any(|(reg, dir, seen)| reg.edges(*dir) != *seen));

@@ -13,6 +13,7 @@ use std::sync::Arc;
 use parking_lot::Mutex;
 
 use crate::park::{self, Waker};
+use crate::record::WaitOn;
 use crate::record::{self, panic_message, CancelUnwind, FiberId, Header, TaskRef};
 
 /// Why a fiber did not produce a value.
@@ -94,7 +95,8 @@ impl<T> JoinCell<T> {
     }
 
     /// Waits for the outcome (register → re-check → park).
-    pub(crate) fn wait(&self) -> Result<T, Failure> {
+    /// Waits for the outcome; `on` is what `sylvan::dump` shows meanwhile.
+    pub(crate) fn wait(&self, on: WaitOn) -> Result<T, Failure> {
         loop {
             {
                 let mut s = self.state.lock();
@@ -103,7 +105,7 @@ impl<T> JoinCell<T> {
                 }
                 s.waiter = Some(park::current_waker());
             }
-            park::park();
+            park::park_with(on);
         }
     }
 }
@@ -178,7 +180,7 @@ impl<T: 'static> JoinHandle<T> {
                 this.record.describe()
             );
         }
-        let outcome = this.cell().wait();
+        let outcome = this.cell().wait(WaitOn::join(this.record.id.as_u64()));
         this.joined = true;
         outcome.map_err(|f| JoinError::new(f, &this.record))
     }

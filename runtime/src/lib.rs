@@ -74,6 +74,7 @@
 #[cfg(test)]
 mod alias_model;
 mod blocking;
+mod dump;
 mod fiber;
 mod hub;
 pub mod io;
@@ -96,6 +97,7 @@ mod time;
 mod timer;
 
 pub use blocking::unblock;
+pub use dump::{dump, Dump, FiberDump, FiberState, RuntimeDump, WorkerDump};
 pub use fiber::{current, try_current, Fiber};
 pub use join::{JoinError, JoinHandle};
 pub use local::LocalKey;

@@ -35,14 +35,38 @@
 //! it held the worker in all.
 
 use std::fmt::Write as _;
-use std::sync::atomic::{fence, AtomicPtr, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{fence, AtomicPtr, AtomicU32, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock, Weak};
 use std::time::{Duration, Instant};
 
-use parking_lot::Mutex;
+use parking_lot::{Condvar, Mutex};
 
+use crate::dump::{Dump, FiberDump, RuntimeDump, WorkerDump};
 use crate::hub::RuntimeShared;
 use crate::record::{FiberCtx, Header};
+use crate::sched::Inbox;
+
+/// Milliseconds since the process's first runtime, advanced by the watchdog
+/// every [`TICK`]: a clock that costs a fiber one load to read (when it
+/// starts and when it suspends, for `sylvan::dump`'s ages).
+static COARSE_MS: AtomicU32 = AtomicU32::new(0);
+
+/// An instant fixed at first use, against which labels store deadlines.
+pub(crate) fn epoch() -> Instant {
+    static EPOCH: OnceLock<Instant> = OnceLock::new();
+    *EPOCH.get_or_init(Instant::now)
+}
+
+/// The coarse clock's reading (see [`COARSE_MS`]).
+#[inline]
+pub(crate) fn coarse_now() -> u32 {
+    COARSE_MS.load(Ordering::Relaxed)
+}
+
+/// How long ago `then` (a [`coarse_now`] reading) was (to a [`TICK`]).
+pub(crate) fn coarse_since(then: u32) -> Duration {
+    Duration::from_millis(coarse_now().wrapping_sub(then) as u64)
+}
 
 /// How often the watchdog samples the workers.
 pub(crate) const TICK: Duration = Duration::from_millis(20);
@@ -58,6 +82,11 @@ pub(crate) struct WorkerWatch {
     reading: AtomicUsize,
     /// The worker thread's name.
     pub(crate) thread_name: String,
+    /// The newest dump asked of this worker (a generation number).
+    dump_wanted: AtomicU64,
+    /// The worker's answer: (generation, its fibers, its unstarted count).
+    dump_reply: Mutex<(u64, Vec<FiberDump>, usize)>,
+    dump_ready: Condvar,
 }
 
 impl WorkerWatch {
@@ -67,6 +96,56 @@ impl WorkerWatch {
             running: AtomicPtr::new(std::ptr::null_mut()),
             reading: AtomicUsize::new(0),
             thread_name,
+            dump_wanted: AtomicU64::new(0),
+            dump_reply: Mutex::new((0, Vec::new(), 0)),
+            dump_ready: Condvar::new(),
+        }
+    }
+
+    /// The dump generation the worker should answer, if it has not yet
+    /// (`served` is the last it answered). One load: checked every round.
+    #[inline]
+    pub(crate) fn dump_wanted(&self, served: u64) -> Option<u64> {
+        let wanted = self.dump_wanted.load(Ordering::Acquire);
+        (wanted != served).then_some(wanted)
+    }
+
+    /// The worker's answer to dump request `generation`.
+    pub(crate) fn answer_dump(&self, generation: u64, fibers: Vec<FiberDump>, not_started: usize) {
+        *self.dump_reply.lock() = (generation, fibers, not_started);
+        self.dump_ready.notify_all();
+    }
+
+    /// Asks the worker (of `inbox`) for its fibers; returns the request's
+    /// generation, for [`WorkerWatch::await_dump`].
+    fn ask_dump(inbox: &Inbox) -> u64 {
+        let generation = inbox.watch.dump_wanted.fetch_add(1, Ordering::AcqRel) + 1;
+        inbox.wake_if_sleeping();
+        generation
+    }
+
+    /// Waits until `until` for the worker's answer to request `generation`.
+    /// `None`: it did not answer in time.
+    fn await_dump(
+        inbox: &Inbox,
+        generation: u64,
+        until: Instant,
+    ) -> Option<(Vec<FiberDump>, usize)> {
+        let watch = &inbox.watch;
+        let mut reply = watch.dump_reply.lock();
+        loop {
+            if reply.0 >= generation {
+                return Some((std::mem::take(&mut reply.1), reply.2));
+            }
+            // A sleeping worker wakes; one about to sleep re-checks (its
+            // `has_pending_work`), or is woken on the next try.
+            inbox.wake_if_sleeping();
+            let now = Instant::now();
+            if now >= until {
+                return None;
+            }
+            let step = (until - now).min(Duration::from_millis(10));
+            watch.dump_ready.wait_for(&mut reply, step);
         }
     }
 
@@ -149,15 +228,17 @@ pub(crate) fn default_threshold() -> Option<Duration> {
     }
 }
 
+/// Every runtime of the process (weakly), for the watchdog and dumps.
+static WATCHED: OnceLock<Arc<Watched>> = OnceLock::new();
+
 /// The runtimes the watchdog samples.
 struct Watched {
     runtimes: Mutex<Vec<Weak<RuntimeShared>>>,
 }
 
 /// Adds a runtime to the watchdog's rounds (starting the watchdog thread
-/// the first time).
+/// the first time) and to what `sylvan::dump` reports.
 pub(crate) fn watch(rt: &Arc<RuntimeShared>) {
-    static WATCHED: OnceLock<Arc<Watched>> = OnceLock::new();
     let watched = WATCHED.get_or_init(|| {
         let watched = Arc::new(Watched {
             runtimes: Mutex::new(Vec::new()),
@@ -188,9 +269,11 @@ struct Seen {
 fn watchdog(watched: &Watched) {
     // Keyed by (runtime, worker index).
     let mut seen: Vec<(Weak<RuntimeShared>, Vec<Seen>)> = Vec::new();
+    let epoch = Instant::now();
     loop {
         std::thread::sleep(TICK);
         let now = Instant::now();
+        COARSE_MS.store((now - epoch).as_millis() as u32, Ordering::Relaxed);
         let runtimes: Vec<Arc<RuntimeShared>> = {
             let mut list = watched.runtimes.lock();
             list.retain(|w| w.strong_count() > 0);
@@ -270,4 +353,81 @@ fn check(watch: &WorkerWatch, s: &mut Seen, now: Instant, threshold: Duration) {
     }
     s.resumes = resumes;
     s.since = now;
+}
+
+/// Makes panic messages name the fiber: installed once, with the first
+/// runtime, in front of whatever panic hook was set before (std's default
+/// one prints the worker thread's name, which says nothing about which
+/// fiber). A panic in a fiber first gets a line naming the fiber, its spawn
+/// site and its worker; then the previous hook reports it as before.
+/// Cancellations and timeouts unwind without the hook.
+pub(crate) fn install_panic_hook() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        let previous = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            if let Some(fiber) = crate::record::with_current(|ctx| describe(&ctx.record)) {
+                let thread = std::thread::current();
+                crate::sys::report(format_args!(
+                    "fiber {fiber} panicked (on worker thread '{}'; std's report follows):",
+                    thread.name().unwrap_or("unnamed")
+                ));
+            }
+            previous(info);
+        }));
+    });
+}
+
+/// Collects a [`Dump`] (see `crate::dump`). Must not run on a worker
+/// thread of a runtime it asks (that worker could not answer).
+pub(crate) fn collect_dump() -> Dump {
+    let runtimes: Vec<Arc<RuntimeShared>> = match WATCHED.get() {
+        Some(w) => w.runtimes.lock().iter().filter_map(Weak::upgrade).collect(),
+        None => Vec::new(),
+    };
+    // Ask every worker first, then collect the answers.
+    let asked: Vec<Vec<u64>> = runtimes
+        .iter()
+        .map(|rt| {
+            rt.hubs
+                .iter()
+                .map(|inbox| WorkerWatch::ask_dump(inbox))
+                .collect()
+        })
+        .collect();
+    let until = Instant::now() + crate::dump::PATIENCE;
+    let runtimes = runtimes
+        .iter()
+        .zip(asked)
+        .map(|(rt, generations)| RuntimeDump {
+            not_started: rt.injector.len(),
+            workers: rt
+                .hubs
+                .iter()
+                .zip(generations)
+                .map(
+                    |(inbox, g)| match WorkerWatch::await_dump(inbox, g, until) {
+                        Some((fibers, not_started)) => WorkerDump {
+                            thread: inbox.watch.thread_name.clone(),
+                            fibers,
+                            not_started,
+                            busy: None,
+                        },
+                        None => WorkerDump {
+                            thread: inbox.watch.thread_name.clone(),
+                            fibers: Vec::new(),
+                            not_started: 0,
+                            busy: Some(
+                                inbox
+                                    .watch
+                                    .describe_running()
+                                    .unwrap_or_else(|| "(none: it did not answer)".to_owned()),
+                            ),
+                        },
+                    },
+                )
+                .collect(),
+        })
+        .collect();
+    Dump { runtimes }
 }

@@ -62,7 +62,7 @@ use std::cell::{Cell, RefCell};
 use std::time::{Duration, Instant};
 
 use crate::reactor;
-use crate::record::{self, CancelUnwind, Deadline, FiberCtx, TimeoutUnwind};
+use crate::record::{self, CancelUnwind, Deadline, FiberCtx, TimeoutUnwind, WaitOn};
 pub use crate::record::{current_waker, Waker};
 
 /// Blocks the caller until woken (or spuriously). See the module docs.
@@ -71,13 +71,53 @@ pub use crate::record::{current_waker, Waker};
 /// In a fiber, unwinds with a private payload when the fiber is cancelled or an
 /// enclosing [`timeout`](crate::timeout) expires (not inside [`shield`]).
 pub fn park() {
-    park_inner(None);
+    park_inner(None, None);
 }
 
 /// Like [`park`], but returns by `deadline` at the latest. Returns `true` if the
 /// deadline has passed when it returns.
 pub fn park_until(deadline: Instant) -> bool {
-    park_inner(Some(deadline));
+    park_inner(Some(deadline), None);
+    Instant::now() >= deadline
+}
+
+/// Like [`park`], saying what the caller waits on (`"Event::wait"`,
+/// `"Queue::get"`...): [`dump`](crate::dump) shows it while the fiber is
+/// parked here. Costs nothing more than `park`.
+///
+/// ```
+/// # extern crate sylvan_runtime as sylvan;
+/// use std::time::{Duration, Instant};
+/// use sylvan::park::{park_until_for, WaitLabel};
+/// sylvan::run(|| {
+///     let at = Instant::now() + Duration::from_millis(1);
+///     while !park_until_for(at, &WaitLabel("my_protocol::wait_for_peer")) {}
+/// });
+/// ```
+pub fn park_for(label: &'static WaitLabel) {
+    park_inner(None, Some(WaitOn::what(label)));
+}
+
+/// [`park_until`] with a label, as [`park_for`].
+pub fn park_until_for(deadline: Instant, label: &'static WaitLabel) -> bool {
+    park_until_with(deadline, WaitOn::what(label))
+}
+
+/// What a fiber parked with [`park_for`] waits on, as
+/// [`dump`](crate::dump) shows it. A label is referred to, not copied, so a
+/// labelled park costs what a plain one does: write `&WaitLabel("...")`
+/// (promoted to a `'static`) or keep it in a `static`.
+#[derive(Debug)]
+pub struct WaitLabel(pub &'static str);
+
+/// [`park`] with any label.
+pub(crate) fn park_with(on: WaitOn) {
+    park_inner(None, Some(on));
+}
+
+/// [`park_until`] with any label.
+pub(crate) fn park_until_with(deadline: Instant, on: WaitOn) -> bool {
+    park_inner(Some(deadline), Some(on));
     Instant::now() >= deadline
 }
 
@@ -302,7 +342,7 @@ fn wait_deadline(
     }
 }
 
-fn park_inner(deadline: Option<Instant>) {
+fn park_inner(deadline: Option<Instant>, on: Option<WaitOn>) {
     let ptr = record::current_ptr();
     if ptr.is_null() {
         return thread_park(deadline);
@@ -311,10 +351,10 @@ fn park_inner(deadline: Option<Instant>) {
     // (`hub::LiveFiber`), so the reference may outlive a suspension.
     // SAFETY: a non-null CURRENT is the running fiber's ctx (`with_current`).
     let ctx = unsafe { &*ptr };
-    fiber_park(ctx, deadline);
+    fiber_park(ctx, deadline, on);
 }
 
-fn fiber_park(ctx: &FiberCtx, deadline: Option<Instant>) {
+fn fiber_park(ctx: &FiberCtx, deadline: Option<Instant>, on: Option<WaitOn>) {
     raise_cancellation(ctx);
     let record = &ctx.record;
     // A wake token is waiting: consume it without switching, and without
@@ -335,6 +375,8 @@ fn fiber_park(ctx: &FiberCtx, deadline: Option<Instant>) {
     let timer = until.map(|at| reactor::add_timer(at, record));
     // `false`: a wake token arrived meanwhile and was consumed.
     if record.state.park() {
+        // What `sylvan::dump` shows while the fiber is parked here.
+        ctx.waiting_on.set(on);
         reactor::park_suspend(ctx);
     }
     if let Some(key) = timer {

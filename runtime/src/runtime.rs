@@ -235,6 +235,7 @@ impl RuntimeBuilder {
         }
         let stack_size = stack::normalize_size(self.stack_size)?;
         crate::overflow::install_handler();
+        monitor::install_panic_hook();
         #[cfg(all(feature = "patch", target_os = "linux", target_env = "gnu"))]
         crate::patch::link();
         let mut reactors = Vec::with_capacity(n);
@@ -266,9 +267,7 @@ impl RuntimeBuilder {
                 .blocked_warning
                 .unwrap_or_else(monitor::default_threshold),
         });
-        if shared.blocked_warning.is_some() {
-            monitor::watch(&shared);
-        }
+        monitor::watch(&shared);
         let mut threads = Vec::with_capacity(n);
         for (i, (reactor, unstarted)) in reactors.into_iter().zip(deques).enumerate() {
             let rt = shared.clone();

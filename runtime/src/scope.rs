@@ -128,7 +128,7 @@ impl<T> ScopedJoinHandle<'_, T> {
     pub fn join(self) -> Result<T, JoinError> {
         let r = self
             .cell
-            .wait()
+            .wait(crate::record::WaitOn::join(self.record.id.as_u64()))
             .map_err(|f| JoinError::new(f, &self.record));
         if matches!(&r, Err(e) if e.is_panic()) {
             self.state.unjoined_panics.fetch_sub(1, Ordering::AcqRel);

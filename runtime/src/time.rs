@@ -37,7 +37,7 @@ pub fn sleep(dur: Duration) {
 
 /// Suspends the caller until `deadline`.
 pub fn sleep_until(deadline: Instant) {
-    while !park::park_until(deadline) {}
+    while !park::park_until_with(deadline, crate::record::WaitOn::sleep(deadline)) {}
 }
 
 /// Lets the other ready fibers of this worker run, then continues. On a plain

@@ -102,7 +102,14 @@ impl<T: Clone> AsyncResult<T> {
                 s.waiters.push()
             };
             // Woken by a `set`: loop to read the value (None: timed out).
-            waiters::wait(&self.state, waiter, deadline, queue, nothing_to_pass_on)?;
+            waiters::wait(
+                &crate::shim::park::WaitLabel("AsyncResult::get"),
+                &self.state,
+                waiter,
+                deadline,
+                queue,
+                nothing_to_pass_on,
+            )?;
         }
     }
 }

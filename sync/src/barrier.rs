@@ -102,7 +102,14 @@ impl Barrier {
             generation,
             armed: true,
         };
-        waiters::wait(&self.state, waiter, None, queue, nothing_to_pass_on);
+        waiters::wait(
+            &crate::shim::park::WaitLabel("Barrier::wait"),
+            &self.state,
+            waiter,
+            None,
+            queue,
+            nothing_to_pass_on,
+        );
         leave.armed = false;
         BarrierWaitResult(false)
     }

@@ -119,7 +119,15 @@ impl Condvar {
         // unlock then finds us.
         let waiter = self.waiters.lock().push();
         drop(guard);
-        let notified = waiters::wait(&self.waiters, waiter, deadline, queue, pass_on).is_some();
+        let notified = waiters::wait(
+            &crate::shim::park::WaitLabel("Condvar::wait"),
+            &self.waiters,
+            waiter,
+            deadline,
+            queue,
+            pass_on,
+        )
+        .is_some();
         (mutex.lock(), WaitTimeoutResult(!notified))
     }
 

@@ -102,7 +102,15 @@ impl Event {
             }
             q.push()
         };
-        waiters::wait(&self.state, waiter, deadline, queue, nothing_to_pass_on).is_some()
+        waiters::wait(
+            &crate::shim::park::WaitLabel("Event::wait"),
+            &self.state,
+            waiter,
+            deadline,
+            queue,
+            nothing_to_pass_on,
+        )
+        .is_some()
     }
 }
 

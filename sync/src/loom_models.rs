@@ -143,7 +143,14 @@ mod handoff {
     /// Queues the calling thread and waits on `state`.
     fn wait(state: &Mutex<State>, deadline: Option<Instant>) -> Option<u32> {
         let w = state.lock().q.push();
-        waiters::wait(state, w, deadline, queue, pass_on)
+        waiters::wait(
+            &crate::shim::park::WaitLabel("model"),
+            state,
+            w,
+            deadline,
+            queue,
+            pass_on,
+        )
     }
 
     /// Where every payload went: received, kept by the notifier, or handed

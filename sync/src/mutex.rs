@@ -110,7 +110,15 @@ impl<T> Mutex<T> {
             }
             s.waiters.push()
         };
-        waiters::wait(&self.state, waiter, deadline, queue, pass_on).map(|()| self.owned())
+        waiters::wait(
+            &crate::shim::park::WaitLabel("Mutex::lock"),
+            &self.state,
+            waiter,
+            deadline,
+            queue,
+            pass_on,
+        )
+        .map(|()| self.owned())
     }
 
     /// The guard of the owner (called once ownership is ours).

@@ -256,7 +256,14 @@ impl<T> Queue<T> {
             }
             s.putters.push()
         };
-        match waiters::wait(&self.state, waiter, deadline, putters, putter_pass_on) {
+        match waiters::wait(
+            &crate::shim::park::WaitLabel("Queue::put"),
+            &self.state,
+            waiter,
+            deadline,
+            putters,
+            putter_pass_on,
+        ) {
             Some(PutGrant::Room) => {
                 let wakers = {
                     let mut s = self.state.lock();
@@ -314,7 +321,15 @@ impl<T> Queue<T> {
             waiters::wake_all(wakers);
             waiter
         };
-        waiters::wait(&self.state, waiter, deadline, getters, getter_pass_on).flatten()
+        waiters::wait(
+            &crate::shim::park::WaitLabel("Queue::get"),
+            &self.state,
+            waiter,
+            deadline,
+            getters,
+            getter_pass_on,
+        )
+        .flatten()
     }
 
     /// Closes the queue: waiting and future `put`s fail (returning their
@@ -390,7 +405,15 @@ impl<T> Queue<T> {
             s.joiners.push()
         };
         // Woken means the count reached zero (even if work was added since).
-        waiters::wait(&self.state, waiter, deadline, joiners, |_, ()| Vec::new()).is_some()
+        waiters::wait(
+            &crate::shim::park::WaitLabel("Queue::join"),
+            &self.state,
+            waiter,
+            deadline,
+            joiners,
+            |_, ()| Vec::new(),
+        )
+        .is_some()
     }
 }
 

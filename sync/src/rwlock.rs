@@ -144,9 +144,14 @@ impl<T> RwLock<T> {
             }
             s.read_waiters.push()
         };
-        waiters::wait(&self.state, waiter, deadline, read_queue, |s, ()| {
-            read_release(s)
-        })
+        waiters::wait(
+            &crate::shim::park::WaitLabel("RwLock::read"),
+            &self.state,
+            waiter,
+            deadline,
+            read_queue,
+            |s, ()| read_release(s),
+        )
         .map(|()| self.reader())
     }
 
@@ -160,9 +165,14 @@ impl<T> RwLock<T> {
             }
             s.write_waiters.push()
         };
-        waiters::wait(&self.state, waiter, deadline, write_queue, |s, ()| {
-            write_release(s)
-        })
+        waiters::wait(
+            &crate::shim::park::WaitLabel("RwLock::write"),
+            &self.state,
+            waiter,
+            deadline,
+            write_queue,
+            |s, ()| write_release(s),
+        )
         .map(|()| self.writer())
     }
 

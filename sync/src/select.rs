@@ -232,9 +232,11 @@ impl<'a> Select<'a> {
                     break w;
                 }
                 match deadline {
-                    None => park::park(),
+                    None => park::park_for(&crate::shim::park::WaitLabel("select!")),
                     Some(at) => {
-                        if park::park_until(at) && token.try_abort() {
+                        if park::park_until_for(at, &crate::shim::park::WaitLabel("select!"))
+                            && token.try_abort()
+                        {
                             reg.withdraw_except(None);
                             return Selected::Timeout;
                         }

@@ -120,8 +120,15 @@ impl Semaphore {
         };
         // Build the permit only when granted: a permit built on timeout would
         // release, when dropped, a permit that was never taken.
-        waiters::wait(&self.state, waiter, deadline, queue, pass_on)
-            .map(|()| SemaphorePermit { sem: self })
+        waiters::wait(
+            &crate::shim::park::WaitLabel("Semaphore::acquire"),
+            &self.state,
+            waiter,
+            deadline,
+            queue,
+            pass_on,
+        )
+        .map(|()| SemaphorePermit { sem: self })
     }
 
     /// Adds `n` permits (waking up to `n` waiters).

@@ -185,6 +185,20 @@ mod loom_impl {
     /// in every loom thread while one unwinds; a model should cancel only
     /// one thread at a time (all of ours do).
     pub(crate) mod park {
+        /// Labelled parks: the labels only matter to `sylvan::dump`.
+        pub(crate) fn park_for(_what: &'static WaitLabel) {
+            park()
+        }
+
+        /// See [`park_for`].
+        pub(crate) fn park_until_for(deadline: Instant, _what: &'static WaitLabel) -> bool {
+            park_until(deadline)
+        }
+
+        /// As the runtime's.
+        #[allow(dead_code)]
+        pub(crate) struct WaitLabel(pub &'static str);
+
         use std::sync::atomic::AtomicBool;
         use std::sync::atomic::Ordering::SeqCst;
         use std::time::Instant;

@@ -97,7 +97,15 @@ impl WaitGroup {
             s.waiters.push()
         };
         // Woken means the count reached zero (even if work was added since).
-        waiters::wait(&self.state, waiter, deadline, queue, nothing_to_pass_on).is_some()
+        waiters::wait(
+            &crate::shim::park::WaitLabel("WaitGroup::wait"),
+            &self.state,
+            waiter,
+            deadline,
+            queue,
+            nothing_to_pass_on,
+        )
+        .is_some()
     }
 }
 

@@ -305,7 +305,8 @@ pub(crate) fn wake_all(wakers: impl IntoIterator<Item = Waker>) {
 }
 
 /// Waits until `waiter` (already queued in the `WaitQueue` that `queue`
-/// selects inside `lock`) is notified, or `deadline` passes.
+/// selects inside `lock`) is notified, or `deadline` passes. `what` names
+/// the wait for `sylvan::dump` ("Queue::get").
 ///
 /// Returns the payload when notified, `None` on timeout (the waiter was
 /// removed; nothing was lost). If the wait unwinds (cancellation, an
@@ -313,6 +314,7 @@ pub(crate) fn wake_all(wakers: impl IntoIterator<Item = Waker>) {
 /// notified already — its payload goes to `pass_on` under the lock, which
 /// hands it on and returns the wakers to wake.
 pub(crate) fn wait<S, P>(
+    what: &'static park::WaitLabel,
     lock: &Mutex<S>,
     waiter: Waiter<P>,
     deadline: Option<Instant>,
@@ -357,12 +359,13 @@ pub(crate) fn wait<S, P>(
             cleanup.armed = false;
             return Some(payload);
         }
+        // `what`: what `sylvan::dump` shows while the fiber is parked here.
         let timed_out = match deadline {
             None => {
-                park::park();
+                park::park_for(what);
                 false
             }
-            Some(at) => park::park_until(at),
+            Some(at) => park::park_until_for(at, what),
         };
         if timed_out && !cleanup.waiter.is_notified() {
             cleanup.armed = false;
@@ -446,7 +449,14 @@ mod tests {
                 for r in 0..rounds {
                     let w = state.lock().q.push();
                     let deadline = (r % 3 == 0).then(|| Instant::now() + Duration::from_micros(20));
-                    if let Some(p) = wait(&state, w, deadline, |s| &mut s.q, pass_on) {
+                    if let Some(p) = wait(
+                        &crate::shim::park::WaitLabel("test"),
+                        &state,
+                        w,
+                        deadline,
+                        |s| &mut s.q,
+                        pass_on,
+                    ) {
                         received.lock().push(p);
                     }
                 }

@@ -177,6 +177,11 @@ impl Hub {
     fn has_pending_work(&self) -> bool {
         let rt = &*self.rt;
         self.inbox.has_pending()
+            || self
+                .inbox
+                .watch
+                .dump_wanted(self.dump_served.get())
+                .is_some()
             || (rt.shutdown.load(Ordering::SeqCst) && !self.shutting_down.get())
             || !self.unstarted.is_empty()
             || (!self.shutting_down.get()

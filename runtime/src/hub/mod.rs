@@ -35,6 +35,7 @@
 
 mod idle;
 mod shutdown;
+mod snapshot;
 mod workers;
 
 pub(crate) use workers::RuntimeShared;
@@ -181,6 +182,8 @@ pub(crate) struct Hub {
     pub(crate) stacks: RefCell<StackPool>,
     live: Cell<usize>,
     shutting_down: Cell<bool>,
+    /// The last `sylvan::dump` request this hub answered (`snapshot.rs`).
+    dump_served: Cell<u64>,
 }
 
 thread_local! {
@@ -253,6 +256,7 @@ impl Hub {
             lone_since,
             live: Cell::new(0),
             shutting_down: Cell::new(false),
+            dump_served: Cell::new(0),
         };
         // HUB points at `hub` exactly while this guard lives; it is
         // declared after `hub`, so it is dropped (and HUB reset) first.
@@ -317,6 +321,7 @@ impl Hub {
                 if since_io >= IO_POLL_INTERVAL {
                     since_io = 0;
                     self.reactor.poll_io(Some(Duration::ZERO));
+                    self.serve_dump_if_asked();
                     // Busy, but out of new tasks of its own: take a share
                     // of the others': started fibers never move, so a hub that
                     // only stole when idle would leave another to start most
@@ -337,6 +342,7 @@ impl Hub {
             // Out of work: no fiber holds the worker (the monitor's view;
             // between resumes of a busy worker the last one stays shown).
             self.inbox.watch.leave();
+            self.serve_dump_if_asked();
             if self.shutting_down.get() && self.wound_down(&mut wind_down) {
                 return;
             }

@@ -1,6 +1,7 @@
 //! The per-fiber context (what only the fiber's own thread touches) and
 //! `CURRENT`, the running fiber's context on this thread.
 
+use crate::park::WaitLabel;
 use std::any::Any;
 use std::cell::{Cell, RefCell};
 use std::time::Instant;
@@ -52,6 +53,70 @@ pub(crate) struct FiberCtx {
     /// IO operations that completed without waiting since the fiber last
     /// suspended (see [`FiberCtx::io_budget_spent`]).
     io_streak: Cell<u32>,
+    /// When the fiber started and when it last suspended, on the monitor's
+    /// coarse clock (`monitor::coarse_now`), for `sylvan::dump`.
+    pub(crate) born: Cell<u32>,
+    pub(crate) since: Cell<u32>,
+    /// What the fiber waits on, as its waiting code labelled it
+    /// (`park::label_wait`), for `sylvan::dump`.
+    pub(crate) waiting_on: Cell<Option<WaitOn>>,
+}
+
+/// What a parked fiber waits on: a label and a detail whose meaning the
+/// label gives (a descriptor, a fiber id, a deadline). Two words, so that a
+/// labelled park costs no more than a plain one.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct WaitOn {
+    pub(crate) label: &'static WaitLabel,
+    pub(crate) detail: u64,
+}
+
+/// Labels for the runtime's own waits (`hub::snapshot` decodes their
+/// details).
+pub(crate) mod labels {
+    use super::WaitLabel;
+    pub(crate) static SLEEP: WaitLabel = WaitLabel("sleep");
+    pub(crate) static JOIN: WaitLabel = WaitLabel("join");
+    pub(crate) static READABLE: WaitLabel = WaitLabel("wait readable");
+    pub(crate) static WRITABLE: WaitLabel = WaitLabel("wait writable");
+    #[cfg(feature = "patch")]
+    pub(crate) static POLL: WaitLabel = WaitLabel("poll");
+    pub(crate) static UNBLOCK: WaitLabel = WaitLabel("unblock");
+    pub(crate) static DUMP: WaitLabel = WaitLabel("sylvan::dump");
+}
+
+impl WaitOn {
+    /// A wait with no detail.
+    pub(crate) fn what(label: &'static WaitLabel) -> WaitOn {
+        WaitOn { label, detail: 0 }
+    }
+
+    /// A wait for readiness of descriptor `fd`.
+    pub(crate) fn fd(label: &'static WaitLabel, fd: i32) -> WaitOn {
+        WaitOn {
+            label,
+            detail: fd as u32 as u64,
+        }
+    }
+
+    /// `join` of fiber `id`.
+    pub(crate) fn join(id: u64) -> WaitOn {
+        WaitOn {
+            label: &labels::JOIN,
+            detail: id,
+        }
+    }
+
+    /// A sleep until `at` (kept as nanoseconds after the monitor's epoch).
+    pub(crate) fn sleep(at: std::time::Instant) -> WaitOn {
+        let ns = at
+            .saturating_duration_since(crate::monitor::epoch())
+            .as_nanos();
+        WaitOn {
+            label: &labels::SLEEP,
+            detail: ns.min(u64::MAX as u128) as u64,
+        }
+    }
 }
 
 /// How many IO operations in a row may complete without waiting before the
@@ -69,6 +134,9 @@ impl FiberCtx {
             locals: RefCell::new(Vec::new()),
             guard,
             io_streak: Cell::new(0),
+            born: Cell::new(crate::monitor::coarse_now()),
+            since: Cell::new(crate::monitor::coarse_now()),
+            waiting_on: Cell::new(None),
         }
     }
 
@@ -82,6 +150,9 @@ impl FiberCtx {
         debug_assert!(self.locals.get_mut().is_empty());
         self.guard = guard;
         self.io_streak.set(0);
+        self.born.set(crate::monitor::coarse_now());
+        self.since.set(self.born.get());
+        self.waiting_on.set(None);
     }
 
     /// Counts one IO operation that is about to run; `true` once the fiber
@@ -97,6 +168,7 @@ impl FiberCtx {
     /// Switches back to the hub.
     pub(crate) fn suspend(&self, why: Suspend) {
         self.io_streak.set(0);
+        self.since.set(crate::monitor::coarse_now());
         let yielder = self.yielder.get();
         assert!(!yielder.is_null(), "suspend before the fiber started");
         // SAFETY: per the struct invariant the yielder outlives the coroutine

@@ -25,9 +25,10 @@ mod task;
 mod waker;
 
 pub use ctx::in_fiber;
+pub(crate) use ctx::labels as wait_labels;
 pub(crate) use ctx::{
     current_ptr, set_current, with_current, CancelUnwind, Deadline, FiberCtx, Suspend,
-    TimeoutUnwind,
+    TimeoutUnwind, WaitOn,
 };
 pub use header::FiberId;
 pub(crate) use header::Header;
