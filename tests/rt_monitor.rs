@@ -277,3 +277,39 @@ fn panic_messages_name_the_fiber() {
         "std's report follows: {err}"
     );
 }
+
+/// `SYLVAN_DUMP_SIGNAL=USR1`: the signal prints the dump to stderr, naming
+/// the fibers and what they wait on, and the program carries on.
+#[test]
+fn a_signal_prints_the_dump() {
+    if in_child() {
+        let rt = sylvan::Runtime::builder().workers(1).build().unwrap();
+        let gate = Arc::new(sylvan::sync::Event::new());
+        let g = gate.clone();
+        let waiter = rt.block_on(move || {
+            sylvan::Builder::new()
+                .name("patient")
+                .spawn(move || g.wait())
+                .unwrap()
+        });
+        std::thread::sleep(Duration::from_millis(50));
+        // SAFETY: sends a signal to this process; its handler is installed.
+        unsafe { libc::kill(libc::getpid(), libc::SIGUSR1) };
+        // The dump thread prints within a moment; then carry on.
+        std::thread::sleep(Duration::from_millis(500));
+        gate.set();
+        waiter.join().unwrap();
+        eprintln!("still running after the dump");
+        return;
+    }
+    let out = run_child(
+        "a_signal_prints_the_dump",
+        &[("SYLVAN_DUMP_SIGNAL", "usr1")],
+        Duration::from_secs(60),
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "child failed: {err}");
+    assert!(err.contains("sylvan dump: "), "{err}");
+    assert!(err.contains("'patient' parked on Event::wait"), "{err}");
+    assert!(err.contains("still running after the dump"), "{err}");
+}

@@ -431,3 +431,48 @@ pub(crate) fn collect_dump() -> Dump {
         .collect();
     Dump { runtimes }
 }
+
+/// Prints [`dump`](crate::dump) to stderr each time `signal` arrives (as
+/// Go does on `SIGQUIT`), from a thread of its own; once per signal number
+/// per process.
+pub(crate) fn dump_on_signal(signal: i32) {
+    static ARMED: Mutex<Vec<i32>> = Mutex::new(Vec::new());
+    {
+        let mut armed = ARMED.lock();
+        if armed.contains(&signal) {
+            return;
+        }
+        armed.push(signal);
+    }
+    let listening = crate::signal::on_each(signal, "sylvan-dump-signal", || {
+        crate::sys::report(format_args!("{}", crate::dump::dump()))
+    });
+    if let Err(e) = listening {
+        crate::sys::report(format_args!("sylvan: cannot dump on signal {signal}: {e}"));
+    }
+}
+
+/// The signal `SYLVAN_DUMP_SIGNAL` names (`QUIT`, `SIGUSR1`, `10`...), if
+/// set; a value that names none is reported and ignored.
+pub(crate) fn env_dump_signal() -> Option<i32> {
+    let v = std::env::var("SYLVAN_DUMP_SIGNAL").ok()?;
+    let name = v.trim().to_ascii_uppercase();
+    let name = name.strip_prefix("SIG").unwrap_or(&name);
+    let sig = match name {
+        "QUIT" => Some(libc::SIGQUIT),
+        "USR1" => Some(libc::SIGUSR1),
+        "USR2" => Some(libc::SIGUSR2),
+        "HUP" => Some(libc::SIGHUP),
+        "INT" => Some(libc::SIGINT),
+        "TERM" => Some(libc::SIGTERM),
+        "WINCH" => Some(libc::SIGWINCH),
+        n => n.parse::<i32>().ok().filter(|s| (1..=64).contains(s)),
+    };
+    if sig.is_none() {
+        crate::sys::report(format_args!(
+            "sylvan: SYLVAN_DUMP_SIGNAL={v:?} names no signal (QUIT, USR1, USR2, HUP, INT, \
+             TERM, WINCH or a number); not dumping on a signal"
+        ));
+    }
+    sig
+}

@@ -157,6 +157,7 @@ pub struct RuntimeBuilder {
     stack_size: usize,
     thread_name: String,
     blocked_warning: Option<Option<Duration>>,
+    dump_signals: Vec<i32>,
 }
 
 impl Default for RuntimeBuilder {
@@ -166,6 +167,7 @@ impl Default for RuntimeBuilder {
             stack_size: stack::DEFAULT_STACK_SIZE,
             thread_name: "sylvan-worker".into(),
             blocked_warning: None,
+            dump_signals: Vec::new(),
         }
     }
 }
@@ -221,6 +223,26 @@ impl RuntimeBuilder {
         self
     }
 
+    /// Print [`dump`](crate::dump) to stderr each time `signal` (e.g.
+    /// `libc::SIGQUIT`, as Go does, or `SIGUSR1`) arrives. The signal's
+    /// default action (for `SIGQUIT`: quit with a core dump) is replaced for
+    /// the rest of the process. Also set by `SYLVAN_DUMP_SIGNAL=QUIT` (or
+    /// `USR1`, a number...) in the environment, for any runtime.
+    ///
+    /// ```no_run
+    /// # extern crate sylvan_runtime as sylvan;
+    /// let rt = sylvan::Runtime::builder()
+    ///     .dump_on_signal(libc::SIGUSR1)
+    ///     .build()
+    ///     .unwrap();
+    /// // `kill -USR1 <pid>` now prints every fiber and what it waits on.
+    /// # drop(rt);
+    /// ```
+    pub fn dump_on_signal(mut self, signal: i32) -> Self {
+        self.dump_signals.push(signal);
+        self
+    }
+
     /// Starts the worker threads.
     ///
     /// Errors: `InvalidInput` for zero workers or an out-of-range stack size;
@@ -268,6 +290,14 @@ impl RuntimeBuilder {
                 .unwrap_or_else(monitor::default_threshold),
         });
         monitor::watch(&shared);
+        for signal in self
+            .dump_signals
+            .iter()
+            .copied()
+            .chain(monitor::env_dump_signal())
+        {
+            monitor::dump_on_signal(signal);
+        }
         let mut threads = Vec::with_capacity(n);
         for (i, (reactor, unstarted)) in reactors.into_iter().zip(deques).enumerate() {
             let rt = shared.clone();

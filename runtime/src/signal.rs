@@ -165,6 +165,47 @@ pub fn wait_for(signals: &[i32]) -> io::Result<i32> {
     })
 }
 
+/// Installs the handler for `sig` now, then calls `on_delivery` on a thread
+/// of its own each time `sig` arrives (deliveries that arrive while it runs
+/// are seen on its return, never missed). For the runtime's own listeners
+/// (`RuntimeBuilder::dump_on_signal`).
+pub(crate) fn on_each(
+    sig: i32,
+    thread_name: &str,
+    on_delivery: impl Fn() + Send + 'static,
+) -> io::Result<()> {
+    let idx = install(sig)?;
+    let pipe = pipe()?;
+    let mut seen = COUNTS[idx].load(Ordering::SeqCst);
+    std::thread::Builder::new()
+        .name(thread_name.to_owned())
+        .spawn(move || loop {
+            let got = pipe.reg.io(Direction::Read, None, || {
+                let mut buf = [0u8; 64];
+                while let Ok(1..) = std::io::Read::read(&mut &pipe.read, &mut buf) {}
+                let now = COUNTS[idx].load(Ordering::SeqCst);
+                if now != seen {
+                    Ok(now)
+                } else {
+                    Err(io::ErrorKind::WouldBlock.into())
+                }
+            });
+            match got {
+                Ok(now) => {
+                    seen = now;
+                    on_delivery();
+                }
+                Err(e) => {
+                    crate::sys::report(format_args!(
+                        "sylvan: stopped listening for signal {sig}: {e}"
+                    ));
+                    return;
+                }
+            }
+        })?;
+    Ok(())
+}
+
 /// Parks the caller until the process receives `SIGINT` (Ctrl-C) or
 /// `SIGTERM` (what `kill` and service managers send), the usual "shut down
 /// cleanly" request. See [`wait_for`].
