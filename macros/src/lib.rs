@@ -177,6 +177,12 @@ fn expand(args: TokenStream, item: TokenStream, kind: Kind) -> syn::Result<Token
         (None, Kind::Test) => quote!(.workers(1)),
         (None, Kind::Main) => quote!(),
     };
+    // A test that deadlocks fails (when the monitor can tell) instead of
+    // hanging.
+    let deadlock = match kind {
+        Kind::Test => quote!(.panic_on_deadlock(true)),
+        Kind::Main => quote!(),
+    };
     let stack = cfg
         .stack_size
         .as_ref()
@@ -214,6 +220,7 @@ fn expand(args: TokenStream, item: TokenStream, kind: Kind) -> syn::Result<Token
             let __sylvan_rt = ::sylvan::Runtime::builder()
                 #workers
                 #stack
+                #deadlock
                 .build()
                 .unwrap_or_else(|e| ::core::panic!("{}: cannot start the runtime: {}", #what, e));
             __sylvan_rt.block_on(move || -> #ret_ty #body)

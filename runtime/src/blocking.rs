@@ -31,6 +31,12 @@ struct PoolState {
     threads: usize,
 }
 
+/// The blocking pool's threads, and whether any work is queued or running.
+pub(crate) fn pool_status() -> (usize, bool) {
+    let s = pool().state.lock();
+    (s.threads, !s.queue.is_empty() || s.idle < s.threads)
+}
+
 fn pool() -> &'static Pool {
     static POOL: OnceLock<Pool> = OnceLock::new();
     POOL.get_or_init(|| Pool {

@@ -82,6 +82,12 @@ pub(crate) struct WorkerWatch {
     reading: AtomicUsize,
     /// The worker thread's name.
     pub(crate) thread_name: String,
+    /// As of the worker's last time out of work: its live fibers, armed
+    /// timers, and whether any descriptor is registered with it (for the
+    /// deadlock check).
+    idle_live: AtomicUsize,
+    idle_timers: AtomicUsize,
+    idle_io: std::sync::atomic::AtomicBool,
     /// The newest dump asked of this worker (a generation number).
     dump_wanted: AtomicU64,
     /// The worker's answer: (generation, its fibers, its unstarted count).
@@ -96,6 +102,9 @@ impl WorkerWatch {
             running: AtomicPtr::new(std::ptr::null_mut()),
             reading: AtomicUsize::new(0),
             thread_name,
+            idle_live: AtomicUsize::new(0),
+            idle_timers: AtomicUsize::new(0),
+            idle_io: std::sync::atomic::AtomicBool::new(false),
             dump_wanted: AtomicU64::new(0),
             dump_reply: Mutex::new((0, Vec::new(), 0)),
             dump_ready: Condvar::new(),
@@ -165,6 +174,15 @@ impl WorkerWatch {
     #[inline]
     pub(crate) fn leave(&self) {
         self.running.store(std::ptr::null_mut(), Ordering::Relaxed);
+    }
+
+    /// The worker ran out of work with `live` fibers, `timers` armed and
+    /// descriptors registered or not.
+    #[inline]
+    pub(crate) fn idle(&self, live: usize, timers: usize, io: bool) {
+        self.idle_live.store(live, Ordering::Relaxed);
+        self.idle_timers.store(timers, Ordering::Relaxed);
+        self.idle_io.store(io, Ordering::Relaxed);
     }
 
     /// Before the worker drops a finished fiber's record (after `leave`):
@@ -270,6 +288,7 @@ fn watchdog(watched: &Watched) {
     // Keyed by (runtime, worker index).
     let mut seen: Vec<(Weak<RuntimeShared>, Vec<Seen>)> = Vec::new();
     let epoch = Instant::now();
+    let mut deadlock = Deadlock::default();
     loop {
         std::thread::sleep(TICK);
         let now = Instant::now();
@@ -295,6 +314,7 @@ fn watchdog(watched: &Watched) {
             }
             false
         });
+        deadlock.check(&runtimes, now);
         for rt in &runtimes {
             let Some(threshold) = rt.blocked_warning else {
                 continue;
@@ -432,13 +452,15 @@ pub(crate) fn collect_dump() -> Dump {
     Dump { runtimes }
 }
 
+/// The signals `dump_on_signal` listens for (one thread each).
+static ARMED_SIGNALS: Mutex<Vec<i32>> = Mutex::new(Vec::new());
+
 /// Prints [`dump`](crate::dump) to stderr each time `signal` arrives (as
 /// Go does on `SIGQUIT`), from a thread of its own; once per signal number
 /// per process.
 pub(crate) fn dump_on_signal(signal: i32) {
-    static ARMED: Mutex<Vec<i32>> = Mutex::new(Vec::new());
     {
-        let mut armed = ARMED.lock();
+        let mut armed = ARMED_SIGNALS.lock();
         if armed.contains(&signal) {
             return;
         }
@@ -475,4 +497,114 @@ pub(crate) fn env_dump_signal() -> Option<i32> {
         ));
     }
     sig
+}
+
+/// How long everything must have stood still before it is called a
+/// deadlock.
+const DEADLOCK_GRACE: Duration = Duration::from_secs(1);
+
+/// The watchdog's deadlock check (see [`Deadlock::check`]).
+#[derive(Default)]
+struct Deadlock {
+    /// Every worker's resume counter when the standstill began, and when.
+    still: Option<(Vec<u64>, Instant)>,
+    /// This standstill has been reported.
+    reported: bool,
+}
+
+impl Deadlock {
+    /// A deadlock, as sylvan can know one: every runtime's workers have run
+    /// out of work and sleep, with fibers parked but no timer armed, no
+    /// descriptor registered (a socket could wake them), nothing queued or
+    /// running on the blocking pool, and every thread of the process is one
+    /// of sylvan's or parked in a sylvan wait (a `join`, `block_on`, a lock
+    /// or queue) — for [`DEADLOCK_GRACE`], with no resume meanwhile. Nothing
+    /// can ever wake those fibers. A thread sylvan does not know (sleeping,
+    /// blocked in a std call or computing) might still provide what they
+    /// wait for, so then nothing is reported: no false alarms.
+    fn check(&mut self, runtimes: &[Arc<RuntimeShared>], now: Instant) {
+        let Some(resumes) = standstill(runtimes) else {
+            self.still = None;
+            self.reported = false;
+            return;
+        };
+        match &self.still {
+            Some((seen, _)) if *seen == resumes => {}
+            _ => {
+                self.still = Some((resumes, now));
+                self.reported = false;
+                return;
+            }
+        }
+        let since = self.still.as_ref().map_or(now, |s| s.1);
+        if self.reported || now - since < DEADLOCK_GRACE || !no_other_threads(runtimes) {
+            return;
+        }
+        self.reported = true;
+        let dump = collect_dump();
+        for rt in runtimes.iter().filter(|rt| rt.panic_on_deadlock) {
+            rt.deadlocked.store(true, Ordering::SeqCst);
+            rt.begin_shutdown();
+        }
+        crate::sys::report(format_args!(
+            "sylvan: deadlock: every fiber has been parked for {} ms with nothing that could \
+             wake it (no timer armed, no socket registered, no blocking job running, and every \
+             other thread waiting on sylvan).\n{dump}",
+            (now - since).as_millis()
+        ));
+    }
+}
+
+/// Every worker's resume counter if every runtime stands still as the
+/// deadlock check needs (see [`Deadlock::check`]), with some fiber parked.
+fn standstill(runtimes: &[Arc<RuntimeShared>]) -> Option<Vec<u64>> {
+    let mut resumes = Vec::new();
+    let mut parked = 0;
+    for rt in runtimes {
+        if rt.shutdown.load(Ordering::Acquire) || !rt.injector.is_empty() {
+            return None;
+        }
+        for inbox in &rt.hubs {
+            let w = &inbox.watch;
+            let idle = inbox.sleeping.load(Ordering::SeqCst)
+                && w.running.load(Ordering::Relaxed).is_null()
+                && w.idle_timers.load(Ordering::Relaxed) == 0
+                && !w.idle_io.load(Ordering::Relaxed);
+            if !idle {
+                return None;
+            }
+            parked += w.idle_live.load(Ordering::Relaxed);
+            resumes.push(w.resumes.load(Ordering::Relaxed));
+        }
+        if rt.stealers.iter().any(|s| !s.is_empty()) {
+            return None;
+        }
+    }
+    (parked > 0).then_some(resumes)
+}
+
+/// Whether every thread of the process is sylvan's own or parked in a
+/// sylvan wait.
+fn no_other_threads(runtimes: &[Arc<RuntimeShared>]) -> bool {
+    let (pool_threads, pool_busy) = crate::blocking::pool_status();
+    if pool_busy {
+        return false;
+    }
+    let Some(total) = thread_count() else {
+        return false;
+    };
+    let workers: usize = runtimes.iter().map(|rt| rt.hubs.len()).sum();
+    let signal_threads = ARMED_SIGNALS.lock().len();
+    let parked = crate::park::THREADS_PARKED.load(Ordering::SeqCst);
+    // The watchdog itself, the workers, the pool's idle threads, the
+    // dump-signal listeners and the threads parked in sylvan.
+    total <= 1 + workers + pool_threads + signal_threads + parked
+}
+
+/// The number of threads in this process (Linux: `/proc/self/stat`).
+fn thread_count() -> Option<usize> {
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    let after = stat.rsplit(')').next()?;
+    // Field 20 of the line is num_threads: the 18th after the name.
+    after.split_whitespace().nth(17)?.parse().ok()
 }

@@ -398,11 +398,21 @@ pub(crate) fn thread_wait_deadline(deadline: Option<Instant>) -> Option<Instant>
 /// A park on a plain thread. A thread has no visible wake token, so an
 /// expired timeout scope is raised on entry, before it would block, and not
 /// after it was woken (see "When each interruption is raised").
+/// Plain threads parked in sylvan without a deadline right now: waiting on
+/// something only sylvan's fibers or threads can provide (the monitor's
+/// deadlock check counts them).
+pub(crate) static THREADS_PARKED: std::sync::atomic::AtomicUsize =
+    std::sync::atomic::AtomicUsize::new(0);
+
 fn thread_park(deadline: Option<Instant>) {
     raise_thread_interrupts();
     let top = THREAD_DEADLINES.with(|s| s.borrow().last().copied());
     match wait_deadline(deadline, top, THREAD_SHIELD.with(Cell::get)) {
-        None => std::thread::park(),
+        None => {
+            THREADS_PARKED.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            std::thread::park();
+            THREADS_PARKED.fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
+        }
         Some(at) => {
             let now = Instant::now();
             if at > now {

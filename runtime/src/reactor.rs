@@ -166,6 +166,11 @@ impl Reactor {
         }
     }
 
+    /// How many timers are armed.
+    pub(crate) fn timer_count(&self) -> usize {
+        self.timers.borrow().len()
+    }
+
     /// Whether any descriptor is registered with this worker.
     pub(crate) fn has_io(&self) -> bool {
         self.shared.io_count.load(Ordering::Relaxed) > 0

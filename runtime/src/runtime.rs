@@ -87,6 +87,17 @@ impl Runtime {
         match self.spawn(f).join() {
             Ok(v) => v,
             Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+            Err(_)
+                if self
+                    .shared
+                    .deadlocked
+                    .load(std::sync::atomic::Ordering::SeqCst) =>
+            {
+                panic!(
+                "sylvan: Runtime::block_on: deadlock: every fiber was parked with nothing that \
+                 could wake it (the report above names them and what they waited on)"
+            )
+            }
             Err(e) => panic!("sylvan: Runtime::block_on: {e}"),
         }
     }
@@ -158,6 +169,7 @@ pub struct RuntimeBuilder {
     thread_name: String,
     blocked_warning: Option<Option<Duration>>,
     dump_signals: Vec<i32>,
+    panic_on_deadlock: bool,
 }
 
 impl Default for RuntimeBuilder {
@@ -168,6 +180,7 @@ impl Default for RuntimeBuilder {
             thread_name: "sylvan-worker".into(),
             blocked_warning: None,
             dump_signals: Vec::new(),
+            panic_on_deadlock: false,
         }
     }
 }
@@ -243,6 +256,23 @@ impl RuntimeBuilder {
         self
     }
 
+    /// When the monitor detects a deadlock (every fiber parked with nothing
+    /// that could wake it; see the README's "When things go wrong"), besides
+    /// printing the report, shut this runtime down: its fibers are
+    /// cancelled, and a [`block_on`](Runtime::block_on) waiting on it panics
+    /// with a message that says so, instead of waiting forever. What tests
+    /// want; `#[sylvan::test]` turns it on. Default: off (report only).
+    ///
+    /// ```
+    /// # extern crate sylvan_runtime as sylvan;
+    /// let rt = sylvan::Runtime::builder().panic_on_deadlock(true).build().unwrap();
+    /// assert_eq!(rt.block_on(|| 1 + 1), 2);
+    /// ```
+    pub fn panic_on_deadlock(mut self, on: bool) -> Self {
+        self.panic_on_deadlock = on;
+        self
+    }
+
     /// Starts the worker threads.
     ///
     /// Errors: `InvalidInput` for zero workers or an out-of-range stack size;
@@ -288,6 +318,8 @@ impl RuntimeBuilder {
             blocked_warning: self
                 .blocked_warning
                 .unwrap_or_else(monitor::default_threshold),
+            panic_on_deadlock: self.panic_on_deadlock,
+            deadlocked: AtomicBool::new(false),
         });
         monitor::watch(&shared);
         for signal in self

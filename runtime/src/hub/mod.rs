@@ -342,6 +342,11 @@ impl Hub {
             // Out of work: no fiber holds the worker (the monitor's view;
             // between resumes of a busy worker the last one stays shown).
             self.inbox.watch.leave();
+            self.inbox.watch.idle(
+                self.live.get(),
+                self.reactor.timer_count(),
+                self.reactor.has_io(),
+            );
             self.serve_dump_if_asked();
             if self.shutting_down.get() && self.wound_down(&mut wind_down) {
                 return;

@@ -30,6 +30,11 @@ pub(crate) struct RuntimeShared {
     /// Report a fiber that holds its worker longer than this without
     /// parking (`crate::monitor`); `None`: never.
     pub(crate) blocked_warning: Option<std::time::Duration>,
+    /// On a detected deadlock, shut the runtime down so that `block_on`
+    /// panics (`RuntimeBuilder::panic_on_deadlock`).
+    pub(crate) panic_on_deadlock: bool,
+    /// A deadlock was detected (and, with `panic_on_deadlock`, ended).
+    pub(crate) deadlocked: AtomicBool,
 }
 
 impl RuntimeShared {
