@@ -88,6 +88,12 @@ pub(crate) struct WorkerWatch {
     idle_live: AtomicUsize,
     idle_timers: AtomicUsize,
     idle_io: std::sync::atomic::AtomicBool,
+    /// Counters for `Runtime::metrics` (written by the worker alone, with
+    /// relaxed load and store: no read-modify-write).
+    pub(crate) counters: Counters,
+    /// The longest a fiber held this worker without parking, in ms, as the
+    /// watchdog saw it (written by the watchdog alone).
+    longest_hold_ms: AtomicU64,
     /// The newest dump asked of this worker (a generation number).
     dump_wanted: AtomicU64,
     /// The worker's answer: (generation, its fibers, its unstarted count).
@@ -102,6 +108,8 @@ impl WorkerWatch {
             running: AtomicPtr::new(std::ptr::null_mut()),
             reading: AtomicUsize::new(0),
             thread_name,
+            counters: Counters::default(),
+            longest_hold_ms: AtomicU64::new(0),
             idle_live: AtomicUsize::new(0),
             idle_timers: AtomicUsize::new(0),
             idle_io: std::sync::atomic::AtomicBool::new(false),
@@ -218,6 +226,49 @@ impl WorkerWatch {
     }
 }
 
+/// A worker's counters (see [`crate::metrics`]): each written only by its
+/// worker, so a bump is a relaxed load and store.
+#[derive(Default)]
+pub(crate) struct Counters {
+    pub(crate) started: AtomicU64,
+    pub(crate) finished: AtomicU64,
+    pub(crate) parks: AtomicU64,
+    pub(crate) yields: AtomicU64,
+    pub(crate) steals: AtomicU64,
+    pub(crate) io_events: AtomicU64,
+    pub(crate) timers_fired: AtomicU64,
+    pub(crate) poll_blocked_ns: AtomicU64,
+}
+
+/// Adds `n` to a counter only its owner writes.
+#[inline]
+pub(crate) fn bump(c: &AtomicU64, n: u64) {
+    c.store(c.load(Ordering::Relaxed).wrapping_add(n), Ordering::Relaxed);
+}
+
+impl WorkerWatch {
+    /// This worker's metrics.
+    pub(crate) fn metrics(&self) -> crate::metrics::WorkerMetrics {
+        let c = &self.counters;
+        let get = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        let (started, finished) = (get(&c.started), get(&c.finished));
+        crate::metrics::WorkerMetrics {
+            thread: self.thread_name.clone(),
+            fibers_started: started,
+            fibers_finished: finished,
+            fibers_live: started.saturating_sub(finished),
+            resumes: get(&self.resumes),
+            parks: get(&c.parks),
+            yields: get(&c.yields),
+            steals: get(&c.steals),
+            io_events: get(&c.io_events),
+            timers_fired: get(&c.timers_fired),
+            poll_blocked: Duration::from_nanos(get(&c.poll_blocked_ns)),
+            longest_hold: Duration::from_millis(get(&self.longest_hold_ms)),
+        }
+    }
+}
+
 /// "'name' (#7), spawned at src/main.rs:10:5".
 pub(crate) fn describe(h: &Header) -> String {
     let mut s = h.describe();
@@ -316,9 +367,9 @@ fn watchdog(watched: &Watched) {
         });
         deadlock.check(&runtimes, now);
         for rt in &runtimes {
-            let Some(threshold) = rt.blocked_warning else {
-                continue;
-            };
+            // Without a warning threshold the samples still feed the
+            // longest-hold metric.
+            let threshold = rt.blocked_warning.unwrap_or(Duration::MAX);
             let idx = match seen
                 .iter()
                 .position(|(w, _)| std::ptr::eq(w.as_ptr(), Arc::as_ptr(rt)))
@@ -350,6 +401,10 @@ fn check(watch: &WorkerWatch, s: &mut Seen, now: Instant, threshold: Duration) {
     let (resumes, running) = watch.sample();
     if running && resumes == s.resumes {
         let held = now - s.since;
+        let ms = held.as_millis() as u64;
+        if ms > watch.longest_hold_ms.load(Ordering::Relaxed) {
+            watch.longest_hold_ms.store(ms, Ordering::Relaxed);
+        }
         if held >= threshold && s.reported.is_none() {
             if let Some(who) = watch.describe_running() {
                 crate::sys::report(format_args!(

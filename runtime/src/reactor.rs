@@ -160,6 +160,7 @@ impl Reactor {
         loop {
             let fired = self.timers.borrow_mut().pop_expired(now);
             let Some(record) = fired else { break };
+            crate::monitor::bump(&self.inbox.watch.counters.timers_fired, 1);
             if record.state.is_parked() {
                 record.unpark();
             }
@@ -204,6 +205,7 @@ impl Reactor {
             }
         }
         drop(events);
+        crate::monitor::bump(&self.inbox.watch.counters.io_events, ready.len() as u64);
         for (state, read, write) in ready {
             state.on_event(read, write);
         }

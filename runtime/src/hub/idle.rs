@@ -129,6 +129,7 @@ impl Hub {
 
     /// After a successful steal, pass the baton so remaining work spreads.
     fn after_steal(&self, t: Task) -> Task {
+        crate::monitor::bump(&self.inbox.watch.counters.steals, 1);
         if !self.unstarted.is_empty() || !self.rt.injector.is_empty() {
             self.rt.notify_one();
         }
@@ -170,8 +171,11 @@ impl Hub {
             self.inbox.sleeping.store(false, Ordering::SeqCst);
             return;
         }
+        let blocked = Instant::now();
         self.reactor.poll_io(timeout);
         self.inbox.sleeping.store(false, Ordering::SeqCst);
+        let ns = blocked.elapsed().as_nanos().min(u64::MAX as u128) as u64;
+        crate::monitor::bump(&self.inbox.watch.counters.poll_blocked_ns, ns);
     }
 
     fn has_pending_work(&self) -> bool {

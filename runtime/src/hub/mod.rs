@@ -52,6 +52,7 @@ use std::time::{Duration, Instant};
 use corosensei::{Coroutine, CoroutineResult, Yielder};
 use crossbeam_deque::Worker;
 
+use crate::monitor;
 use crate::reactor::Reactor;
 use crate::record::{self, contain, report_escaped, FiberCtx, Suspend, Task, TaskCell, TaskRef};
 use crate::sched::{self, Inbox};
@@ -421,6 +422,7 @@ impl Hub {
         };
         self.fibers.borrow_mut()[slot] = Some(LivePtr::new(fiber));
         self.live.set(self.live.get() + 1);
+        monitor::bump(&self.inbox.watch.counters.started, 1);
         sched::push_ready(slot);
     }
 
@@ -447,8 +449,12 @@ impl Hub {
         self.running.set(None);
         match result {
             CoroutineResult::Yield(why) => {
+                let counters = &watch.counters;
                 if why == Suspend::Yield {
+                    monitor::bump(&counters.yields, 1);
                     sched::push_ready(slot);
+                } else {
+                    monitor::bump(&counters.parks, 1);
                 }
             }
             CoroutineResult::Return(()) => {
@@ -470,6 +476,7 @@ impl Hub {
                 }
                 self.free_slots.borrow_mut().push(slot);
                 self.live.set(self.live.get() - 1);
+                monitor::bump(&watch.counters.finished, 1);
             }
         }
     }
