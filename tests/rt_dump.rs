@@ -150,8 +150,9 @@ fn dump_names_the_fiber_holding_a_busy_worker() {
         .runtimes
         .iter()
         .flat_map(|r| &r.workers)
-        .find_map(|w| w.busy.clone())
-        .unwrap_or_else(|| panic!("no busy worker in:\n{dump}"));
+        .filter_map(|w| w.busy.clone())
+        .find(|b| b.contains("'hog'"))
+        .unwrap_or_else(|| panic!("no worker busy with the hog in:\n{dump}"));
     assert!(busy.contains("'hog' (#"), "{busy}");
     assert!(busy.contains("spawned at tests/rt_dump.rs:"), "{busy}");
 }

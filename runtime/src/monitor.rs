@@ -152,7 +152,8 @@ impl WorkerWatch {
         let mut reply = watch.dump_reply.lock();
         loop {
             if reply.0 >= generation {
-                return Some((std::mem::take(&mut reply.1), reply.2));
+                // Cloned, not taken: concurrent dumps may share one answer.
+                return Some((reply.1.clone(), reply.2));
             }
             // A sleeping worker wakes; one about to sleep re-checks (its
             // `has_pending_work`), or is woken on the next try.
@@ -456,8 +457,15 @@ pub(crate) fn install_panic_hook() {
 /// Collects a [`Dump`] (see `crate::dump`). Must not run on a worker
 /// thread of a runtime it asks (that worker could not answer).
 pub(crate) fn collect_dump() -> Dump {
+    // Runtimes shutting down are left out: their workers may have exited.
     let runtimes: Vec<Arc<RuntimeShared>> = match WATCHED.get() {
-        Some(w) => w.runtimes.lock().iter().filter_map(Weak::upgrade).collect(),
+        Some(w) => w
+            .runtimes
+            .lock()
+            .iter()
+            .filter_map(Weak::upgrade)
+            .filter(|rt| !rt.shutdown.load(Ordering::Acquire))
+            .collect(),
         None => Vec::new(),
     };
     // Ask every worker first, then collect the answers.
@@ -492,12 +500,13 @@ pub(crate) fn collect_dump() -> Dump {
                             thread: inbox.watch.thread_name.clone(),
                             fibers: Vec::new(),
                             not_started: 0,
-                            busy: Some(
-                                inbox
-                                    .watch
-                                    .describe_running()
-                                    .unwrap_or_else(|| "(none: it did not answer)".to_owned()),
-                            ),
+                            // Not answering and running nothing: it went
+                            // idle just after the deadline, or its runtime
+                            // began shutting down meanwhile.
+                            busy: inbox.watch.describe_running().or_else(|| {
+                                (!rt.shutdown.load(Ordering::Acquire))
+                                    .then(|| "(none named: it did not answer in time)".to_owned())
+                            }),
                         },
                     },
                 )
