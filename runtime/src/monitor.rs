@@ -199,8 +199,16 @@ impl WorkerWatch {
     #[inline]
     pub(crate) fn release(&self) {
         fence(Ordering::SeqCst);
+        let mut spins = 0u32;
         while self.reading.load(Ordering::Acquire) != 0 {
-            std::hint::spin_loop();
+            // A reader copies a few fields; if it was descheduled meanwhile,
+            // let it run.
+            spins += 1;
+            if spins < 100 {
+                std::hint::spin_loop();
+            } else {
+                std::thread::yield_now();
+            }
         }
     }
 
