@@ -78,7 +78,16 @@ fn metrics_add_up_after_a_mixed_workload() {
     for p in parked {
         p.join().unwrap();
     }
-    let after = rt.metrics().total();
+    // A join returns once the fiber's result is out; its worker counts it
+    // finished a moment later, when the fiber's stack is back.
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    let after = loop {
+        let t = rt.metrics().total();
+        if t.fibers_live == 0 || std::time::Instant::now() > deadline {
+            break t;
+        }
+        std::thread::sleep(Duration::from_millis(1));
+    };
     assert_eq!(after.fibers_live, 0);
     assert_eq!(after.fibers_started, after.fibers_finished);
 }

@@ -9,7 +9,9 @@ use crate::runtime::Runtime;
 
 /// A snapshot of a runtime's counters ([`Runtime::metrics`]), per worker.
 /// Counts are since the runtime started; read them twice and subtract for
-/// rates.
+/// rates. Each worker updates its own as it goes, so they may lag what
+/// another thread saw happen by a moment (a `join` returns once the result
+/// is out; the worker counts the fiber finished just after).
 #[derive(Debug, Clone)]
 pub struct Metrics {
     /// One entry per worker, by index.
