@@ -15,6 +15,7 @@ fn main() {
         Ok("two-waiters") => two_fibers_wait_for_each_other(),
         Ok("thread-provides") => a_thread_provides_after_a_while(),
         Ok("panic") => block_on_panics_on_a_deadlock(),
+        Ok("failed-signal") => a_failed_dump_signal_hides_no_thread(),
         Ok(other) => panic!("unknown scenario {other}"),
         Err(_) => parent(),
     }
@@ -26,6 +27,7 @@ fn run(scenario: &str) -> (bool, String, f64) {
     let child = Command::new(std::env::current_exe().unwrap())
         .env(SCENARIO, scenario)
         .env_remove("SYLVAN_BLOCKED_WARNING")
+        .env_remove("SYLVAN_DUMP_SIGNAL")
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()
@@ -85,6 +87,35 @@ fn parent() {
     );
     assert!(secs < 20.0, "took {secs} s");
     println!("block_on panics on a deadlock: ok");
+
+    // A dump signal that cannot be listened for (SIGKILL) must not count as
+    // a sylvan thread and so hide a real one (found by review).
+    let (ok, err, _) = run("failed-signal");
+    assert!(
+        ok && !err.contains("sylvan: deadlock:"),
+        "false alarm:\n{err}"
+    );
+    assert!(err.contains("cannot dump on signal"), "{err}");
+    println!("no false alarm with a failed dump_on_signal: ok");
+}
+
+/// As `a_thread_provides_after_a_while`, with a dump on a signal that cannot
+/// be caught.
+fn a_failed_dump_signal_hides_no_thread() {
+    let rt = sylvan::Runtime::builder()
+        .workers(1)
+        .dump_on_signal(libc::SIGKILL)
+        .panic_on_deadlock(true)
+        .build()
+        .unwrap();
+    let q: Arc<Queue<u32>> = Arc::new(Queue::unbounded());
+    let q2 = q.clone();
+    let putter = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_secs(3));
+        q.put(7).unwrap();
+    });
+    assert_eq!(rt.block_on(move || q2.get()), Some(7));
+    putter.join().unwrap();
 }
 
 /// The only fiber waits on an event nobody will set.

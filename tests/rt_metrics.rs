@@ -91,3 +91,22 @@ fn metrics_add_up_after_a_mixed_workload() {
     assert_eq!(after.fibers_live, 0);
     assert_eq!(after.fibers_started, after.fibers_finished);
 }
+
+/// After each join, the finished count catches up (bounded wait): no fiber
+/// is counted live for long after it ended (found by review, as a lag).
+#[test]
+fn live_count_catches_up_after_each_join() {
+    let rt = sylvan::Runtime::builder().workers(2).build().unwrap();
+    for round in 0..200 {
+        rt.spawn(sylvan::yield_now).join().unwrap();
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        loop {
+            let m = rt.metrics().total();
+            if m.fibers_live == 0 {
+                break;
+            }
+            assert!(std::time::Instant::now() < deadline, "round {round}: {m:?}");
+            std::thread::yield_now();
+        }
+    }
+}

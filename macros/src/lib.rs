@@ -177,8 +177,9 @@ fn expand(args: TokenStream, item: TokenStream, kind: Kind) -> syn::Result<Token
         (None, Kind::Test) => quote!(.workers(1)),
         (None, Kind::Main) => quote!(),
     };
-    // A test that deadlocks fails (when the monitor can tell) instead of
-    // hanging.
+    // A test that deadlocks fails instead of hanging — when the monitor can
+    // tell, which it cannot under libtest's own harness (its threads are ones
+    // sylvan cannot see); it can in `harness = false` test binaries.
     let deadlock = match kind {
         Kind::Test => quote!(.panic_on_deadlock(true)),
         Kind::Main => quote!(),

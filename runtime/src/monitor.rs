@@ -136,7 +136,9 @@ impl WorkerWatch {
     /// Asks the worker (of `inbox`) for its fibers; returns the request's
     /// generation, for [`WorkerWatch::await_dump`].
     fn ask_dump(inbox: &Inbox) -> u64 {
-        let generation = inbox.watch.dump_wanted.fetch_add(1, Ordering::AcqRel) + 1;
+        // SeqCst: pairs with the worker's announce-sleep, fence, re-check
+        // (`Hub::sleep`), so a worker about to sleep sees the request.
+        let generation = inbox.watch.dump_wanted.fetch_add(1, Ordering::SeqCst) + 1;
         inbox.wake_if_sleeping();
         generation
     }
@@ -170,8 +172,10 @@ impl WorkerWatch {
     /// The worker is about to resume the fiber whose context is `ctx`.
     #[inline]
     pub(crate) fn enter(&self, ctx: &FiberCtx) {
+        // Release: a reader that sees the pointer sees the context as reset
+        // for this fiber (a spare box is reused), not a previous fiber's.
         self.running
-            .store(ctx as *const FiberCtx as *mut FiberCtx, Ordering::Relaxed);
+            .store(ctx as *const FiberCtx as *mut FiberCtx, Ordering::Release);
         let n = self.resumes.load(Ordering::Relaxed);
         self.resumes.store(n.wrapping_add(1), Ordering::Relaxed);
     }
@@ -224,7 +228,8 @@ impl WorkerWatch {
     pub(crate) fn describe_running(&self) -> Option<String> {
         self.reading.fetch_add(1, Ordering::Relaxed);
         fence(Ordering::SeqCst);
-        let ptr = self.running.load(Ordering::Relaxed);
+        // Acquire: pairs with `enter`'s release (see there).
+        let ptr = self.running.load(Ordering::Acquire);
         // Non-null after the fence: the worker has not passed `release` for
         // this fiber, and will not until `reading` is cleared below, so its
         // context, and the record it holds, are live and not being changed.
@@ -349,14 +354,22 @@ fn watchdog(watched: &Watched) {
     let mut seen: Vec<(Weak<RuntimeShared>, Vec<Seen>)> = Vec::new();
     let epoch = Instant::now();
     let mut deadlock = Deadlock::default();
+    let mut quiet_ticks = 0u32;
     loop {
-        std::thread::sleep(TICK);
+        // With no runtime left, look less often (a runtime built later is
+        // sampled within a second).
+        std::thread::sleep(if quiet_ticks > 50 { TICK * 50 } else { TICK });
         let now = Instant::now();
         COARSE_MS.store((now - epoch).as_millis() as u32, Ordering::Relaxed);
         let runtimes: Vec<Arc<RuntimeShared>> = {
             let mut list = watched.runtimes.lock();
             list.retain(|w| w.strong_count() > 0);
             list.iter().filter_map(Weak::upgrade).collect()
+        };
+        quiet_ticks = if runtimes.is_empty() {
+            quiet_ticks.saturating_add(1)
+        } else {
+            0
         };
         // A runtime that is gone: its reported fibers let go with it.
         seen.retain(|(w, workers)| {
@@ -447,6 +460,11 @@ fn check(watch: &WorkerWatch, s: &mut Seen, now: Instant, threshold: Duration) {
 /// Cancellations and timeouts unwind without the hook.
 pub(crate) fn install_panic_hook() {
     static ONCE: std::sync::Once = std::sync::Once::new();
+    // `take_hook` panics on a thread that is panicking (a runtime built by a
+    // destructor during unwinding): try again with the next runtime.
+    if std::thread::panicking() {
+        return;
+    }
     ONCE.call_once(|| {
         let previous = std::panic::take_hook();
         std::panic::set_hook(Box::new(move |info| {
@@ -524,25 +542,23 @@ pub(crate) fn collect_dump() -> Dump {
     Dump { runtimes }
 }
 
-/// The signals `dump_on_signal` listens for (one thread each).
+/// The signals `dump_on_signal` listens for.
 static ARMED_SIGNALS: Mutex<Vec<i32>> = Mutex::new(Vec::new());
 
 /// Prints [`dump`](crate::dump) to stderr each time `signal` arrives (as
 /// Go does on `SIGQUIT`), from a thread of its own; once per signal number
 /// per process.
 pub(crate) fn dump_on_signal(signal: i32) {
-    {
-        let mut armed = ARMED_SIGNALS.lock();
-        if armed.contains(&signal) {
-            return;
-        }
-        armed.push(signal);
+    let mut armed = ARMED_SIGNALS.lock();
+    if armed.contains(&signal) {
+        return;
     }
     let listening = crate::signal::on_each(signal, "sylvan-dump-signal", || {
         crate::sys::report(format_args!("{}", crate::dump::dump()))
     });
-    if let Err(e) = listening {
-        crate::sys::report(format_args!("sylvan: cannot dump on signal {signal}: {e}"));
+    match listening {
+        Ok(()) => armed.push(signal),
+        Err(e) => crate::sys::report(format_args!("sylvan: cannot dump on signal {signal}: {e}")),
     }
 }
 
@@ -582,6 +598,8 @@ struct Deadlock {
     still: Option<(Vec<u64>, Instant)>,
     /// This standstill has been reported.
     reported: bool,
+    /// When the process's threads were last counted.
+    last_thread_check: Option<Instant>,
 }
 
 impl Deadlock {
@@ -598,6 +616,7 @@ impl Deadlock {
         let Some(resumes) = standstill(runtimes) else {
             self.still = None;
             self.reported = false;
+            self.last_thread_check = None;
             return;
         };
         match &self.still {
@@ -609,7 +628,19 @@ impl Deadlock {
             }
         }
         let since = self.still.as_ref().map_or(now, |s| s.1);
-        if self.reported || now - since < DEADLOCK_GRACE || !no_other_threads(runtimes) {
+        if self.reported || now - since < DEADLOCK_GRACE {
+            return;
+        }
+        // Counting the process's threads reads /proc: once a second at most
+        // while a standstill lasts.
+        if self
+            .last_thread_check
+            .is_some_and(|t| now - t < DEADLOCK_GRACE)
+        {
+            return;
+        }
+        self.last_thread_check = Some(now);
+        if !no_other_threads(runtimes) {
             return;
         }
         self.reported = true;
@@ -666,7 +697,7 @@ fn no_other_threads(runtimes: &[Arc<RuntimeShared>]) -> bool {
         return false;
     };
     let workers: usize = runtimes.iter().map(|rt| rt.hubs.len()).sum();
-    let signal_threads = ARMED_SIGNALS.lock().len();
+    let signal_threads = crate::signal::LISTENERS.load(Ordering::SeqCst);
     let parked = crate::park::THREADS_PARKED.load(Ordering::SeqCst);
     // The watchdog itself, the workers, the pool's idle threads, the
     // dump-signal listeners and the threads parked in sylvan.

@@ -3,7 +3,9 @@
 //! A [`Runtime`] owns its workers. Dropping it (or returning from [`run`])
 //! shuts it down: unstarted fibers are dropped, every live fiber is cancelled
 //! (it unwinds from its current or next park, so its destructors run), and the
-//! worker threads exit and are joined.
+//! worker threads exit and are joined — except a worker that makes no
+//! progress for `DROP_PATIENCE` (stuck in a fiber that never comes back to
+//! sylvan), which is named on stderr and left behind.
 //!
 //! Code that calls [`spawn`](crate::spawn()) outside any runtime gets the lazily
 //! started *global* runtime (`num_cpus::get()` workers, never shut down), so a
@@ -103,17 +105,25 @@ impl Runtime {
     }
 }
 
-/// How long dropping a runtime waits for its workers: their own wind-down
-/// (`hub::shutdown`: cancelled fibers get 2 s to finish) and a margin. A
-/// worker still busy after that is stuck in a fiber that does not come back
-/// to sylvan; it is named and left behind rather than waited for forever.
+/// How long dropping a runtime waits for workers that make no progress:
+/// their own wind-down (`hub::shutdown`: cancelled fibers get 2 s without
+/// progress to finish) and a margin. A worker that has resumed nothing for
+/// that long is stuck in a fiber that does not come back to sylvan; it is
+/// named and left behind rather than waited for forever. While workers make
+/// progress (destructors of cancelled fibers that take their time), the
+/// wait goes on.
 const DROP_PATIENCE: Duration = Duration::from_secs(4);
 
 impl Drop for Runtime {
     fn drop(&mut self) {
         self.shared.begin_shutdown();
         let me = std::thread::current().id();
-        let deadline = Instant::now() + DROP_PATIENCE;
+        let mut deadline = Instant::now() + DROP_PATIENCE;
+        let progress = |shared: &RuntimeShared| -> u64 {
+            let m: Vec<_> = shared.hubs.iter().map(|h| h.watch.metrics()).collect();
+            m.iter().map(|w| w.resumes + w.fibers_finished).sum()
+        };
+        let mut last_progress = progress(&self.shared);
         let mut threads: Vec<_> = self
             .threads
             .drain(..)
@@ -130,6 +140,11 @@ impl Drop for Runtime {
                 let _ = t.join();
             }
             threads = busy;
+            let now_progress = progress(&self.shared);
+            if now_progress != last_progress {
+                last_progress = now_progress;
+                deadline = Instant::now() + DROP_PATIENCE;
+            }
             if !threads.is_empty() {
                 std::thread::sleep(pause);
                 pause = (pause * 2).min(Duration::from_millis(20));

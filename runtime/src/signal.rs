@@ -14,7 +14,7 @@
 use std::io;
 use std::os::fd::{AsRawFd, RawFd};
 use std::os::unix::net::UnixStream;
-use std::sync::atomic::{AtomicI32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicI32, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Mutex, OnceLock};
 
 use crate::io::{Direction, IoRegistration};
@@ -169,6 +169,10 @@ pub fn wait_for(signals: &[i32]) -> io::Result<i32> {
 /// of its own each time `sig` arrives (deliveries that arrive while it runs
 /// are seen on its return, never missed). For the runtime's own listeners
 /// (`RuntimeBuilder::dump_on_signal`).
+/// How many `on_each` listener threads are running (the monitor's
+/// deadlock check counts them as sylvan's own).
+pub(crate) static LISTENERS: AtomicUsize = AtomicUsize::new(0);
+
 pub(crate) fn on_each(
     sig: i32,
     thread_name: &str,
@@ -177,9 +181,18 @@ pub(crate) fn on_each(
     let idx = install(sig)?;
     let pipe = pipe()?;
     let mut seen = COUNTS[idx].load(Ordering::SeqCst);
+    struct Listening;
+    impl Drop for Listening {
+        fn drop(&mut self) {
+            LISTENERS.fetch_sub(1, Ordering::SeqCst);
+        }
+    }
+    LISTENERS.fetch_add(1, Ordering::SeqCst);
+    let listening = Listening;
     std::thread::Builder::new()
         .name(thread_name.to_owned())
         .spawn(move || loop {
+            let _listening = &listening;
             let got = pipe.reg.io(Direction::Read, None, || {
                 let mut buf = [0u8; 64];
                 while let Ok(1..) = std::io::Read::read(&mut &pipe.read, &mut buf) {}

@@ -372,7 +372,9 @@ impl Hub {
     /// Starts a task: makes its coroutine and queues it.
     pub(crate) fn start(&self, mut task: Startable) {
         if self.shutting_down.get() {
-            // Dropping an unstarted task completes its JoinHandle as cancelled.
+            // Dropping an unstarted task completes its JoinHandle as cancelled
+            // (and runs its closure's destructors, outside any fiber).
+            self.inbox.watch.leave();
             drop(task);
             return;
         }

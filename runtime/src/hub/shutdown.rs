@@ -21,6 +21,9 @@ impl Hub {
     /// Runtime shutdown: drop unstarted tasks, cancel every live fiber.
     pub(super) fn begin_shutdown(&self) {
         self.shutting_down.set(true);
+        // Dropping unstarted tasks runs user destructors outside any fiber:
+        // the monitor must not blame the fiber resumed last for them.
+        self.inbox.watch.leave();
         while self.unstarted.pop().is_some() {}
         loop {
             match self.rt.injector.steal() {
