@@ -14,11 +14,12 @@
 //! fetches 100 pages from it: about 0.2 s in all with the patch, 20 s without.
 //! (`ureq` is built without TLS here: `http://` URLs only.)
 
-use std::io::{Read, Write};
-use std::net::TcpListener;
 use std::time::{Duration, Instant};
 
 use clap::Parser;
+
+#[path = "common/slow_http.rs"]
+mod slow_http;
 
 #[derive(Parser)]
 #[command(about = "Fetch URLs concurrently with a blocking HTTP client inside sylvan fibers")]
@@ -33,40 +34,13 @@ struct Args {
     timeout: u64,
 }
 
-/// A plain-thread HTTP server that answers every request after `delay`.
-fn demo_server(delay: Duration) -> std::io::Result<String> {
-    let listener = TcpListener::bind("127.0.0.1:0")?;
-    let addr = listener.local_addr()?;
-    std::thread::spawn(move || {
-        for conn in listener.incoming() {
-            let Ok(mut conn) = conn else { continue };
-            std::thread::spawn(move || {
-                let mut req = Vec::new();
-                let mut buf = [0u8; 1024];
-                while !req.windows(4).any(|w| w == b"\r\n\r\n") {
-                    match conn.read(&mut buf) {
-                        Ok(0) | Err(_) => return,
-                        Ok(n) => req.extend_from_slice(&buf[..n]),
-                    }
-                }
-                std::thread::sleep(delay);
-                let body = "a slow page\n";
-                let _ = write!(
-                    conn,
-                    "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-                    body.len()
-                );
-            });
-        }
-    });
-    Ok(format!("http://{addr}"))
-}
-
 fn main() -> std::io::Result<()> {
     let args = Args::parse();
     let urls = if args.urls.is_empty() {
-        let base = demo_server(Duration::from_millis(200))?;
-        (0..100).map(|i| format!("{base}/page/{i}")).collect()
+        let addr = slow_http::start(Duration::from_millis(200), "a slow page\n")?;
+        (0..100)
+            .map(|i| format!("http://{addr}/page/{i}"))
+            .collect()
     } else {
         args.urls
     };

@@ -6,28 +6,13 @@
 //! one worker, like tests/patch_std.rs.
 
 use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream, UdpSocket};
+use std::net::UdpSocket;
 use std::os::fd::{AsRawFd, IntoRawFd};
 use std::time::{Duration, Instant};
 
-fn one_worker<T: Send + 'static>(limit: Duration, f: impl FnOnce() -> T + Send + 'static) -> T {
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        let rt = sylvan::Runtime::builder().workers(1).build().unwrap();
-        let _ = tx.send(rt.block_on(f));
-    });
-    match rx.recv_timeout(limit) {
-        Ok(v) => v,
-        Err(_) => panic!("watchdog: not finished within {limit:?} (hang / blocked worker)"),
-    }
-}
+mod patch_support;
 
-fn tcp_pair() -> (TcpStream, TcpStream) {
-    let l = TcpListener::bind("127.0.0.1:0").unwrap();
-    let c = TcpStream::connect(l.local_addr().unwrap()).unwrap();
-    let (s, _) = l.accept().unwrap();
-    (c, s)
-}
+use patch_support::{one_worker, pipe, tcp_pair};
 
 /// F1: recv(MSG_PEEK | MSG_WAITALL) is continued by `read_all` at an offset,
 /// but a peek does not consume: the second peek copies the SAME leading
@@ -271,18 +256,8 @@ fn abstime_sleep_retry_loop_after_cancel() {
 /// worker: deadlock.
 #[test]
 fn large_pipe_write_to_a_reader_fiber_of_the_same_worker() {
-    use std::os::fd::FromRawFd;
     let n = one_worker(Duration::from_secs(10), || {
-        let mut fds = [0; 2];
-        // SAFETY: a valid two-int out array.
-        assert_eq!(unsafe { libc::pipe(fds.as_mut_ptr()) }, 0);
-        // SAFETY: fresh descriptors owned by nothing else.
-        let (mut r, mut w) = unsafe {
-            (
-                std::fs::File::from_raw_fd(fds[0]),
-                std::fs::File::from_raw_fd(fds[1]),
-            )
-        };
+        let (mut r, mut w) = pipe();
         let reader = sylvan::spawn(move || {
             let mut all = Vec::new();
             r.read_to_end(&mut all).unwrap();

@@ -5,23 +5,15 @@
 
 use std::io::{BufRead, BufReader, ErrorKind, Read, Write};
 use std::net::{TcpListener, TcpStream, ToSocketAddrs};
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-/// Runs `f` on a fresh one-worker runtime; fails the test if it has not
-/// finished within `limit` (a blocked worker must fail, not hang CI).
-fn one_worker<T: Send + 'static>(limit: Duration, f: impl FnOnce() -> T + Send + 'static) -> T {
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        let rt = sylvan::Runtime::builder().workers(1).build().unwrap();
-        let _ = tx.send(rt.block_on(f));
-    });
-    match rx.recv_timeout(limit) {
-        Ok(v) => v,
-        Err(_) => panic!("watchdog: the test did not finish within {limit:?} (a blocked worker?)"),
-    }
-}
+mod patch_support;
+#[path = "../examples/common/slow_http.rs"]
+mod slow_http;
+
+use patch_support::{one_worker, pipe, Ticker};
 
 #[test]
 fn the_patch_is_active() {
@@ -104,31 +96,7 @@ fn std_listener_and_streams_on_one_worker() {
 
 /// A plain-thread HTTP server that answers every request after `delay`.
 fn slow_http_server(delay: Duration) -> std::net::SocketAddr {
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let addr = listener.local_addr().unwrap();
-    std::thread::spawn(move || {
-        for conn in listener.incoming() {
-            let Ok(mut conn) = conn else { continue };
-            std::thread::spawn(move || {
-                let mut req = Vec::new();
-                let mut buf = [0u8; 1024];
-                while !req.windows(4).any(|w| w == b"\r\n\r\n") {
-                    match conn.read(&mut buf) {
-                        Ok(0) | Err(_) => return,
-                        Ok(n) => req.extend_from_slice(&buf[..n]),
-                    }
-                }
-                std::thread::sleep(delay);
-                let body = "slow hello";
-                let _ = write!(
-                    conn,
-                    "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-                    body.len()
-                );
-            });
-        }
-    });
-    addr
+    slow_http::start(delay, "slow hello").unwrap()
 }
 
 /// ureq (a blocking HTTP client on std::net) fans out from 100 fibers of
@@ -170,17 +138,7 @@ fn read_timeout_on_a_silent_peer_lets_others_run() {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let addr = listener.local_addr().unwrap();
         let peer = std::thread::spawn(move || listener.accept().unwrap().0);
-        let ticks = Arc::new(AtomicUsize::new(0));
-        let stop = Arc::new(AtomicBool::new(false));
-        let ticker = {
-            let (ticks, stop) = (ticks.clone(), stop.clone());
-            sylvan::spawn(move || {
-                while !stop.load(Ordering::Relaxed) {
-                    std::thread::sleep(Duration::from_millis(10));
-                    ticks.fetch_add(1, Ordering::Relaxed);
-                }
-            })
-        };
+        let ticker = Ticker::start();
         let mut stream = TcpStream::connect(addr).unwrap();
         let _silent = peer.join().unwrap();
         stream
@@ -193,10 +151,7 @@ fn read_timeout_on_a_silent_peer_lets_others_run() {
         let start = Instant::now();
         let err = stream.read(&mut [0u8; 16]).unwrap_err();
         let waited = start.elapsed();
-        let ticked = ticks.load(Ordering::Relaxed);
-        stop.store(true, Ordering::Relaxed);
-        ticker.join().unwrap();
-        (err.kind(), waited, ticked)
+        (err.kind(), waited, ticker.stop())
     });
     // std reports a socket timeout as WouldBlock on Unix (EAGAIN).
     assert_eq!(kind, ErrorKind::WouldBlock);
@@ -343,18 +298,8 @@ fn timeout_and_cancel_interrupt_a_patched_read() {
 /// on the reactor while a writer fiber of the same worker runs.
 #[test]
 fn pipe_reads_wait_on_the_reactor() {
-    use std::os::fd::FromRawFd;
     let got = one_worker(Duration::from_secs(20), || {
-        let mut fds = [0; 2];
-        // SAFETY: a valid two-int out array.
-        assert_eq!(unsafe { libc::pipe(fds.as_mut_ptr()) }, 0);
-        // SAFETY: fresh descriptors owned by nothing else.
-        let (mut r, mut w) = unsafe {
-            (
-                std::fs::File::from_raw_fd(fds[0]),
-                std::fs::File::from_raw_fd(fds[1]),
-            )
-        };
+        let (mut r, mut w) = pipe();
         let reader = sylvan::spawn(move || {
             let mut all = Vec::new();
             r.read_to_end(&mut all).unwrap();
@@ -587,17 +532,7 @@ fn write_timeout_on_a_stalled_peer_lets_others_run() {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let addr = listener.local_addr().unwrap();
         let peer = std::thread::spawn(move || listener.accept().unwrap().0);
-        let ticks = Arc::new(AtomicUsize::new(0));
-        let stop = Arc::new(AtomicBool::new(false));
-        let ticker = {
-            let (ticks, stop) = (ticks.clone(), stop.clone());
-            sylvan::spawn(move || {
-                while !stop.load(Ordering::Relaxed) {
-                    std::thread::sleep(Duration::from_millis(10));
-                    ticks.fetch_add(1, Ordering::Relaxed);
-                }
-            })
-        };
+        let ticker = Ticker::start();
         let mut c = TcpStream::connect(addr).unwrap();
         let _stalled = peer.join().unwrap();
         c.set_write_timeout(Some(Duration::from_millis(200)))
@@ -613,10 +548,7 @@ fn write_timeout_on_a_stalled_peer_lets_others_run() {
                 other => break (other, call.elapsed()),
             }
         };
-        let ticked = ticks.load(Ordering::Relaxed);
-        stop.store(true, Ordering::Relaxed);
-        ticker.join().unwrap();
-        (res.map_err(|e| e.kind()), waited, ticked)
+        (res.map_err(|e| e.kind()), waited, ticker.stop())
     });
     // A write that wrote nothing before its timeout: WouldBlock; one that
     // wrote part returns that count and the next one times out.
@@ -631,20 +563,11 @@ fn write_timeout_on_a_stalled_peer_lets_others_run() {
 /// non-blocking, even after fibers waited on it.
 #[test]
 fn files_and_pipes_keep_their_mode() {
-    use std::os::fd::{AsRawFd, FromRawFd};
+    use std::os::fd::AsRawFd;
     one_worker(Duration::from_secs(20), || {
         let text = std::fs::read_to_string("Cargo.toml").unwrap();
         assert!(text.contains("[package]"));
-        let mut fds = [0; 2];
-        // SAFETY: a valid two-int out array.
-        assert_eq!(unsafe { libc::pipe(fds.as_mut_ptr()) }, 0);
-        // SAFETY: fresh descriptors owned by nothing else.
-        let (mut r, mut w) = unsafe {
-            (
-                std::fs::File::from_raw_fd(fds[0]),
-                std::fs::File::from_raw_fd(fds[1]),
-            )
-        };
+        let (mut r, mut w) = pipe();
         let writer = sylvan::spawn(move || {
             std::thread::sleep(Duration::from_millis(20));
             w.write_all(b"late").unwrap();

@@ -35,6 +35,20 @@ fn run_child(test: &str, envs: &[(&str, &str)], limit: Duration) -> Output {
     }
 }
 
+/// Runs `test` in a child (see [`run_child`]), requires it to succeed, and
+/// returns its stderr and the first stderr line containing `marker`.
+fn child_line(test: &str, marker: &str) -> (String, String) {
+    let out = run_child(test, &[], Duration::from_secs(60));
+    let err = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(out.status.success(), "child failed: {err}");
+    let line = err
+        .lines()
+        .find(|l| l.contains(marker))
+        .unwrap_or_else(|| panic!("no line with {marker:?} in: {err}"))
+        .to_owned();
+    (err, line)
+}
+
 fn in_child() -> bool {
     std::env::var_os(CHILD).is_some()
 }
@@ -83,17 +97,7 @@ fn a_fiber_that_holds_its_worker_is_named() {
         drop(rt);
         return;
     }
-    let out = run_child(
-        "a_fiber_that_holds_its_worker_is_named",
-        &[],
-        Duration::from_secs(60),
-    );
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "child failed: {err}");
-    let held = err
-        .lines()
-        .find(|l| l.contains("has held worker"))
-        .unwrap_or_else(|| panic!("no blocked-worker warning in: {err}"));
+    let (err, held) = child_line("a_fiber_that_holds_its_worker_is_named", "has held worker");
     assert!(held.contains("'hog' (#"), "{held}");
     assert!(held.contains("spawned at tests/rt_monitor.rs:"), "{held}");
     assert!(held.contains("worker 'monitored-0'"), "{held}");
@@ -195,17 +199,10 @@ fn shutdown_names_a_stuck_fiber_instead_of_hanging() {
         eprintln!("dropped after {} ms", start.elapsed().as_millis());
         return;
     }
-    let out = run_child(
+    let (err, line) = child_line(
         "shutdown_names_a_stuck_fiber_instead_of_hanging",
-        &[],
-        Duration::from_secs(60),
+        "did not stop within",
     );
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "child failed: {err}");
-    let line = err
-        .lines()
-        .find(|l| l.contains("did not stop within"))
-        .unwrap_or_else(|| panic!("no shutdown report in: {err}"));
     assert!(line.contains("'spinner' (#"), "{line}");
     assert!(line.contains("spawned at tests/rt_monitor.rs:"), "{line}");
     assert!(line.contains("worker 'stuck-"), "{line}");
