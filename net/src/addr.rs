@@ -45,6 +45,7 @@ fn resolve(host: String, port: u16) -> io::Result<vec::IntoIter<SocketAddr>> {
     off_hub(move || {
         std::net::ToSocketAddrs::to_socket_addrs(&(host.as_str(), port))
             .map(|it| it.collect::<Vec<_>>().into_iter())
+            .map_err(|e| crate::context::with_context(e, || format!("lookup {host}")))
     })
 }
 

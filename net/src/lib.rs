@@ -24,6 +24,7 @@
 #![forbid(unsafe_code)]
 
 mod addr;
+mod context;
 mod sock;
 mod tcp;
 mod udp;

@@ -9,6 +9,7 @@ use socket2::{Domain, Protocol, SockAddr, Socket, Type};
 use sylvan_runtime::io::{Direction, IoRegistration};
 
 use crate::addr::{each_addr, ToSocketAddrs};
+use crate::context::with_context;
 use crate::sock::{
     handle_methods, impl_fd_and_debug, impl_stream_io, incoming_iterator, peer_methods, Sock,
 };
@@ -83,7 +84,10 @@ impl TcpListenerBuilder {
 
     /// Binds to the first address `addr` names that works.
     pub fn bind(&self, addr: impl ToSocketAddrs) -> io::Result<TcpListener> {
-        each_addr(addr, |a| self.bind_one(a))
+        each_addr(addr, |a| {
+            self.bind_one(a)
+                .map_err(|e| with_context(e, || format!("bind tcp {a}")))
+        })
     }
 
     fn bind_one(&self, addr: SocketAddr) -> io::Result<TcpListener> {
@@ -159,8 +163,16 @@ impl TcpListener {
     ///
     /// [`sylvan::timeout`]: sylvan_runtime::timeout
     pub fn accept(&self) -> io::Result<(TcpStream, SocketAddr)> {
-        let (stream, addr) = self.inner.accept(|l| l.accept())?;
-        Ok((TcpStream::from_std(stream)?, addr))
+        let accepted = self
+            .inner
+            .accept(|l| l.accept())
+            .and_then(|(stream, addr)| Ok((TcpStream::from_std(stream)?, addr)));
+        accepted.map_err(|e| {
+            with_context(e, || match self.local_addr() {
+                Ok(local) => format!("accept tcp {local}"),
+                Err(_) => "accept tcp".to_owned(),
+            })
+        })
     }
 
     /// An endless iterator of accepted connections (`accept` in a loop).
@@ -216,7 +228,10 @@ impl TcpStream {
     /// # Ok::<(), std::io::Error>(())
     /// ```
     pub fn connect(addr: impl ToSocketAddrs) -> io::Result<TcpStream> {
-        each_addr(addr, |a| TcpStream::connect_inner(a, None))
+        each_addr(addr, |a| {
+            TcpStream::connect_inner(a, None)
+                .map_err(|e| with_context(e, || format!("connect tcp {a}")))
+        })
     }
 
     /// Connects to `addr`, failing with [`io::ErrorKind::TimedOut`] if the
@@ -229,6 +244,7 @@ impl TcpStream {
             ));
         }
         TcpStream::connect_inner(*addr, Instant::now().checked_add(timeout))
+            .map_err(|e| with_context(e, || format!("connect tcp {addr}")))
     }
 
     fn connect_inner(addr: SocketAddr, deadline: Option<Instant>) -> io::Result<TcpStream> {

@@ -32,7 +32,11 @@ pub struct UdpSocket {
 impl UdpSocket {
     /// Binds to the first address `addr` names that works.
     pub fn bind(addr: impl ToSocketAddrs) -> io::Result<UdpSocket> {
-        each_addr(addr, |a| UdpSocket::from_std(std::net::UdpSocket::bind(a)?))
+        each_addr(addr, |a| {
+            std::net::UdpSocket::bind(a)
+                .and_then(UdpSocket::from_std)
+                .map_err(|e| crate::context::with_context(e, || format!("bind udp {a}")))
+        })
     }
 
     /// Wraps a socket made by std (it is switched to non-blocking mode).
@@ -72,7 +76,12 @@ impl UdpSocket {
     /// Sets the default peer: [`send`](Self::send) goes there and only its
     /// datagrams are received.
     pub fn connect(&self, addr: impl ToSocketAddrs) -> io::Result<()> {
-        each_addr(addr, |a| self.inner.get().connect(a))
+        each_addr(addr, |a| {
+            self.inner
+                .get()
+                .connect(a)
+                .map_err(|e| crate::context::with_context(e, || format!("connect udp {a}")))
+        })
     }
 
     /// Sends one datagram to the connected peer.

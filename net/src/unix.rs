@@ -45,7 +45,12 @@ pub struct UnixListener {
 impl UnixListener {
     /// Binds a listener to the socket file at `path` (which must not exist).
     pub fn bind(path: impl AsRef<Path>) -> io::Result<UnixListener> {
-        UnixListener::from_std(std_unix::UnixListener::bind(path)?)
+        let path = path.as_ref();
+        std_unix::UnixListener::bind(path)
+            .and_then(UnixListener::from_std)
+            .map_err(|e| {
+                crate::context::with_context(e, || format!("bind unix {}", path.display()))
+            })
     }
 
     /// Wraps a listener made by std (it is switched to non-blocking mode).
@@ -64,8 +69,11 @@ impl UnixListener {
     /// Accepts a connection, parking until one arrives. Out of descriptors,
     /// it backs off and retries like [`TcpListener::accept`](crate::TcpListener::accept).
     pub fn accept(&self) -> io::Result<(UnixStream, SocketAddr)> {
-        let (stream, addr) = self.inner.accept(|l| l.accept())?;
-        Ok((UnixStream::from_std(stream)?, addr))
+        let accepted = self
+            .inner
+            .accept(|l| l.accept())
+            .and_then(|(stream, addr)| Ok((UnixStream::from_std(stream)?, addr)));
+        accepted.map_err(|e| crate::context::with_context(e, || "accept unix".to_owned()))
     }
 
     /// An endless iterator of accepted connections.
@@ -91,6 +99,13 @@ impl UnixStream {
     /// full the kernel refuses at once (`EAGAIN`); this retries with a short
     /// back-off (1 ms doubling to 50 ms) instead of failing.
     pub fn connect(path: impl AsRef<Path>) -> io::Result<UnixStream> {
+        let path = path.as_ref();
+        UnixStream::connect_inner(path).map_err(|e| {
+            crate::context::with_context(e, || format!("connect unix {}", path.display()))
+        })
+    }
+
+    fn connect_inner(path: &Path) -> io::Result<UnixStream> {
         let addr = SockAddr::unix(path)?;
         let socket = Socket::new(Domain::UNIX, Type::STREAM.nonblocking().cloexec(), None)?;
         let mut wait = Duration::from_millis(1);
