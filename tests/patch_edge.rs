@@ -12,6 +12,21 @@ use std::time::{Duration, Instant};
 
 mod patch_support;
 
+/// `recv(MSG_PEEK | MSG_WAITALL)` of `N` bytes, as C code would call it.
+fn peek_all<const N: usize>(s: &impl AsRawFd) -> (isize, [u8; N]) {
+    let mut buf = [0u8; N];
+    // SAFETY: a valid N-byte buffer.
+    let n = unsafe {
+        libc::recv(
+            s.as_raw_fd(),
+            buf.as_mut_ptr().cast(),
+            N,
+            libc::MSG_PEEK | libc::MSG_WAITALL,
+        )
+    };
+    (n, buf)
+}
+
 use patch_support::{one_worker, pipe, tcp_pair};
 
 /// F1: recv(MSG_PEEK | MSG_WAITALL) is continued by `read_all` at an offset,
@@ -27,16 +42,7 @@ fn peek_waitall_does_not_duplicate_bytes() {
             b.write_all(b"def").unwrap();
             b
         });
-        let mut buf = [0u8; 6];
-        // SAFETY: a valid 6-byte buffer.
-        let n = unsafe {
-            libc::recv(
-                a.as_raw_fd(),
-                buf.as_mut_ptr().cast(),
-                6,
-                libc::MSG_PEEK | libc::MSG_WAITALL,
-            )
-        };
+        let (n, buf) = peek_all::<6>(&a);
         let _b = w.join().unwrap();
         (n, buf)
     });
@@ -407,16 +413,7 @@ fn peek_waitall_returns_short_at_end_of_stream() {
             std::thread::sleep(Duration::from_millis(50));
             drop(b);
         });
-        let mut buf = [0u8; 6];
-        // SAFETY: a valid 6-byte buffer.
-        let n = unsafe {
-            libc::recv(
-                a.as_raw_fd(),
-                buf.as_mut_ptr().cast(),
-                6,
-                libc::MSG_PEEK | libc::MSG_WAITALL,
-            )
-        };
+        let (n, _) = peek_all::<6>(&a);
         w.join().unwrap();
         n
     });

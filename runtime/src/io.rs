@@ -328,7 +328,6 @@ impl IoRegistration {
     /// drops then deregister nothing, so they cannot remove a registration
     /// of whatever file reuses the number). Waiters stay parked until their
     /// deadline or an interruption.
-    #[cfg(feature = "patch")]
     pub(crate) fn deregister_all(&self) {
         let registered = std::mem::take(&mut self.state.inner.lock().registered);
         for (reactor, token) in registered {
@@ -339,10 +338,7 @@ impl IoRegistration {
 
 impl Drop for IoRegistration {
     fn drop(&mut self) {
-        let registered = std::mem::take(&mut self.state.inner.lock().registered);
-        for (reactor, token) in registered {
-            reactor.deregister(self.state.fd, token);
-        }
+        self.deregister_all();
     }
 }
 

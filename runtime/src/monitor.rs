@@ -261,6 +261,13 @@ pub(crate) fn bump(c: &AtomicU64, n: u64) {
 }
 
 impl WorkerWatch {
+    /// A number that grows while the worker gets anything done (resumes
+    /// and finished fibers), for `Runtime::drop`'s patience.
+    pub(crate) fn progress(&self) -> u64 {
+        let finished = self.counters.finished.load(Ordering::Relaxed);
+        self.resumes.load(Ordering::Relaxed).wrapping_add(finished)
+    }
+
     /// This worker's metrics.
     pub(crate) fn metrics(&self) -> crate::metrics::WorkerMetrics {
         let c = &self.counters;

@@ -120,8 +120,7 @@ impl Drop for Runtime {
         let me = std::thread::current().id();
         let mut deadline = Instant::now() + DROP_PATIENCE;
         let progress = |shared: &RuntimeShared| -> u64 {
-            let m: Vec<_> = shared.hubs.iter().map(|h| h.watch.metrics()).collect();
-            m.iter().map(|w| w.resumes + w.fibers_finished).sum()
+            shared.hubs.iter().map(|h| h.watch.progress()).sum()
         };
         let mut last_progress = progress(&self.shared);
         let mut threads: Vec<_> = self

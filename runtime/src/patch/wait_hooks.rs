@@ -331,11 +331,8 @@ pub unsafe extern "C" fn clock_nanosleep_hook(
         libc::CLOCK_MONOTONIC | libc::CLOCK_REALTIME | libc::CLOCK_BOOTTIME
     );
     // SAFETY: clock_nanosleep's contract: `req` is null or a timespec.
-    let (true, true, Some(want)) = (
-        patched(),
-        known,
-        unsafe { req.as_ref() }.and_then(duration_of),
-    ) else {
+    let want = unsafe { req.as_ref() }.and_then(duration_of);
+    let (true, true, Some(want)) = (patched(), known, want) else {
         return real();
     };
     let dur = if flags & libc::TIMER_ABSTIME != 0 {
