@@ -52,11 +52,15 @@ fn metrics_add_up_after_a_mixed_workload() {
             })
             .collect::<Vec<_>>()
     });
-    // Let the five park (bounded wait on the counters themselves).
+    // Let the five start and block_on's own fiber be counted finished
+    // (bounded wait on the counters themselves): 100 + 20 + the server +
+    // block_on's fiber + the five have started, all but the five finished.
     let deadline = std::time::Instant::now() + Duration::from_secs(20);
     let m = loop {
         let m = rt.metrics();
-        if m.total().fibers_live == 5 || std::time::Instant::now() > deadline {
+        let t = m.total();
+        let settled = t.fibers_started == 127 && t.fibers_live == 5;
+        if settled || std::time::Instant::now() > deadline {
             break m;
         }
         std::thread::sleep(Duration::from_millis(5));
