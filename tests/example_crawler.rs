@@ -3,9 +3,12 @@
 //! and against a deliberately broken server (every failure reported per URL,
 //! the crawl goes on, nothing hangs past its timeout).
 
-// The crawler's robots.txt and link-extraction modules, compiled here so
+// The crawler's HTTP client, robots.txt and link-extraction modules, compiled here so
 // their unit tests run with `cargo test` (an example's own tests would need
 // `test = true`, which stops cargo from building the runnable binary).
+#[allow(dead_code)]
+#[path = "../examples/crawler/http.rs"]
+mod http;
 #[allow(dead_code)]
 #[path = "../examples/crawler/links.rs"]
 mod links;
@@ -38,7 +41,8 @@ fn out_file(tag: &str) -> PathBuf {
     std::env::temp_dir().join(format!("sylvan-crawl-{tag}-{}.jsonl", std::process::id()))
 }
 
-fn run(args: &[&str], out: &PathBuf) -> (String, Vec<serde_json::Value>, Duration) {
+/// Runs the crawler with `args`, expecting exit status `code`.
+fn run(args: &[&str], out: &PathBuf, code: i32) -> (String, Vec<serde_json::Value>, Duration) {
     let start = Instant::now();
     let res = Command::new(crawler())
         .args(args)
@@ -50,7 +54,12 @@ fn run(args: &[&str], out: &PathBuf) -> (String, Vec<serde_json::Value>, Duratio
     let took = start.elapsed();
     let stdout = String::from_utf8_lossy(&res.stdout).to_string();
     let stderr = String::from_utf8_lossy(&res.stderr);
-    assert!(res.status.success(), "crawler failed:\n{stdout}\n{stderr}");
+    assert_eq!(
+        res.status.code(),
+        Some(code),
+        "crawler's exit status:\n{stdout}\n{stderr}"
+    );
+    assert!(!stderr.contains("panicked"), "{stderr}");
     let text = std::fs::read_to_string(out).unwrap();
     std::fs::remove_file(out).unwrap();
     let records = text
@@ -68,7 +77,8 @@ fn path_of(r: &serde_json::Value) -> String {
 #[test]
 fn crawls_the_demo_site_and_finds_exactly_its_pages() {
     let out = out_file("demo");
-    let (stdout, records, _) = run(&["--concurrency", "16"], &out);
+    // The site has broken links (404s, a redirect loop): exit status 1.
+    let (stdout, records, _) = run(&["--concurrency", "16"], &out, 1);
     let by_path: HashMap<String, &serde_json::Value> =
         records.iter().map(|r| (path_of(r), r)).collect();
     assert_eq!(by_path.len(), records.len(), "every URL is recorded once");
@@ -222,6 +232,7 @@ fn broken_servers_and_bad_input_are_reported_per_url() {
             "3",
         ],
         &out,
+        1,
     );
     let kind: HashMap<String, (serde_json::Value, serde_json::Value)> = records
         .iter()
@@ -234,11 +245,11 @@ fn broken_servers_and_bad_input_are_reported_per_url() {
     ok("/");
     ok("/http10");
     ok("/close");
-    assert_eq!(kind["/garbage"].1, "http");
-    assert_eq!(kind["/truncated"].1, "http");
+    assert_eq!(kind["/garbage"].1, "not-http");
+    assert_eq!(kind["/truncated"].1, "truncated");
     assert_eq!(kind["/huge"].1, "too-large");
     assert_eq!(kind["/hang"].1, "timeout");
-    assert_eq!(kind["/badchunk"].1, "http");
+    assert_eq!(kind["/badchunk"].1, "bad-chunk");
     assert_eq!(kind["/toomany/0"].1, "too-many-redirects");
     assert_eq!(kind["/refused"].1, "connect");
     assert!(stdout.contains("bad-url: 1"), "{stdout}");

@@ -1,13 +1,18 @@
-//! A concurrent web crawler written as plain blocking code on fibers, in the
-//! gevent tradition: a `Pool` of fetchers, a `Queue` as the frontier, an
-//! HTTP/1.1 client on `sylvan::net::TcpStream`, and `sylvan::timeout` around
-//! each request.
+//! A concurrent web crawler and link checker written as plain blocking code
+//! on fibers, in the gevent tradition: a fixed number of fetcher fibers, a
+//! `Queue` as the frontier, an HTTP/1.1 client on `sylvan::net::TcpStream`,
+//! and `sylvan::timeout` around each request.
 //!
 //! ```text
 //! cargo run --release --example crawler                   # crawls the embedded demo site
 //! cargo run --release --example crawler -- http://host/   # crawls real sites
 //! cargo run --release --example crawler -- --help
 //! ```
+//!
+//! Exit status: 0 when nothing broken was found, 1 when a link is broken (a
+//! 4xx/5xx answer) or a fetch failed, 2 for a usage error, 3 when the crawl
+//! could not run at all, 130 after Ctrl-C (the output is complete up to
+//! there, and the summary is printed).
 
 // The duration parser the server examples use too.
 #[path = "../common/duration.rs"]
@@ -17,34 +22,55 @@ mod links;
 mod robots;
 mod site;
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap};
 use std::fs::File;
-use std::io::{BufWriter, IsTerminal, Write};
+use std::io::{self, BufWriter, IsTerminal, Write};
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
 use clap::Parser;
-use sylvan::sync::{AsyncResult, Event, Pool, Queue, Semaphore};
+use regex::Regex;
+use sylvan::sync::{AsyncResult, Event, Group, Queue, Semaphore};
 use url::Url;
 
-use crate::http::{Client, FetchError};
+use crate::http::{Client, FetchError, Hop, Method};
 use crate::robots::Robots;
 
-/// Crawl web sites concurrently (HTTP/1.1; https is not supported yet).
-/// With no URL, crawls an embedded demo site served on 127.0.0.1.
+/// Exit status: nothing broken found.
+const EXIT_OK: i32 = 0;
+/// Exit status: broken links or failed fetches were found.
+const EXIT_BROKEN: i32 = 1;
+/// Exit status: bad arguments (clap uses 2 as well).
+const EXIT_USAGE: i32 = 2;
+/// Exit status: the crawl could not run (runtime or demo site failed).
+const EXIT_CANNOT_RUN: i32 = 3;
+/// Exit status: stopped by Ctrl-C (128 + SIGINT, as shells report it).
+const EXIT_INTERRUPTED: i32 = 130;
+
+/// Crawl web sites concurrently and report every URL found (a link
+/// checker). With no URL, crawls an embedded demo site served on 127.0.0.1.
+///
+/// Exit status: 0 nothing broken; 1 broken links or failed fetches found;
+/// 2 usage error; 3 could not run; 130 interrupted by Ctrl-C.
 #[derive(Parser, Debug)]
 #[command(name = "crawler", version)]
 struct Args {
-    /// Start URLs (http://...). None: start the embedded demo site and crawl it.
+    /// Start URLs (http://...; a URL without a scheme is taken as http://).
+    /// None: start the embedded demo site and crawl it.
     urls: Vec<String>,
-    /// How many pages are fetched at once (the size of the fetcher Pool).
+    /// How many pages are fetched at once (the number of fetcher fibers).
     #[arg(long, default_value_t = 32)]
     concurrency: usize,
-    /// How many requests may be in flight to any one host at once.
+    /// How many requests may be in flight to any one host at once (also how
+    /// many keep-alive connections are kept per host).
     #[arg(long, default_value_t = 8)]
     per_host: usize,
+    /// Least time between two requests to one host, e.g. 500ms (robots.txt's
+    /// Crawl-delay, up to 60 s, is honoured when it is longer).
+    #[arg(long, value_parser = duration::parse_duration)]
+    delay: Option<Duration>,
     /// Stop scheduling new URLs after this many.
     #[arg(long, default_value_t = 10_000)]
     max_pages: usize,
@@ -60,7 +86,19 @@ struct Args {
     /// Follow links to any host.
     #[arg(long)]
     all_hosts: bool,
-    /// Write one JSON object per URL to FILE (url, status, bytes, links, ms, error).
+    /// Also check links to other hosts (one request each; their pages are
+    /// not crawled).
+    #[arg(long, conflicts_with = "all_hosts")]
+    check_external: bool,
+    /// Crawl only URLs matching this regular expression (repeatable: any
+    /// may match). Start URLs are always crawled.
+    #[arg(long, value_name = "REGEX")]
+    include: Vec<Regex>,
+    /// Skip URLs matching this regular expression (repeatable).
+    #[arg(long, value_name = "REGEX")]
+    exclude: Vec<Regex>,
+    /// Write one JSON object per URL to FILE ("-" for stdout; the summary
+    /// then goes to stderr).
     #[arg(long, value_name = "FILE")]
     output: Option<PathBuf>,
     /// The User-Agent header (its first word is matched against robots.txt).
@@ -84,14 +122,52 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
+/// A URL waiting in the frontier.
+struct Job {
+    url: Url,
+    depth: usize,
+    /// Checked only: its links are not followed (a link to another host
+    /// under `--check-external`).
+    leaf: bool,
+}
+
+/// Where a URL was linked from.
+#[derive(Default)]
+struct Refs {
+    /// The pages that link to it, first one first (at most MAX_REFS kept).
+    pages: Vec<Url>,
+    /// How many links to it were seen in all.
+    count: usize,
+}
+
+/// How many referring pages are kept per URL.
+const MAX_REFS: usize = 5;
+
+impl Refs {
+    fn add(&mut self, from: Option<&Url>) {
+        if let Some(from) = from {
+            self.count += 1;
+            if self.pages.len() < MAX_REFS && !self.pages.contains(from) {
+                self.pages.push(from.clone());
+            }
+        }
+    }
+}
+
 /// What happened to one URL.
 struct Record {
     url: Url,
+    depth: usize,
+    method: Option<Method>,
     status: Option<u16>,
-    bytes: usize,
+    bytes: Option<u64>,
+    content_type: Option<String>,
     links: usize,
     ms: u128,
     final_url: Option<Url>,
+    /// A redirect not followed: its target and why.
+    unfollowed: Option<(Url, &'static str)>,
+    noindex: bool,
     outcome: Outcome,
 }
 
@@ -101,15 +177,65 @@ enum Outcome {
     Failed(FetchError),
 }
 
+impl Record {
+    fn new(url: Url, depth: usize) -> Record {
+        Record {
+            url,
+            depth,
+            method: None,
+            status: None,
+            bytes: None,
+            content_type: None,
+            links: 0,
+            ms: 0,
+            final_url: None,
+            unfollowed: None,
+            noindex: false,
+            outcome: Outcome::Fetched,
+        }
+    }
+
+    fn skipped(url: Url, depth: usize, why: &'static str) -> Record {
+        let mut r = Record::new(url, depth);
+        r.outcome = Outcome::Skipped(why);
+        r
+    }
+
+    /// A broken link: a failed fetch or an error status.
+    fn broken(&self) -> Option<String> {
+        match (&self.outcome, self.status) {
+            (Outcome::Failed(e), _) => Some(format!("{}: {}", e.kind, e.message)),
+            (_, Some(s)) if s >= 400 => Some(format!("status {s}")),
+            _ => None,
+        }
+    }
+}
+
 #[derive(Default)]
 struct Stats {
     by_status: BTreeMap<u16, usize>,
     errors: BTreeMap<&'static str, usize>,
     skipped: BTreeMap<&'static str, usize>,
-    bytes: usize,
+    bytes: u64,
     other_hosts: usize,
-    over_limit: usize,
+    nofollow_links: usize,
+    /// Links cut off by --depth: URL → a page linking to it.
+    beyond_depth: HashMap<String, (Url, Url)>,
+    /// Broken links: URL and what is wrong.
+    broken: Vec<(Url, String)>,
 }
+
+/// Per-origin state: a limit on requests in flight and the politeness clock.
+struct HostState {
+    permits: Semaphore,
+    /// When the next request to this host may start (`--delay`, Crawl-delay).
+    next_slot: Mutex<Option<Instant>>,
+}
+
+type RobotsCell = Arc<AsyncResult<Result<Arc<Robots>, FetchError>>>;
+
+/// Where the JSON lines go.
+type Sink = Box<dyn Write + Send>;
 
 /// The shared state of one crawl.
 struct Crawl {
@@ -118,30 +244,31 @@ struct Crawl {
     depth: usize,
     max_pages: usize,
     per_host: usize,
+    delay: Duration,
     user_agent: String,
     /// Hosts links may lead to (None: any).
-    hosts: Option<HashSet<String>>,
-    frontier: Queue<(Url, usize)>,
+    hosts: Option<std::collections::HashSet<String>>,
+    check_external: bool,
+    include: Vec<Regex>,
+    exclude: Vec<Regex>,
+    frontier: Queue<Job>,
+    /// The fetcher fibers (cancelled on Ctrl-C).
+    fetchers: Group,
     /// URLs queued or being fetched; the crawl ends when it drops to 0.
     outstanding: AtomicUsize,
     scheduled: AtomicUsize,
     done: AtomicUsize,
     failed: AtomicUsize,
     in_flight: AtomicUsize,
-    seen: Mutex<HashSet<String>>,
-    robots: Mutex<HashMap<String, Arc<AsyncResult<Arc<Robots>>>>>,
-    host_limits: Mutex<HashMap<String, Arc<Semaphore>>>,
+    /// Set on Ctrl-C or a closed output: no new fetches start.
+    stopping: AtomicBool,
+    interrupted: AtomicBool,
+    /// Every URL scheduled (or skipped for good), with where it was linked from.
+    seen: Mutex<HashMap<String, Refs>>,
+    robots: Mutex<HashMap<String, RobotsCell>>,
+    hosts_state: Mutex<HashMap<String, Arc<HostState>>>,
     stats: Mutex<Stats>,
-    output: Option<Mutex<BufWriter<File>>>,
-}
-
-fn origin(url: &Url) -> String {
-    format!(
-        "{}://{}:{}",
-        url.scheme(),
-        url.host_str().unwrap_or(""),
-        url.port_or_known_default().unwrap_or(0)
-    )
+    output: Option<Mutex<Sink>>,
 }
 
 impl Crawl {
@@ -153,81 +280,209 @@ impl Crawl {
         }
     }
 
-    /// Schedules `url` unless it was seen, is out of scope or over budget.
-    fn offer(&self, url: Url, depth: usize) {
-        if !lock(&self.seen).insert(url.as_str().to_string()) {
+    /// Why `url` is filtered out by --include/--exclude, if it is.
+    fn filtered(&self, url: &Url) -> Option<&'static str> {
+        if self.exclude.iter().any(|r| r.is_match(url.as_str())) {
+            return Some("excluded by --exclude");
+        }
+        if !self.include.is_empty() && !self.include.iter().any(|r| r.is_match(url.as_str())) {
+            return Some("not matched by --include");
+        }
+        None
+    }
+
+    /// Schedules `url` (linked from `from` at `depth`) unless it was seen,
+    /// is filtered, out of scope, too deep or over budget. Each URL gets one
+    /// record, whatever happens to it.
+    fn offer(&self, url: Url, depth: usize, from: Option<&Url>) {
+        let key = url.as_str().to_string();
+        let mut leaf = false;
+        {
+            let mut seen = lock(&self.seen);
+            if let Some(refs) = seen.get_mut(&key) {
+                refs.add(from);
+                return;
+            }
+            // Beyond --depth: not marked seen, as a shorter path to it may
+            // still come; remembered below in case none does.
+            if depth <= self.depth {
+                let mut refs = Refs::default();
+                refs.add(from);
+                seen.insert(key.clone(), refs);
+            }
+        }
+        if depth > self.depth {
+            if let Some(from) = from {
+                lock(&self.stats)
+                    .beyond_depth
+                    .entry(key)
+                    .or_insert_with(|| (url, from.clone()));
+            }
             return;
         }
         if !self.in_scope(&url) {
-            lock(&self.stats).other_hosts += 1;
+            if self.check_external {
+                leaf = true;
+            } else {
+                lock(&self.stats).other_hosts += 1;
+                return;
+            }
+        }
+        if let (Some(why), Some(_)) = (self.filtered(&url), from) {
+            self.record(&Record::skipped(url, depth, why));
             return;
         }
         if self.scheduled.fetch_add(1, Ordering::SeqCst) >= self.max_pages {
             self.scheduled.fetch_sub(1, Ordering::SeqCst);
-            lock(&self.stats).over_limit += 1;
+            self.record(&Record::skipped(url, depth, "over --max-pages"));
             return;
         }
         self.outstanding.fetch_add(1, Ordering::SeqCst);
-        if self.frontier.put((url, depth)).is_err() {
+        if self.frontier.put(Job { url, depth, leaf }).is_err() {
             self.outstanding.fetch_sub(1, Ordering::SeqCst);
         }
     }
 
-    /// A redirect hop to `next`: follow it only if it is new and in scope.
-    fn claim_redirect(&self, next: &Url) -> bool {
-        self.in_scope(next) && lock(&self.seen).insert(next.as_str().to_string())
+    /// A redirect from `from` to `next`: follow it only if it is new, in
+    /// scope, not filtered and allowed by robots.txt.
+    fn hop(&self, from: &Url, next: &Url) -> Hop {
+        let Some(next) = links::canonical(next.clone()) else {
+            return Hop::Stop("not an http(s) URL");
+        };
+        if !self.in_scope(&next) {
+            return Hop::Stop("another host");
+        }
+        if self.filtered(&next).is_some() {
+            return Hop::Stop("filtered by --include/--exclude");
+        }
+        match self.robots(&next) {
+            Ok(r) if !r.allowed(&path_and_query(&next)) => return Hop::Stop("robots.txt"),
+            Ok(_) => {}
+            Err(_) => return Hop::Stop("robots.txt unreachable"),
+        }
+        let mut seen = lock(&self.seen);
+        if let Some(refs) = seen.get_mut(next.as_str()) {
+            refs.add(Some(from));
+            return Hop::Stop("crawled already");
+        }
+        let mut refs = Refs::default();
+        refs.add(Some(from));
+        seen.insert(next.as_str().to_string(), refs);
+        Hop::Follow(next)
     }
 
-    /// robots.txt of `url`'s origin, fetched once (other fibers wait for it).
-    fn robots(&self, url: &Url) -> Arc<Robots> {
-        let key = origin(url);
+    /// robots.txt of `url`'s origin, fetched once (other fibers wait for
+    /// it). An error when it could not be fetched at all (RFC 9309 then
+    /// says to assume everything is disallowed: the pages fail with it).
+    fn robots(&self, url: &Url) -> Result<Arc<Robots>, FetchError> {
+        let key = http::origin(url);
         let (cell, mine) = {
             let mut map = lock(&self.robots);
             match map.get(&key) {
                 Some(c) => (c.clone(), false),
                 None => {
-                    let c = Arc::new(AsyncResult::new());
+                    let c: RobotsCell = Arc::new(AsyncResult::new());
                     map.insert(key, c.clone());
                     (c, true)
                 }
             }
         };
         if mine {
-            // Set it however the fetch ends, so no waiter is stranded.
-            struct SetOnDrop<'a>(&'a AsyncResult<Arc<Robots>>, Option<Robots>);
+            // Set it however the fetch ends (even cancelled), so no waiter
+            // is stranded.
+            struct SetOnDrop<'a>(&'a RobotsCell, Option<Result<Arc<Robots>, FetchError>>);
             impl Drop for SetOnDrop<'_> {
                 fn drop(&mut self) {
-                    let r = self.1.take().unwrap_or_else(Robots::allow_all);
-                    self.0.set(Arc::new(r));
+                    let r = self.1.take().unwrap_or_else(|| {
+                        Err(FetchError::new("interrupted", "robots.txt: interrupted"))
+                    });
+                    self.0.set(r);
                 }
             }
             let mut guard = SetOnDrop(&cell, None);
-            let robots_url = url.join("/robots.txt").expect("an http URL joins a path");
-            let fetched = sylvan::timeout(self.timeout, || self.client.get(&robots_url, |_| true));
+            let mut robots_url = url.clone();
+            robots_url.set_path("/robots.txt");
+            robots_url.set_query(None);
+            let fetched = sylvan::timeout(self.timeout, || {
+                self.client.fetch(
+                    &robots_url,
+                    Method::Get,
+                    |u| Hop::Follow(u.clone()),
+                    &|_| true,
+                )
+            });
             guard.1 = Some(match fetched {
-                Ok(Ok(r)) if r.status == 200 => {
-                    Robots::parse(&String::from_utf8_lossy(&r.body), &self.user_agent)
-                }
+                Ok(Ok(r)) if (200..300).contains(&r.status) => Ok(Arc::new(Robots::parse(
+                    &String::from_utf8_lossy(&r.body),
+                    &self.user_agent,
+                ))),
                 // RFC 9309: a server error means "assume everything is disallowed".
-                Ok(Ok(r)) if r.status >= 500 => {
-                    Robots::parse("User-agent: *\nDisallow: /\n", &self.user_agent)
+                Ok(Ok(r)) if (500..600).contains(&r.status) => Ok(Arc::new(Robots::parse(
+                    "User-agent: *\nDisallow: /\n",
+                    &self.user_agent,
+                ))),
+                // 4xx ("unavailable"), a status no RFC defines (LinkedIn's
+                // 999), an unfollowed redirect: no rules.
+                Ok(Ok(_)) => Ok(Arc::new(Robots::allow_all())),
+                // Too big or too many redirects: unavailable, no rules.
+                Ok(Err(e))
+                    if matches!(
+                        e.kind,
+                        "too-large"
+                            | "too-many-redirects"
+                            | "redirect-loop"
+                            | "bad-redirect"
+                            | "unsupported"
+                    ) =>
+                {
+                    Ok(Arc::new(Robots::allow_all()))
                 }
-                // 4xx, or unreachable: the page fetch itself will report why.
-                _ => Robots::allow_all(),
+                Ok(Err(e)) => Err(FetchError::new(
+                    e.kind,
+                    format!("robots.txt: {}", e.message),
+                )),
+                Err(_) => Err(FetchError::new(
+                    "timeout",
+                    format!("robots.txt: no complete response within {:?}", self.timeout),
+                )),
             });
         }
         cell.get()
     }
 
-    fn host_limit(&self, url: &Url) -> Arc<Semaphore> {
-        lock(&self.host_limits)
-            .entry(origin(url))
-            .or_insert_with(|| Arc::new(Semaphore::new(self.per_host)))
+    fn host(&self, url: &Url) -> Arc<HostState> {
+        lock(&self.hosts_state)
+            .entry(http::origin(url))
+            .or_insert_with(|| {
+                Arc::new(HostState {
+                    permits: Semaphore::new(self.per_host),
+                    next_slot: Mutex::new(None),
+                })
+            })
             .clone()
     }
 
+    /// Waits for this host's next request slot (`--delay`, Crawl-delay).
+    fn polite(&self, host: &HostState, robots: &Robots) {
+        let delay = self.delay.max(robots.crawl_delay.unwrap_or_default());
+        if delay.is_zero() {
+            return;
+        }
+        let at = {
+            let mut next = lock(&host.next_slot);
+            let now = Instant::now();
+            let at = next.map_or(now, |n| n.max(now));
+            *next = Some(at + delay);
+            at
+        };
+        let wait = at.saturating_duration_since(Instant::now());
+        if !wait.is_zero() {
+            sylvan::sleep(wait);
+        }
+    }
+
     /// Fetches one URL, records the outcome and offers the links it found.
-    fn visit(&self, url: Url, depth: usize) {
+    fn visit(&self, job: Job) {
         // However this ends (even by a bug's panic), the URL is no longer
         // outstanding; the last one closes the frontier.
         struct Finished<'a>(&'a Crawl);
@@ -239,64 +494,97 @@ impl Crawl {
             }
         }
         let _finished = Finished(self);
-        let start = Instant::now();
-        let mut record = Record {
-            url: url.clone(),
-            status: None,
-            bytes: 0,
-            links: 0,
-            ms: 0,
-            final_url: None,
-            outcome: Outcome::Fetched,
-        };
-        let mut found = Vec::new();
-        if url.scheme() == "https" {
-            record.outcome = Outcome::Failed(FetchError::new(
-                "https-unsupported",
-                "https not supported yet",
-            ));
-        } else if !self.robots(&url).allowed(&path_and_query(&url)) {
-            record.outcome = Outcome::Skipped("robots.txt");
-        } else {
-            let limit = self.host_limit(&url);
-            let _permit = limit.acquire();
-            self.in_flight.fetch_add(1, Ordering::Relaxed);
-            let fetched = sylvan::timeout(self.timeout, || {
-                self.client.get(&url, |next| self.claim_redirect(next))
-            });
-            self.in_flight.fetch_sub(1, Ordering::Relaxed);
-            match fetched {
-                Err(_) => {
-                    let e = FetchError::new(
-                        "timeout",
-                        format!("no complete response within {:?}", self.timeout),
-                    );
-                    record.outcome = Outcome::Failed(e);
+        // A visit cut short (Ctrl-C cancels the fetchers) still gets its
+        // record, so the output names every URL that was started.
+        struct Recording<'a>(&'a Crawl, Option<Record>, Instant);
+        impl Drop for Recording<'_> {
+            fn drop(&mut self) {
+                if let Some(mut r) = self.1.take() {
+                    r.ms = self.2.elapsed().as_millis();
+                    r.outcome = Outcome::Failed(FetchError::new(
+                        "interrupted",
+                        "the crawl was stopped before this URL was fetched",
+                    ));
+                    self.0.record(&r);
                 }
-                Ok(Err(e)) => record.outcome = Outcome::Failed(e),
-                Ok(Ok(resp)) => {
-                    record.status = Some(resp.status);
-                    record.bytes = resp.body.len();
-                    let html = resp
-                        .content_type
-                        .as_deref()
-                        .is_some_and(|t| t.to_ascii_lowercase().starts_with("text/html"));
-                    if html && resp.status == 200 {
-                        found = links::extract(&resp.body, &resp.final_url);
-                        record.links = found.len();
+            }
+        }
+        let mut recording = Recording(
+            self,
+            Some(Record::new(job.url.clone(), job.depth)),
+            Instant::now(),
+        );
+        let url = job.url;
+        let mut record = Record::new(url.clone(), job.depth);
+        let mut found = Vec::new();
+        match self.robots(&url) {
+            Err(e) => record.outcome = Outcome::Failed(e),
+            Ok(robots) if !robots.allowed(&path_and_query(&url)) => {
+                record.outcome = Outcome::Skipped("robots.txt");
+            }
+            Ok(robots) => {
+                let host = self.host(&url);
+                let _permit = host.permits.acquire();
+                self.polite(&host, &robots);
+                let method = if job.leaf || likely_not_html(&url) {
+                    Method::Head
+                } else {
+                    Method::Get
+                };
+                let start = Instant::now();
+                self.in_flight.fetch_add(1, Ordering::Relaxed);
+                let fetched = sylvan::timeout(self.timeout, || {
+                    self.client
+                        .fetch(&url, method, |next| self.hop(&url, next), &|ct| {
+                            ct.map_or(true, |t| links::is_html(Some(t), b""))
+                        })
+                });
+                self.in_flight.fetch_sub(1, Ordering::Relaxed);
+                match fetched {
+                    Err(_) => {
+                        let e = FetchError::new(
+                            "timeout",
+                            format!(
+                                "no complete response within {:?} ({} ms)",
+                                self.timeout,
+                                start.elapsed().as_millis()
+                            ),
+                        );
+                        record.outcome = Outcome::Failed(e);
                     }
-                    if resp.redirects > 0 {
-                        record.final_url = Some(resp.final_url);
+                    Ok(Err(e)) => record.outcome = Outcome::Failed(e),
+                    Ok(Ok(resp)) => {
+                        record.method = Some(resp.method);
+                        record.status = Some(resp.status);
+                        record.bytes = resp.length;
+                        let html = links::is_html(resp.content_type.as_deref(), &resp.body);
+                        record.content_type = resp.content_type;
+                        if !job.leaf && html && resp.status == 200 {
+                            let page =
+                                links::extract(&resp.body, &resp.final_url, &self.user_agent);
+                            record.links = page.links.len();
+                            record.noindex = page.noindex;
+                            lock(&self.stats).nofollow_links += page.nofollow_links;
+                            if page.nofollow {
+                                lock(&self.stats).nofollow_links += page.links.len();
+                            } else {
+                                found = page.links;
+                            }
+                        }
+                        if resp.redirects > 0 {
+                            record.final_url = Some(resp.final_url);
+                        }
+                        record.unfollowed = resp.unfollowed;
                     }
                 }
             }
         }
-        record.ms = start.elapsed().as_millis();
+        record.ms = recording.2.elapsed().as_millis();
+        recording.1 = None;
         self.record(&record);
-        if depth < self.depth {
-            for link in found {
-                self.offer(link, depth + 1);
-            }
+        let from = record.final_url.as_ref().unwrap_or(&record.url);
+        for link in found {
+            self.offer(link, job.depth + 1, Some(from));
         }
     }
 
@@ -307,7 +595,7 @@ impl Crawl {
             if let Some(s) = r.status {
                 *stats.by_status.entry(s).or_default() += 1;
             }
-            stats.bytes += r.bytes;
+            stats.bytes = stats.bytes.saturating_add(r.bytes.unwrap_or(0));
             match &r.outcome {
                 Outcome::Fetched => {}
                 Outcome::Skipped(why) => *stats.skipped.entry(why).or_default() += 1,
@@ -316,29 +604,79 @@ impl Crawl {
                     *stats.errors.entry(e.kind).or_default() += 1;
                 }
             }
-        }
-        if let Some(out) = &self.output {
-            let (error, kind) = match &r.outcome {
-                Outcome::Fetched => (None, None),
-                Outcome::Skipped(why) => (Some(format!("skipped: {why}")), Some("skipped")),
-                Outcome::Failed(e) => (Some(e.message.clone()), Some(e.kind)),
-            };
-            let line = serde_json::json!({
-                "url": r.url.as_str(),
-                "status": r.status,
-                "bytes": r.bytes,
-                "links": r.links,
-                "ms": r.ms as u64,
-                "error": error,
-                "kind": kind,
-                "final_url": r.final_url.as_ref().map(Url::as_str),
-            });
-            let mut out = lock(out);
-            if let Err(e) = writeln!(out, "{line}") {
-                eprintln!("crawler: writing the output file failed: {e}");
+            if let Some(what) = r.broken() {
+                stats.broken.push((r.url.clone(), what));
             }
         }
+        let Some(out) = &self.output else {
+            return;
+        };
+        let (error, kind) = match &r.outcome {
+            Outcome::Fetched => (None, None),
+            Outcome::Skipped(why) => (Some(format!("skipped: {why}")), Some("skipped")),
+            Outcome::Failed(e) => (Some(e.message.clone()), Some(e.kind)),
+        };
+        let (found_on, referrers) = match lock(&self.seen).get(r.url.as_str()) {
+            Some(refs) => (refs.pages.first().map(|u| u.to_string()), refs.count),
+            None => (None, 0),
+        };
+        let line = serde_json::json!({
+            "url": r.url.as_str(),
+            "depth": r.depth,
+            "method": r.method.map(Method::as_str),
+            "status": r.status,
+            "bytes": r.bytes,
+            "content_type": r.content_type,
+            "links": r.links,
+            "ms": r.ms as u64,
+            "error": error,
+            "kind": kind,
+            "final_url": r.final_url.as_ref().map(Url::as_str),
+            "redirect_not_followed": r.unfollowed.as_ref().map(|(to, why)| {
+                serde_json::json!({"to": to.as_str(), "why": why})
+            }),
+            "noindex": r.noindex,
+            "found_on": found_on,
+            "referrers": referrers,
+        });
+        let mut out = lock(out);
+        if let Err(e) = writeln!(out, "{line}") {
+            self.output_failed(e);
+        }
     }
+
+    /// The JSON lines cannot be written: a closed pipe (`| head`) ends the
+    /// crawl quietly; any other error is reported once and ends it too.
+    fn output_failed(&self, e: io::Error) {
+        if !self.stopping.load(Ordering::SeqCst) && e.kind() != io::ErrorKind::BrokenPipe {
+            eprintln!("crawler: writing the output failed: {e}; stopping");
+        }
+        self.stop();
+    }
+
+    /// Stops the crawl: no new fetches start, the ones in flight are
+    /// cancelled (each still gets its record).
+    fn stop(&self) {
+        if !self.stopping.swap(true, Ordering::SeqCst) {
+            self.frontier.close();
+            self.fetchers.cancel();
+        }
+    }
+}
+
+/// Whether `url`'s path names a file that is not a web page (by its
+/// extension): such links are checked with HEAD instead of downloaded.
+fn likely_not_html(url: &Url) -> bool {
+    const FILES: &[&str] = &[
+        "7z", "avi", "bin", "bz2", "css", "csv", "deb", "dmg", "doc", "docx", "eot", "epub", "exe",
+        "flac", "gif", "gz", "ico", "iso", "jar", "jpeg", "jpg", "js", "json", "m4a", "mjs", "mkv",
+        "mov", "mp3", "mp4", "msi", "ogg", "otf", "pdf", "png", "ppt", "pptx", "rar", "rpm", "svg",
+        "tar", "tgz", "tif", "tiff", "ttf", "wasm", "wav", "webm", "webp", "woff", "woff2", "xls",
+        "xlsx", "xz", "zip", "zst",
+    ];
+    let name = url.path().rsplit('/').next().unwrap_or("");
+    name.rsplit_once('.')
+        .is_some_and(|(_, ext)| FILES.contains(&ext.to_ascii_lowercase().as_str()))
 }
 
 fn path_and_query(url: &Url) -> String {
@@ -352,7 +690,7 @@ fn main() {
     let args = Args::parse();
     if args.concurrency == 0 || args.per_host == 0 {
         eprintln!("crawler: --concurrency and --per-host must be at least 1");
-        std::process::exit(2);
+        std::process::exit(EXIT_USAGE);
     }
     let mut builder = sylvan::Runtime::builder();
     if let Some(n) = args.workers {
@@ -362,7 +700,7 @@ fn main() {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("crawler: cannot start the runtime: {e}");
-            std::process::exit(1);
+            std::process::exit(EXIT_CANNOT_RUN);
         }
     };
     let code = rt.block_on(move || run(args));
@@ -384,39 +722,47 @@ fn run(args: Args) -> i32 {
             }
             Err(e) => {
                 eprintln!("crawler: cannot start the demo site: {e}");
-                return 1;
+                return EXIT_CANNOT_RUN;
             }
         }
     }
-    let output = match &args.output {
+    let to_stdout = args.output.as_deref() == Some(std::path::Path::new("-"));
+    let output: Option<Sink> = match &args.output {
         None => None,
+        Some(_) if to_stdout => Some(Box::new(BufWriter::new(io::stdout()))),
         Some(path) => match File::create(path) {
-            Ok(f) => Some(Mutex::new(BufWriter::new(f))),
+            Ok(f) => Some(Box::new(BufWriter::new(f))),
             Err(e) => {
                 eprintln!("crawler: cannot create {}: {e}", path.display());
-                return 1;
+                return EXIT_USAGE;
             }
         },
     };
     let mut start_urls = Vec::new();
-    let mut bad = Vec::new();
+    let mut bad = 0;
     for s in &starts {
-        match Url::parse(s) {
-            Ok(u) if matches!(u.scheme(), "http" | "https") && u.host_str().is_some() => {
-                start_urls.push(u)
+        match links::parse_start_url(s) {
+            Ok((url, note)) => {
+                if let Some(note) = note {
+                    eprintln!("crawler: {note}");
+                }
+                start_urls.push(url);
             }
-            Ok(u) => bad.push((
-                s.clone(),
-                format!("unsupported URL scheme {:?}", u.scheme()),
-            )),
-            Err(e) => bad.push((s.clone(), format!("malformed URL: {e}"))),
+            Err(why) => {
+                eprintln!("crawler: skipping {s:?}: {why}");
+                bad += 1;
+            }
         }
+    }
+    if start_urls.is_empty() {
+        eprintln!("crawler: no usable start URL");
+        return EXIT_USAGE;
     }
     let hosts = (!args.all_hosts).then(|| {
         start_urls
             .iter()
             .filter_map(|u| u.host_str().map(str::to_string))
-            .collect::<HashSet<_>>()
+            .collect()
     });
     let crawl = Arc::new(Crawl {
         client: Client::new(
@@ -424,39 +770,65 @@ fn run(args: Args) -> i32 {
             args.max_body,
             args.max_redirects,
             args.timeout,
+            args.per_host,
         ),
         timeout: args.timeout,
         depth: args.depth,
         max_pages: args.max_pages,
         per_host: args.per_host,
+        delay: args.delay.unwrap_or_default(),
         user_agent: args.user_agent.clone(),
         hosts,
+        check_external: args.check_external,
+        include: args.include.clone(),
+        exclude: args.exclude.clone(),
         frontier: Queue::unbounded(),
+        fetchers: Group::new(),
         outstanding: AtomicUsize::new(0),
         scheduled: AtomicUsize::new(0),
         done: AtomicUsize::new(0),
         failed: AtomicUsize::new(0),
         in_flight: AtomicUsize::new(0),
-        seen: Mutex::new(HashSet::new()),
+        stopping: AtomicBool::new(false),
+        interrupted: AtomicBool::new(false),
+        seen: Mutex::new(HashMap::new()),
         robots: Mutex::new(HashMap::new()),
-        host_limits: Mutex::new(HashMap::new()),
+        hosts_state: Mutex::new(HashMap::new()),
         stats: Mutex::new(Stats::default()),
-        output,
+        output: output.map(Mutex::new),
     });
-    for (s, why) in &bad {
-        eprintln!("crawler: skipping {s:?}: {why}");
-        *lock(&crawl.stats).errors.entry("bad-url").or_default() += 1;
+    if bad > 0 {
+        *lock(&crawl.stats).errors.entry("bad-url").or_default() += bad;
     }
+
+    // Ctrl-C: stop scheduling, cancel the fetches in flight, write the
+    // records and the summary. A second Ctrl-C quits at once.
+    let on_ctrl_c = {
+        let crawl = crawl.clone();
+        sylvan::spawn(move || {
+            if sylvan::signal::ctrl_c().is_ok() {
+                eprintln!(
+                    "\ncrawler: interrupted; writing what was found (Ctrl-C again quits at once)"
+                );
+                crawl.interrupted.store(true, Ordering::SeqCst);
+                crawl.stop();
+                if sylvan::signal::ctrl_c().is_ok() {
+                    std::process::exit(EXIT_INTERRUPTED);
+                }
+            }
+        })
+    };
+
     let started = Instant::now();
     for u in start_urls {
-        crawl.offer(u, 0);
+        crawl.offer(u, 0, None);
     }
     if crawl.outstanding.load(Ordering::SeqCst) == 0 {
         crawl.frontier.close();
     }
 
     let finished = Arc::new(Event::new());
-    let progress = (std::io::stderr().is_terminal() && !args.quiet).then(|| {
+    let progress = (io::stderr().is_terminal() && !args.quiet).then(|| {
         let (crawl, finished) = (crawl.clone(), finished.clone());
         sylvan::spawn(move || {
             while !finished.wait_timeout(Duration::from_millis(200)) {
@@ -474,62 +846,105 @@ fn run(args: Args) -> i32 {
         })
     });
 
-    let pool = Pool::new(args.concurrency);
-    while let Some((url, depth)) = crawl.frontier.get() {
-        let crawl = crawl.clone();
-        pool.spawn(move || crawl.visit(url, depth));
+    // The fetchers: at most --concurrency at once.
+    let slots = Arc::new(Semaphore::new(args.concurrency));
+    while let Some(job) = crawl.frontier.get() {
+        let permit = slots.acquire_owned();
+        if crawl.stopping.load(Ordering::SeqCst) {
+            break;
+        }
+        let c = crawl.clone();
+        crawl.fetchers.spawn(move || {
+            let _permit = permit;
+            c.visit(job);
+        });
     }
-    pool.join();
+    crawl.fetchers.join();
     let elapsed = started.elapsed();
     finished.set();
     if let Some(p) = progress {
         let _ = p.join();
     }
-    if let Some(out) = &crawl.output {
-        if let Err(e) = lock(out).flush() {
-            eprintln!("crawler: writing the output file failed: {e}");
+    on_ctrl_c.cancel();
+    let _ = on_ctrl_c.join();
+
+    // Links cut off by --depth and never reached another way.
+    let beyond: Vec<(Url, Url)> = {
+        let mut stats = lock(&crawl.stats);
+        let seen = lock(&crawl.seen);
+        let mut beyond: Vec<(Url, Url)> = std::mem::take(&mut stats.beyond_depth)
+            .into_values()
+            .filter(|(u, _)| !seen.contains_key(u.as_str()))
+            .collect();
+        beyond.sort_by(|a, b| a.0.as_str().cmp(b.0.as_str()));
+        beyond
+    };
+    let interrupted = crawl.interrupted.load(Ordering::SeqCst);
+    if !interrupted {
+        for (url, from) in &beyond {
+            let mut refs = Refs::default();
+            refs.add(Some(from));
+            lock(&crawl.seen).insert(url.as_str().to_string(), refs);
+            crawl.record(&Record::skipped(
+                url.clone(),
+                crawl.depth + 1,
+                "beyond --depth",
+            ));
         }
     }
-    print_summary(&crawl, elapsed);
-    0
+    if let Some(out) = &crawl.output {
+        if let Err(e) = lock(out).flush() {
+            crawl.output_failed(e);
+        }
+    }
+    let broken =
+        !lock(&crawl.stats).broken.is_empty() || lock(&crawl.stats).errors.contains_key("bad-url");
+    let code = if interrupted {
+        EXIT_INTERRUPTED
+    } else if broken {
+        EXIT_BROKEN
+    } else {
+        EXIT_OK
+    };
+    let summary = summary(&crawl, elapsed, code);
+    // The summary goes where the records do not; a closed pipe ends it
+    // quietly.
+    let _ = if to_stdout {
+        io::stderr().write_all(summary.as_bytes())
+    } else {
+        io::stdout().write_all(summary.as_bytes())
+    };
+    code
 }
 
-fn print_summary(crawl: &Crawl, elapsed: Duration) {
+/// How many broken links the summary lists (all are in the JSON lines).
+const BROKEN_LISTED: usize = 20;
+
+fn summary(crawl: &Crawl, elapsed: Duration, code: i32) -> String {
+    use std::fmt::Write as _;
     let stats = lock(&crawl.stats);
+    let seen = lock(&crawl.seen);
     let done = crawl.done.load(Ordering::Relaxed);
     let fetched: usize = stats.by_status.values().sum();
     let secs = elapsed.as_secs_f64();
-    println!(
+    let mut s = String::new();
+    let list = |items: Vec<String>, none: &str| {
+        if items.is_empty() {
+            none.to_string()
+        } else {
+            items.join(", ")
+        }
+    };
+    let _ = writeln!(
+        s,
         "crawled {done} URLs in {secs:.2} s ({:.0} pages/s): {fetched} responses, {:.1} MB",
         fetched as f64 / secs.max(1e-9),
         stats.bytes as f64 / 1e6
     );
-    let statuses: Vec<String> = stats
-        .by_status
-        .iter()
-        .map(|(s, n)| format!("{s}: {n}"))
-        .collect();
-    println!(
-        "  status   {}",
-        if statuses.is_empty() {
-            "-".into()
-        } else {
-            statuses.join(", ")
-        }
-    );
-    let errors: Vec<String> = stats
-        .errors
-        .iter()
-        .map(|(k, n)| format!("{k}: {n}"))
-        .collect();
-    println!(
-        "  errors   {}",
-        if errors.is_empty() {
-            "none".into()
-        } else {
-            errors.join(", ")
-        }
-    );
+    let statuses = stats.by_status.iter().map(|(s, n)| format!("{s}: {n}"));
+    let _ = writeln!(s, "  status   {}", list(statuses.collect(), "-"));
+    let errors = stats.errors.iter().map(|(k, n)| format!("{k}: {n}"));
+    let _ = writeln!(s, "  errors   {}", list(errors.collect(), "none"));
     let mut skipped: Vec<String> = stats
         .skipped
         .iter()
@@ -538,18 +953,47 @@ fn print_summary(crawl: &Crawl, elapsed: Duration) {
     if stats.other_hosts > 0 {
         skipped.push(format!("other hosts: {}", stats.other_hosts));
     }
-    if stats.over_limit > 0 {
-        skipped.push(format!("over --max-pages: {}", stats.over_limit));
+    if stats.nofollow_links > 0 {
+        skipped.push(format!("nofollow links: {}", stats.nofollow_links));
     }
-    println!(
-        "  skipped  {}",
-        if skipped.is_empty() {
-            "none".into()
-        } else {
-            skipped.join(", ")
+    let _ = writeln!(s, "  skipped  {}", list(skipped, "none"));
+    if !stats.broken.is_empty() {
+        let _ = writeln!(
+            s,
+            "  broken   {} (where each was found):",
+            stats.broken.len()
+        );
+        let mut broken: Vec<&(Url, String)> = stats.broken.iter().collect();
+        broken.sort_by(|a, b| a.0.as_str().cmp(b.0.as_str()));
+        for (url, what) in broken.iter().take(BROKEN_LISTED) {
+            let refs = seen.get(url.as_str());
+            let on = match refs.and_then(|r| r.pages.first()) {
+                None => "a start URL".to_string(),
+                Some(first) => {
+                    let others = refs.map_or(0, |r| r.count.saturating_sub(1));
+                    if others > 0 {
+                        format!("{first} (+{others} more links)")
+                    } else {
+                        first.to_string()
+                    }
+                }
+            };
+            let _ = writeln!(s, "    {url}  {what}\n      found on {on}");
         }
-    );
-    if let Some(n) = stats.errors.get("https-unsupported") {
-        println!("  note     {n} https:// URL(s) were not fetched: https is not supported yet");
+        if broken.len() > BROKEN_LISTED {
+            let _ = writeln!(
+                s,
+                "    ... and {} more (all in the --output JSON lines)",
+                broken.len() - BROKEN_LISTED
+            );
+        }
     }
+    let outcome = match code {
+        EXIT_OK => "nothing broken",
+        EXIT_BROKEN => "broken links or failed fetches found",
+        EXIT_INTERRUPTED => "interrupted: URLs still queued were not fetched",
+        _ => "?",
+    };
+    let _ = writeln!(s, "  exit     {code} ({outcome})");
+    s
 }

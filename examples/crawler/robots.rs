@@ -3,13 +3,21 @@
 //! The common subset of RFC 9309: groups of `User-agent` lines followed by
 //! `Allow`/`Disallow` rules; the group naming our agent (by its product
 //! token) wins over `*`; the longest matching rule decides, `Allow` on a tie;
-//! `*` and `$` in rules are honoured.
+//! `*` and `$` in rules are honoured. The non-standard `Crawl-delay` of the
+//! group that applies is read too (seconds, fractions allowed, at most 60).
+
+use std::time::Duration;
 
 #[derive(Debug, Default, Clone)]
 pub struct Robots {
     /// (allow, pattern) rules of the group that applies to us.
     rules: Vec<(bool, String)>,
+    /// The `Crawl-delay` of the group that applies to us, if any.
+    pub crawl_delay: Option<Duration>,
 }
+
+/// The longest `Crawl-delay` honoured: a larger one would stall a crawl.
+pub const MAX_CRAWL_DELAY: Duration = Duration::from_secs(60);
 
 impl Robots {
     /// Everything allowed (no robots.txt, or it could not be fetched).
@@ -22,6 +30,7 @@ impl Robots {
         struct Group {
             agents: Vec<String>,
             rules: Vec<(bool, String)>,
+            delay: Option<Duration>,
         }
         let token = agent
             .split('/')
@@ -42,6 +51,7 @@ impl Robots {
                         groups.push(Group {
                             agents: Vec::new(),
                             rules: Vec::new(),
+                            delay: None,
                         });
                     }
                     in_agents = true;
@@ -54,6 +64,18 @@ impl Robots {
                     // An empty Disallow allows everything: no rule.
                     if let (Some(g), false) = (groups.last_mut(), value.is_empty()) {
                         g.rules.push((key == "allow", value));
+                    }
+                }
+                "crawl-delay" => {
+                    in_agents = false;
+                    let secs = value
+                        .parse::<f64>()
+                        .ok()
+                        .filter(|s| s.is_finite() && *s >= 0.0);
+                    if let (Some(g), Some(secs)) = (groups.last_mut(), secs) {
+                        g.delay = Some(Duration::from_secs_f64(
+                            secs.min(MAX_CRAWL_DELAY.as_secs_f64()),
+                        ));
                     }
                 }
                 _ => {}
@@ -74,6 +96,7 @@ impl Robots {
                 .iter()
                 .flat_map(|g| g.rules.iter().cloned())
                 .collect(),
+            crawl_delay: chosen.iter().filter_map(|g| g.delay).max(),
         }
     }
 
@@ -149,5 +172,19 @@ mod tests {
         assert!(!mine.allowed("/abc.pdf"));
         assert!(mine.allowed("/abc.pdf?x"));
         assert!(mine.allowed("/b.pdf"));
+        assert_eq!(mine.crawl_delay, None);
+    }
+
+    #[test]
+    fn crawl_delay_of_the_chosen_group_is_read_and_capped() {
+        let text =
+            "User-agent: *\nCrawl-delay: 2.5\nDisallow: /x\n\nUser-agent: other\nCrawl-delay: 9\n";
+        let r = Robots::parse(text, "sylvan-crawler/0.1");
+        assert_eq!(r.crawl_delay, Some(Duration::from_millis(2500)));
+        assert!(!r.allowed("/x"));
+        let r = Robots::parse("User-agent: *\nCrawl-delay: 86400\n", "a");
+        assert_eq!(r.crawl_delay, Some(MAX_CRAWL_DELAY));
+        let r = Robots::parse("User-agent: *\nCrawl-delay: soon\n", "a");
+        assert_eq!(r.crawl_delay, None);
     }
 }

@@ -202,14 +202,15 @@ fn serve(conn: TcpStream, port: u16) {
         }
         let mut headers = [httparse::EMPTY_HEADER; 32];
         let mut req = httparse::Request::new(&mut headers);
-        let (path, keep_alive) = match req.parse(&head) {
+        let (path, keep_alive, head_only) = match req.parse(&head) {
             Ok(httparse::Status::Complete(_)) => {
                 let close = req.headers.iter().any(|h| {
                     h.name.eq_ignore_ascii_case("connection")
                         && h.value.eq_ignore_ascii_case(b"close")
                 });
                 let path = req.path.unwrap_or("/").to_string();
-                (path, !close && req.version == Some(1))
+                let head_only = req.method == Some("HEAD");
+                (path, !close && req.version == Some(1), head_only)
             }
             _ => {
                 let _ = writer.write_all(
@@ -221,7 +222,7 @@ fn serve(conn: TcpStream, port: u16) {
         let path = path.split('?').next().unwrap_or("/").to_string();
         let resp = route(&path, port);
         let keep_alive = keep_alive && !resp.close_delimited;
-        if write_response(&mut writer, &resp, keep_alive).is_err() || !keep_alive {
+        if write_response(&mut writer, &resp, keep_alive, head_only).is_err() || !keep_alive {
             return;
         }
     }
@@ -236,7 +237,14 @@ fn reason(status: u16) -> &'static str {
     }
 }
 
-fn write_response(w: &mut &TcpStream, r: &Response, keep_alive: bool) -> std::io::Result<()> {
+/// Writes `r`; for a HEAD request (`head_only`) the head alone, with the
+/// Content-Length the body would have had.
+fn write_response(
+    w: &mut &TcpStream,
+    r: &Response,
+    keep_alive: bool,
+    head_only: bool,
+) -> std::io::Result<()> {
     let version = if r.close_delimited {
         "HTTP/1.0"
     } else {
@@ -255,7 +263,13 @@ fn write_response(w: &mut &TcpStream, r: &Response, keep_alive: bool) -> std::io
         head.push_str("Connection: close\r\n");
     }
     let mut out = Vec::with_capacity(head.len() + r.body.len() + 64);
-    if r.chunked {
+    if head_only {
+        if !r.chunked && !r.close_delimited {
+            head.push_str(&format!("Content-Length: {}\r\n", r.body.len()));
+        }
+        head.push_str("\r\n");
+        out.extend_from_slice(head.as_bytes());
+    } else if r.chunked {
         head.push_str("Transfer-Encoding: chunked\r\n\r\n");
         out.extend_from_slice(head.as_bytes());
         for chunk in r.body.chunks(1000) {
