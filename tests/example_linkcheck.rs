@@ -275,6 +275,14 @@ fn real_web_cases_are_fetched_once_and_recorded_with_their_referrers() {
     assert_eq!(rec["/skip/me"]["kind"], "skipped");
     // A failed body on a reused connection: one request, one error record.
     assert_eq!(site.requests("/flaky"), ["GET"]);
+    {
+        let log = site.log.lock().unwrap();
+        let flaky = log.iter().position(|s| s.target == "/flaky").unwrap();
+        assert!(
+            log[..flaky].iter().any(|s| s.conn == log[flaky].conn),
+            "/flaky came on a fresh connection: the case is not exercised"
+        );
+    }
     assert_eq!(rec["/flaky"]["kind"], "truncated");
     // Depth: /deep/1 is depth 1 … /deep/3 is depth 3; /deep/4 is recorded
     // as cut off, with the page that links to it.
