@@ -5,13 +5,16 @@
 //! timeouts and cancellation against silent and non-TLS peers, a large
 //! transfer, plain threads and many connections at once.
 
+#[path = "support/pki.rs"]
+mod pki;
 mod support;
 
 use std::io::{self, Read, Write};
 use std::net::Shutdown;
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use pki::{pki, temp_dir};
 use support::on_workers;
 use sylvan::net::tls::{TlsAcceptor, TlsConnector, TlsStream};
 use sylvan::net::{TcpListener, TcpStream};
@@ -20,38 +23,6 @@ use sylvan::sync::channel;
 /// How long anything a correct implementation does at once may take on a
 /// loaded machine.
 const PATIENCE: Duration = Duration::from_secs(10);
-
-/// The test PKI: a CA and a server certificate it signed.
-struct Pki {
-    ca_pem: String,
-    /// The server's certificate, then the CA's.
-    chain_pem: String,
-    key_pem: String,
-    server_der: Vec<u8>,
-}
-
-fn pki() -> &'static Pki {
-    static PKI: OnceLock<Pki> = OnceLock::new();
-    PKI.get_or_init(|| {
-        use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, IsCa, KeyPair};
-        let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
-        ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-        ca_params
-            .distinguished_name
-            .push(rcgen::DnType::CommonName, "sylvan test CA");
-        let ca = CertifiedIssuer::self_signed(ca_params, KeyPair::generate().unwrap()).unwrap();
-        let key = KeyPair::generate().unwrap();
-        let params =
-            CertificateParams::new(vec!["localhost".to_string(), "127.0.0.1".to_string()]).unwrap();
-        let cert = params.signed_by(&key, &ca).unwrap();
-        Pki {
-            ca_pem: ca.pem(),
-            chain_pem: format!("{}{}", cert.pem(), ca.pem()),
-            key_pem: key.serialize_pem(),
-            server_der: cert.der().to_vec(),
-        }
-    })
-}
 
 fn acceptor() -> TlsAcceptor {
     let pki = pki();
@@ -746,12 +717,4 @@ fn fifty_concurrent_connections_on_one_worker() {
 #[test]
 fn fifty_concurrent_connections_on_two_workers() {
     fifty_echo_connections(2);
-}
-
-/// A fresh directory under the system's temporary directory.
-fn temp_dir(name: &str) -> std::path::PathBuf {
-    let dir = std::env::temp_dir().join(format!("sylvan-net-tls-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
 }
