@@ -600,6 +600,59 @@ fn an_interrupted_read_leaves_the_stream_usable() {
 }
 
 #[test]
+fn a_write_timeout_loses_nothing_that_write_reported_taken() {
+    // The peer does not read, so the socket fills up and a write times
+    // out. Every byte a write returned Ok for must still arrive, in order,
+    // once the peer reads and the writer flushes.
+    const CHUNK: usize = 64 << 10;
+    const MAX_CHUNKS: usize = 1024; // far more than loopback buffers hold
+    on_workers(2, || {
+        let (go_tx, go) = channel::bounded::<()>(1);
+        let (got_tx, got) = channel::bounded::<Vec<u8>>(1);
+        let (addr, server) = tls_server(1, move |tls| {
+            let mut tls = tls.unwrap();
+            go.recv().unwrap();
+            let mut all = Vec::new();
+            tls.read_to_end(&mut all).unwrap();
+            got_tx.send(all).unwrap();
+        });
+        let mut tls = trusting()
+            .connect("localhost", TcpStream::connect(addr).unwrap())
+            .unwrap();
+        tls.get_ref()
+            .set_write_timeout(Some(Duration::from_millis(100)))
+            .unwrap();
+        let data = pattern(3, CHUNK * MAX_CHUNKS);
+        let mut taken = 0;
+        let err = loop {
+            assert!(taken < data.len(), "the socket never filled up");
+            match tls.write(&data[taken..taken + CHUNK]) {
+                Ok(n) => taken += n,
+                Err(e) => break e,
+            }
+        };
+        assert_eq!(err.kind(), io::ErrorKind::TimedOut, "{err}");
+        tls.get_ref().set_write_timeout(Some(PATIENCE)).unwrap();
+        go_tx.send(()).unwrap();
+        tls.flush().unwrap();
+        tls.shutdown().unwrap();
+        let all = got.recv().unwrap();
+        assert_eq!(all.len(), taken);
+        assert!(all == data[..taken], "the bytes arrived changed");
+        server.join().unwrap();
+    });
+}
+
+#[test]
+fn the_types_can_move_between_fibers() {
+    fn send<T: Send>() {}
+    fn send_sync<T: Send + Sync>() {}
+    send::<TlsStream>();
+    send_sync::<TlsConnector>();
+    send_sync::<TlsAcceptor>();
+}
+
+#[test]
 fn eight_mebibytes_each_way() {
     // One TlsStream cannot be read by one fiber while another writes it, so
     // the directions take turns: 8 MiB up, then 8 MiB down.

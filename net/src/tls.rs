@@ -695,7 +695,10 @@ impl Drop for TlsStream {
             }
         }
         // MSG_NOSIGNAL: a peer that has gone must not raise SIGPIPE.
-        let _ = socket2::SockRef::from(&self.sock).send_with_flags(&records, libc::MSG_NOSIGNAL);
+        if !records.is_empty() {
+            let _ =
+                socket2::SockRef::from(&self.sock).send_with_flags(&records, libc::MSG_NOSIGNAL);
+        }
     }
 }
 
