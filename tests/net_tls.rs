@@ -258,7 +258,7 @@ fn configuration_errors_say_what_is_wrong() {
             .unwrap_err(),
     );
     assert_eq!(kind, io::ErrorKind::InvalidData);
-    assert_eq!(msg, "no certificate found in PEM");
+    assert_eq!(msg, "root certificates: no certificate found in PEM");
     let (_, msg) = kind_and_message(
         TlsConnector::builder()
             .add_root_certificates_pem(
@@ -266,7 +266,7 @@ fn configuration_errors_say_what_is_wrong() {
             )
             .unwrap_err(),
     );
-    assert!(msg.starts_with("bad PEM"), "{msg}");
+    assert!(msg.starts_with("root certificates: bad PEM: "), "{msg}");
     let (kind, msg) = kind_and_message(
         TlsConnector::builder()
             .add_root_certificates_pem_file("/nonexistent/ca.pem")
@@ -309,16 +309,40 @@ fn configuration_errors_say_what_is_wrong() {
         TlsAcceptor::from_pem(pki.chain_pem.as_bytes(), other_key.as_bytes()).unwrap_err(),
     );
     assert_eq!(kind, io::ErrorKind::InvalidData);
-    assert!(msg.starts_with("tls server certificate and key: "), "{msg}");
-    let cert_file = dir.join("cert.pem");
-    std::fs::write(&cert_file, &pki.key_pem).unwrap(); // a key where the certificate belongs
-    let (kind, msg) =
-        kind_and_message(TlsAcceptor::from_pem_files(&cert_file, dir.join("key.pem")).unwrap_err());
+    assert!(msg.starts_with("tls certificate and key: "), "{msg}");
+    let (cert_file, key_file) = (dir.join("cert.pem"), dir.join("key.pem"));
+    let from_files = || {
+        let e = TlsAcceptor::from_pem_files(&cert_file, &key_file).unwrap_err();
+        (e.kind(), e.to_string())
+    };
+    std::fs::write(&cert_file, &pki.chain_pem).unwrap();
+    let (kind, msg) = from_files();
     assert_eq!(kind, io::ErrorKind::NotFound, "{msg}");
-    assert!(msg.contains("key.pem"), "{msg}");
-    std::fs::write(dir.join("key.pem"), &pki.key_pem).unwrap();
-    let (kind, msg) =
-        kind_and_message(TlsAcceptor::from_pem_files(&cert_file, dir.join("key.pem")).unwrap_err());
+    assert!(
+        msg.starts_with(&format!("read {}: ", key_file.display())),
+        "{msg}"
+    );
+    std::fs::write(&key_file, &pki.chain_pem).unwrap(); // no key in it
+    let (kind, msg) = from_files();
+    assert_eq!(kind, io::ErrorKind::InvalidData);
+    assert_eq!(
+        msg,
+        format!(
+            "tls private key {}: no private key found in PEM",
+            key_file.display()
+        )
+    );
+    std::fs::write(&key_file, &other_key).unwrap();
+    let (kind, msg) = from_files();
+    assert_eq!(kind, io::ErrorKind::InvalidData);
+    let prefix = format!(
+        "tls certificate {} and key {}: ",
+        cert_file.display(),
+        key_file.display()
+    );
+    assert!(msg.starts_with(&prefix), "{msg}");
+    std::fs::write(&cert_file, &pki.key_pem).unwrap(); // a key where the chain belongs
+    let (kind, msg) = from_files();
     assert_eq!(kind, io::ErrorKind::InvalidData);
     assert_eq!(
         msg,
@@ -328,7 +352,8 @@ fn configuration_errors_say_what_is_wrong() {
         )
     );
     std::fs::write(&cert_file, &pki.chain_pem).unwrap();
-    TlsAcceptor::from_pem_files(&cert_file, dir.join("key.pem")).unwrap();
+    std::fs::write(&key_file, &pki.key_pem).unwrap();
+    TlsAcceptor::from_pem_files(&cert_file, &key_file).unwrap();
 
     // A server name that is neither a DNS name nor an IP address.
     on_workers(1, || {

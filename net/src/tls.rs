@@ -248,6 +248,12 @@ impl TlsConnectorBuilder {
     /// Fails with `InvalidData` if `pem` holds no certificate, is malformed,
     /// or a certificate cannot serve as a trust anchor.
     pub fn add_root_certificates_pem(mut self, pem: &[u8]) -> io::Result<Self> {
+        self.add_roots(pem)
+            .map_err(|e| with_context(e, || "root certificates".to_owned()))?;
+        Ok(self)
+    }
+
+    fn add_roots(&mut self, pem: &[u8]) -> io::Result<()> {
         let certs = parse_certificates(pem)?;
         for (i, cert) in certs.into_iter().enumerate() {
             self.roots.add(cert).map_err(|e| {
@@ -257,16 +263,18 @@ impl TlsConnectorBuilder {
                 )
             })?;
         }
-        Ok(self)
+        Ok(())
     }
 
     /// [`add_root_certificates_pem`](Self::add_root_certificates_pem) with
     /// the contents of the file at `path`; errors name the file.
-    pub fn add_root_certificates_pem_file(self, path: impl AsRef<Path>) -> io::Result<Self> {
+    pub fn add_root_certificates_pem_file(mut self, path: impl AsRef<Path>) -> io::Result<Self> {
         let path = path.as_ref();
         let pem = read_file(path)?;
-        self.add_root_certificates_pem(&pem)
-            .map_err(|e| with_context(e, || format!("root certificates from {}", path.display())))
+        self.add_roots(&pem).map_err(|e| {
+            with_context(e, || format!("root certificates from {}", path.display()))
+        })?;
+        Ok(self)
     }
 
     /// Whether to trust the web's root certificates (Mozilla's, from
@@ -353,41 +361,30 @@ impl TlsAcceptor {
     pub fn from_pem(cert_chain_pem: &[u8], key_pem: &[u8]) -> io::Result<TlsAcceptor> {
         let certs = parse_certificates(cert_chain_pem)
             .map_err(|e| with_context(e, || "tls certificate chain".to_owned()))?;
-        let key = PrivateKeyDer::from_pem_slice(key_pem).map_err(|e| {
-            let what = match e {
-                pem::Error::NoItemsFound => "no private key found in PEM".to_owned(),
-                e => format!("bad PEM: {e}"),
-            };
-            io::Error::new(
-                io::ErrorKind::InvalidData,
-                format!("tls private key: {what}"),
-            )
-        })?;
-        let mut config = ServerConfig::builder_with_provider(provider())
-            .with_safe_default_protocol_versions()
-            .map_err(|e| tls_error("tls server configuration", e))?
-            .with_no_client_auth()
-            .with_single_cert(certs, key)
-            .map_err(|e| tls_error("tls server certificate and key", e))?;
-        config.alpn_protocols = vec![HTTP_1_1.to_vec()];
-        Ok(TlsAcceptor::from_config(Arc::new(config)))
+        let key =
+            parse_key(key_pem).map_err(|e| with_context(e, || "tls private key".to_owned()))?;
+        server_config(certs, key)
+            .map_err(|e| with_context(e, || "tls certificate and key".to_owned()))
     }
 
-    /// [`from_pem`](Self::from_pem) with the contents of two files; errors
-    /// name the file at fault.
+    /// [`from_pem`](Self::from_pem) with the contents of two files (read
+    /// off the worker threads); errors name the file at fault.
     pub fn from_pem_files(
         cert: impl AsRef<Path>,
         key: impl AsRef<Path>,
     ) -> io::Result<TlsAcceptor> {
         let (cert, key) = (cert.as_ref(), key.as_ref());
-        let cert_pem = read_file(cert)?;
-        let key_pem = read_file(key)?;
-        // Check each file on its own first, so the error can name it.
-        parse_certificates(&cert_pem)
+        let certs = parse_certificates(&read_file(cert)?)
             .map_err(|e| with_context(e, || format!("tls certificate chain {}", cert.display())))?;
-        TlsAcceptor::from_pem(&cert_pem, &key_pem).map_err(|e| {
+        let key_der = parse_key(&read_file(key)?)
+            .map_err(|e| with_context(e, || format!("tls private key {}", key.display())))?;
+        server_config(certs, key_der).map_err(|e| {
             with_context(e, || {
-                format!("tls files {} and {}", cert.display(), key.display())
+                format!(
+                    "tls certificate {} and key {}",
+                    cert.display(),
+                    key.display()
+                )
             })
         })
     }
@@ -722,6 +719,34 @@ fn provider() -> Arc<CryptoProvider> {
 /// A rustls error as an `io::Error` saying what failed.
 fn tls_error(what: &str, e: rustls::Error) -> io::Error {
     io::Error::new(io::ErrorKind::InvalidData, format!("{what}: {e}"))
+}
+
+/// The acceptor of `from_pem`: `certs` presented with `key`, ALPN
+/// `http/1.1`.
+fn server_config(
+    certs: Vec<CertificateDer<'static>>,
+    key: PrivateKeyDer<'static>,
+) -> io::Result<TlsAcceptor> {
+    let invalid = |e: rustls::Error| io::Error::new(io::ErrorKind::InvalidData, e.to_string());
+    let mut config = ServerConfig::builder_with_provider(provider())
+        .with_safe_default_protocol_versions()
+        .map_err(invalid)?
+        .with_no_client_auth()
+        .with_single_cert(certs, key)
+        .map_err(invalid)?;
+    config.alpn_protocols = vec![HTTP_1_1.to_vec()];
+    Ok(TlsAcceptor::from_config(Arc::new(config)))
+}
+
+/// The first private key in `pem`.
+fn parse_key(pem: &[u8]) -> io::Result<PrivateKeyDer<'static>> {
+    PrivateKeyDer::from_pem_slice(pem).map_err(|e| {
+        let what = match e {
+            pem::Error::NoItemsFound => "no private key found in PEM".to_owned(),
+            e => format!("bad PEM: {e}"),
+        };
+        io::Error::new(io::ErrorKind::InvalidData, what)
+    })
 }
 
 /// Every certificate in `pem`; an error if there is none or the PEM is bad.
