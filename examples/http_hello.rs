@@ -7,6 +7,16 @@
 //! curl http://127.0.0.1:8080/
 //! ```
 //!
+//! With `--tls-cert FILE --tls-key FILE` (PEM: the certificate chain, then
+//! its private key) it serves HTTPS instead: each connection's fiber does
+//! the TLS handshake (within `--idle-timeout`) and then serves exactly as
+//! over plain TCP.
+//!
+//! ```text
+//! cargo run --release --example http_hello -- --tls-cert cert.pem --tls-key key.pem
+//! curl --cacert ca.pem https://localhost:8080/
+//! ```
+//!
 //! It is also a small lesson in not trusting the client (RFC 9112 is the
 //! reference). A request is answered with an error, and the connection
 //! closed, when:
@@ -33,10 +43,12 @@ mod common;
 
 use std::io::{self, Read, Write};
 use std::net::Shutdown;
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use clap::Parser;
 use common::Conn;
+use sylvan::net::tls::{TlsAcceptor, TlsStream};
 
 /// Serve "Hello, World!" over HTTP/1.1 (keep-alive, pipelining).
 #[derive(Parser, Debug)]
@@ -48,6 +60,13 @@ struct Args {
     /// Largest request body accepted, in bytes; bigger ones get 413.
     #[arg(long, value_name = "BYTES", default_value_t = 1 << 20)]
     max_body: usize,
+    /// Serve HTTPS with this certificate chain (PEM, the server's
+    /// certificate first); needs --tls-key.
+    #[arg(long, value_name = "FILE", requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+    /// The private key (PEM) of --tls-cert; needs --tls-cert.
+    #[arg(long, value_name = "FILE", requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
     #[command(flatten)]
     server: common::ServerArgs,
 }
@@ -180,7 +199,83 @@ fn body_length(headers: &[httparse::Header], max_body: usize) -> Result<usize, &
     }
 }
 
-fn serve(mut conn: &Conn, max_body: usize, idle_timeout: Duration) -> io::Result<()> {
+/// The byte stream requests arrive on: the connection itself, or TLS over
+/// it. (Generic, not a trait object: the plain path compiles to what it
+/// was before TLS existed.)
+trait Transport: Write {
+    /// Reads; an `idle` read (no request in progress) ends with `Ok(0)`
+    /// when the server drains (see [`Conn::read_idle`]).
+    fn read_from(&mut self, buf: &mut [u8], idle: bool) -> io::Result<usize>;
+    /// Sets the socket's read timeout.
+    fn set_read_timeout(&self, dur: Duration) -> io::Result<()>;
+    /// Ends this side's output: the client reads end of stream.
+    fn close_write(&mut self);
+    /// Whether the server is shutting down.
+    fn draining(&self) -> bool;
+}
+
+impl Transport for &Conn {
+    fn read_from(&mut self, buf: &mut [u8], idle: bool) -> io::Result<usize> {
+        if idle {
+            self.read_idle(buf)
+        } else {
+            self.read(buf)
+        }
+    }
+
+    fn set_read_timeout(&self, dur: Duration) -> io::Result<()> {
+        (**self).set_read_timeout(Some(dur))
+    }
+
+    fn close_write(&mut self) {
+        let _ = self.shutdown(Shutdown::Write);
+    }
+
+    fn draining(&self) -> bool {
+        (**self).draining()
+    }
+}
+
+/// HTTPS: a TLS stream over a second handle on the connection's socket.
+struct Tls<'a> {
+    stream: TlsStream,
+    conn: &'a Conn,
+}
+
+impl Write for Tls<'_> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.stream.write(buf)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.stream.flush()
+    }
+}
+
+impl Transport for Tls<'_> {
+    fn read_from(&mut self, buf: &mut [u8], idle: bool) -> io::Result<usize> {
+        if idle {
+            self.conn.while_idle(|| self.stream.read(buf))
+        } else {
+            self.stream.read(buf)
+        }
+    }
+
+    fn set_read_timeout(&self, dur: Duration) -> io::Result<()> {
+        self.stream.get_ref().set_read_timeout(Some(dur))
+    }
+
+    fn close_write(&mut self) {
+        // close_notify, then the TCP write half.
+        let _ = self.stream.shutdown();
+    }
+
+    fn draining(&self) -> bool {
+        self.conn.draining()
+    }
+}
+
+fn serve(mut conn: impl Transport, max_body: usize, idle_timeout: Duration) -> io::Result<()> {
     let mut input: Vec<u8> = Vec::with_capacity(4096);
     let mut out: Vec<u8> = Vec::with_capacity(4096);
     let mut buf = [0u8; 8192];
@@ -208,16 +303,16 @@ fn serve(mut conn: &Conn, max_body: usize, idle_timeout: Duration) -> io::Result
             deadline = Instant::now() + idle_timeout;
         }
         if close {
-            close_gracefully(conn);
+            close_gracefully(&mut conn);
             return Ok(());
         }
         // Between requests the read is idle: a drain ends it.
-        let n = match read_before(conn, &mut buf, deadline, input.is_empty()) {
+        let n = match read_before(&mut conn, &mut buf, deadline, input.is_empty()) {
             Ok(n) => n,
             Err(e) if e.kind() == io::ErrorKind::TimedOut => {
                 if !input.is_empty() {
                     conn.write_all(TIMEOUT)?;
-                    close_gracefully(conn);
+                    close_gracefully(&mut conn);
                 }
                 return Ok(());
             }
@@ -232,7 +327,7 @@ fn serve(mut conn: &Conn, max_body: usize, idle_timeout: Duration) -> io::Result
 
 /// Reads into `buf`, failing with `TimedOut` once `deadline` has passed.
 fn read_before(
-    mut conn: &Conn,
+    conn: &mut impl Transport,
     buf: &mut [u8],
     deadline: Instant,
     idle: bool,
@@ -241,12 +336,8 @@ fn read_before(
     if left.is_zero() {
         return Err(io::ErrorKind::TimedOut.into());
     }
-    conn.set_read_timeout(Some(left))?;
-    if idle {
-        conn.read_idle(buf)
-    } else {
-        conn.read(buf)
-    }
+    conn.set_read_timeout(left)?;
+    conn.read_from(buf, idle)
 }
 
 /// Closes after an answer the client may not have read yet. Closing a
@@ -254,13 +345,13 @@ fn read_before(
 /// the answer before the client reads it (a client still sending a rejected
 /// body would see "connection reset" instead of 413). So: end our side, then
 /// read and discard what the client still sends, for at most [`LINGER`].
-fn close_gracefully(conn: &Conn) {
-    let _ = conn.shutdown(Shutdown::Write);
-    let _ = conn.set_read_timeout(Some(LINGER));
+fn close_gracefully(conn: &mut impl Transport) {
+    conn.close_write();
+    let _ = conn.set_read_timeout(LINGER);
     let _ = sylvan::timeout(LINGER, || {
         let mut buf = [0u8; 8192];
         // Idle: a drain ends it at once.
-        while let Ok(1..) = conn.read_idle(&mut buf) {}
+        while let Ok(1..) = conn.read_from(&mut buf, true) {}
     });
 }
 
@@ -270,8 +361,40 @@ fn main() {
         "Close a connection that has not sent a whole request this long after it went idle (e.g. 2s, 500ms)",
     );
     let (max_body, idle_timeout) = (args.max_body, args.server.idle_timeout);
+    // clap made sure that both files are given, or neither.
+    let tls = args
+        .tls_cert
+        .as_ref()
+        .zip(args.tls_key.as_ref())
+        .map(|(cert, key)| {
+            TlsAcceptor::from_pem_files(cert, key).unwrap_or_else(|e| {
+                eprintln!("http_hello: {e}");
+                std::process::exit(1)
+            })
+        });
     common::serve("http_hello", &args.addr, &args.server, move |conn| {
         // Errors here are clients going away mid-request: nothing to report.
-        let _ = serve(&conn, max_body, idle_timeout);
+        let Some(acceptor) = &tls else {
+            let _ = serve(&conn, max_body, idle_timeout);
+            return;
+        };
+        // TLS gets a handle of its own on the socket (with the same
+        // timeouts); the server's drain still reaches it through `conn`.
+        let Ok(tcp) = conn.try_clone() else { return };
+        // A client that does not finish the handshake within the idle
+        // timeout is dropped, however slowly it trickles.
+        let stream = match sylvan::timeout(idle_timeout, || acceptor.accept(tcp)) {
+            Ok(Ok(stream)) => stream,
+            Ok(Err(e)) => return common::log(e),
+            Err(_elapsed) => return,
+        };
+        let _ = serve(
+            Tls {
+                stream,
+                conn: &conn,
+            },
+            max_body,
+            idle_timeout,
+        );
     });
 }

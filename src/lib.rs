@@ -25,6 +25,8 @@
 //!   [`park`] protocol that the rest builds on.
 //! * [`net`]: TCP, UDP and unix sockets and DNS that park the calling fiber
 //!   instead of blocking its worker thread (std-shaped: `Read`/`Write`).
+//!   With the cargo feature `tls`, `net::tls` adds TLS client and server
+//!   streams (rustls).
 //! * [`sync`]: fiber-aware synchronisation primitives (events, locks,
 //!   queues, channels, pools, groups) that work from fibers and threads.
 

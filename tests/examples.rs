@@ -2,6 +2,8 @@
 //! `cargo test` builds the examples next to the test binaries.
 
 mod example_support;
+#[path = "support/pki.rs"]
+mod pki;
 // The duration parser behind the examples' flags, for its unit test below.
 #[path = "../examples/common/duration.rs"]
 mod duration;
@@ -155,6 +157,101 @@ fn http_hello_keeps_alive_pipelines_and_rejects_garbage() {
         }
     }
     server.stop();
+}
+
+#[test]
+fn http_hello_serves_https_with_a_certificate_and_key() {
+    use sylvan::net::tls::TlsConnector;
+    let pki = pki::pki();
+    let dir = pki::temp_dir("http_hello");
+    let (cert, key) = (dir.join("cert.pem"), dir.join("key.pem"));
+    std::fs::write(&cert, &pki.chain_pem).unwrap();
+    std::fs::write(&key, &pki.key_pem).unwrap();
+    let (cert, key) = (cert.to_str().unwrap(), key.to_str().unwrap());
+
+    // Both flags or neither; a file that is not there is named.
+    for args in [&["--tls-cert", cert][..], &["--tls-key", key][..]] {
+        let out = Command::new(example("http_hello"))
+            .args(args)
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{stderr}");
+        assert!(
+            stderr.contains("required arguments were not provided"),
+            "{stderr}"
+        );
+    }
+    let out = Command::new(example("http_hello"))
+        .args([
+            "127.0.0.1:0",
+            "--tls-cert",
+            "/nonexistent/cert.pem",
+            "--tls-key",
+            key,
+        ])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("read /nonexistent/cert.pem: "), "{stderr}");
+
+    let server = Server::start(
+        "http_hello",
+        &["--tls-cert", cert, "--tls-key", key, "--grace", "60s"],
+    );
+    let connect = |connector: &TlsConnector| {
+        let tcp = sylvan::net::TcpStream::connect(&server.addr).unwrap();
+        tcp.set_read_timeout(Some(example_support::PATIENCE))
+            .unwrap();
+        tcp.set_write_timeout(Some(example_support::PATIENCE))
+            .unwrap();
+        connector.connect("localhost", tcp)
+    };
+    let trusting = TlsConnector::builder()
+        .web_roots(false)
+        .add_root_certificates_pem(pki.ca_pem.as_bytes())
+        .unwrap()
+        .build()
+        .unwrap();
+    // Keep-alive over TLS.
+    let mut tls = connect(&trusting).unwrap();
+    assert_eq!(tls.alpn_protocol(), Some(&b"http/1.1"[..]));
+    for _ in 0..10 {
+        tls.write_all(b"GET / HTTP/1.1\r\nHost: localhost\r\n\r\n")
+            .unwrap();
+        let mut resp = vec![0u8; HELLO_RESPONSE.len()];
+        tls.read_exact(&mut resp).unwrap();
+        assert_eq!(resp, HELLO_RESPONSE);
+    }
+    // Connection: close ends with TLS close_notify: a clean end of stream.
+    let mut closing = connect(&trusting).unwrap();
+    closing
+        .write_all(b"GET / HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
+        .unwrap();
+    let mut all = Vec::new();
+    closing.read_to_end(&mut all).unwrap();
+    assert!(
+        all.starts_with(b"HTTP/1.1 200 OK\r\n"),
+        "{}",
+        String::from_utf8_lossy(&all)
+    );
+    assert!(all.ends_with(b"Connection: close\r\n\r\nHello, World!"));
+    // A client that does not trust the certificate is told why.
+    let err = connect(&TlsConnector::new()).unwrap_err();
+    assert_eq!(err.kind(), std::io::ErrorKind::InvalidData);
+    assert_eq!(
+        err.to_string(),
+        "tls handshake with localhost: invalid peer certificate: UnknownIssuer"
+    );
+    // Ctrl-C wakes the idle TLS connection at once (well within --grace),
+    // which then closes with close_notify.
+    let stderr = server.stop();
+    let mut b = [0u8; 1];
+    assert_eq!(tls.read(&mut b).unwrap(), 0);
+    // The refused handshake was logged, naming the client.
+    assert!(stderr.contains("tls handshake with 127.0.0.1:"), "{stderr}");
+    let _ = std::fs::remove_dir_all(dir);
 }
 
 fn read_line(r: &mut BufReader<TcpStream>) -> String {

@@ -130,14 +130,25 @@ impl Conn {
     /// waiting or one started later) returns `Ok(0)`, end of stream, so the
     /// handler ends the way it ends when its client leaves.
     pub fn read_idle(&self, buf: &mut [u8]) -> io::Result<usize> {
+        self.while_idle(|| (&self.tracked.stream).read(buf))
+    }
+
+    /// Runs `read`, a read from this connection or from a stream layered
+    /// on it (TLS), as [`read_idle`](Conn::read_idle) runs its read: when
+    /// the server drains, it returns `Ok(0)` (the drain ends the socket's
+    /// input, which a layered stream may report as an error).
+    pub fn while_idle(&self, read: impl FnOnce() -> io::Result<usize>) -> io::Result<usize> {
         // Publish "idle" before looking at the drain flag, and the drain
         // publishes its flag before looking at ours: whichever comes second
         // sees the other (both SeqCst), so no idle read sleeps through it.
         self.tracked.idle.store(true, Ordering::SeqCst);
-        let result = if self.server.draining.load(Ordering::SeqCst) {
+        let result = if self.draining() {
             Ok(0)
         } else {
-            (&self.tracked.stream).read(buf)
+            match read() {
+                Err(_) if self.draining() => Ok(0),
+                result => result,
+            }
         };
         self.tracked.idle.store(false, Ordering::SeqCst);
         result

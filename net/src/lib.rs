@@ -18,6 +18,9 @@
 //! (see [`TcpStream`]). Per-socket read and write timeouts fail an operation
 //! with [`std::io::ErrorKind::TimedOut`].
 //!
+//! With the cargo feature `tls`, the module `tls` adds TLS client and server streams
+//! (rustls) over [`TcpStream`].
+//!
 //! [`JoinHandle::cancel`]: sylvan_runtime::JoinHandle::cancel
 //! [`sylvan::timeout`]: sylvan_runtime::timeout
 
@@ -27,6 +30,8 @@ mod addr;
 mod context;
 mod sock;
 mod tcp;
+#[cfg(feature = "tls")]
+pub mod tls;
 mod udp;
 pub mod unix;
 
