@@ -85,7 +85,9 @@ fn crawls_the_demo_site_and_finds_exactly_its_pages() {
 
     let status = |code: u64| records.iter().filter(|r| r["status"] == code).count();
     // index + sections + articles + /slow + /redirect/1 (ends at /about) + CSV
-    assert_eq!(status(200), 1 + SECTIONS + SECTIONS * ARTICLES + 2 + 1);
+    // + the https half: /secure, /secure/page, and the redirects between
+    // the schemes /to-secure and /back-to-http
+    assert_eq!(status(200), 1 + SECTIONS + SECTIONS * ARTICLES + 2 + 1 + 4);
     // every tenth article links to a missing page
     assert_eq!(status(404), SECTIONS * ARTICLES / 10);
     for s in 0..SECTIONS {
@@ -106,7 +108,32 @@ fn crawls_the_demo_site_and_finds_exactly_its_pages() {
         "followed within the chain"
     );
     assert_eq!(by_path["/loop/a"]["kind"], "redirect-loop");
-    assert_eq!(by_path["/secure"]["kind"], "https-unsupported");
+    // https, with a certificate the crawler was told to trust (the demo's
+    // CA), and redirects both ways between http and https.
+    let secure = by_path["/secure"];
+    assert_eq!(secure["status"], 200, "{secure}");
+    assert!(secure["url"].as_str().unwrap().starts_with("https://"));
+    assert_eq!(by_path["/secure/page"]["status"], 200);
+    let to = by_path["/to-secure"];
+    assert!(to["url"].as_str().unwrap().starts_with("http://"));
+    assert!(
+        to["final_url"].as_str().unwrap().starts_with("https://")
+            && to["final_url"]
+                .as_str()
+                .unwrap()
+                .ends_with("/secure/landing"),
+        "{to}"
+    );
+    let back = by_path["/back-to-http"];
+    assert!(back["url"].as_str().unwrap().starts_with("https://"));
+    assert!(
+        back["final_url"].as_str().unwrap().starts_with("http://")
+            && back["final_url"]
+                .as_str()
+                .unwrap()
+                .ends_with("/from-secure"),
+        "{back}"
+    );
     assert_eq!(by_path["/private/secret.html"]["kind"], "skipped");
     assert_eq!(
         by_path["/private/secret.html"]["status"],
@@ -118,9 +145,9 @@ fn crawls_the_demo_site_and_finds_exactly_its_pages() {
     assert!(records
         .iter()
         .all(|r| !r["url"].as_str().unwrap().contains("other-host")));
-    assert_eq!(records.len(), 2043 + 1 + 200 + 3);
-    assert!(stdout.contains("status   200: 2044, 404: 200"), "{stdout}");
-    assert!(stdout.contains("https-unsupported: 1"), "{stdout}");
+    assert_eq!(records.len(), 2043 + 1 + 200 + 3 + 3);
+    assert!(stdout.contains("status   200: 2048, 404: 200"), "{stdout}");
+    assert!(stdout.contains("errors   redirect-loop: 1"), "{stdout}");
 }
 
 /// A server that gets everything wrong, one path at a time.
@@ -161,8 +188,17 @@ fn serve_hostile(conn: TcpStream) {
                 "<a href=/http10>a</a><a href=/close>b</a><a href=/garbage>c</a>",
                 "<a href=/truncated>d</a><a href=/huge>e</a><a href=/hang>f</a>",
                 "<a href=/badchunk>g</a><a href=/toomany/0>h</a>",
-                "<a href='http://127.0.0.1:1/refused'>i</a><a href='http://[::1'>j</a>"
+                "<a href='http://127.0.0.1:1/refused'>i</a><a href='http://[::1'>j</a>",
+                "<a href=/badlocation>k</a><a href=/badstatus>l</a><a href=/ftp>m</a>"
             )),
+            "/badlocation" => {
+                "HTTP/1.1 302 Found\r\nLocation: http://[::1\r\nContent-Length: 0\r\n\r\n".into()
+            }
+            "/badstatus" => "HTTP/1.1 2x0 OK\r\nContent-Length: 0\r\n\r\n".into(),
+            "/ftp" => {
+                "HTTP/1.1 301 Moved\r\nLocation: ftp://127.0.0.1/x\r\nContent-Length: 0\r\n\r\n"
+                    .into()
+            }
             "/robots.txt" => "HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n".into(),
             "/http10" => {
                 // HTTP/1.0, no length: the body ends when the connection does.
@@ -252,6 +288,9 @@ fn broken_servers_and_bad_input_are_reported_per_url() {
     assert_eq!(kind["/badchunk"].1, "bad-chunk");
     assert_eq!(kind["/toomany/0"].1, "too-many-redirects");
     assert_eq!(kind["/refused"].1, "connect");
+    assert_eq!(kind["/badlocation"].1, "bad-redirect");
+    assert_eq!(kind["/badstatus"].1, "bad-status");
+    assert_eq!(kind["/ftp"].1, "unsupported");
     assert!(stdout.contains("bad-url: 1"), "{stdout}");
     // The hanging page is cut off by its 1 s timeout; nothing else waits.
     assert!(took < Duration::from_secs(8), "took {took:?}");

@@ -4,6 +4,8 @@
 //! stdout.
 
 mod example_support;
+#[path = "support/pki.rs"]
+mod pki;
 
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Read, Write};
@@ -84,7 +86,11 @@ impl Site {
     }
 
     fn url(&self, path: &str) -> String {
-        format!("http://{}{path}", self.addr)
+        if self.addr.starts_with("https://") {
+            format!("{}{path}", self.addr)
+        } else {
+            format!("http://{}{path}", self.addr)
+        }
     }
 
     /// How many requests asked for `target` (method, count).
@@ -97,9 +103,51 @@ impl Site {
     }
 }
 
+/// An https server (on a plain thread per connection) with the test PKI's
+/// certificate for 127.0.0.1 and localhost, signed by a CA the crawler does
+/// not know.
+fn https_site(route: fn(&str, &str) -> Reply) -> Site {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap().to_string();
+    let log = Arc::new(Mutex::new(Vec::new()));
+    let conns = Arc::new(AtomicUsize::new(0));
+    let (l, c) = (log.clone(), conns.clone());
+    let pki = pki::pki();
+    let acceptor =
+        sylvan::net::tls::TlsAcceptor::from_pem(pki.chain_pem.as_bytes(), pki.key_pem.as_bytes())
+            .unwrap();
+    std::thread::spawn(move || {
+        for conn in listener.incoming().flatten() {
+            let id = c.fetch_add(1, Ordering::SeqCst);
+            let (log, acceptor) = (l.clone(), acceptor.clone());
+            std::thread::spawn(move || {
+                let conn = sylvan::net::TcpStream::from_std(conn).unwrap();
+                // A client that refuses the certificate ends the handshake.
+                if let Ok(tls) = acceptor.accept(conn) {
+                    serve_on(tls, id, &log, route);
+                }
+            });
+        }
+    });
+    Site {
+        addr: format!("https://{addr}"),
+        log,
+        conns,
+    }
+}
+
 fn serve(conn: TcpStream, id: usize, log: &Mutex<Vec<Seen>>, route: fn(&str, &str) -> Reply) {
-    let mut reader = BufReader::new(conn.try_clone().unwrap());
-    let mut conn = conn;
+    serve_on(conn, id, log, route)
+}
+
+/// Requests in a loop on one connection (plain or TLS).
+fn serve_on<S: Read + Write>(
+    conn: S,
+    id: usize,
+    log: &Mutex<Vec<Seen>>,
+    route: fn(&str, &str) -> Reply,
+) {
+    let mut reader = BufReader::new(conn);
     loop {
         let mut line = Vec::new();
         if reader.read_until(b'\n', &mut line).unwrap_or(0) == 0 {
@@ -137,7 +185,7 @@ fn serve(conn: TcpStream, id: usize, log: &Mutex<Vec<Seen>>, route: fn(&str, &st
         } else {
             bytes
         };
-        if conn.write_all(&bytes).is_err() || !keep {
+        if reader.get_mut().write_all(&bytes).is_err() || !keep {
             return;
         }
     }
@@ -529,4 +577,48 @@ fn a_closed_stdout_ends_the_crawl_quietly() {
     assert!(!stderr.contains("panicked"), "{stderr}");
     assert!(!stderr.contains("Broken pipe"), "{stderr}");
     assert_ne!(status.code(), None, "killed by a signal: {status:?}");
+}
+
+#[test]
+fn https_needs_a_trusted_certificate_unless_told_otherwise() {
+    let site = https_site(odd_robots);
+    // The test CA is no web root: the handshake is refused, clearly.
+    let (code, output, rec) = crawl(&[&site.url("/")], "https-untrusted");
+    assert_eq!(code, 1, "{output}");
+    let r = &rec["/"];
+    assert_eq!(r["kind"], "tls", "{r}");
+    assert!(
+        r["error"]
+            .as_str()
+            .unwrap()
+            .contains("invalid peer certificate: UnknownIssuer"),
+        "{r}"
+    );
+    assert!(site.requests("/").is_empty());
+
+    // --ca-file trusts it: the site is crawled over https.
+    let dir = pki::temp_dir("linkcheck");
+    let ca = dir.join("ca.pem");
+    std::fs::write(&ca, &pki::pki().ca_pem).unwrap();
+    let ca = ca.to_str().unwrap();
+    let (code, output, rec) = crawl(&[&site.url("/"), "--ca-file", ca], "https-ca");
+    assert_eq!(code, 0, "{output}");
+    assert_eq!(rec["/x"]["status"], 200);
+    assert_eq!(site.requests("/x"), ["GET"]);
+
+    // --insecure connects without checking, and says so loudly.
+    let (code, output, rec) = crawl(&[&site.url("/"), "--insecure"], "https-insecure");
+    assert_eq!(code, 0, "{output}");
+    assert_eq!(rec["/x"]["status"], 200);
+    assert!(output.contains("WARNING: --insecure"), "{output}");
+
+    // A --ca-file that is not there is a usage error naming it.
+    let res = Command::new(example("crawler"))
+        .args([&site.url("/"), "--ca-file", "/nonexistent/ca.pem"])
+        .output()
+        .unwrap();
+    assert_eq!(res.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&res.stderr);
+    assert!(stderr.contains("/nonexistent/ca.pem"), "{stderr}");
+    std::fs::remove_dir_all(&dir).unwrap();
 }

@@ -1,5 +1,6 @@
-//! A small HTTP/1.1 client over `sylvan::net::TcpStream`: GET and HEAD with
-//! keep-alive connections pooled per origin, Content-Length, chunked and
+//! A small HTTP/1.1 client over `sylvan::net::TcpStream` and, for https,
+//! `sylvan::net::tls`: GET and HEAD with keep-alive connections pooled per
+//! origin, Content-Length, chunked and
 //! close-delimited bodies, a body size limit and bounded redirects.
 //! Everything is plain blocking code; the fibers make it concurrent.
 //!
@@ -14,6 +15,7 @@ use std::net::SocketAddr;
 use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
+use sylvan::net::tls::{TlsConnector, TlsStream};
 use sylvan::net::TcpStream;
 use url::{Host, Url};
 
@@ -24,7 +26,9 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 /// Why a fetch failed: a short `kind` for the summary and the JSON lines,
 /// and a message for people.
 ///
-/// Kinds: `dns`, `connect`, `timeout`, `io`, `tls` (the exchange failed);
+/// Kinds: `dns`, `connect`, `timeout`, `io`, `tls` (the exchange failed;
+/// `tls` is a failed handshake: an untrusted or wrong certificate, or a
+/// server that does not speak TLS);
 /// `not-http`, `bad-status`, `bad-header`, `bad-length`, `bad-chunk`,
 /// `truncated`, `too-large` (the response was malformed or over the limit);
 /// `bad-redirect`, `redirect-loop`, `too-many-redirects`, `unsupported`
@@ -116,17 +120,21 @@ pub struct Client {
     pub max_idle_per_host: usize,
     /// Idle keep-alive connections by origin ("scheme://host:port").
     idle: Mutex<HashMap<String, Vec<Conn>>>,
+    /// For https: the roots trusted (the web's, plus `--ca-file`), SNI, ALPN.
+    tls: TlsConnector,
 }
 
 /// A connection to a server.
 pub enum Stream {
     Plain(TcpStream),
+    Tls(Box<TlsStream>),
 }
 
 impl Read for Stream {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         match self {
             Stream::Plain(s) => s.read(buf),
+            Stream::Tls(s) => s.read(buf),
         }
     }
 }
@@ -135,12 +143,14 @@ impl Write for Stream {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
         match self {
             Stream::Plain(s) => s.write(buf),
+            Stream::Tls(s) => s.write(buf),
         }
     }
 
     fn flush(&mut self) -> io::Result<()> {
         match self {
             Stream::Plain(s) => s.flush(),
+            Stream::Tls(s) => s.flush(),
         }
     }
 }
@@ -161,6 +171,7 @@ impl Client {
         max_redirects: usize,
         connect_timeout: Duration,
         max_idle_per_host: usize,
+        tls: TlsConnector,
     ) -> Client {
         Client {
             user_agent,
@@ -169,6 +180,7 @@ impl Client {
             connect_timeout,
             max_idle_per_host,
             idle: Mutex::new(HashMap::new()),
+            tls,
         }
     }
 
@@ -253,12 +265,6 @@ impl Client {
         method: Method,
         wants_body: &dyn Fn(Option<&str>) -> bool,
     ) -> Result<RawResponse, FetchError> {
-        if url.scheme() == "https" {
-            return Err(FetchError::new(
-                "https-unsupported",
-                "https not supported yet",
-            ));
-        }
         let origin = origin(url);
         let request = self.request(url, method);
         let pooled = lock(&self.idle).get_mut(&origin).and_then(Vec::pop);
@@ -331,7 +337,12 @@ impl Client {
             match TcpStream::connect_timeout(&addr, self.connect_timeout) {
                 Ok(s) => {
                     let _ = s.set_nodelay(true);
-                    return Ok(BufReader::with_capacity(16 * 1024, Stream::Plain(s)));
+                    let stream = if url.scheme() == "https" {
+                        Stream::Tls(Box::new(self.handshake(url, s)?))
+                    } else {
+                        Stream::Plain(s)
+                    };
+                    return Ok(BufReader::with_capacity(16 * 1024, stream));
                 }
                 Err(e) => last = Some(e),
             }
@@ -341,6 +352,25 @@ impl Client {
             "connect",
             io::Error::new(e.kind(), format!("connect to {host}:{port}: {e}")),
         ))
+    }
+
+    /// The TLS handshake for `url` on `tcp`: the certificate must be valid
+    /// for the URL's host (an IP literal is checked as an IP address).
+    fn handshake(&self, url: &Url, tcp: TcpStream) -> Result<TlsStream, FetchError> {
+        let name = match url.host() {
+            Some(Host::Domain(d)) => d.to_string(),
+            Some(Host::Ipv4(ip)) => ip.to_string(),
+            Some(Host::Ipv6(ip)) => ip.to_string(),
+            None => return Err(FetchError::new("bad-url", "URL has no host")),
+        };
+        self.tls.connect(&name, tcp).map_err(|e| {
+            let kind = if e.kind() == io::ErrorKind::TimedOut {
+                "timeout"
+            } else {
+                "tls"
+            };
+            FetchError::new(kind, e.to_string())
+        })
     }
 }
 

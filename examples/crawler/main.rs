@@ -32,6 +32,7 @@ use std::time::{Duration, Instant};
 
 use clap::Parser;
 use regex::Regex;
+use sylvan::net::tls::TlsConnector;
 use sylvan::sync::{AsyncResult, Event, Group, Queue, Semaphore};
 use url::Url;
 
@@ -57,7 +58,8 @@ const EXIT_INTERRUPTED: i32 = 130;
 #[derive(Parser, Debug)]
 #[command(name = "crawler", version)]
 struct Args {
-    /// Start URLs (http://...; a URL without a scheme is taken as http://).
+    /// Start URLs (http:// or https://; a URL without a scheme is taken as
+    /// http://).
     /// None: start the embedded demo site and crawl it.
     urls: Vec<String>,
     /// How many pages are fetched at once (the number of fetcher fibers).
@@ -110,6 +112,14 @@ struct Args {
     /// Most redirects followed for one URL.
     #[arg(long, default_value_t = 5)]
     max_redirects: usize,
+    /// Also trust the CA certificates in FILE (PEM) for https, besides the
+    /// web's roots (repeatable).
+    #[arg(long, value_name = "FILE")]
+    ca_file: Vec<PathBuf>,
+    /// Do not check https certificates at all. Anyone on the path can then
+    /// pose as any site: use it only to look at a test server.
+    #[arg(long)]
+    insecure: bool,
     /// Worker threads of the runtime (default: one per CPU).
     #[arg(long)]
     workers: Option<usize>,
@@ -709,16 +719,21 @@ fn main() {
 
 fn run(args: Args) -> i32 {
     let mut starts = args.urls.clone();
+    let mut extra_roots = Vec::new();
     if starts.is_empty() {
         match site::start() {
-            Ok(addr) => {
+            Ok(demo) => {
                 eprintln!(
-                    "crawler: no URL given; crawling the embedded demo site at http://{addr}/ \
-                     ({} sections x {} articles, 404s, redirects, a slow page, robots.txt)",
+                    "crawler: no URL given; crawling the embedded demo site at http://{}/ and \
+                     https://{}/ ({} sections x {} articles, 404s, redirects, a slow page, \
+                     robots.txt; its https certificate is signed by a CA made at start)",
+                    demo.http,
+                    demo.https,
                     site::SECTIONS,
                     site::ARTICLES
                 );
-                starts.push(format!("http://{addr}/"));
+                starts.push(format!("http://{}/", demo.http));
+                extra_roots.push(demo.ca_pem);
             }
             Err(e) => {
                 eprintln!("crawler: cannot start the demo site: {e}");
@@ -726,6 +741,13 @@ fn run(args: Args) -> i32 {
             }
         }
     }
+    let tls = match tls_connector(&args, &extra_roots) {
+        Ok(tls) => tls,
+        Err(e) => {
+            eprintln!("crawler: {e}");
+            return EXIT_USAGE;
+        }
+    };
     let to_stdout = args.output.as_deref() == Some(std::path::Path::new("-"));
     let output: Option<Sink> = match &args.output {
         None => None,
@@ -771,6 +793,7 @@ fn run(args: Args) -> i32 {
             args.max_redirects,
             args.timeout,
             args.per_host,
+            tls,
         ),
         timeout: args.timeout,
         depth: args.depth,
@@ -915,6 +938,26 @@ fn run(args: Args) -> i32 {
         io::stdout().write_all(summary.as_bytes())
     };
     code
+}
+
+/// The https client settings: the web's roots, plus `--ca-file`s and the
+/// demo site's CA; or no checks at all under `--insecure`.
+fn tls_connector(args: &Args, extra_roots: &[String]) -> io::Result<TlsConnector> {
+    let mut builder = TlsConnector::builder();
+    for file in &args.ca_file {
+        builder = builder.add_root_certificates_pem_file(file)?;
+    }
+    for pem in extra_roots {
+        builder = builder.add_root_certificates_pem(pem.as_bytes())?;
+    }
+    if args.insecure {
+        eprintln!(
+            "crawler: WARNING: --insecure: https certificates are NOT checked; any server, or \
+             anyone between you and it, can pose as the sites crawled"
+        );
+        builder = builder.danger_accept_invalid_certs(true);
+    }
+    builder.build()
 }
 
 /// How many broken links the summary lists (all are in the JSON lines).

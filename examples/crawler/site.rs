@@ -4,7 +4,7 @@
 //!
 //! The site, and what a same-host crawl of it must find:
 //! * `/`: links to every section, a CSV file, a redirect chain, a slow page,
-//!   a redirect loop, a page robots.txt forbids, an `https://` URL, another
+//!   a redirect loop, a page robots.txt forbids, the https half, another
 //!   host and a `mailto:` link;
 //! * `/section/{s}` for s < SECTIONS, served chunked: links to its articles;
 //! * `/article/{s}/{a}` for a < ARTICLES, served with Content-Length: links
@@ -13,33 +13,105 @@
 //! * `/redirect/1` → `/redirect/2` → `/redirect/3` → `/about` (302s);
 //! * `/loop/a` ⇄ `/loop/b` (a redirect loop); `/slow` answers after
 //!   SLOW_MS; `/files/report.csv` is HTTP/1.0, delimited by closing the
-//!   connection; `/robots.txt` disallows `/private/`.
+//!   connection; `/robots.txt` disallows `/private/`;
+//! * its https half, on a second port with a certificate made at start:
+//!   `/secure` links to `/secure/page` and to `/back-to-http` (302 to the
+//!   plain site's `/from-secure`); the plain site's `/to-secure` redirects
+//!   to `https://…/secure/landing`.
 
-use std::io::{BufRead, BufReader, Write};
+use std::io::{self, BufRead, BufReader, Read, Write};
+use std::net::SocketAddr;
 use std::time::Duration;
 
-use sylvan::net::{TcpListener, TcpStream};
+use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, DnType, IsCa, KeyPair};
+use sylvan::net::tls::TlsAcceptor;
+use sylvan::net::TcpListener;
 
 pub const SECTIONS: usize = 40;
 pub const ARTICLES: usize = 50;
 pub const SLOW_MS: u64 = 1500;
 
-/// Starts the site on 127.0.0.1 (any free port) on the current runtime and
-/// returns its address.
-pub fn start() -> std::io::Result<std::net::SocketAddr> {
+/// The running demo site.
+pub struct Demo {
+    /// Where the plain HTTP site listens.
+    pub http: SocketAddr,
+    /// Where its https part listens (a certificate for 127.0.0.1 made at
+    /// start by rcgen, signed by a CA of its own).
+    pub https: SocketAddr,
+    /// That CA's certificate (PEM): what a client must trust.
+    pub ca_pem: String,
+}
+
+/// Starts the site on 127.0.0.1 (any free ports) on the current runtime:
+/// plain HTTP on one port, https on another.
+pub fn start() -> io::Result<Demo> {
     let listener = TcpListener::bind("127.0.0.1:0")?;
-    let addr = listener.local_addr()?;
+    let http = listener.local_addr()?;
+    let tls_listener = TcpListener::bind("127.0.0.1:0")?;
+    let https = tls_listener.local_addr()?;
+    let (acceptor, ca_pem) = demo_tls()?;
+    let ports = Ports {
+        http: http.port(),
+        https: https.port(),
+    };
     sylvan::Builder::new().name("demo-site").spawn(move || {
         for conn in listener.incoming() {
             match conn {
                 Ok(conn) => {
-                    sylvan::spawn(move || serve(conn, addr.port()));
+                    sylvan::spawn(move || serve(conn, ports));
                 }
                 Err(e) => eprintln!("demo site: accept: {e}"),
             }
         }
     })?;
-    Ok(addr)
+    sylvan::Builder::new()
+        .name("demo-site-tls")
+        .spawn(move || {
+            for conn in tls_listener.incoming() {
+                match conn {
+                    Ok(conn) => {
+                        let acceptor = acceptor.clone();
+                        sylvan::spawn(move || match acceptor.accept(conn) {
+                            Ok(tls) => serve(tls, ports),
+                            Err(e) => eprintln!("demo site: tls: {e}"),
+                        });
+                    }
+                    Err(e) => eprintln!("demo site: accept: {e}"),
+                }
+            }
+        })?;
+    Ok(Demo {
+        http,
+        https,
+        ca_pem,
+    })
+}
+
+/// A CA and a certificate for 127.0.0.1 signed by it, made now.
+fn demo_tls() -> io::Result<(TlsAcceptor, String)> {
+    let failed = |e: rcgen::Error| io::Error::other(format!("making the demo certificate: {e}"));
+    let mut ca_params = CertificateParams::new(Vec::<String>::new()).map_err(failed)?;
+    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    ca_params
+        .distinguished_name
+        .push(DnType::CommonName, "sylvan demo CA");
+    let ca = CertifiedIssuer::self_signed(ca_params, KeyPair::generate().map_err(failed)?)
+        .map_err(failed)?;
+    let key = KeyPair::generate().map_err(failed)?;
+    let cert = CertificateParams::new(vec!["127.0.0.1".to_string(), "localhost".to_string()])
+        .map_err(failed)?
+        .signed_by(&key, &ca)
+        .map_err(failed)?;
+    let chain = format!("{}{}", cert.pem(), ca.pem());
+    let acceptor = TlsAcceptor::from_pem(chain.as_bytes(), key.serialize_pem().as_bytes())?;
+    Ok((acceptor, ca.pem()))
+}
+
+/// The site's two ports, for absolute links between its halves.
+#[derive(Clone, Copy)]
+struct Ports {
+    http: u16,
+    https: u16,
 }
 
 struct Response {
@@ -94,7 +166,7 @@ fn page(title: &str, links: &[String]) -> String {
     s
 }
 
-fn route(path: &str, port: u16) -> Response {
+fn route(path: &str, ports: Ports) -> Response {
     let parts: Vec<&str> = path.trim_start_matches('/').split('/').collect();
     match parts.as_slice() {
         [""] => {
@@ -112,7 +184,8 @@ fn route(path: &str, port: u16) -> Response {
                 ]
                 .map(String::from),
             );
-            links.push(format!("https://127.0.0.1:{port}/secure"));
+            links.push(format!("https://127.0.0.1:{}/secure", ports.https));
+            links.push("/to-secure".into());
             Response::html(page("sylvan demo site", &links))
         }
         ["robots.txt"] => {
@@ -158,6 +231,22 @@ fn route(path: &str, port: u16) -> Response {
             _ => Response::status(404, "no such redirect\n"),
         },
         ["about"] => Response::html(page("About", &["/".to_string()])),
+        // The https half (served on both ports; linked only over https).
+        ["secure"] => Response::html(page(
+            "A secure page",
+            &["/secure/page".to_string(), "/back-to-http".to_string()],
+        )),
+        ["secure", "page" | "landing"] => Response::html(page(
+            "Another secure page",
+            &[format!("http://127.0.0.1:{}/", ports.http)],
+        )),
+        ["to-secure"] => {
+            Response::redirect(&format!("https://127.0.0.1:{}/secure/landing", ports.https))
+        }
+        ["back-to-http"] => {
+            Response::redirect(&format!("http://127.0.0.1:{}/from-secure", ports.http))
+        }
+        ["from-secure"] => Response::html(page("Back on http", &["/".to_string()])),
         ["loop", "a"] => Response::redirect("/loop/b"),
         ["loop", "b"] => Response::redirect("/loop/a"),
         ["slow"] => {
@@ -178,10 +267,10 @@ fn route(path: &str, port: u16) -> Response {
     }
 }
 
-/// One connection: requests in a loop until the client closes or asks to.
-fn serve(conn: TcpStream, port: u16) {
-    let mut reader = BufReader::new(&conn);
-    let mut writer = &conn;
+/// One connection (plain or TLS): requests in a loop until the client
+/// closes or asks to.
+fn serve<S: Read + Write>(conn: S, ports: Ports) {
+    let mut reader = BufReader::new(conn);
     loop {
         let mut head = Vec::new();
         loop {
@@ -196,7 +285,7 @@ fn serve(conn: TcpStream, port: u16) {
                 break;
             }
             if head.len() > 16 * 1024 {
-                let _ = writer.write_all(b"HTTP/1.1 431 Request Header Fields Too Large\r\nConnection: close\r\nContent-Length: 0\r\n\r\n");
+                let _ = reader.get_mut().write_all(b"HTTP/1.1 431 Request Header Fields Too Large\r\nConnection: close\r\nContent-Length: 0\r\n\r\n");
                 return;
             }
         }
@@ -213,16 +302,16 @@ fn serve(conn: TcpStream, port: u16) {
                 (path, !close && req.version == Some(1), head_only)
             }
             _ => {
-                let _ = writer.write_all(
+                let _ = reader.get_mut().write_all(
                     b"HTTP/1.1 400 Bad Request\r\nConnection: close\r\nContent-Length: 0\r\n\r\n",
                 );
                 return;
             }
         };
         let path = path.split('?').next().unwrap_or("/").to_string();
-        let resp = route(&path, port);
+        let resp = route(&path, ports);
         let keep_alive = keep_alive && !resp.close_delimited;
-        if write_response(&mut writer, &resp, keep_alive, head_only).is_err() || !keep_alive {
+        if write_response(reader.get_mut(), &resp, keep_alive, head_only).is_err() || !keep_alive {
             return;
         }
     }
@@ -240,7 +329,7 @@ fn reason(status: u16) -> &'static str {
 /// Writes `r`; for a HEAD request (`head_only`) the head alone, with the
 /// Content-Length the body would have had.
 fn write_response(
-    w: &mut &TcpStream,
+    w: &mut impl Write,
     r: &Response,
     keep_alive: bool,
     head_only: bool,
