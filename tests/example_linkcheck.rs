@@ -52,6 +52,7 @@ fn redirect(to: &str) -> Reply {
 /// A request as the server saw it.
 #[derive(Debug, Clone)]
 struct Seen {
+    at: Instant,
     conn: usize,
     method: String,
     target: String,
@@ -164,6 +165,7 @@ fn serve_on<S: Read + Write>(
         let method = words.next().unwrap_or("").to_string();
         let target = words.next().unwrap_or("").to_string();
         log.lock().unwrap().push(Seen {
+            at: Instant::now(),
             conn: id,
             method: method.clone(),
             target: target.clone(),
@@ -621,4 +623,45 @@ fn https_needs_a_trusted_certificate_unless_told_otherwise() {
     let stderr = String::from_utf8_lossy(&res.stderr);
     assert!(stderr.contains("/nonexistent/ca.pem"), "{stderr}");
     std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn delay_spaces_requests_and_max_pages_cuts_are_recorded() {
+    let site = Site::start(many);
+    let (code, output, rec) = crawl(
+        &[
+            &site.url("/"),
+            "--max-pages",
+            "6",
+            "--delay",
+            "100ms",
+            "--concurrency",
+            "8",
+        ],
+        "delay",
+    );
+    assert_eq!(code, 0, "{output}");
+    // The start page and five more; the other 295 links are recorded as cut.
+    let fetched: Vec<&Value> = rec.values().filter(|r| r["status"] == 200).collect();
+    assert_eq!(fetched.len(), 6, "{output}");
+    let cut = rec
+        .values()
+        .filter(|r| r["error"] == "skipped: over --max-pages")
+        .count();
+    assert_eq!(cut, 295, "{output}");
+    // --delay: page requests to the host start at least 100 ms apart,
+    // although eight fetchers were ready at once.
+    let log = site.log.lock().unwrap();
+    let pages: Vec<Instant> = log
+        .iter()
+        .filter(|s| s.target != "/robots.txt")
+        .map(|s| s.at)
+        .collect();
+    assert_eq!(pages.len(), 6);
+    for w in pages.windows(2) {
+        let gap = w[1] - w[0];
+        // A little slack for the server's own clock reading.
+        assert!(gap >= Duration::from_millis(95), "{gap:?} between requests");
+    }
+    assert!(output.contains("over --max-pages: 295"), "{output}");
 }

@@ -71,7 +71,7 @@ struct Args {
     per_host: usize,
     /// Least time between two requests to one host, e.g. 500ms (robots.txt's
     /// Crawl-delay, up to 60 s, is honoured when it is longer).
-    #[arg(long, value_parser = duration::parse_duration)]
+    #[arg(long, value_parser = parse_delay)]
     delay: Option<Duration>,
     /// Stop scheduling new URLs after this many.
     #[arg(long, default_value_t = 10_000)]
@@ -671,6 +671,14 @@ impl Crawl {
             self.frontier.close();
             self.fetchers.cancel();
         }
+    }
+}
+
+/// `--delay`: a duration, or zero (no spacing, the default).
+fn parse_delay(s: &str) -> Result<Duration, String> {
+    match s.trim().trim_end_matches(['s', 'm']) {
+        "0" | "0.0" => Ok(Duration::ZERO),
+        _ => duration::parse_duration(s),
     }
 }
 
