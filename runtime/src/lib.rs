@@ -94,6 +94,7 @@ pub mod signal;
 mod spawn;
 mod stack;
 mod sys;
+pub mod thread;
 mod time;
 mod timer;
 

@@ -113,6 +113,14 @@ fn drop_each_local() {
 #[macro_export]
 macro_rules! fiber_local {
     () => {};
+    // `= const { … }`, as `thread_local!` takes it (the value is made per
+    // fiber all the same).
+    ($(#[$attr:meta])* $vis:vis static $name:ident : $t:ty = const { $init:expr }; $($rest:tt)*) => {
+        $crate::fiber_local!($(#[$attr])* $vis static $name: $t = $init; $($rest)*);
+    };
+    ($(#[$attr:meta])* $vis:vis static $name:ident : $t:ty = const { $init:expr }) => {
+        $crate::fiber_local!($(#[$attr])* $vis static $name: $t = $init;);
+    };
     ($(#[$attr:meta])* $vis:vis static $name:ident : $t:ty = $init:expr; $($rest:tt)*) => {
         $(#[$attr])*
         $vis static $name: $crate::LocalKey<$t> = $crate::LocalKey::new({

@@ -8,6 +8,7 @@
 //! children cannot be interrupted; a cancellation of the caller that arrives
 //! during it is passed on to the children.
 
+use std::io;
 use std::marker::PhantomData;
 use std::panic::{catch_unwind, resume_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -75,7 +76,7 @@ pub struct Scope<'scope, 'env: 'scope> {
     env: PhantomData<&'env mut &'env ()>,
 }
 
-impl<'scope> Scope<'scope, '_> {
+impl<'scope, 'env> Scope<'scope, 'env> {
     /// Spawns a fiber that may borrow from outside the scope. It is joined
     /// automatically when the scope ends if not joined before.
     ///
@@ -89,6 +90,31 @@ impl<'scope> Scope<'scope, '_> {
         T: Send + 'scope,
     {
         let site = std::panic::Location::caller();
+        self.spawn_with(None, None, site, f)
+            .unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    /// [`spawn`](Scope::spawn) with a name and a stack size of its own (as
+    /// [`Builder`](crate::Builder) gives): a stack of its own is taken now,
+    /// so a size the system refuses is an error here.
+    pub(crate) fn spawn_with<F, T>(
+        &'scope self,
+        name: Option<String>,
+        stack_size: Option<usize>,
+        site: &'static std::panic::Location<'static>,
+        f: F,
+    ) -> io::Result<ScopedJoinHandle<'scope, T>>
+    where
+        F: FnOnce() -> T + Send + 'scope,
+        T: Send + 'scope,
+    {
+        let stack = match stack_size {
+            Some(size) => Some(self.rt.stack(Some(size))?),
+            None => None,
+        };
+        let size = stack
+            .as_ref()
+            .map_or(self.rt.stack_size, |s| s.usable_size());
         let cell = Arc::new(JoinCell::new());
         self.state.running.fetch_add(1, Ordering::AcqRel);
         let job = Job::new(f, cell.clone(), Some(self.state.clone()));
@@ -101,16 +127,48 @@ impl<'scope> Scope<'scope, '_> {
         // SAFETY: so no 'scope data is used after 'scope ends.
         let run: Box<dyn FnOnce() + Send + 'static> = unsafe { std::mem::transmute(run) };
         let record: TaskRef = Arc::new(TaskCell {
-            header: crate::record::Header::new(None, self.rt.stack_size, site),
+            header: crate::record::Header::new(name, size, site),
             body: Boxed::new(run),
         });
         self.state.children.lock().push(record.clone());
-        self.rt.submit(Task::new(record.clone(), None));
-        ScopedJoinHandle {
+        self.rt.submit(Task::new(record.clone(), stack));
+        Ok(ScopedJoinHandle {
             record,
             cell,
             state: self.state.clone(),
             _scope: PhantomData,
+        })
+    }
+
+    /// A fresh scope on the current runtime (see [`scope`]).
+    pub(crate) fn new() -> Self {
+        Scope {
+            state: Arc::new(ScopeState {
+                running: AtomicUsize::new(0),
+                unjoined_panics: AtomicUsize::new(0),
+                waiter: Mutex::new(None),
+                children: Mutex::new(Vec::new()),
+            }),
+            rt: runtime::current(),
+            scope: PhantomData,
+            env: PhantomData,
+        }
+    }
+
+    /// Ends the scope whose closure returned `result`: cancels the children
+    /// if it unwound, waits for all of them, and re-raises the unwind or a
+    /// panic of a child nobody joined (see [`scope`]).
+    pub(crate) fn finish<R>(&self, result: std::thread::Result<R>) -> R {
+        if result.is_err() {
+            self.state.cancel_children();
+        }
+        park::shield(|| self.state.wait_all());
+        match result {
+            Err(payload) => resume_unwind(payload),
+            Ok(_) if self.state.unjoined_panics.load(Ordering::Acquire) > 0 => {
+                panic!("a scoped fiber panicked")
+            }
+            Ok(r) => r,
         }
     }
 }
@@ -150,6 +208,13 @@ impl<T> ScopedJoinHandle<'_, T> {
     pub fn id(&self) -> FiberId {
         self.record.id
     }
+
+    /// The fiber's identity (name, id, cancel).
+    pub fn fiber(&self) -> crate::Fiber {
+        crate::Fiber {
+            record: self.record.clone(),
+        }
+    }
 }
 
 /// Runs `f` with a [`Scope`] whose fibers may borrow from the caller; returns
@@ -178,27 +243,7 @@ pub fn scope<'env, F, R>(f: F) -> R
 where
     F: for<'scope> FnOnce(&'scope Scope<'scope, 'env>) -> R,
 {
-    let scope = Scope {
-        state: Arc::new(ScopeState {
-            running: AtomicUsize::new(0),
-            unjoined_panics: AtomicUsize::new(0),
-            waiter: Mutex::new(None),
-            children: Mutex::new(Vec::new()),
-        }),
-        rt: runtime::current(),
-        scope: PhantomData,
-        env: PhantomData,
-    };
+    let scope = Scope::new();
     let result = catch_unwind(AssertUnwindSafe(|| f(&scope)));
-    if result.is_err() {
-        scope.state.cancel_children();
-    }
-    park::shield(|| scope.state.wait_all());
-    match result {
-        Err(payload) => resume_unwind(payload),
-        Ok(_) if scope.state.unjoined_panics.load(Ordering::Acquire) > 0 => {
-            panic!("a scoped fiber panicked")
-        }
-        Ok(r) => r,
-    }
+    scope.finish(result)
 }

@@ -22,7 +22,9 @@ mod event;
 mod group;
 #[cfg(all(test, loom))]
 mod loom_models;
+pub mod mpsc;
 mod mutex;
+pub mod poison;
 mod pool;
 mod queue;
 mod rwlock;

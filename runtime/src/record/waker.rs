@@ -41,6 +41,13 @@ enum Inner {
 }
 
 impl Waker {
+    /// The waker of the fiber `record`.
+    pub(crate) fn of(record: TaskRef) -> Waker {
+        Waker {
+            inner: Inner::Fiber(record),
+        }
+    }
+
     /// Wakes the fiber or thread this waker belongs to (see the module docs).
     pub fn wake(&self) {
         match &self.inner {
