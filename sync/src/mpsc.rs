@@ -1,4 +1,4 @@
-//! `std::sync::mpsc`, for fibers: [`channel`], [`sync_channel`],
+//! `std::sync::mpsc`, for fibers: [`channel()`], [`sync_channel`],
 //! [`Sender`], [`SyncSender`] and [`Receiver`] with std's signatures and
 //! std's own error types, so code written for threads ports by changing
 //! `use std::sync::mpsc;` to `use sylvan::sync::mpsc;`. A blocked `recv` or
@@ -93,7 +93,7 @@ pub fn sync_channel<T>(bound: usize) -> (SyncSender<T>, Receiver<T>) {
     (SyncSender { inner: tx }, Receiver { inner: rx })
 }
 
-/// The sending half of [`channel`].
+/// The sending half of [`channel()`].
 pub struct Sender<T> {
     inner: channel::Sender<T>,
 }
@@ -176,7 +176,7 @@ impl<T> fmt::Debug for SyncSender<T> {
     }
 }
 
-/// The receiving half of [`channel`] and [`sync_channel`] (one consumer, as
+/// The receiving half of [`channel()`] and [`sync_channel`] (one consumer, as
 /// std's: it is not `Clone`).
 pub struct Receiver<T> {
     inner: channel::Receiver<T>,
