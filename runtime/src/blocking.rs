@@ -2,11 +2,15 @@
 //! (getaddrinfo, file IO, CPU-heavy calls) on a small elastic thread pool while
 //! the calling fiber parks.
 //!
-//! The pool starts threads on demand (up to 512) and lets a thread exit after
-//! 10 seconds without work, so an idle process holds no pool threads.
+//! The pool starts threads on demand (up to 512 by default; see
+//! [`RuntimeBuilder::blocking_threads`](crate::RuntimeBuilder::blocking_threads))
+//! and lets a thread exit after 10 seconds without work, so an idle process
+//! holds no pool threads. There is one pool per process, shared by every
+//! runtime in it.
 
 use std::collections::VecDeque;
 use std::panic::{catch_unwind, resume_unwind, AssertUnwindSafe};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
@@ -15,7 +19,17 @@ use parking_lot::{Condvar, Mutex};
 use crate::join::{Failure, JoinCell};
 use crate::record;
 
-const MAX_THREADS: usize = 512;
+/// The default limit on the pool's threads.
+pub const DEFAULT_BLOCKING_THREADS: usize = 512;
+/// The pool's thread limit (set by `RuntimeBuilder::blocking_threads`).
+static MAX_THREADS: AtomicUsize = AtomicUsize::new(DEFAULT_BLOCKING_THREADS);
+
+/// Sets the pool's thread limit; threads over it finish their work and
+/// exit as they become idle.
+pub(crate) fn set_max_threads(n: usize) {
+    MAX_THREADS.store(n.max(1), Ordering::Relaxed);
+    pool().available.notify_all();
+}
 const KEEP_ALIVE: Duration = Duration::from_secs(10);
 
 type Work = Box<dyn FnOnce() + Send>;
@@ -53,7 +67,7 @@ impl Pool {
     fn submit(&'static self, work: Work) {
         let mut s = self.state.lock();
         s.queue.push_back(work);
-        if s.idle >= s.queue.len() || s.threads >= MAX_THREADS {
+        if s.idle >= s.queue.len() || s.threads >= MAX_THREADS.load(Ordering::Relaxed) {
             self.available.notify_one();
             return;
         }
@@ -82,6 +96,11 @@ impl Pool {
                 work();
                 s = self.state.lock();
                 continue;
+            }
+            if s.threads > MAX_THREADS.load(Ordering::Relaxed) {
+                // The limit was lowered: one thread over it leaves.
+                s.threads -= 1;
+                return;
             }
             s.idle += 1;
             let timed_out = self.available.wait_for(&mut s, KEEP_ALIVE).timed_out();
@@ -136,6 +155,65 @@ where
         done.complete(outcome);
     }));
     match cell.wait(crate::record::WaitOn::what(what)) {
+        Ok(v) => v,
+        Err(Failure::Panic(p)) => resume_unwind(p),
+        Err(Failure::Cancelled) => unreachable!("blocking work is never cancelled"),
+    }
+}
+
+/// [`unblock`] for a closure that borrows from the caller: `f` may use
+/// references to the calling fiber's stack (or anything else that outlives
+/// the call), because the call does not return — or unwind — before `f` has
+/// finished on the pool.
+///
+/// The price: **it cannot be interrupted while the borrow lives.** A
+/// cancellation or an expired [`timeout`](crate::timeout) that arrives while
+/// `f` runs is delivered at the caller's next park point after the call
+/// returns, not during it (an unwinding caller would end the borrow while
+/// `f` still used it). Use [`unblock`] (which owns its data) when the wait
+/// must be interruptible.
+///
+/// ```
+/// # extern crate sylvan_runtime as sylvan;
+/// let lines = sylvan::spawn(|| {
+///     let text = String::from("one\ntwo\nthree");
+///     // Borrows `text`: no clone, no Arc.
+///     sylvan::unblock_scoped(|| text.lines().count())
+/// })
+/// .join()
+/// .unwrap();
+/// assert_eq!(lines, 3);
+/// ```
+pub fn unblock_scoped<'a, F, T>(f: F) -> T
+where
+    F: FnOnce() -> T + Send + 'a,
+    T: Send + 'a,
+{
+    if !record::in_fiber() {
+        return f();
+    }
+    let cell = Arc::new(JoinCell::new());
+    let done = cell.clone();
+    let work: Box<dyn FnOnce() + Send + 'a> = Box::new(move || {
+        let outcome = catch_unwind(AssertUnwindSafe(f)).map_err(Failure::Panic);
+        done.complete(outcome);
+    });
+    // Only the lifetime changes. This frame (and so everything `'a` covers)
+    // outlives `work`'s use of `f` and of `T`: the wait below is shielded,
+    // so it neither returns nor unwinds before `complete` has run, and `f`
+    // and the result are gone from `work` by then (what `work` still holds
+    // afterwards is its `done` handle, whose cell this fiber has emptied).
+    // A fiber abandoned at shutdown while waiting here is leaked, never
+    // unwound, so its frame stays valid as well.
+    // SAFETY: so nothing borrowed for 'a is used after 'a ends.
+    let work: Work = unsafe { std::mem::transmute::<Box<dyn FnOnce() + Send + 'a>, Work>(work) };
+    pool().submit(work);
+    let waited = crate::park::shield(|| {
+        cell.wait(crate::record::WaitOn::what(
+            &crate::record::wait_labels::UNBLOCK,
+        ))
+    });
+    match waited {
         Ok(v) => v,
         Err(Failure::Panic(p)) => resume_unwind(p),
         Err(Failure::Cancelled) => unreachable!("blocking work is never cancelled"),

@@ -98,7 +98,7 @@ pub mod thread;
 mod time;
 mod timer;
 
-pub use blocking::unblock;
+pub use blocking::{unblock, unblock_scoped, DEFAULT_BLOCKING_THREADS};
 pub use dump::{dump, Dump, FiberDump, FiberState, RuntimeDump, WorkerDump};
 pub use fiber::{current, try_current, Fiber};
 pub use join::{JoinError, JoinHandle};

@@ -184,6 +184,7 @@ pub struct RuntimeBuilder {
     blocked_warning: Option<Option<Duration>>,
     dump_signals: Vec<i32>,
     panic_on_deadlock: bool,
+    blocking_threads: Option<usize>,
 }
 
 impl Default for RuntimeBuilder {
@@ -195,6 +196,7 @@ impl Default for RuntimeBuilder {
             blocked_warning: None,
             dump_signals: Vec::new(),
             panic_on_deadlock: false,
+            blocking_threads: None,
         }
     }
 }
@@ -287,11 +289,46 @@ impl RuntimeBuilder {
         self
     }
 
+    /// The most threads the blocking pool ([`unblock`](crate::unblock),
+    /// DNS lookups) may run at once (default
+    /// [`DEFAULT_BLOCKING_THREADS`](crate::DEFAULT_BLOCKING_THREADS), 512).
+    /// The pool is one per process, shared by every runtime in it: the
+    /// limit applies to all of them, and the last runtime built with this
+    /// set wins. Work beyond the limit queues.
+    ///
+    /// ```
+    /// # extern crate sylvan_runtime as sylvan;
+    /// let rt = sylvan::Runtime::builder().blocking_threads(4).build().unwrap();
+    /// let sum: u32 = rt.block_on(|| {
+    ///     let jobs: Vec<_> = (0..16u32)
+    ///         .map(|i| sylvan::spawn(move || sylvan::unblock(move || i)))
+    ///         .collect();
+    ///     jobs.into_iter().map(|j| j.join().unwrap()).sum()
+    /// });
+    /// assert_eq!(sum, 120);
+    /// ```
+    pub fn blocking_threads(mut self, n: usize) -> Self {
+        self.blocking_threads = Some(n);
+        self
+    }
+
     /// Starts the worker threads.
     ///
-    /// Errors: `InvalidInput` for zero workers or an out-of-range stack size;
-    /// the OS error if a thread or poller cannot be created.
+    /// Errors: `InvalidInput` for zero workers, zero blocking threads or an
+    /// out-of-range stack size; the OS error if a thread or poller cannot be
+    /// created.
     pub fn build(self) -> io::Result<Runtime> {
+        match self.blocking_threads {
+            Some(0) => {
+                return Err(io::Error::new(
+                    io::ErrorKind::InvalidInput,
+                    "sylvan: the blocking pool needs at least one thread \
+                     (RuntimeBuilder::blocking_threads)",
+                ))
+            }
+            Some(n) => crate::blocking::set_max_threads(n),
+            None => {}
+        }
         let n = self.workers.unwrap_or_else(num_cpus::get);
         if n == 0 {
             return Err(io::Error::new(
