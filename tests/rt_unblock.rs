@@ -36,7 +36,7 @@ fn the_pool_limit_and_scoped_unblock() {
         assert_eq!(most.load(Ordering::SeqCst), 2);
 
         // Scoped: the closure borrows (and mutates) the fiber's own data.
-        let mut words = vec!["b".to_string(), "a".to_string(), "c".to_string()];
+        let mut words: Vec<String> = "b a c".split(' ').map(String::from).collect();
         let count = sylvan::unblock_scoped(|| {
             words.sort();
             words.len()
