@@ -9,6 +9,7 @@ use std::fmt;
 use std::io;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
 
@@ -94,18 +95,93 @@ impl<T> JoinCell<T> {
         self.done.load(Ordering::Acquire)
     }
 
-    /// Waits for the outcome (register → re-check → park).
-    /// Waits for the outcome; `on` is what `sylvan::dump` shows meanwhile.
+    /// Waits for the outcome (register → re-check → park); `on` is what
+    /// `sylvan::dump` shows meanwhile.
     pub(crate) fn wait(&self, on: WaitOn) -> Result<T, Failure> {
+        self.wait_until(on, None)
+            .expect("a wait without a deadline ends with the outcome")
+    }
+
+    /// [`wait`](JoinCell::wait) until `deadline`: `None` if it passed first
+    /// (the cell then keeps no waker of ours).
+    pub(crate) fn wait_until(
+        &self,
+        on: WaitOn,
+        deadline: Option<Instant>,
+    ) -> Option<Result<T, Failure>> {
         loop {
             {
                 let mut s = self.state.lock();
                 if let Some(o) = s.outcome.take() {
-                    return o;
+                    return Some(o);
                 }
                 s.waiter = Some(park::current_waker());
             }
-            park::park_with(on);
+            match deadline {
+                None => park::park_with(on),
+                Some(d) => {
+                    if park::park_until_with(d, on) {
+                        let mut s = self.state.lock();
+                        if let Some(o) = s.outcome.take() {
+                            return Some(o);
+                        }
+                        s.waiter = None;
+                        return None;
+                    }
+                }
+            }
+        }
+    }
+
+    /// Asks for `waker` to be woken when the outcome comes; `true` (and no
+    /// registration) if it is here already.
+    fn watch(&self, waker: &Waker) -> bool {
+        let mut s = self.state.lock();
+        if s.outcome.is_some() {
+            return true;
+        }
+        s.waiter = Some(waker.clone());
+        false
+    }
+
+    /// Withdraws a [`watch`](JoinCell::watch).
+    fn unwatch(&self) {
+        self.state.lock().waiter = None;
+    }
+}
+
+/// Waits until one of `cells` has its outcome, or `deadline` passes:
+/// the index of one that has it.
+fn wait_first<T>(cells: &[&JoinCell<T>], deadline: Option<Instant>) -> Option<usize> {
+    assert!(
+        !cells.is_empty(),
+        "sylvan::wait_any: no handles to wait for (it would wait forever)"
+    );
+    let on = WaitOn::what(&record::wait_labels::WAIT_ANY);
+    loop {
+        let waker = park::current_waker();
+        let ready = cells.iter().position(|c| c.watch(&waker));
+        if ready.is_some() || deadline.is_some_and(|d| Instant::now() >= d) {
+            for c in cells {
+                c.unwatch();
+            }
+            return ready;
+        }
+        // Unwatch however the park ends (a cancellation unwinds from it).
+        struct Unwatch<'a, T>(&'a [&'a JoinCell<T>]);
+        impl<T> Drop for Unwatch<'_, T> {
+            fn drop(&mut self) {
+                for c in self.0 {
+                    c.unwatch();
+                }
+            }
+        }
+        let _unwatch = Unwatch(cells);
+        match deadline {
+            None => park::park_with(on),
+            Some(d) => {
+                park::park_until_with(d, on);
+            }
         }
     }
 }
@@ -183,6 +259,164 @@ impl<T: 'static> JoinHandle<T> {
         let outcome = this.cell().wait(WaitOn::join(this.record.id.as_u64()));
         this.joined = true;
         outcome.map_err(|f| JoinError::new(f, &this.record))
+    }
+
+    /// [`join`](Self::join), waiting at most `timeout`: the fiber's outcome,
+    /// or the handle back if it has not finished by then (to wait again,
+    /// cancel it, or drop it and let it run on).
+    ///
+    /// ```
+    /// # extern crate sylvan_runtime as sylvan;
+    /// use std::time::Duration;
+    /// let slow = sylvan::spawn(|| sylvan::sleep(Duration::from_secs(3600)));
+    /// let slow = match slow.join_timeout(Duration::from_millis(10)) {
+    ///     Ok(_) => unreachable!("it sleeps for an hour"),
+    ///     Err(still_running) => still_running,
+    /// };
+    /// slow.cancel();
+    /// assert!(slow.join().unwrap_err().is_cancelled());
+    ///
+    /// let quick = sylvan::spawn(|| 7);
+    /// assert_eq!(quick.join_timeout(Duration::from_secs(10)).ok().unwrap().unwrap(), 7);
+    /// ```
+    ///
+    /// # Panics
+    /// If a fiber tries to join itself.
+    pub fn join_timeout(self, timeout: Duration) -> Result<Result<T, JoinError>, JoinHandle<T>> {
+        let mut this = self;
+        if record::with_current(|c| c.record.id) == Some(this.record.id) {
+            panic!(
+                "sylvan: fiber {} tried to join itself, which would wait forever; \
+                 join it from another fiber or thread",
+                this.record.describe()
+            );
+        }
+        let deadline = Instant::now().checked_add(timeout);
+        let on = WaitOn::join(this.record.id.as_u64());
+        match this.cell().wait_until(on, deadline) {
+            Some(outcome) => {
+                this.joined = true;
+                Ok(outcome.map_err(|f| JoinError::new(f, &this.record)))
+            }
+            None => Err(this),
+        }
+    }
+}
+
+/// Waits until at least one of `handles` has finished and returns the
+/// index of one that has (gevent's `wait(..., count=1)`); the handles stay
+/// yours, to [`join`](JoinHandle::join) without waiting. A park point.
+///
+/// ```
+/// # extern crate sylvan_runtime as sylvan;
+/// use std::time::Duration;
+/// let racers: Vec<_> = [300u64, 5, 200]
+///     .into_iter()
+///     .map(|ms| sylvan::spawn(move || { sylvan::sleep(Duration::from_millis(ms)); ms }))
+///     .collect();
+/// let first = sylvan::wait_any(&racers);
+/// assert_eq!(first, 1);
+/// let mut racers = racers;
+/// assert_eq!(racers.swap_remove(first).join().unwrap(), 5);
+/// ```
+///
+/// # Panics
+/// If `handles` is empty (nothing could ever finish).
+pub fn wait_any<T: 'static>(handles: &[JoinHandle<T>]) -> usize {
+    let cells: Vec<&JoinCell<T>> = handles.iter().map(JoinHandle::cell).collect();
+    wait_first(&cells, None).expect("a wait without a deadline ends with a finished fiber")
+}
+
+/// [`wait_any`] for at most `timeout`: `None` if none finished by then.
+///
+/// ```
+/// # extern crate sylvan_runtime as sylvan;
+/// use std::time::Duration;
+/// let h = [sylvan::spawn(|| sylvan::sleep(Duration::from_secs(3600)))];
+/// assert_eq!(sylvan::wait_any_timeout(&h, Duration::from_millis(5)), None);
+/// h[0].cancel();
+/// ```
+pub fn wait_any_timeout<T: 'static>(handles: &[JoinHandle<T>], timeout: Duration) -> Option<usize> {
+    let cells: Vec<&JoinCell<T>> = handles.iter().map(JoinHandle::cell).collect();
+    wait_first(&cells, Instant::now().checked_add(timeout))
+}
+
+/// Joins `handles` in the order they finish: an iterator of (index in
+/// `handles`, outcome), each produced as soon as that fiber ends (gevent's
+/// `iwait`, Python's `as_completed`).
+///
+/// ```
+/// # extern crate sylvan_runtime as sylvan;
+/// use std::time::Duration;
+/// let fetches: Vec<_> = [30u64, 10, 20]
+///     .into_iter()
+///     .map(|ms| sylvan::spawn(move || { sylvan::sleep(Duration::from_millis(ms)); ms }))
+///     .collect();
+/// let order: Vec<u64> = sylvan::iwait(fetches).map(|(_, r)| r.unwrap()).collect();
+/// assert_eq!(order, [10, 20, 30]);
+/// ```
+pub fn iwait<T: 'static>(handles: impl IntoIterator<Item = JoinHandle<T>>) -> Iwait<T> {
+    Iwait {
+        pending: handles.into_iter().enumerate().collect(),
+    }
+}
+
+/// The iterator of [`iwait`].
+pub struct Iwait<T> {
+    /// (index given, handle) of the fibers not yet produced.
+    pending: Vec<(usize, JoinHandle<T>)>,
+}
+
+impl<T: 'static> Iwait<T> {
+    /// Joins the pending fiber at `at` (it has finished).
+    fn take(&mut self, at: usize) -> (usize, Result<T, JoinError>) {
+        let (index, handle) = self.pending.swap_remove(at);
+        (index, handle.join())
+    }
+
+    /// Like [`next`](Iterator::next), waiting at most `timeout`:
+    /// `Ok(None)` when every fiber was produced, `Err(())` when none
+    /// finished in time (the rest stay pending).
+    #[allow(clippy::result_unit_err)]
+    pub fn next_timeout(
+        &mut self,
+        timeout: Duration,
+    ) -> Result<Option<(usize, Result<T, JoinError>)>, ()> {
+        if self.pending.is_empty() {
+            return Ok(None);
+        }
+        let cells: Vec<&JoinCell<T>> = self.pending.iter().map(|(_, h)| h.cell()).collect();
+        match wait_first(&cells, Instant::now().checked_add(timeout)) {
+            Some(at) => Ok(Some(self.take(at))),
+            None => Err(()),
+        }
+    }
+
+    /// How many fibers are still to be produced.
+    pub fn remaining(&self) -> usize {
+        self.pending.len()
+    }
+}
+
+impl<T: 'static> Iterator for Iwait<T> {
+    type Item = (usize, Result<T, JoinError>);
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.pending.is_empty() {
+            return None;
+        }
+        let cells: Vec<&JoinCell<T>> = self.pending.iter().map(|(_, h)| h.cell()).collect();
+        let at =
+            wait_first(&cells, None).expect("a wait without a deadline ends with a finished fiber");
+        Some(self.take(at))
+    }
+}
+
+impl<T> fmt::Debug for Iwait<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Iwait")
+            .field("remaining", &self.pending.len())
+            .finish()
     }
 }
 

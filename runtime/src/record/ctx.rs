@@ -77,6 +77,7 @@ pub(crate) mod labels {
     use super::WaitLabel;
     pub(crate) static SLEEP: WaitLabel = WaitLabel("sleep");
     pub(crate) static JOIN: WaitLabel = WaitLabel("join");
+    pub(crate) static WAIT_ANY: WaitLabel = WaitLabel("wait_any");
     pub(crate) static READABLE: WaitLabel = WaitLabel("wait readable");
     pub(crate) static WRITABLE: WaitLabel = WaitLabel("wait writable");
     #[cfg(feature = "patch")]
