@@ -361,6 +361,10 @@ pub fn iwait<T: 'static>(handles: impl IntoIterator<Item = JoinHandle<T>>) -> Iw
     }
 }
 
+/// One fiber produced by [`iwait`]: its index among the handles given, and
+/// its outcome.
+pub type Completed<T> = (usize, Result<T, JoinError>);
+
 /// The iterator of [`iwait`].
 pub struct Iwait<T> {
     /// (index given, handle) of the fibers not yet produced.
@@ -369,26 +373,33 @@ pub struct Iwait<T> {
 
 impl<T: 'static> Iwait<T> {
     /// Joins the pending fiber at `at` (it has finished).
-    fn take(&mut self, at: usize) -> (usize, Result<T, JoinError>) {
+    fn take(&mut self, at: usize) -> Completed<T> {
         let (index, handle) = self.pending.swap_remove(at);
         (index, handle.join())
     }
 
     /// Like [`next`](Iterator::next), waiting at most `timeout`:
-    /// `Ok(None)` when every fiber was produced, `Err(())` when none
+    /// `Ok(None)` when every fiber was produced, `Err(Elapsed)` when none
     /// finished in time (the rest stay pending).
-    #[allow(clippy::result_unit_err)]
+    ///
+    /// ```
+    /// # extern crate sylvan_runtime as sylvan;
+    /// use std::time::Duration;
+    /// let mut done = sylvan::iwait([sylvan::spawn(|| sylvan::sleep(Duration::from_secs(3600)))]);
+    /// assert!(done.next_timeout(Duration::from_millis(5)).is_err());
+    /// assert_eq!(done.remaining(), 1);
+    /// ```
     pub fn next_timeout(
         &mut self,
         timeout: Duration,
-    ) -> Result<Option<(usize, Result<T, JoinError>)>, ()> {
+    ) -> Result<Option<Completed<T>>, crate::Elapsed> {
         if self.pending.is_empty() {
             return Ok(None);
         }
         let cells: Vec<&JoinCell<T>> = self.pending.iter().map(|(_, h)| h.cell()).collect();
         match wait_first(&cells, Instant::now().checked_add(timeout)) {
             Some(at) => Ok(Some(self.take(at))),
-            None => Err(()),
+            None => Err(crate::Elapsed::new(timeout)),
         }
     }
 
@@ -399,7 +410,7 @@ impl<T: 'static> Iwait<T> {
 }
 
 impl<T: 'static> Iterator for Iwait<T> {
-    type Item = (usize, Result<T, JoinError>);
+    type Item = Completed<T>;
 
     fn next(&mut self) -> Option<Self::Item> {
         if self.pending.is_empty() {

@@ -101,7 +101,7 @@ mod timer;
 pub use blocking::{unblock, unblock_scoped, DEFAULT_BLOCKING_THREADS};
 pub use dump::{dump, Dump, FiberDump, FiberState, RuntimeDump, WorkerDump};
 pub use fiber::{current, try_current, Fiber};
-pub use join::{iwait, wait_any, wait_any_timeout, Iwait, JoinError, JoinHandle};
+pub use join::{iwait, wait_any, wait_any_timeout, Completed, Iwait, JoinError, JoinHandle};
 pub use local::LocalKey;
 pub use metrics::{Metrics, WorkerMetrics};
 pub use record::{in_fiber, FiberId};

@@ -71,6 +71,10 @@ pub struct Elapsed {
 }
 
 impl Elapsed {
+    pub(crate) fn new(after: Duration) -> Elapsed {
+        Elapsed { after }
+    }
+
     /// The time limit that was exceeded.
     pub fn limit(&self) -> Duration {
         self.after
