@@ -76,6 +76,7 @@ mod alias_model;
 mod blocking;
 mod dump;
 mod fiber;
+pub mod fs;
 mod hub;
 pub mod io;
 mod join;
