@@ -1,0 +1,130 @@
+//! Adversarial review: failing tests, one per finding, against scripted
+//! servers on 127.0.0.1 (raw bytes, so a server can misbehave exactly).
+
+mod example_support;
+#[path = "support/pki.rs"]
+mod pki;
+
+use std::collections::HashMap;
+use std::io::{BufRead, BufReader, Write};
+use std::net::{TcpListener, TcpStream};
+use std::process::Command;
+use std::sync::Arc;
+use std::time::Duration;
+
+use example_support::example;
+use serde_json::Value;
+
+/// What a route answers: raw bytes, after an optional pause.
+type Route = Arc<dyn Fn(&str, &str) -> (Duration, Vec<u8>) + Send + Sync>;
+
+/// A keep-alive HTTP/1.1 server answering each request with `route`'s raw
+/// bytes (nothing filtered: a HEAD answer is sent as the route wrote it).
+fn server(route: Route) -> u16 {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for conn in listener.incoming().flatten() {
+            let route = route.clone();
+            std::thread::spawn(move || serve(conn, &*route));
+        }
+    });
+    port
+}
+
+fn serve(conn: TcpStream, route: &(dyn Fn(&str, &str) -> (Duration, Vec<u8>) + Send + Sync)) {
+    let mut reader = BufReader::new(conn);
+    loop {
+        let mut line = String::new();
+        if reader.read_line(&mut line).unwrap_or(0) == 0 {
+            return;
+        }
+        loop {
+            let mut h = String::new();
+            if reader.read_line(&mut h).unwrap_or(0) == 0 || h == "\r\n" {
+                break;
+            }
+        }
+        let mut words = line.split_whitespace();
+        let (method, target) = (words.next().unwrap_or(""), words.next().unwrap_or(""));
+        let (pause, bytes) = route(method, target);
+        if !pause.is_zero() {
+            std::thread::sleep(pause);
+        }
+        if reader.get_mut().write_all(&bytes).is_err() {
+            return;
+        }
+    }
+}
+
+fn now(bytes: Vec<u8>) -> (Duration, Vec<u8>) {
+    (Duration::ZERO, bytes)
+}
+
+fn html(body: &str) -> Vec<u8> {
+    format!(
+        "HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    )
+    .into_bytes()
+}
+
+fn status(code: u16) -> Vec<u8> {
+    format!("HTTP/1.1 {code} X\r\nContent-Length: 0\r\n\r\n").into_bytes()
+}
+
+fn redirect(code: u16, to: &str) -> Vec<u8> {
+    format!("HTTP/1.1 {code} X\r\nLocation: {to}\r\nContent-Length: 0\r\n\r\n").into_bytes()
+}
+
+/// Runs the crawler; returns its exit status, its stdout+stderr and the
+/// JSON records by URL path.
+fn crawl(args: &[&str]) -> (i32, String, HashMap<String, Value>) {
+    let res = Command::new(example("crawler"))
+        .args(args)
+        .args(["--quiet", "--output", "-"])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&res.stdout).to_string();
+    let stderr = String::from_utf8_lossy(&res.stderr).to_string();
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    let mut records = HashMap::new();
+    for line in stdout.lines() {
+        let r: Value = serde_json::from_str(line).unwrap();
+        let url = url::Url::parse(r["url"].as_str().unwrap()).unwrap();
+        records.insert(url.path().to_string(), r);
+    }
+    (res.status.code().unwrap_or(-1), stdout + &stderr, records)
+}
+
+/// A server that answers HEAD with a body (broken CGI scripts do) must not
+/// make the next request on that pooled connection read the stale body as
+/// its answer. Here the stale body is a whole response: /b is recorded with
+/// the links of that forged response, and /smuggled, which no page links
+/// to, is crawled.
+#[test]
+fn a_head_answer_with_a_body_does_not_desynchronise_the_pooled_connection() {
+    let port = server(Arc::new(|method, target| {
+        now(match target {
+            "/robots.txt" => status(404),
+            "/" => html("<a href=/a.pdf>a</a><a href=/b>b</a>"),
+            "/a.pdf" => {
+                assert_eq!(method, "HEAD");
+                let forged = html("<a href=/smuggled>x</a>");
+                let mut r = format!(
+                    "HTTP/1.1 200 OK\r\nContent-Type: application/pdf\r\nContent-Length: {}\r\n\r\n",
+                    forged.len()
+                )
+                .into_bytes();
+                r.extend_from_slice(&forged);
+                r
+            }
+            "/b" => html("<p>the real /b: no links</p>"),
+            _ => status(404),
+        })
+    }));
+    let start = format!("http://127.0.0.1:{port}/");
+    let (_, out, records) = crawl(&[&start, "--concurrency", "1", "--per-host", "1"]);
+    assert_eq!(records["/b"]["links"], 0, "{out}");
+    assert!(!records.contains_key("/smuggled"), "{out}");
+}
