@@ -128,3 +128,31 @@ fn a_head_answer_with_a_body_does_not_desynchronise_the_pooled_connection() {
     assert_eq!(records["/b"]["links"], 0, "{out}");
     assert!(!records.contains_key("/smuggled"), "{out}");
 }
+
+/// A redirect to another origin asks that origin's robots.txt inside the
+/// redirecting page's --timeout. When that page's time runs out during the
+/// robots.txt fetch, the robots.txt cell is set to "interrupted" for good,
+/// and every page of the other (healthy) origin then fails with it.
+#[test]
+fn a_page_timing_out_during_a_redirect_does_not_poison_the_targets_robots_txt() {
+    let b = server(Arc::new(|_, target| match target {
+        // Slower than what the redirecting page leaves, faster than --timeout.
+        "/robots.txt" => (Duration::from_millis(300), status(404)),
+        _ => now(html("<p>fine</p>")),
+    }));
+    let a = server(Arc::new(move |_, target| match target {
+        "/robots.txt" => now(status(404)),
+        // Uses up most of its --timeout before redirecting to the other origin.
+        _ => (
+            Duration::from_millis(450),
+            redirect(302, &format!("http://127.0.0.1:{b}/x")),
+        ),
+    }));
+    let (r, y) = (
+        format!("http://127.0.0.1:{a}/r"),
+        format!("http://127.0.0.1:{b}/y"),
+    );
+    // One fetcher: /r (and its redirect) first, then /y.
+    let (_, out, records) = crawl(&[&r, &y, "--timeout", "700ms", "--concurrency", "1"]);
+    assert_eq!(records["/y"]["status"], 200, "{out}");
+}
