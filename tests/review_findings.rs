@@ -156,3 +156,31 @@ fn a_page_timing_out_during_a_redirect_does_not_poison_the_targets_robots_txt() 
     let (_, out, records) = crawl(&[&r, &y, "--timeout", "700ms", "--concurrency", "1"]);
     assert_eq!(records["/y"]["status"], 200, "{out}");
 }
+
+/// A chain longer than --max-redirects fails, but the hop that exceeded the
+/// limit has already been marked seen by `Crawl::hop`: it is never fetched
+/// nor recorded, even when another page links to it (a broken link missed).
+#[test]
+fn the_url_beyond_max_redirects_is_still_checked_when_linked() {
+    let port = server(Arc::new(|_, target| {
+        now(match target {
+            "/robots.txt" => status(404),
+            "/" => html("<a href=/0>0</a><a href=/p2>p2</a>"),
+            "/0" => redirect(302, "/1"),
+            "/1" => redirect(302, "/2"),
+            "/2" => redirect(302, "/3"),
+            "/p2" => html("<a href=/3>3</a>"),
+            _ => status(404),
+        })
+    }));
+    let start = format!("http://127.0.0.1:{port}/");
+    let (code, out, records) = crawl(&[&start, "--max-redirects", "2", "--concurrency", "1"]);
+    assert_eq!(code, 1, "{out}");
+    assert_eq!(records["/0"]["kind"], "too-many-redirects", "{out}");
+    // /3 is a 404 linked from /p2: it must be in the output.
+    assert_eq!(
+        records.get("/3").map(|r| r["status"].clone()),
+        Some(Value::from(404)),
+        "{out}"
+    );
+}
