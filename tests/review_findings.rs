@@ -184,3 +184,28 @@ fn the_url_beyond_max_redirects_is_still_checked_when_linked() {
         "{out}"
     );
 }
+
+/// --check-external checks a link to another host with one request, but a
+/// redirect is never followed there (`Crawl::hop` stops at "another host",
+/// even for a redirect within that same external host), so an external
+/// link that redirects to a 404 (http -> https, /old -> /new, ...) is
+/// reported as a fine 301 and the exit status says nothing is broken.
+#[test]
+fn check_external_follows_an_external_links_redirects() {
+    let ext = server(Arc::new(|_, target| {
+        now(match target {
+            "/old" => redirect(301, "/gone"),
+            _ => status(404),
+        })
+    }));
+    let port = server(Arc::new(move |_, target| {
+        now(match target {
+            "/robots.txt" => status(404),
+            _ => html(&format!("<a href=http://localhost:{ext}/old>ext</a>")),
+        })
+    }));
+    let start = format!("http://127.0.0.1:{port}/");
+    let (code, out, records) = crawl(&[&start, "--check-external"]);
+    assert_eq!(records["/old"]["status"], 404, "{out}");
+    assert_eq!(code, 1, "{out}");
+}
