@@ -209,3 +209,24 @@ fn check_external_follows_an_external_links_redirects() {
     assert_eq!(records["/old"]["status"], 404, "{out}");
     assert_eq!(code, 1, "{out}");
 }
+
+/// When the JSON lines cannot be written (a full disk: /dev/full), the
+/// crawler says so on stderr but exits 0, "nothing broken", with every
+/// record lost: a script checking the exit status believes the report.
+#[test]
+fn a_failed_output_is_not_reported_as_success() {
+    let port = server(Arc::new(|_, target| {
+        now(match target {
+            "/robots.txt" => status(404),
+            _ => html("<p>no links</p>"),
+        })
+    }));
+    let start = format!("http://127.0.0.1:{port}/");
+    let res = Command::new(example("crawler"))
+        .args([&start, "--quiet", "--output", "/dev/full"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&res.stderr);
+    assert!(stderr.contains("writing the output failed"), "{stderr}");
+    assert_ne!(res.status.code(), Some(0), "{stderr}");
+}
