@@ -230,3 +230,84 @@ fn a_failed_output_is_not_reported_as_success() {
     assert!(stderr.contains("writing the output failed"), "{stderr}");
     assert_ne!(res.status.code(), Some(0), "{stderr}");
 }
+
+/// http_hello promises that a request must arrive whole within
+/// --idle-timeout "so a request trickling in cannot extend it", and over
+/// plain TCP it holds. Over TLS it does not: `TlsStream::read` keeps waiting
+/// on the socket until a whole record has arrived, and each of those waits
+/// gets the full read timeout again, so a client that sends one byte of a
+/// record per (timeout - epsilon) holds the connection (and its fiber) for
+/// as long as it likes: a 4 KB record at 4 bytes/s is over 15 minutes.
+#[test]
+fn http_hello_over_tls_closes_a_trickling_request_at_its_deadline() {
+    use std::io::Read;
+    use std::time::Instant;
+    use sylvan::net::tls::{rustls, TlsConnector};
+    let pki = pki::pki();
+    let dir = pki::temp_dir("review-slowloris");
+    let (cert, key) = (dir.join("cert.pem"), dir.join("key.pem"));
+    std::fs::write(&cert, &pki.chain_pem).unwrap();
+    std::fs::write(&key, &pki.key_pem).unwrap();
+    let server = example_support::Server::start(
+        "http_hello",
+        &[
+            "--tls-cert",
+            cert.to_str().unwrap(),
+            "--tls-key",
+            key.to_str().unwrap(),
+            "--idle-timeout",
+            "1s",
+        ],
+    );
+    let config = TlsConnector::builder()
+        .web_roots(false)
+        .add_root_certificates_pem(pki.ca_pem.as_bytes())
+        .unwrap()
+        .build()
+        .unwrap()
+        .config()
+        .clone();
+    let mut tls =
+        rustls::ClientConnection::new(config, "localhost".try_into().unwrap()).unwrap();
+    let mut sock = TcpStream::connect(&server.addr).unwrap();
+    sock.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    while tls.is_handshaking() {
+        tls.complete_io(&mut sock).unwrap();
+    }
+    // One record holding a (large) request; sent a byte at a time.
+    let request = format!("GET / HTTP/1.1\r\nHost: x\r\nX-Pad: {}\r\n\r\n", "a".repeat(4000));
+    tls.writer().write_all(request.as_bytes()).unwrap();
+    let mut record = Vec::new();
+    while tls.wants_write() {
+        tls.write_tls(&mut record).unwrap();
+    }
+    sock.set_read_timeout(Some(Duration::from_millis(250))).unwrap();
+    let started = Instant::now();
+    let mut closed_after = None;
+    for byte in &record[..record.len() - 1] {
+        if started.elapsed() > Duration::from_secs(4) {
+            break;
+        }
+        if sock.write_all(std::slice::from_ref(byte)).is_err() {
+            closed_after = Some(started.elapsed());
+            break;
+        }
+        // Waits 250 ms for the server to close (session tickets may come first).
+        let mut buf = [0u8; 4096];
+        let closed = match sock.read(&mut buf) {
+            Ok(0) => true,
+            Ok(_) => false,
+            Err(e) => !matches!(
+                e.kind(),
+                std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+            ),
+        };
+        if closed {
+            closed_after = Some(started.elapsed());
+            break;
+        }
+    }
+    let _ = std::fs::remove_dir_all(dir);
+    let closed_after = closed_after.expect("the trickling TLS client was still served after 4 s");
+    assert!(closed_after < Duration::from_secs(3), "{closed_after:?}");
+}
