@@ -187,4 +187,21 @@ mod tests {
         let r = Robots::parse("User-agent: *\nCrawl-delay: soon\n", "a");
         assert_eq!(r.crawl_delay, None);
     }
+
+    /// A hostile robots.txt (well under --max-body) and a long link path
+    /// from the same site: `glob_match` backtracks to the last `*` and
+    /// rescans, O(pattern x path) per rule, on a worker thread with no park
+    /// point (so timeouts and Ctrl-C cannot land). 200 rules of 2 KB against
+    /// a 4 KB path: about 1.6e9 byte comparisons for one `allowed` call.
+    #[test]
+    fn a_hostile_robots_txt_cannot_make_one_check_take_seconds() {
+        let rule = format!("Disallow: /*{}b\n", "a".repeat(2000));
+        let text = format!("User-agent: *\n{}", rule.repeat(200));
+        let robots = Robots::parse(&text, "sylvan-crawler/0.1");
+        let path = format!("/{}", "a".repeat(4000));
+        let started = std::time::Instant::now();
+        assert!(robots.allowed(&path));
+        let took = started.elapsed();
+        assert!(took < Duration::from_millis(500), "one allowed() took {took:?}");
+    }
 }
