@@ -268,7 +268,10 @@ impl Client {
         let origin = origin(url);
         let request = self.request(url, method);
         let pooled = lock(&self.idle).get_mut(&origin).and_then(Vec::pop);
-        if let Some(mut conn) = pooled {
+        // A connection on which the server sent anything while it sat idle
+        // (the rest of a body it should not have sent, a close) cannot
+        // carry a request: its next bytes are not our answer.
+        if let Some(mut conn) = pooled.filter(|c| !idle_readable(c.get_ref())) {
             let answered = conn.get_mut().write_all(request.as_bytes()).is_ok()
                 && matches!(conn.fill_buf(), Ok(b) if !b.is_empty());
             if answered {
@@ -310,7 +313,10 @@ impl Client {
         wants_body: &dyn Fn(Option<&str>) -> bool,
     ) -> Result<RawResponse, FetchError> {
         let (resp, reusable) = read_response(&mut conn, method, self.max_body, wants_body)?;
-        if reusable {
+        // Bytes after the response (a HEAD or 204 answered with a body, a
+        // body longer than its Content-Length) would be read as the answer
+        // to the next request on this connection.
+        if reusable && conn.buffer().is_empty() && !idle_readable(conn.get_ref()) {
             let mut idle = lock(&self.idle);
             let list = idle.entry(origin.to_string()).or_default();
             if list.len() < self.max_idle_per_host {
@@ -371,6 +377,22 @@ impl Client {
             };
             FetchError::new(kind, e.to_string())
         })
+    }
+}
+
+/// Whether the server sent anything (data or end of stream) on a
+/// connection that should be silent: a look at the socket that never waits.
+fn idle_readable(stream: &Stream) -> bool {
+    let tcp = match stream {
+        Stream::Plain(s) => s,
+        Stream::Tls(s) => s.get_ref(),
+    };
+    let mut byte = [std::mem::MaybeUninit::<u8>::uninit()];
+    match socket2::SockRef::from(tcp)
+        .recv_with_flags(&mut byte, libc::MSG_PEEK | libc::MSG_DONTWAIT)
+    {
+        Ok(_) => true, // data, or 0: closed
+        Err(e) => e.kind() != io::ErrorKind::WouldBlock,
     }
 }
 
