@@ -231,6 +231,14 @@ impl Client {
                     format!("redirect loop: {} -> {next}", chain.join(" -> ")),
                 ));
             }
+            // Before `hop`, which marks the target as crawled: a target
+            // not fetched must stay free to be fetched when linked.
+            if chain.len() > self.max_redirects {
+                return Err(FetchError::new(
+                    "too-many-redirects",
+                    format!("more than {} redirects", self.max_redirects),
+                ));
+            }
             let next = match hop(&next) {
                 Hop::Follow(next) => next,
                 Hop::Stop(why) => {
@@ -242,12 +250,6 @@ impl Client {
                 return Err(FetchError::new(
                     "redirect-loop",
                     format!("redirect loop: {} -> {next}", chain.join(" -> ")),
-                ));
-            }
-            if chain.len() > self.max_redirects {
-                return Err(FetchError::new(
-                    "too-many-redirects",
-                    format!("more than {} redirects", self.max_redirects),
                 ));
             }
             chain.push(next.clone());
