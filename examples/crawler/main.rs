@@ -385,6 +385,19 @@ impl Crawl {
     /// it). An error when it could not be fetched at all (RFC 9309 then
     /// says to assume everything is disallowed: the pages fail with it).
     fn robots(&self, url: &Url) -> Result<Arc<Robots>, FetchError> {
+        // A fetch cut short by its caller's cancellation (the caller's
+        // --timeout ran out while following a redirect here) says nothing
+        // about the site: it is forgotten, and a waiter asks again (within
+        // its own time).
+        loop {
+            match self.robots_once(url) {
+                Err(e) if e.kind == "interrupted" && !self.stopping.load(Ordering::SeqCst) => {}
+                r => return r,
+            }
+        }
+    }
+
+    fn robots_once(&self, url: &Url) -> Result<Arc<Robots>, FetchError> {
         let key = http::origin(url);
         let (cell, mine) = {
             let mut map = lock(&self.robots);
@@ -400,16 +413,23 @@ impl Crawl {
         if mine {
             // Set it however the fetch ends (even cancelled), so no waiter
             // is stranded.
-            struct SetOnDrop<'a>(&'a RobotsCell, Option<Result<Arc<Robots>, FetchError>>);
+            struct SetOnDrop<'a>(
+                &'a RobotsCell,
+                Option<Result<Arc<Robots>, FetchError>>,
+                &'a Crawl,
+                String,
+            );
             impl Drop for SetOnDrop<'_> {
                 fn drop(&mut self) {
                     let r = self.1.take().unwrap_or_else(|| {
+                        // Cancelled: not a result to keep.
+                        lock(&self.2.robots).remove(&self.3);
                         Err(FetchError::new("interrupted", "robots.txt: interrupted"))
                     });
                     self.0.set(r);
                 }
             }
-            let mut guard = SetOnDrop(&cell, None);
+            let mut guard = SetOnDrop(&cell, None, self, http::origin(url));
             let mut robots_url = url.clone();
             robots_url.set_path("/robots.txt");
             robots_url.set_query(None);
