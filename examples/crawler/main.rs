@@ -355,10 +355,20 @@ impl Crawl {
 
     /// A redirect from `from` to `next`: follow it only if it is new, in
     /// scope, not filtered and allowed by robots.txt.
-    fn hop(&self, from: &Url, next: &Url) -> Hop {
+    fn hop(&self, from: &Url, next: &Url, leaf: bool) -> Hop {
         let Some(next) = links::canonical(next.clone()) else {
             return Hop::Stop("not an http(s) URL");
         };
+        if leaf {
+            // A link only checked (--check-external): its redirects are
+            // followed wherever they lead, to see whether it works; nothing
+            // is marked crawled, as nothing is crawled.
+            return match self.robots(&next) {
+                Ok(r) if !r.allowed(&path_and_query(&next)) => Hop::Stop("robots.txt"),
+                Ok(_) => Hop::Follow(next),
+                Err(_) => Hop::Stop("robots.txt unreachable"),
+            };
+        }
         if !self.in_scope(&next) {
             return Hop::Stop("another host");
         }
@@ -565,7 +575,7 @@ impl Crawl {
                 self.in_flight.fetch_add(1, Ordering::Relaxed);
                 let fetched = sylvan::timeout(self.timeout, || {
                     self.client
-                        .fetch(&url, method, |next| self.hop(&url, next), &|ct| {
+                        .fetch(&url, method, |next| self.hop(&url, next, job.leaf), &|ct| {
                             ct.map_or(true, |t| links::is_html(Some(t), b""))
                         })
                 });
