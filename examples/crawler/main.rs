@@ -54,7 +54,8 @@ const EXIT_INTERRUPTED: i32 = 130;
 /// checker). With no URL, crawls an embedded demo site served on 127.0.0.1.
 ///
 /// Exit status: 0 nothing broken; 1 broken links or failed fetches found;
-/// 2 usage error; 3 could not run; 130 interrupted by Ctrl-C.
+/// 2 usage error; 3 could not run (or the output could not be written);
+/// 130 interrupted by Ctrl-C.
 #[derive(Parser, Debug)]
 #[command(name = "crawler", version)]
 struct Args {
@@ -273,6 +274,8 @@ struct Crawl {
     /// Set on Ctrl-C or a closed output: no new fetches start.
     stopping: AtomicBool,
     interrupted: AtomicBool,
+    /// The JSON lines could not be written (not a closed pipe).
+    output_error: AtomicBool,
     /// Every URL scheduled (or skipped for good), with where it was linked from.
     seen: Mutex<HashMap<String, Refs>>,
     robots: Mutex<HashMap<String, RobotsCell>>,
@@ -688,6 +691,9 @@ impl Crawl {
     /// The JSON lines cannot be written: a closed pipe (`| head`) ends the
     /// crawl quietly; any other error is reported once and ends it too.
     fn output_failed(&self, e: io::Error) {
+        if e.kind() != io::ErrorKind::BrokenPipe {
+            self.output_error.store(true, Ordering::SeqCst);
+        }
         if !self.stopping.load(Ordering::SeqCst) && e.kind() != io::ErrorKind::BrokenPipe {
             eprintln!("crawler: writing the output failed: {e}; stopping");
         }
@@ -852,6 +858,7 @@ fn run(args: Args) -> i32 {
         in_flight: AtomicUsize::new(0),
         stopping: AtomicBool::new(false),
         interrupted: AtomicBool::new(false),
+        output_error: AtomicBool::new(false),
         seen: Mutex::new(HashMap::new()),
         robots: Mutex::new(HashMap::new()),
         hosts_state: Mutex::new(HashMap::new()),
@@ -960,7 +967,10 @@ fn run(args: Args) -> i32 {
     }
     let broken =
         !lock(&crawl.stats).broken.is_empty() || lock(&crawl.stats).errors.contains_key("bad-url");
-    let code = if interrupted {
+    let code = if crawl.output_error.load(Ordering::SeqCst) {
+        // The report is lost: whatever else happened, this is no success.
+        EXIT_CANNOT_RUN
+    } else if interrupted {
         EXIT_INTERRUPTED
     } else if broken {
         EXIT_BROKEN
@@ -1073,6 +1083,7 @@ fn summary(crawl: &Crawl, elapsed: Duration, code: i32) -> String {
         EXIT_OK => "nothing broken",
         EXIT_BROKEN => "broken links or failed fetches found",
         EXIT_INTERRUPTED => "interrupted: URLs still queued were not fetched",
+        EXIT_CANNOT_RUN => "the output could not be written",
         _ => "?",
     };
     let _ = writeln!(s, "  exit     {code} ({outcome})");
