@@ -240,6 +240,19 @@ impl Transport for &Conn {
 struct Tls<'a> {
     stream: TlsStream,
     conn: &'a Conn,
+    /// The time the next read has (see `set_read_timeout`). The socket's
+    /// timeout bounds each wait of a TLS read, and a read waits until a
+    /// whole record is in: a record trickling in would renew it per byte.
+    left: std::cell::Cell<Duration>,
+}
+
+impl Tls<'_> {
+    /// A TLS read bounded as a whole (TimedOut when `left` runs out).
+    fn read_bounded(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let stream = &mut self.stream;
+        sylvan::timeout(self.left.get(), || stream.read(buf))
+            .unwrap_or_else(|_| Err(io::ErrorKind::TimedOut.into()))
+    }
 }
 
 impl Write for Tls<'_> {
@@ -255,13 +268,15 @@ impl Write for Tls<'_> {
 impl Transport for Tls<'_> {
     fn read_from(&mut self, buf: &mut [u8], idle: bool) -> io::Result<usize> {
         if idle {
-            self.conn.while_idle(|| self.stream.read(buf))
+            let conn = self.conn;
+            conn.while_idle(|| self.read_bounded(buf))
         } else {
-            self.stream.read(buf)
+            self.read_bounded(buf)
         }
     }
 
     fn set_read_timeout(&self, dur: Duration) -> io::Result<()> {
+        self.left.set(dur);
         self.stream.get_ref().set_read_timeout(Some(dur))
     }
 
@@ -392,6 +407,7 @@ fn main() {
             Tls {
                 stream,
                 conn: &conn,
+                left: std::cell::Cell::new(idle_timeout),
             },
             max_body,
             idle_timeout,
