@@ -129,27 +129,37 @@ fn matches(pattern: &str, path: &str) -> bool {
     glob_match(glob.as_bytes(), path.as_bytes())
 }
 
-/// Whole-string match where `*` matches any run of bytes (greedy two-pointer
-/// with backtracking to the last star).
+/// Whole-string match where `*` matches any run of bytes. The literal
+/// pieces between stars are matched leftmost-first, which is exact for a
+/// pattern whose only wildcard is `*`, and takes time linear in the pattern
+/// and the path (a backtracking matcher is O(pattern x path), which a
+/// hostile robots.txt and long link paths turn into seconds per check).
 fn glob_match(p: &[u8], s: &[u8]) -> bool {
-    let (mut pi, mut si) = (0, 0);
-    let mut star: Option<(usize, usize)> = None;
-    while si < s.len() {
-        if pi < p.len() && p[pi] == b'*' {
-            star = Some((pi, si));
-            pi += 1;
-        } else if pi < p.len() && p[pi] == s[si] {
-            pi += 1;
-            si += 1;
-        } else if let Some((sp, ss)) = star {
-            pi = sp + 1;
-            si = ss + 1;
-            star = Some((sp, ss + 1));
-        } else {
-            return false;
+    let pieces: Vec<&[u8]> = p.split(|&b| b == b'*').collect();
+    let (first, rest) = pieces.split_first().expect("split yields one piece at least");
+    let Some(mut s) = s.strip_prefix(*first) else {
+        return false;
+    };
+    let Some((last, middle)) = rest.split_last() else {
+        return s.is_empty(); // no star: the whole path
+    };
+    for piece in middle {
+        match find(s, piece) {
+            Some(at) => s = &s[at + piece.len()..],
+            None => return false,
         }
     }
-    p[pi..].iter().all(|&c| c == b'*')
+    s.ends_with(last)
+}
+
+/// The first position of `needle` in `hay` (linear: `str::find` is
+/// Two-Way; the bytes are the path's and the rule's, both valid UTF-8
+/// where they come from, else compared as Latin-1).
+fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
+    match (std::str::from_utf8(hay), std::str::from_utf8(needle)) {
+        (Ok(h), Ok(n)) => h.find(n),
+        _ => hay.windows(needle.len().max(1)).position(|w| w == needle),
+    }
 }
 
 #[cfg(test)]
