@@ -665,3 +665,40 @@ fn delay_spaces_requests_and_max_pages_cuts_are_recorded() {
     }
     assert!(output.contains("over --max-pages: 295"), "{output}");
 }
+
+fn endless_links(_method: &str, target: &str) -> Reply {
+    match target {
+        "/robots.txt" => status(404),
+        t => {
+            // 30,000 unique links per page, every page different.
+            let links: String = (0..30_000)
+                .map(|i| format!("<a href={t}/{i}>x</a>"))
+                .collect();
+            html(&links)
+        }
+    }
+}
+
+#[test]
+fn pages_of_endless_unique_links_do_not_grow_the_crawl_past_its_budget() {
+    let site = Site::start(endless_links);
+    let (code, output, rec) = crawl(&[&site.url("/p"), "--max-pages", "3"], "endless");
+    assert_eq!(code, 0, "{output}");
+    // Three pages fetched; of the links cut by --max-pages, 10,000 are
+    // recorded and the rest only counted.
+    assert_eq!(rec.values().filter(|r| r["status"] == 200).count(), 3);
+    let cut = rec
+        .values()
+        .filter(|r| r["error"] == "skipped: over --max-pages")
+        .count();
+    assert_eq!(cut, 10_000, "{output}");
+    assert!(
+        output.contains("over --max-pages (not recorded): "),
+        "{output}"
+    );
+    assert_eq!(
+        site.log.lock().unwrap().len(),
+        1 + 3,
+        "robots.txt and three pages"
+    );
+}

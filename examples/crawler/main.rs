@@ -215,6 +215,8 @@ impl Record {
     /// A broken link: a failed fetch or an error status.
     fn broken(&self) -> Option<String> {
         match (&self.outcome, self.status) {
+            // Not a fault of the link: the crawl was stopped.
+            (Outcome::Failed(e), _) if e.kind == "interrupted" => None,
             (Outcome::Failed(e), _) => Some(format!("{}: {}", e.kind, e.message)),
             (_, Some(s)) if s >= 400 => Some(format!("status {s}")),
             _ => None,
@@ -228,12 +230,57 @@ struct Stats {
     errors: BTreeMap<&'static str, usize>,
     skipped: BTreeMap<&'static str, usize>,
     bytes: u64,
-    other_hosts: usize,
+    /// Links to hosts not crawled (without --check-external).
+    other_hosts: Cut,
     nofollow_links: usize,
     /// Links cut off by --depth: URL → a page linking to it.
-    beyond_depth: HashMap<String, (Url, Url)>,
+    beyond_depth: Cut,
+    /// Links not scheduled because --max-pages was reached.
+    over_limit: Cut,
+    /// Links left out of pages that had more than MAX_LINKS_PER_PAGE.
+    links_dropped: usize,
     /// Broken links: URL and what is wrong.
     broken: Vec<(Url, String)>,
+}
+
+/// URLs not crawled for one reason, each with a page linking to it: the
+/// first [`Crawl::cut_recorded`] are kept (recorded at the end of the
+/// crawl), the rest only counted, so hostile pages cannot grow this without
+/// bound.
+#[derive(Default)]
+struct Cut {
+    urls: HashMap<String, (Url, Url)>,
+    /// Links noted after `urls` was full (repeats included).
+    more: usize,
+}
+
+/// How many URLs of each kind of cut are kept for the records, at least
+/// (more with a larger --max-pages).
+const CUT_RECORDED: usize = 10_000;
+/// Links taken from one page at most; the rest are counted.
+const MAX_LINKS_PER_PAGE: usize = 100_000;
+
+impl Cut {
+    fn note(&mut self, cap: usize, key: String, url: &Url, from: &Url) {
+        if self.urls.contains_key(&key) {
+            return;
+        }
+        if self.urls.len() < cap {
+            self.urls.insert(key, (url.clone(), from.clone()));
+        } else {
+            self.more += 1;
+        }
+    }
+
+    /// The kept URLs not in `seen` (reached another way), sorted.
+    fn unreached(&mut self, seen: &HashMap<String, Refs>) -> Vec<(Url, Url)> {
+        let mut v: Vec<(Url, Url)> = std::mem::take(&mut self.urls)
+            .into_values()
+            .filter(|(u, _)| !seen.contains_key(u.as_str()))
+            .collect();
+        v.sort_by(|a, b| a.0.as_str().cmp(b.0.as_str()));
+        v
+    }
 }
 
 /// Per-origin state: a limit on requests in flight and the politeness clock.
@@ -285,6 +332,11 @@ struct Crawl {
 }
 
 impl Crawl {
+    /// How many URLs of each kind of cut are kept for the records.
+    fn cut_recorded(&self) -> usize {
+        self.max_pages.max(CUT_RECORDED)
+    }
+
     fn in_scope(&self, url: &Url) -> bool {
         match (&self.hosts, url.host_str()) {
             (None, _) => true,
@@ -309,46 +361,61 @@ impl Crawl {
     /// record, whatever happens to it.
     fn offer(&self, url: Url, depth: usize, from: Option<&Url>) {
         let key = url.as_str().to_string();
-        let mut leaf = false;
-        {
-            let mut seen = lock(&self.seen);
-            if let Some(refs) = seen.get_mut(&key) {
-                refs.add(from);
-                return;
-            }
-            // Beyond --depth: not marked seen, as a shorter path to it may
-            // still come; remembered below in case none does.
-            if depth <= self.depth {
-                let mut refs = Refs::default();
-                refs.add(from);
-                seen.insert(key.clone(), refs);
-            }
+        if let Some(refs) = lock(&self.seen).get_mut(&key) {
+            refs.add(from);
+            return;
         }
+        // What is not crawled is counted (and, up to `cut_recorded` of each
+        // kind, recorded at the end) without entering `seen`: a page, or a
+        // site, of endless unique links must not grow the crawl's memory
+        // past what its --max-pages calls for.
         if depth > self.depth {
+            // Not marked seen: a shorter path to it may still come.
             if let Some(from) = from {
                 lock(&self.stats)
                     .beyond_depth
-                    .entry(key)
-                    .or_insert_with(|| (url, from.clone()));
+                    .note(self.cut_recorded(), key, &url, from);
             }
             return;
         }
-        if !self.in_scope(&url) {
-            if self.check_external {
-                leaf = true;
-            } else {
-                lock(&self.stats).other_hosts += 1;
-                return;
+        let leaf = !self.in_scope(&url);
+        if leaf && !self.check_external {
+            if let Some(from) = from {
+                lock(&self.stats)
+                    .other_hosts
+                    .note(self.cut_recorded(), key, &url, from);
             }
+            return;
         }
         if let (Some(why), Some(_)) = (self.filtered(&url), from) {
-            self.record(&Record::skipped(url, depth, why));
+            let mut refs = Refs::default();
+            refs.add(from);
+            if lock(&self.seen).insert(key, refs).is_none() {
+                self.record(&Record::skipped(url, depth, why));
+            }
             return;
         }
         if self.scheduled.fetch_add(1, Ordering::SeqCst) >= self.max_pages {
             self.scheduled.fetch_sub(1, Ordering::SeqCst);
-            self.record(&Record::skipped(url, depth, "over --max-pages"));
+            if let Some(from) = from {
+                lock(&self.stats)
+                    .over_limit
+                    .note(self.cut_recorded(), key, &url, from);
+            }
             return;
+        }
+        {
+            let mut seen = lock(&self.seen);
+            if let Some(refs) = seen.get_mut(&key) {
+                // Offered by another fiber meanwhile: one fetch is enough.
+                refs.add(from);
+                drop(seen);
+                self.scheduled.fetch_sub(1, Ordering::SeqCst);
+                return;
+            }
+            let mut refs = Refs::default();
+            refs.add(from);
+            seen.insert(key, refs);
         }
         self.outstanding.fetch_add(1, Ordering::SeqCst);
         if self.frontier.put(Job { url, depth, leaf }).is_err() {
@@ -455,8 +522,10 @@ impl Crawl {
                 )
             });
             guard.1 = Some(match fetched {
+                // RFC 9309 asks for at least 500 KiB to be parsed; more is
+                // only a way to make every check slow.
                 Ok(Ok(r)) if (200..300).contains(&r.status) => Ok(Arc::new(Robots::parse(
-                    &String::from_utf8_lossy(&r.body),
+                    &String::from_utf8_lossy(&r.body[..r.body.len().min(robots::MAX_SIZE)]),
                     &self.user_agent,
                 ))),
                 // RFC 9309: a server error means "assume everything is disallowed".
@@ -612,6 +681,11 @@ impl Crawl {
                                 lock(&self.stats).nofollow_links += page.links.len();
                             } else {
                                 found = page.links;
+                                if found.len() > MAX_LINKS_PER_PAGE {
+                                    lock(&self.stats).links_dropped +=
+                                        found.len() - MAX_LINKS_PER_PAGE;
+                                    found.truncate(MAX_LINKS_PER_PAGE);
+                                }
                             }
                         }
                         if resp.redirects > 0 {
@@ -936,28 +1010,29 @@ fn run(args: Args) -> i32 {
     on_ctrl_c.cancel();
     let _ = on_ctrl_c.join();
 
-    // Links cut off by --depth and never reached another way.
-    let beyond: Vec<(Url, Url)> = {
-        let mut stats = lock(&crawl.stats);
-        let seen = lock(&crawl.seen);
-        let mut beyond: Vec<(Url, Url)> = std::mem::take(&mut stats.beyond_depth)
-            .into_values()
-            .filter(|(u, _)| !seen.contains_key(u.as_str()))
-            .collect();
-        beyond.sort_by(|a, b| a.0.as_str().cmp(b.0.as_str()));
-        beyond
-    };
+    // Links cut off by --depth or --max-pages and never reached another
+    // way: a record each (up to `cut_recorded` of each kind).
     let interrupted = crawl.interrupted.load(Ordering::SeqCst);
     if !interrupted {
-        for (url, from) in &beyond {
-            let mut refs = Refs::default();
-            refs.add(Some(from));
-            lock(&crawl.seen).insert(url.as_str().to_string(), refs);
-            crawl.record(&Record::skipped(
-                url.clone(),
-                crawl.depth + 1,
-                "beyond --depth",
-            ));
+        let (beyond, over) = {
+            let mut stats = lock(&crawl.stats);
+            let seen = lock(&crawl.seen);
+            (
+                stats.beyond_depth.unreached(&seen),
+                stats.over_limit.unreached(&seen),
+            )
+        };
+        let cuts = [
+            (beyond, crawl.depth + 1, "beyond --depth"),
+            (over, 0, "over --max-pages"),
+        ];
+        for (urls, depth, why) in cuts {
+            for (url, from) in urls {
+                let mut refs = Refs::default();
+                refs.add(Some(&from));
+                lock(&crawl.seen).insert(url.as_str().to_string(), refs);
+                crawl.record(&Record::skipped(url, depth, why));
+            }
         }
     }
     if let Some(out) = &crawl.output {
@@ -1041,8 +1116,23 @@ fn summary(crawl: &Crawl, elapsed: Duration, code: i32) -> String {
         .iter()
         .map(|(k, n)| format!("{k}: {n}"))
         .collect();
-    if stats.other_hosts > 0 {
-        skipped.push(format!("other hosts: {}", stats.other_hosts));
+    let other_hosts = stats.other_hosts.urls.len() + stats.other_hosts.more;
+    if other_hosts > 0 {
+        skipped.push(format!("other hosts: {other_hosts}"));
+    }
+    for (cut, why) in [
+        (&stats.beyond_depth, "beyond --depth"),
+        (&stats.over_limit, "over --max-pages"),
+    ] {
+        if cut.more > 0 {
+            skipped.push(format!("{why} (not recorded): {} more links", cut.more));
+        }
+    }
+    if stats.links_dropped > 0 {
+        skipped.push(format!(
+            "links over {MAX_LINKS_PER_PAGE} on one page: {}",
+            stats.links_dropped
+        ));
     }
     if stats.nofollow_links > 0 {
         skipped.push(format!("nofollow links: {}", stats.nofollow_links));

@@ -16,6 +16,9 @@ pub struct Robots {
     pub crawl_delay: Option<Duration>,
 }
 
+/// How much of a robots.txt is read (RFC 9309's minimum, 500 KiB).
+pub const MAX_SIZE: usize = 500 * 1024;
+
 /// The longest `Crawl-delay` honoured: a larger one would stall a crawl.
 pub const MAX_CRAWL_DELAY: Duration = Duration::from_secs(60);
 
@@ -136,7 +139,9 @@ fn matches(pattern: &str, path: &str) -> bool {
 /// hostile robots.txt and long link paths turn into seconds per check).
 fn glob_match(p: &[u8], s: &[u8]) -> bool {
     let pieces: Vec<&[u8]> = p.split(|&b| b == b'*').collect();
-    let (first, rest) = pieces.split_first().expect("split yields one piece at least");
+    let (first, rest) = pieces
+        .split_first()
+        .expect("split yields one piece at least");
     let Some(mut s) = s.strip_prefix(*first) else {
         return false;
     };
@@ -212,6 +217,9 @@ mod tests {
         let started = std::time::Instant::now();
         assert!(robots.allowed(&path));
         let took = started.elapsed();
-        assert!(took < Duration::from_millis(500), "one allowed() took {took:?}");
+        assert!(
+            took < Duration::from_millis(500),
+            "one allowed() took {took:?}"
+        );
     }
 }

@@ -1,5 +1,7 @@
-//! Adversarial review: failing tests, one per finding, against scripted
-//! servers on 127.0.0.1 (raw bytes, so a server can misbehave exactly).
+//! Servers and clients that misbehave exactly, found by an adversarial
+//! review of the crawler and of http_hello over TLS (issue 15): one test
+//! per finding, each failing before its fix, against scripted servers on
+//! 127.0.0.1 that write raw bytes.
 
 mod example_support;
 #[path = "support/pki.rs"]
@@ -16,7 +18,8 @@ use example_support::example;
 use serde_json::Value;
 
 /// What a route answers: raw bytes, after an optional pause.
-type Route = Arc<dyn Fn(&str, &str) -> (Duration, Vec<u8>) + Send + Sync>;
+type RouteFn = dyn Fn(&str, &str) -> (Duration, Vec<u8>) + Send + Sync;
+type Route = Arc<RouteFn>;
 
 /// A keep-alive HTTP/1.1 server answering each request with `route`'s raw
 /// bytes (nothing filtered: a HEAD answer is sent as the route wrote it).
@@ -32,7 +35,7 @@ fn server(route: Route) -> u16 {
     port
 }
 
-fn serve(conn: TcpStream, route: &(dyn Fn(&str, &str) -> (Duration, Vec<u8>) + Send + Sync)) {
+fn serve(conn: TcpStream, route: &RouteFn) {
     let mut reader = BufReader::new(conn);
     loop {
         let mut line = String::new();
@@ -267,21 +270,25 @@ fn http_hello_over_tls_closes_a_trickling_request_at_its_deadline() {
         .unwrap()
         .config()
         .clone();
-    let mut tls =
-        rustls::ClientConnection::new(config, "localhost".try_into().unwrap()).unwrap();
+    let mut tls = rustls::ClientConnection::new(config, "localhost".try_into().unwrap()).unwrap();
     let mut sock = TcpStream::connect(&server.addr).unwrap();
-    sock.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    sock.set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
     while tls.is_handshaking() {
         tls.complete_io(&mut sock).unwrap();
     }
     // One record holding a (large) request; sent a byte at a time.
-    let request = format!("GET / HTTP/1.1\r\nHost: x\r\nX-Pad: {}\r\n\r\n", "a".repeat(4000));
+    let request = format!(
+        "GET / HTTP/1.1\r\nHost: x\r\nX-Pad: {}\r\n\r\n",
+        "a".repeat(4000)
+    );
     tls.writer().write_all(request.as_bytes()).unwrap();
     let mut record = Vec::new();
     while tls.wants_write() {
         tls.write_tls(&mut record).unwrap();
     }
-    sock.set_read_timeout(Some(Duration::from_millis(250))).unwrap();
+    sock.set_read_timeout(Some(Duration::from_millis(250)))
+        .unwrap();
     let started = Instant::now();
     let mut closed_after = None;
     for byte in &record[..record.len() - 1] {
