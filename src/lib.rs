@@ -20,6 +20,32 @@
 //! assert_eq!(total, 999 * 1000);
 //! ```
 //!
+//! # The model
+//!
+//! * A **fiber** is a function with its own small stack (256 KiB of address
+//!   space, a few KiB touched), run by one of the runtime's worker threads;
+//!   a million of them fit on a stock kernel.
+//! * **What parks the fiber** (the worker runs others meanwhile): sylvan's
+//!   sockets ([`net`]), files ([`fs`]), [`sleep`], locks, channels and
+//!   queues ([`sync`]), [`JoinHandle::join`], [`unblock`] — and, with the
+//!   `patch` feature, std's sockets and sleep and blocking C libraries.
+//! * **What blocks the worker thread** (every fiber on it waits): std's
+//!   locks held by another fiber, std's channels, blocking crates without
+//!   `patch`, long computations. The monitor prints a warning naming the
+//!   fiber when a worker is held for over 100 ms.
+//! * **Fibers never move**: a fiber starts on any worker and stays there
+//!   (so its closure must be `Send`, but what it creates inside need not be).
+//! * **Cancellation** ([`JoinHandle::cancel`], [`timeout`]) takes effect
+//!   where the fiber parks: the blocking call unwinds, destructors run, the
+//!   socket or lock is released. It needs `panic = "unwind"` (the default);
+//!   a fiber that never parks cannot be cancelled.
+//! * **Porting**: [`thread`], [`sync::mpsc`] and [`sync::poison`] mirror std
+//!   so a threaded program ports by changing imports; [`porting`] is the
+//!   guide (from std threads, gevent and tokio) and lists the traps
+//!   (`thread_local!` is per worker: use [`fiber_local!`]).
+//!
+//! # Contents
+//!
 //! * Runtime: [`run`], [`Runtime`], [`spawn`], [`spawn_local`], [`Builder`],
 //!   [`scope`], [`sleep`], [`timeout`], [`unblock`], [`fiber_local!`], and the
 //!   [`park`] protocol that the rest builds on.
@@ -85,6 +111,11 @@ pub mod net {
 pub mod sync {
     pub use sylvan_sync::*;
 }
+
+/// Porting guide: from std threads, gevent and tokio; what maps to what,
+/// and the traps.
+#[doc = include_str!("porting.md")]
+pub mod porting {}
 
 /// The README's examples, compiled and run as doctests so it stays true.
 #[cfg(doctest)]
