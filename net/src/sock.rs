@@ -187,6 +187,89 @@ where
     }
 }
 
+/// The `futures-io` side: the same operations, polled (see
+/// `IoRegistration::poll_io`). Per-handle timeouts do not apply: async code
+/// brings its own.
+#[cfg(feature = "futures-io")]
+impl<S: AsRawFd> Sock<S>
+where
+    for<'a> &'a S: io::Read + io::Write,
+{
+    pub(crate) fn poll_read_buf(
+        &self,
+        cx: &mut std::task::Context<'_>,
+        buf: &mut [u8],
+    ) -> std::task::Poll<io::Result<usize>> {
+        if buf.is_empty() {
+            return std::task::Poll::Ready(Ok(0));
+        }
+        self.reg
+            .poll_io(Direction::Read, cx, || io::Read::read(&mut &self.sock, buf))
+    }
+
+    pub(crate) fn poll_write_buf(
+        &self,
+        cx: &mut std::task::Context<'_>,
+        buf: &[u8],
+    ) -> std::task::Poll<io::Result<usize>> {
+        if buf.is_empty() {
+            return std::task::Poll::Ready(Ok(0));
+        }
+        self.reg.poll_io(Direction::Write, cx, || {
+            io::Write::write(&mut &self.sock, buf)
+        })
+    }
+}
+
+/// `futures_io::AsyncRead` and `AsyncWrite` for a stream type and for
+/// shared references to it; `$shutdown` closes the write side.
+#[cfg(feature = "futures-io")]
+macro_rules! impl_async_io {
+    ($ty:ident) => {
+        $crate::sock::impl_async_io!(@for &$ty);
+        $crate::sock::impl_async_io!(@for $ty);
+    };
+    (@for $t:ty) => {
+        impl futures_io::AsyncRead for $t {
+            fn poll_read(
+                self: std::pin::Pin<&mut Self>,
+                cx: &mut std::task::Context<'_>,
+                buf: &mut [u8],
+            ) -> std::task::Poll<std::io::Result<usize>> {
+                self.inner.poll_read_buf(cx, buf)
+            }
+        }
+
+        impl futures_io::AsyncWrite for $t {
+            fn poll_write(
+                self: std::pin::Pin<&mut Self>,
+                cx: &mut std::task::Context<'_>,
+                buf: &[u8],
+            ) -> std::task::Poll<std::io::Result<usize>> {
+                self.inner.poll_write_buf(cx, buf)
+            }
+
+            fn poll_flush(
+                self: std::pin::Pin<&mut Self>,
+                _cx: &mut std::task::Context<'_>,
+            ) -> std::task::Poll<std::io::Result<()>> {
+                std::task::Poll::Ready(Ok(()))
+            }
+
+            /// Shuts the write side down (the peer reads end of stream).
+            fn poll_close(
+                self: std::pin::Pin<&mut Self>,
+                _cx: &mut std::task::Context<'_>,
+            ) -> std::task::Poll<std::io::Result<()>> {
+                std::task::Poll::Ready(self.inner.get().shutdown(std::net::Shutdown::Write))
+            }
+        }
+    };
+}
+
+#[cfg(feature = "futures-io")]
+pub(crate) use impl_async_io;
+
 /// The methods every socket type has, for inside its `impl` block: `$addr`
 /// is its address type (its `Sock` field must be called `inner`).
 macro_rules! handle_methods {

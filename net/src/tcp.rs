@@ -346,4 +346,6 @@ impl TcpStream {
 }
 
 impl_stream_io!(TcpStream);
+#[cfg(feature = "futures-io")]
+crate::sock::impl_async_io!(TcpStream);
 impl_fd_and_debug!(TcpStream);

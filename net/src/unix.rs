@@ -156,4 +156,6 @@ impl UnixStream {
 }
 
 impl_stream_io!(UnixStream);
+#[cfg(feature = "futures-io")]
+crate::sock::impl_async_io!(UnixStream);
 impl_fd_and_debug!(UnixStream);

@@ -155,6 +155,84 @@ impl IoRegistration {
         }
     }
 
+    /// The non-blocking operation `op`, for a future's `poll`: its result
+    /// if it does not report `WouldBlock`; otherwise `Pending`, with the
+    /// task's waker registered to be woken at the next `dir` readiness edge
+    /// (the same no-lost-edge protocol as [`io`](Self::io)). This is how
+    /// `futures-io`'s `AsyncRead`/`AsyncWrite` for sylvan's sockets are
+    /// driven by the worker's event loop.
+    ///
+    /// Readiness comes from a worker's `epoll` set, so the future must be
+    /// polled on a worker thread — inside a fiber (e.g. under
+    /// [`future::block_on`](crate::future::block_on)) or by anything a fiber
+    /// runs; polled elsewhere it fails with `Unsupported` rather than wait
+    /// forever.
+    ///
+    /// ```
+    /// # extern crate sylvan_runtime as sylvan;
+    /// use std::future::poll_fn;
+    /// use std::io::{Read, Write};
+    /// use std::os::fd::AsRawFd;
+    /// use std::os::unix::net::UnixStream;
+    /// use sylvan::io::{Direction, IoRegistration};
+    ///
+    /// sylvan::run(|| {
+    ///     let (a, mut b) = UnixStream::pair().unwrap();
+    ///     a.set_nonblocking(true).unwrap();
+    ///     let reg = IoRegistration::new(a.as_raw_fd());
+    ///     let writer = sylvan::spawn(move || b.write_all(b"ping").unwrap());
+    ///     let mut buf = [0u8; 4];
+    ///     let n = sylvan::future::block_on(poll_fn(|cx| {
+    ///         reg.poll_io(Direction::Read, cx, || (&a).read(&mut buf))
+    ///     }))
+    ///     .unwrap();
+    ///     assert_eq!(&buf[..n], b"ping");
+    ///     writer.join().unwrap();
+    ///     drop(reg);
+    /// });
+    /// ```
+    pub fn poll_io<T>(
+        &self,
+        dir: Direction,
+        cx: &mut std::task::Context<'_>,
+        mut op: impl FnMut() -> io::Result<T>,
+    ) -> std::task::Poll<io::Result<T>> {
+        use std::task::Poll;
+        let d = dir.index();
+        loop {
+            let seen = self.state.ticks[d].load(Ordering::SeqCst);
+            match op() {
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                res => return Poll::Ready(res),
+            }
+            if reactor::with_current(|_| ()).is_none() {
+                return Poll::Ready(Err(io::Error::new(
+                    io::ErrorKind::Unsupported,
+                    "sylvan: a sylvan socket's async IO was polled off the runtime's \
+                     worker threads, where no event loop watches it; poll it inside a \
+                     fiber (sylvan::future::block_on)",
+                )));
+            }
+            if let Err(e) = self.register_here() {
+                return Poll::Ready(Err(e));
+            }
+            {
+                let waker = Waker::of_task(cx.waker());
+                let mut inner = self.state.inner.lock();
+                let list = &mut inner.waiters[d];
+                if !list.iter().any(|w| w.will_wake(&waker)) {
+                    list.push(waker);
+                }
+            }
+            // An edge between the operation and the registration: retry
+            // rather than wait for one that already came.
+            if self.state.ticks[d].load(Ordering::SeqCst) == seen {
+                return Poll::Pending;
+            }
+        }
+    }
+
     /// How many `dir` readiness edges have been reported so far: read it
     /// before trying an operation, then wait with [`wait_any`] only while it
     /// is unchanged.

@@ -133,6 +133,17 @@ impl<T> JoinCell<T> {
         }
     }
 
+    /// The outcome if it is here; otherwise registers the async task's
+    /// `waker` to be woken when it comes.
+    fn poll_outcome(&self, waker: &std::task::Waker) -> Option<Result<T, Failure>> {
+        let mut s = self.state.lock();
+        if let Some(o) = s.outcome.take() {
+            return Some(o);
+        }
+        s.waiter = Some(Waker::of_task(waker));
+        None
+    }
+
     /// Asks for `waker` to be woken when the outcome comes; `true` (and no
     /// registration) if it is here already.
     fn watch(&self, waker: &Waker) -> bool {
@@ -470,6 +481,41 @@ impl<T> JoinHandle<T> {
     pub fn fiber(&self) -> crate::Fiber {
         crate::Fiber {
             record: self.record.clone(),
+        }
+    }
+}
+
+/// Async code awaits a fiber: the output is what [`join`](JoinHandle::join)
+/// returns. Works under any executor (the fiber's end wakes the task).
+///
+/// ```
+/// # extern crate sylvan_runtime as sylvan;
+/// let fiber = sylvan::spawn(|| "from a fiber");
+/// // Any executor; here a plain thread's.
+/// let out = sylvan::future::block_on(async move { fiber.await.unwrap() });
+/// assert_eq!(out, "from a fiber");
+/// ```
+///
+/// # Panics
+/// If polled again after it returned the result.
+impl<T: 'static> std::future::Future for JoinHandle<T> {
+    type Output = Result<T, JoinError>;
+
+    fn poll(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Self::Output> {
+        let this = self.get_mut();
+        assert!(
+            !this.joined,
+            "sylvan: a JoinHandle was polled after it returned the fiber's result"
+        );
+        match this.cell().poll_outcome(cx.waker()) {
+            Some(outcome) => {
+                this.joined = true;
+                std::task::Poll::Ready(outcome.map_err(|f| JoinError::new(f, &this.record)))
+            }
+            None => std::task::Poll::Pending,
         }
     }
 }

@@ -77,6 +77,7 @@ mod blocking;
 mod dump;
 mod fiber;
 pub mod fs;
+pub mod future;
 mod hub;
 pub mod io;
 mod join;

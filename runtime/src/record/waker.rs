@@ -38,6 +38,8 @@ pub struct Waker {
 enum Inner {
     Fiber(TaskRef),
     Thread(std::thread::Thread),
+    /// An async task's waker (a future polled by any executor).
+    Task(std::task::Waker),
 }
 
 impl Waker {
@@ -48,11 +50,21 @@ impl Waker {
         }
     }
 
+    /// A waker that wakes an async task through its `std::task::Waker`,
+    /// so waiter lists built on this protocol (IO readiness, a fiber's
+    /// result) can also serve futures.
+    pub(crate) fn of_task(waker: &std::task::Waker) -> Waker {
+        Waker {
+            inner: Inner::Task(waker.clone()),
+        }
+    }
+
     /// Wakes the fiber or thread this waker belongs to (see the module docs).
     pub fn wake(&self) {
         match &self.inner {
             Inner::Fiber(h) => h.unpark(),
             Inner::Thread(t) => t.unpark(),
+            Inner::Task(w) => w.wake_by_ref(),
         }
     }
 
@@ -61,6 +73,7 @@ impl Waker {
         match (&self.inner, &other.inner) {
             (Inner::Fiber(a), Inner::Fiber(b)) => Arc::ptr_eq(a, b),
             (Inner::Thread(a), Inner::Thread(b)) => a.id() == b.id(),
+            (Inner::Task(a), Inner::Task(b)) => a.will_wake(b),
             _ => false,
         }
     }
@@ -71,6 +84,7 @@ impl fmt::Debug for Waker {
         match &self.inner {
             Inner::Fiber(h) => write!(f, "Waker(fiber {})", h.id),
             Inner::Thread(t) => write!(f, "Waker(thread {:?})", t.id()),
+            Inner::Task(_) => write!(f, "Waker(async task)"),
         }
     }
 }
