@@ -122,6 +122,8 @@ const ASSETS: &[Asset] = &[
 /// What every connection shares.
 struct App {
     room: Room,
+    /// `--idle-timeout`: how long an HTTP request may take to arrive, and
+    /// a WebSocket client to say anything (a pong will do).
     idle_timeout: Duration,
     ws: ws::Settings,
 }
@@ -137,6 +139,7 @@ struct Response {
 }
 
 impl Response {
+    /// A response with no further headers.
     fn new(status: u16, reason: &'static str, content_type: &'static str, body: Vec<u8>) -> Self {
         Response {
             status,
@@ -147,6 +150,7 @@ impl Response {
         }
     }
 
+    /// A JSON response.
     fn json(status: u16, reason: &'static str, value: &Value) -> Self {
         Response::new(status, reason, "application/json", value.to_string().into())
     }

@@ -55,6 +55,8 @@ pub struct Room {
 }
 
 impl Room {
+    /// The room's state (a panic elsewhere does not poison the room: every
+    /// step under the lock leaves it consistent).
     fn lock(&self) -> MutexGuard<'_, State> {
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
     }
@@ -213,6 +215,7 @@ fn report(dropped: Vec<String>) {
     }
 }
 
+/// Now, in milliseconds since the Unix epoch (what JavaScript's `Date` takes).
 fn unix_millis() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)

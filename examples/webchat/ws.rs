@@ -31,14 +31,15 @@
 //! in between, would add latency in both directions and wake every idle
 //! member for nothing.
 //!
-//! The writer also sends a ping after [`Settings::ping_every`] without an
-//! event; the browser's pong is traffic, so a live member never hits the
-//! read timeout (`--idle-timeout`), while a vanished one does.
+//! The writer also sends a ping every [`Settings::ping_every`], between
+//! events; the browser's pong is traffic, so a live member that only
+//! listens never hits the read timeout (`--idle-timeout`), while a vanished
+//! one does.
 
 use std::io::{self, Read, Write};
 use std::net::Shutdown;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 use sylvan::sync::channel::{self, RecvTimeoutError};
@@ -59,7 +60,7 @@ pub const MAX_FRAME: usize = 16 * 1024;
 /// What a session needs from the command line.
 #[derive(Clone, Copy, Debug)]
 pub struct Settings {
-    /// Send a ping when nothing was sent for this long.
+    /// Time between pings.
     pub ping_every: Duration,
 }
 
@@ -152,6 +153,29 @@ fn close(writer: &Writer, code: CloseCode, reason: &'static str) {
     let _ = writer.lock().close(Some(frame));
 }
 
+/// Sends the close frame that fits the reader's failure `e`, if the client
+/// is still there to read it.
+fn close_after_error(writer: &Writer, conn: &Conn, e: tungstenite::Error) {
+    use tungstenite::error::ProtocolError::ResetWithoutClosingHandshake;
+    use tungstenite::Error;
+    if conn.draining() {
+        return close(writer, CloseCode::Away, "server shutting down");
+    }
+    match e {
+        Error::Capacity(_) => close(writer, CloseCode::Size, "message too big"),
+        Error::Utf8(_) => close(writer, CloseCode::Invalid, "text is not UTF-8"),
+        // The client vanished without a close: nobody to tell.
+        Error::Protocol(ResetWithoutClosingHandshake) => {}
+        Error::Protocol(p) => {
+            common::log(format_args!("{}: {p}", conn.peer));
+            close(writer, CloseCode::Protocol, "protocol error");
+        }
+        // Gone, timed out (no pong within --idle-timeout), or cut off as
+        // too slow.
+        _ => {}
+    }
+}
+
 /// Runs a member of `room` on `conn`, whose upgrade to a WebSocket has been
 /// answered; `early` holds the bytes that arrived after the upgrade request,
 /// `wanted` the nickname it asked for.
@@ -179,16 +203,27 @@ pub fn session(conn: Arc<Conn>, early: Vec<u8>, wanted: &str, room: &Room, setti
     let id = room.join(wanted, tx, conn.clone());
     let writer_fiber = {
         let writer = writer.clone();
-        sylvan::spawn(move || loop {
-            let message = match rx.recv_timeout(settings.ping_every) {
-                Ok(event) => Message::Text(event),
-                Err(RecvTimeoutError::Timeout) => Message::Ping(Default::default()),
-                // Out of the room, and everything queued is sent.
-                Err(RecvTimeoutError::Disconnected) => break,
-            };
-            // Fails once a close was sent, or the client is gone.
-            if writer.lock().send(message).is_err() {
-                break;
+        sylvan::spawn(move || {
+            // Pings go out on a fixed schedule, busy room or not: a member
+            // that only listens answers nothing else.
+            let mut next_ping = Instant::now() + settings.ping_every;
+            loop {
+                let left = next_ping.saturating_duration_since(Instant::now());
+                let message = if left.is_zero() {
+                    next_ping = Instant::now() + settings.ping_every;
+                    Message::Ping(Default::default())
+                } else {
+                    match rx.recv_timeout(left) {
+                        Ok(event) => Message::Text(event),
+                        Err(RecvTimeoutError::Timeout) => continue,
+                        // Out of the room, and everything queued is sent.
+                        Err(RecvTimeoutError::Disconnected) => break,
+                    }
+                };
+                // Fails once a close was sent, or the client is gone.
+                if writer.lock().send(message).is_err() {
+                    break;
+                }
             }
         })
     };
@@ -197,30 +232,7 @@ pub fn session(conn: Arc<Conn>, early: Vec<u8>, wanted: &str, room: &Room, setti
         let message = match reader.read() {
             Ok(message) => message,
             Err(e) => {
-                if conn.draining() {
-                    close(&writer, CloseCode::Away, "server shutting down");
-                } else {
-                    match e {
-                        tungstenite::Error::Capacity(_) => {
-                            close(&writer, CloseCode::Size, "message too big")
-                        }
-                        tungstenite::Error::Utf8(_) => {
-                            close(&writer, CloseCode::Invalid, "text is not UTF-8")
-                        }
-                        tungstenite::Error::Protocol(p) => {
-                            // A client that just vanished is not worth a log line.
-                            if !matches!(
-                                p,
-                                tungstenite::error::ProtocolError::ResetWithoutClosingHandshake
-                            ) {
-                                common::log(format_args!("{}: {p}", conn.peer));
-                                close(&writer, CloseCode::Protocol, "protocol error");
-                            }
-                        }
-                        // Gone, timed out (no pong within --idle-timeout), or cut off as too slow.
-                        _ => {}
-                    }
-                }
+                close_after_error(&writer, &conn, e);
                 break;
             }
         };
