@@ -142,24 +142,25 @@ struct Job {
     leaf: bool,
 }
 
+/// A page URL shared by every link found on it (one allocation per page,
+/// not per link).
+type PageRef = Arc<str>;
+
 /// Where a URL was linked from.
 #[derive(Default)]
 struct Refs {
-    /// The pages that link to it, first one first (at most MAX_REFS kept).
-    pages: Vec<Url>,
+    /// The first page found linking to it.
+    first: Option<PageRef>,
     /// How many links to it were seen in all.
     count: usize,
 }
 
-/// How many referring pages are kept per URL.
-const MAX_REFS: usize = 5;
-
 impl Refs {
-    fn add(&mut self, from: Option<&Url>) {
+    fn add(&mut self, from: Option<&PageRef>) {
         if let Some(from) = from {
             self.count += 1;
-            if self.pages.len() < MAX_REFS && !self.pages.contains(from) {
-                self.pages.push(from.clone());
+            if self.first.is_none() {
+                self.first = Some(from.clone());
             }
         }
     }
@@ -249,7 +250,7 @@ struct Stats {
 /// bound.
 #[derive(Default)]
 struct Cut {
-    urls: HashMap<String, (Url, Url)>,
+    urls: HashMap<String, (Url, PageRef)>,
     /// Links noted after `urls` was full (repeats included).
     more: usize,
 }
@@ -261,7 +262,7 @@ const CUT_RECORDED: usize = 10_000;
 const MAX_LINKS_PER_PAGE: usize = 100_000;
 
 impl Cut {
-    fn note(&mut self, cap: usize, key: String, url: &Url, from: &Url) {
+    fn note(&mut self, cap: usize, key: String, url: &Url, from: &PageRef) {
         if self.urls.contains_key(&key) {
             return;
         }
@@ -273,8 +274,8 @@ impl Cut {
     }
 
     /// The kept URLs not in `seen` (reached another way), sorted.
-    fn unreached(&mut self, seen: &HashMap<String, Refs>) -> Vec<(Url, Url)> {
-        let mut v: Vec<(Url, Url)> = std::mem::take(&mut self.urls)
+    fn unreached(&mut self, seen: &HashMap<String, Refs>) -> Vec<(Url, PageRef)> {
+        let mut v: Vec<(Url, PageRef)> = std::mem::take(&mut self.urls)
             .into_values()
             .filter(|(u, _)| !seen.contains_key(u.as_str()))
             .collect();
@@ -359,7 +360,7 @@ impl Crawl {
     /// Schedules `url` (linked from `from` at `depth`) unless it was seen,
     /// is filtered, out of scope, too deep or over budget. Each URL gets one
     /// record, whatever happens to it.
-    fn offer(&self, url: Url, depth: usize, from: Option<&Url>) {
+    fn offer(&self, url: Url, depth: usize, from: Option<&PageRef>) {
         let key = url.as_str().to_string();
         if let Some(refs) = lock(&self.seen).get_mut(&key) {
             refs.add(from);
@@ -450,13 +451,14 @@ impl Crawl {
             Ok(_) => {}
             Err(_) => return Hop::Stop("robots.txt unreachable"),
         }
+        let from: PageRef = Arc::from(from.as_str());
         let mut seen = lock(&self.seen);
         if let Some(refs) = seen.get_mut(next.as_str()) {
-            refs.add(Some(from));
+            refs.add(Some(&from));
             return Hop::Stop("crawled already");
         }
         let mut refs = Refs::default();
-        refs.add(Some(from));
+        refs.add(Some(&from));
         seen.insert(next.as_str().to_string(), refs);
         Hop::Follow(next)
     }
@@ -699,9 +701,9 @@ impl Crawl {
         record.ms = recording.2.elapsed().as_millis();
         recording.1 = None;
         self.record(&record);
-        let from = record.final_url.as_ref().unwrap_or(&record.url);
+        let from: PageRef = Arc::from(record.final_url.as_ref().unwrap_or(&record.url).as_str());
         for link in found {
-            self.offer(link, job.depth + 1, Some(from));
+            self.offer(link, job.depth + 1, Some(&from));
         }
     }
 
@@ -734,7 +736,7 @@ impl Crawl {
             Outcome::Failed(e) => (Some(e.message.clone()), Some(e.kind)),
         };
         let (found_on, referrers) = match lock(&self.seen).get(r.url.as_str()) {
-            Some(refs) => (refs.pages.first().map(|u| u.to_string()), refs.count),
+            Some(refs) => (refs.first.as_deref().map(str::to_string), refs.count),
             None => (None, 0),
         };
         let line = serde_json::json!({
@@ -1148,7 +1150,7 @@ fn summary(crawl: &Crawl, elapsed: Duration, code: i32) -> String {
         broken.sort_by(|a, b| a.0.as_str().cmp(b.0.as_str()));
         for (url, what) in broken.iter().take(BROKEN_LISTED) {
             let refs = seen.get(url.as_str());
-            let on = match refs.and_then(|r| r.pages.first()) {
+            let on = match refs.and_then(|r| r.first.as_deref()) {
                 None => "a start URL".to_string(),
                 Some(first) => {
                     let others = refs.map_or(0, |r| r.count.saturating_sub(1));
