@@ -3,7 +3,7 @@
 //! stalling its worker (gevent's `FileObjectThread`, Evergreen's file IO).
 //!
 //! The functions have std's names and shapes ([`read`], [`read_to_string`],
-//! [`write`], [`metadata`], [`read_dir`], …) and return std's types
+//! [`write()`], [`metadata`], [`read_dir`], …) and return std's types
 //! ([`std::fs::Metadata`], [`std::fs::DirEntry`]). [`File`] and
 //! [`OpenOptions`] mirror std's; each `read`/`write`/`seek` of a `File` is
 //! one trip to the pool (a few microseconds), so read and write in large
@@ -13,12 +13,12 @@
 //! them), which is why a thread pool is the mechanism here, as in libuv and
 //! tokio. Outside a fiber every call runs right there, as std's would.
 //!
-//! Interruption: the whole-file functions ([`read`], [`write`], …) own their
+//! Interruption: the whole-file functions ([`read`], [`write()`], …) own their
 //! arguments, so a cancellation or [`timeout`](crate::timeout) ends the wait
 //! at once (the operation itself still finishes on the pool). [`File`]'s
 //! reads and writes borrow the caller's buffer and so wait for the pool
 //! before an interruption is delivered (see
-//! [`unblock_scoped`](crate::unblock_scoped)).
+//! [`unblock_scoped`]).
 //!
 //! ```
 //! # extern crate sylvan_runtime as sylvan;
