@@ -102,13 +102,146 @@ pub use sylvan_macros::test;
 /// ```
 pub use sylvan_macros::select;
 
-/// Networking that parks the calling fiber instead of blocking its thread.
 pub mod net {
+    //! Networking that parks the calling fiber instead of blocking its thread.
+    //!
+    //! TCP ([`TcpListener`], [`TcpStream`]), UDP ([`UdpSocket`]), Unix domain
+    //! sockets ([`unix`]) and name resolution ([`lookup_host`],
+    //! [`ToSocketAddrs`]), shaped like `std::net`: the same constructors and
+    //! methods, `Read` and `Write` (also on `&TcpStream`), so threaded code
+    //! ports by changing its `use` lines. With the cargo feature `tls`,
+    //! `net::tls` adds TLS client and server streams (rustls).
+    //!
+    //! * **How it waits.** Every call first tries the system call on a
+    //!   non-blocking socket; if it would block, the calling fiber parks until
+    //!   its worker's event loop reports the socket ready, and the worker runs
+    //!   other fibers meanwhile. Host names are resolved on the blocking pool,
+    //!   never on a worker.
+    //! * **Fibers and threads.** A socket may be used by fibers on any worker
+    //!   over its life, and one fiber may read while another writes (through
+    //!   `&TcpStream` or [`TcpStream::try_clone`]). From a plain thread the
+    //!   same types simply block that thread, as std's do.
+    //! * **Timeouts.** `set_read_timeout`/`set_write_timeout` fail a single
+    //!   operation with [`std::io::ErrorKind::TimedOut`]; [`crate::timeout`]
+    //!   bounds a whole exchange.
+    //! * **Cancellation.** A blocked call is a park point:
+    //!   [`JoinHandle::cancel`](crate::JoinHandle::cancel) and an expiring
+    //!   [`crate::timeout`] unwind out of it, and the socket stays open and
+    //!   usable (the interrupted call transferred nothing).
+    //!
+    //! ```
+    //! use std::io::{BufRead, BufReader, Write};
+    //! use std::time::Duration;
+    //! use sylvan::net::{TcpListener, TcpStream};
+    //!
+    //! // A line-echo server: one fiber per connection.
+    //! let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    //! let addr = listener.local_addr().unwrap();
+    //! sylvan::spawn(move || {
+    //!     for conn in listener.incoming() {
+    //!         let conn = conn.unwrap();
+    //!         sylvan::spawn(move || {
+    //!             for line in BufReader::new(&conn).lines() {
+    //!                 (&conn).write_all(format!("{}\n", line.unwrap()).as_bytes()).unwrap();
+    //!             }
+    //!         });
+    //!     }
+    //! });
+    //!
+    //! // Ten clients at once, each with its own fiber; none blocks a worker.
+    //! let clients: Vec<_> = (0..10)
+    //!     .map(|i| {
+    //!         sylvan::spawn(move || {
+    //!             let stream = TcpStream::connect(addr).unwrap();
+    //!             (&stream).write_all(format!("client {i}\n").as_bytes()).unwrap();
+    //!             let mut reply = String::new();
+    //!             BufReader::new(&stream).read_line(&mut reply).unwrap();
+    //!             reply
+    //!         })
+    //!     })
+    //!     .collect();
+    //! for (i, c) in clients.into_iter().enumerate() {
+    //!     assert_eq!(c.join().unwrap(), format!("client {i}\n"));
+    //! }
+    //!
+    //! // A whole exchange bounded by one deadline: nobody answers here.
+    //! let quiet = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    //! let sock = sylvan::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    //! sock.connect(quiet.local_addr().unwrap()).unwrap();
+    //! let r = sylvan::timeout(Duration::from_millis(5), || sock.recv(&mut [0u8; 16]));
+    //! assert!(r.is_err()); // Elapsed; `sock` is still usable
+    //! ```
+
     pub use sylvan_net::*;
 }
 
-/// Synchronisation primitives that park fibers (and block plain threads).
 pub mod sync {
+    //! Synchronisation primitives that park fibers (and block plain threads).
+    //!
+    //! Fibers must not wait with std's locks, channels or condition variables:
+    //! those block the worker thread and every fiber on it. These primitives
+    //! park the calling fiber instead (its worker runs others) and, called from
+    //! a plain thread, block that thread. Uncontended operations never park.
+    //!
+    //! # Which primitive
+    //!
+    //! | You want to… | Use |
+    //! |---|---|
+    //! | protect data that several fibers change | [`Mutex`] (no poisoning; the guard may be held across blocking calls) |
+    //! | many readers, the odd writer | [`RwLock`] |
+    //! | wait until a condition on locked data holds | [`Condvar`] with [`Mutex`] |
+    //! | pass values from producers to consumers, with an end | [`channel::bounded`] / [`channel::unbounded`] (end when every sender drops) |
+    //! | a work queue with an explicit close and `task_done`/`join` | [`Queue`] |
+    //! | wait on several channels or queues at once | [`select!`](crate::select!), [`select::Select`] |
+    //! | tell everybody "it happened" | [`Event`] |
+    //! | hand one value to everybody waiting for it | [`AsyncResult`] |
+    //! | limit how many do something at once | [`Semaphore`] |
+    //! | run many jobs, at most *n* at a time, and collect results | [`Pool`] (`map`, `imap_unordered`) |
+    //! | keep track of fibers you spawned, wait for or cancel them all | [`Group`] |
+    //! | wait until *n* things are done (Go's `sync.WaitGroup`) | [`WaitGroup`] |
+    //! | make *n* parties meet before going on | [`Barrier`] |
+    //! | port std code by changing `use` lines only | [`mpsc`] and [`poison`] (std's signatures and error types) |
+    //!
+    //! * **Fibers and threads, in any mix**: every primitive works between
+    //!   fibers on one worker, fibers on different workers and plain threads.
+    //! * **Fairness**: waiters are served in FIFO order, and a lock, permit or
+    //!   item is handed straight to the longest waiter (`try_lock` and
+    //!   `try_acquire` fail while others wait). [`RwLock`] prefers writers but
+    //!   admits all queued readers between two writers.
+    //! * **Cancellation**: every blocking call is a cancellation point
+    //!   ([`JoinHandle::cancel`](crate::JoinHandle::cancel), [`timeout`](crate::timeout));
+    //!   the wait unwinds, guards unlock and permits return, and anything that
+    //!   was being handed to the cancelled waiter passes to the next one. The
+    //!   `_timeout` variants return instead, handing back what they could not
+    //!   deliver.
+    //!
+    //! ```
+    //! use std::sync::Arc;
+    //! use std::time::Duration;
+    //! use sylvan::sync::{channel, Mutex, Pool};
+    //!
+    //! // A pool of 4 fetches 20 "pages"; results go down a channel; a plain
+    //! // thread collects them; a Mutex holds a shared tally.
+    //! let (tx, rx) = channel::bounded(2);
+    //! let tally = Arc::new(Mutex::new(0usize));
+    //! let collector = std::thread::spawn(move || rx.iter().collect::<Vec<usize>>());
+    //! let pool = Pool::new(4);
+    //! for page in 0..20usize {
+    //!     let (tx, tally) = (tx.clone(), tally.clone());
+    //!     pool.spawn(move || {
+    //!         sylvan::sleep(Duration::from_millis(1)); // "fetching": parks
+    //!         *tally.lock() += 1;
+    //!         tx.send(page).unwrap(); // parks while the channel is full
+    //!     });
+    //! }
+    //! drop(tx);
+    //! pool.join();
+    //! let mut pages = collector.join().unwrap();
+    //! pages.sort();
+    //! assert_eq!(pages, (0..20).collect::<Vec<_>>());
+    //! assert_eq!(*tally.lock(), 20);
+    //! ```
+
     pub use sylvan_sync::*;
 }
 

@@ -14,11 +14,30 @@ use crate::sock::off_hub;
 ///
 /// Literal addresses (`"127.0.0.1:80"`, `"[::1]:80"`, `SocketAddr`, …) are
 /// parsed in place and never leave the fiber.
+///
+/// ```
+/// use std::net::{Ipv4Addr, SocketAddr};
+/// use sylvan::net::{ToSocketAddrs, UdpSocket};
+///
+/// // Everything std's trait accepts: "host:port", (host, port), addresses…
+/// let a: Vec<SocketAddr> = "127.0.0.1:53".to_socket_addrs().unwrap().collect();
+/// let b: Vec<SocketAddr> = (Ipv4Addr::LOCALHOST, 53).to_socket_addrs().unwrap().collect();
+/// assert_eq!(a, b);
+/// // …so sylvan's constructors take the same arguments as std's.
+/// let s = UdpSocket::bind(("127.0.0.1", 0)).unwrap();
+/// assert!(s.local_addr().unwrap().ip().is_loopback());
+/// ```
 pub trait ToSocketAddrs {
     /// The addresses this value names.
     type Iter: Iterator<Item = SocketAddr>;
 
     /// Resolves this value into socket addresses (see the trait docs).
+    ///
+    /// ```
+    /// use sylvan::net::ToSocketAddrs;
+    /// let mut addrs = ("127.0.0.1", 8080).to_socket_addrs().unwrap();
+    /// assert_eq!(addrs.next().unwrap().port(), 8080);
+    /// ```
     fn to_socket_addrs(&self) -> io::Result<Self::Iter>;
 }
 

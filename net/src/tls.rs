@@ -108,6 +108,16 @@ const HTTP_1_1: &[u8] = b"http/1.1";
 /// [`TlsConnector::builder`] adds roots (a private CA), changes ALPN or,
 /// for tests, turns verification off; [`TlsConnector::from_config`] takes
 /// any rustls configuration.
+///
+/// ```
+/// use sylvan::net::tls::TlsConnector;
+/// // For public servers: the web's roots, ALPN http/1.1.
+/// let public = TlsConnector::new();
+/// assert_eq!(public.config().alpn_protocols, [b"http/1.1".to_vec()]);
+/// // A connector is cheap to clone: share one between fibers.
+/// let for_a_fiber = public.clone();
+/// assert!(std::sync::Arc::ptr_eq(public.config(), for_a_fiber.config()));
+/// ```
 #[derive(Clone)]
 pub struct TlsConnector {
     config: Arc<ClientConfig>,
@@ -116,6 +126,17 @@ pub struct TlsConnector {
 impl TlsConnector {
     /// A connector that trusts the web's root certificates (Mozilla's, from
     /// `webpki-roots`) and offers ALPN `http/1.1`.
+    ///
+    /// ```no_run
+    /// use std::io::{Read, Write};
+    /// use sylvan::net::{tls::TlsConnector, TcpStream};
+    /// let tcp = TcpStream::connect("example.com:443")?;
+    /// let mut tls = TlsConnector::new().connect("example.com", tcp)?;
+    /// tls.write_all(b"GET / HTTP/1.1\r\nHost: example.com\r\nConnection: close\r\n\r\n")?;
+    /// let mut page = Vec::new();
+    /// tls.read_to_end(&mut page)?;
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
     pub fn new() -> TlsConnector {
         TlsConnector::builder()
             .build()
@@ -124,6 +145,18 @@ impl TlsConnector {
 
     /// Options: extra root certificates, whether to trust the web's roots,
     /// ALPN protocols, and (for tests) no verification.
+    ///
+    /// ```
+    /// use sylvan::net::tls::TlsConnector;
+    /// let made = rcgen::generate_simple_self_signed(vec!["localhost".into()]).unwrap();
+    /// let connector = TlsConnector::builder()
+    ///     .web_roots(false) // trust only the private CA
+    ///     .add_root_certificates_pem(made.cert.pem().as_bytes())?
+    ///     .alpn_protocols(vec![b"h2".to_vec(), b"http/1.1".to_vec()])
+    ///     .build()?;
+    /// assert_eq!(connector.config().alpn_protocols.len(), 2);
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
     pub fn builder() -> TlsConnectorBuilder {
         TlsConnectorBuilder {
             roots: RootCertStore::empty(),
@@ -135,11 +168,25 @@ impl TlsConnector {
 
     /// A connector with a configuration you built with [`rustls`] (client
     /// certificates, other protocol versions, a custom verifier, …).
+    ///
+    /// ```
+    /// use sylvan::net::tls::TlsConnector;
+    /// // Start from another connector's configuration and change one thing.
+    /// let mut config = (**TlsConnector::new().config()).clone();
+    /// config.alpn_protocols.clear();
+    /// let connector = TlsConnector::from_config(std::sync::Arc::new(config));
+    /// assert!(connector.config().alpn_protocols.is_empty());
+    /// ```
     pub fn from_config(config: Arc<ClientConfig>) -> TlsConnector {
         TlsConnector { config }
     }
 
     /// The configuration every connection uses.
+    ///
+    /// ```
+    /// let c = sylvan::net::tls::TlsConnector::new();
+    /// assert!(c.config().enable_sni);
+    /// ```
     pub fn config(&self) -> &Arc<ClientConfig> {
         &self.config
     }
@@ -233,6 +280,13 @@ impl fmt::Debug for TlsConnector {
 }
 
 /// Options for a [`TlsConnector`]; made by [`TlsConnector::builder`].
+///
+/// ```
+/// use sylvan::net::tls::TlsConnector;
+/// // Trusting nothing is refused at build time:
+/// let err = TlsConnector::builder().web_roots(false).build().unwrap_err();
+/// assert_eq!(err.kind(), std::io::ErrorKind::InvalidInput);
+/// ```
 #[derive(Debug, Clone)]
 pub struct TlsConnectorBuilder {
     /// Roots added explicitly (the web's are added at `build`).
@@ -247,6 +301,16 @@ impl TlsConnectorBuilder {
     /// CERTIFICATE` blocks; other blocks are ignored), e.g. a private CA's.
     /// Fails with `InvalidData` if `pem` holds no certificate, is malformed,
     /// or a certificate cannot serve as a trust anchor.
+    ///
+    /// ```
+    /// use sylvan::net::tls::TlsConnector;
+    /// let made = rcgen::generate_simple_self_signed(vec!["localhost".into()]).unwrap();
+    /// let b = TlsConnector::builder().web_roots(false);
+    /// let connector = b.add_root_certificates_pem(made.cert.pem().as_bytes())?.build()?;
+    /// # let _ = connector;
+    /// assert!(TlsConnector::builder().add_root_certificates_pem(b"not a certificate").is_err());
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
     pub fn add_root_certificates_pem(mut self, pem: &[u8]) -> io::Result<Self> {
         self.add_roots(pem)
             .map_err(|e| with_context(e, || "root certificates".to_owned()))?;
@@ -281,6 +345,11 @@ impl TlsConnectorBuilder {
     /// `webpki-roots`) besides the ones added; default `true`. With `false`,
     /// only the added roots are trusted, as a client of a private service
     /// wants.
+    ///
+    /// ```
+    /// let with_web = sylvan::net::tls::TlsConnector::builder().web_roots(true).build();
+    /// assert!(with_web.is_ok());
+    /// ```
     pub fn web_roots(mut self, yes: bool) -> Self {
         self.web_roots = yes;
         self
@@ -288,6 +357,11 @@ impl TlsConnectorBuilder {
 
     /// The ALPN protocols to offer, most preferred first; default
     /// `[b"http/1.1"]`. An empty list offers none.
+    ///
+    /// ```
+    /// let c = sylvan::net::tls::TlsConnector::builder().alpn_protocols(vec![]).build().unwrap();
+    /// assert!(c.config().alpn_protocols.is_empty());
+    /// ```
     pub fn alpn_protocols(mut self, protocols: Vec<Vec<u8>>) -> Self {
         self.alpn = protocols;
         self
@@ -300,6 +374,15 @@ impl TlsConnectorBuilder {
     /// debugging against a server you control. (The handshake itself is
     /// still checked: the server must hold the key of the certificate it
     /// sent.) Default `false`.
+    ///
+    /// ```
+    /// // Only in a test against a server you control:
+    /// let insecure = sylvan::net::tls::TlsConnector::builder()
+    ///     .web_roots(false)
+    ///     .danger_accept_invalid_certs(true)
+    ///     .build();
+    /// assert!(insecure.is_ok()); // trusts nothing, verifies nothing
+    /// ```
     pub fn danger_accept_invalid_certs(mut self, yes: bool) -> Self {
         self.accept_invalid_certs = yes;
         self
@@ -307,6 +390,12 @@ impl TlsConnectorBuilder {
 
     /// The connector. Fails with `InvalidInput` if it would trust nothing
     /// (`web_roots(false)` and no roots added, with verification on).
+    ///
+    /// ```
+    /// let c = sylvan::net::tls::TlsConnector::builder().build()?; // same as TlsConnector::new()
+    /// # let _ = c;
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
     pub fn build(self) -> io::Result<TlsConnector> {
         let provider = provider();
         let builder = ClientConfig::builder_with_provider(provider.clone())
@@ -346,6 +435,19 @@ impl TlsConnectorBuilder {
 /// make one from a certificate chain and its key, offering ALPN `http/1.1`
 /// and asking for no client certificate; [`from_config`](Self::from_config)
 /// takes any rustls configuration.
+///
+/// ```
+/// use sylvan::net::tls::TlsAcceptor;
+/// let made = rcgen::generate_simple_self_signed(vec!["localhost".into()]).unwrap();
+/// let (cert, key) = (made.cert.pem(), made.signing_key.serialize_pem());
+/// let acceptor = TlsAcceptor::from_pem(cert.as_bytes(), key.as_bytes())?;
+/// assert_eq!(acceptor.config().alpn_protocols, [b"http/1.1".to_vec()]);
+/// // The wrong key for the certificate is refused:
+/// let other = rcgen::generate_simple_self_signed(vec!["x".into()]).unwrap();
+/// let wrong = TlsAcceptor::from_pem(cert.as_bytes(), other.signing_key.serialize_pem().as_bytes());
+/// assert_eq!(wrong.unwrap_err().kind(), std::io::ErrorKind::InvalidData);
+/// # Ok::<(), std::io::Error>(())
+/// ```
 #[derive(Clone)]
 pub struct TlsAcceptor {
     config: Arc<ServerConfig>,
@@ -358,6 +460,18 @@ impl TlsAcceptor {
     /// (a client that offers ALPN protocols but not `http/1.1` is refused,
     /// as RFC 7301 says). Fails with `InvalidData` if either holds nothing
     /// usable or the key does not belong to the certificate.
+    ///
+    /// ```
+    /// use sylvan::net::tls::TlsAcceptor;
+    /// let made = rcgen::generate_simple_self_signed(vec!["localhost".into()]).unwrap();
+    /// let acceptor = TlsAcceptor::from_pem(
+    ///     made.cert.pem().as_bytes(),
+    ///     made.signing_key.serialize_pem().as_bytes(),
+    /// )?;
+    /// # let _ = acceptor;
+    /// assert!(TlsAcceptor::from_pem(b"", b"").is_err());
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
     pub fn from_pem(cert_chain_pem: &[u8], key_pem: &[u8]) -> io::Result<TlsAcceptor> {
         let certs = parse_certificates(cert_chain_pem)
             .map_err(|e| with_context(e, || "tls certificate chain".to_owned()))?;
@@ -369,6 +483,22 @@ impl TlsAcceptor {
 
     /// [`from_pem`](Self::from_pem) with the contents of two files (read
     /// off the worker threads); errors name the file at fault.
+    ///
+    /// ```
+    /// use sylvan::net::tls::TlsAcceptor;
+    /// let made = rcgen::generate_simple_self_signed(vec!["localhost".into()]).unwrap();
+    /// let dir = std::env::temp_dir();
+    /// let (cert, key) = (dir.join(format!("sylvan-doc-{}.crt", std::process::id())), dir.join(format!("sylvan-doc-{}.key", std::process::id())));
+    /// std::fs::write(&cert, made.cert.pem())?;
+    /// std::fs::write(&key, made.signing_key.serialize_pem())?;
+    /// let acceptor = TlsAcceptor::from_pem_files(&cert, &key);
+    /// std::fs::remove_file(&cert)?;
+    /// std::fs::remove_file(&key)?;
+    /// assert!(acceptor.is_ok());
+    /// let err = TlsAcceptor::from_pem_files("/nonexistent.crt", "/nonexistent.key").unwrap_err();
+    /// assert!(err.to_string().contains("/nonexistent.crt")); // errors name the file
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
     pub fn from_pem_files(
         cert: impl AsRef<Path>,
         key: impl AsRef<Path>,
@@ -391,6 +521,17 @@ impl TlsAcceptor {
 
     /// An acceptor with a configuration you built with [`rustls`] (client
     /// certificates, several certificates chosen by SNI, other ALPN, …).
+    ///
+    /// ```
+    /// use sylvan::net::tls::TlsAcceptor;
+    /// let made = rcgen::generate_simple_self_signed(vec!["localhost".into()]).unwrap();
+    /// let base = TlsAcceptor::from_pem(made.cert.pem().as_bytes(), made.signing_key.serialize_pem().as_bytes())?;
+    /// let mut config = (**base.config()).clone();
+    /// config.alpn_protocols = vec![b"h2".to_vec()];
+    /// let acceptor = TlsAcceptor::from_config(std::sync::Arc::new(config));
+    /// assert_eq!(acceptor.config().alpn_protocols, [b"h2".to_vec()]);
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
     pub fn from_config(config: Arc<ServerConfig>) -> TlsAcceptor {
         TlsAcceptor { config }
     }
@@ -508,6 +649,41 @@ impl fmt::Debug for TlsAcceptor {
 ///
 /// [`JoinHandle::cancel`]: sylvan_runtime::JoinHandle::cancel
 /// [`sylvan::timeout`]: sylvan_runtime::timeout
+///
+/// ```
+/// use std::io::{Read, Write};
+/// use sylvan::net::tls::{TlsAcceptor, TlsConnector};
+/// use sylvan::net::{TcpListener, TcpStream};
+///
+/// let made = rcgen::generate_simple_self_signed(vec!["localhost".into()]).unwrap();
+/// let (cert, key) = (made.cert.pem(), made.signing_key.serialize_pem());
+/// let acceptor = TlsAcceptor::from_pem(cert.as_bytes(), key.as_bytes())?;
+/// let connector = TlsConnector::builder()
+///     .web_roots(false)
+///     .add_root_certificates_pem(cert.as_bytes())?
+///     .build()?;
+///
+/// let listener = TcpListener::bind("127.0.0.1:0")?;
+/// let addr = listener.local_addr()?;
+/// let server = sylvan::spawn(move || -> std::io::Result<String> {
+///     let mut tls = acceptor.accept(listener.accept()?.0)?;
+///     assert!(!tls.is_client());
+///     let name = tls.server_name().unwrap_or_default().to_string(); // SNI
+///     tls.write_all(b"hi")?;
+///     tls.shutdown()?;
+///     Ok(name)
+/// });
+/// let mut tls = connector.connect("localhost", TcpStream::connect(addr)?)?;
+/// assert!(tls.is_client());
+/// assert_eq!(tls.alpn_protocol(), Some(&b"http/1.1"[..]));
+/// assert_eq!(tls.peer_certificates().unwrap().len(), 1);
+/// assert_eq!(tls.get_ref().peer_addr()?, addr);
+/// let mut got = String::new();
+/// tls.read_to_string(&mut got)?; // ends at the server's close_notify
+/// assert_eq!(got, "hi");
+/// assert_eq!(server.join().unwrap()?, "localhost");
+/// # Ok::<(), std::io::Error>(())
+/// ```
 pub struct TlsStream {
     conn: Connection,
     sock: TcpStream,

@@ -31,6 +31,11 @@ pub struct UdpSocket {
 
 impl UdpSocket {
     /// Binds to the first address `addr` names that works.
+    ///
+    /// ```
+    /// let s = sylvan::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    /// assert!(s.local_addr().unwrap().ip().is_loopback());
+    /// ```
     pub fn bind(addr: impl ToSocketAddrs) -> io::Result<UdpSocket> {
         each_addr(addr, |a| {
             std::net::UdpSocket::bind(a)
@@ -40,6 +45,13 @@ impl UdpSocket {
     }
 
     /// Wraps a socket made by std (it is switched to non-blocking mode).
+    ///
+    /// ```
+    /// let std_sock = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    /// let addr = std_sock.local_addr().unwrap();
+    /// let s = sylvan::net::UdpSocket::from_std(std_sock).unwrap();
+    /// assert_eq!(s.local_addr().unwrap(), addr);
+    /// ```
     pub fn from_std(socket: std::net::UdpSocket) -> io::Result<UdpSocket> {
         socket.set_nonblocking(true)?;
         Ok(UdpSocket {
@@ -48,24 +60,61 @@ impl UdpSocket {
     }
 
     /// Unwraps into std's socket (left in non-blocking mode).
+    ///
+    /// ```
+    /// let s = sylvan::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    /// let addr = s.local_addr().unwrap();
+    /// assert_eq!(s.into_std().local_addr().unwrap(), addr);
+    /// ```
     pub fn into_std(self) -> std::net::UdpSocket {
         self.inner.into_inner()
     }
 
     /// Receives one datagram, parking until one arrives; returns its length
     /// (truncated to `buf`) and sender.
+    ///
+    /// ```
+    /// use sylvan::net::UdpSocket;
+    /// let server = UdpSocket::bind("127.0.0.1:0").unwrap();
+    /// let addr = server.local_addr().unwrap();
+    /// let client = sylvan::spawn(move || {
+    ///     let c = UdpSocket::bind("127.0.0.1:0").unwrap();
+    ///     c.send_to(b"ping", addr).unwrap();
+    ///     c.local_addr().unwrap()
+    /// });
+    /// let mut buf = [0u8; 64];
+    /// let (n, from) = server.recv_from(&mut buf).unwrap(); // parks until a datagram arrives
+    /// assert_eq!((&buf[..n], from), (&b"ping"[..], client.join().unwrap()));
+    /// ```
     pub fn recv_from(&self, buf: &mut [u8]) -> io::Result<(usize, SocketAddr)> {
         self.inner.read(|s| s.recv_from(buf))
     }
 
     /// Like [`recv_from`](Self::recv_from) without taking the datagram off
     /// the queue.
+    ///
+    /// ```
+    /// use sylvan::net::UdpSocket;
+    /// let (a, b) = (UdpSocket::bind("127.0.0.1:0").unwrap(), UdpSocket::bind("127.0.0.1:0").unwrap());
+    /// a.send_to(b"x", b.local_addr().unwrap()).unwrap();
+    /// let mut buf = [0u8; 8];
+    /// assert_eq!(b.peek_from(&mut buf).unwrap().0, 1);
+    /// assert_eq!(b.recv_from(&mut buf).unwrap().0, 1); // still there after the peek
+    /// ```
     pub fn peek_from(&self, buf: &mut [u8]) -> io::Result<(usize, SocketAddr)> {
         self.inner.read(|s| s.peek_from(buf))
     }
 
     /// Sends one datagram to the first address `addr` names (host names are
     /// resolved on the blocking pool).
+    ///
+    /// ```
+    /// use sylvan::net::UdpSocket;
+    /// let (a, b) = (UdpSocket::bind("127.0.0.1:0").unwrap(), UdpSocket::bind("127.0.0.1:0").unwrap());
+    /// assert_eq!(a.send_to(b"hello", b.local_addr().unwrap()).unwrap(), 5);
+    /// let mut buf = [0u8; 8];
+    /// assert_eq!(b.recv(&mut buf).unwrap(), 5);
+    /// ```
     pub fn send_to(&self, buf: &[u8], addr: impl ToSocketAddrs) -> io::Result<usize> {
         let to = addr.to_socket_addrs()?.next().ok_or_else(|| {
             io::Error::new(io::ErrorKind::InvalidInput, "no addresses to send data to")
@@ -75,6 +124,16 @@ impl UdpSocket {
 
     /// Sets the default peer: [`send`](Self::send) goes there and only its
     /// datagrams are received.
+    ///
+    /// ```
+    /// use sylvan::net::UdpSocket;
+    /// let (a, b) = (UdpSocket::bind("127.0.0.1:0").unwrap(), UdpSocket::bind("127.0.0.1:0").unwrap());
+    /// a.connect(b.local_addr().unwrap()).unwrap();
+    /// assert_eq!(a.peer_addr().unwrap(), b.local_addr().unwrap());
+    /// a.send(b"to b").unwrap(); // no address needed now
+    /// let mut buf = [0u8; 8];
+    /// assert_eq!(b.recv(&mut buf).unwrap(), 4);
+    /// ```
     pub fn connect(&self, addr: impl ToSocketAddrs) -> io::Result<()> {
         each_addr(addr, |a| {
             self.inner
@@ -85,16 +144,43 @@ impl UdpSocket {
     }
 
     /// Sends one datagram to the connected peer.
+    ///
+    /// ```
+    /// use sylvan::net::UdpSocket;
+    /// let (a, b) = (UdpSocket::bind("127.0.0.1:0").unwrap(), UdpSocket::bind("127.0.0.1:0").unwrap());
+    /// assert!(a.send(b"nowhere").is_err()); // not connected
+    /// a.connect(b.local_addr().unwrap()).unwrap();
+    /// assert_eq!(a.send(b"ok").unwrap(), 2);
+    /// ```
     pub fn send(&self, buf: &[u8]) -> io::Result<usize> {
         self.inner.write(|s| s.send(buf))
     }
 
     /// Receives one datagram from the connected peer.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use sylvan::net::UdpSocket;
+    /// let s = UdpSocket::bind("127.0.0.1:0").unwrap();
+    /// s.set_read_timeout(Some(Duration::from_millis(5))).unwrap();
+    /// let err = s.recv(&mut [0u8; 8]).unwrap_err(); // nothing sent
+    /// assert_eq!(err.kind(), std::io::ErrorKind::TimedOut);
+    /// ```
     pub fn recv(&self, buf: &mut [u8]) -> io::Result<usize> {
         self.inner.read(|s| s.recv(buf))
     }
 
     /// Like [`recv`](Self::recv) without taking the datagram off the queue.
+    ///
+    /// ```
+    /// use sylvan::net::UdpSocket;
+    /// let (a, b) = (UdpSocket::bind("127.0.0.1:0").unwrap(), UdpSocket::bind("127.0.0.1:0").unwrap());
+    /// b.connect(a.local_addr().unwrap()).unwrap();
+    /// a.send_to(b"abc", b.local_addr().unwrap()).unwrap();
+    /// let mut buf = [0u8; 8];
+    /// assert_eq!(b.peek(&mut buf).unwrap(), 3);
+    /// assert_eq!(b.recv(&mut buf).unwrap(), 3);
+    /// ```
     pub fn peek(&self, buf: &mut [u8]) -> io::Result<usize> {
         self.inner.read(|s| s.peek(buf))
     }
@@ -103,6 +189,12 @@ impl UdpSocket {
     peer_methods!(SocketAddr);
 
     /// Sets `SO_BROADCAST`.
+    ///
+    /// ```
+    /// let s = sylvan::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    /// s.set_broadcast(true).unwrap();
+    /// assert!(s.broadcast().unwrap());
+    /// ```
     pub fn set_broadcast(&self, on: bool) -> io::Result<()> {
         self.inner.get().set_broadcast(on)
     }
@@ -113,6 +205,12 @@ impl UdpSocket {
     }
 
     /// Sets `IP_TTL`.
+    ///
+    /// ```
+    /// let s = sylvan::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    /// s.set_ttl(7).unwrap();
+    /// assert_eq!(s.ttl().unwrap(), 7);
+    /// ```
     pub fn set_ttl(&self, ttl: u32) -> io::Result<()> {
         self.inner.get().set_ttl(ttl)
     }

@@ -44,6 +44,17 @@ pub struct UnixListener {
 
 impl UnixListener {
     /// Binds a listener to the socket file at `path` (which must not exist).
+    ///
+    /// ```
+    /// use sylvan::net::unix::UnixListener;
+    /// let path = std::env::temp_dir().join(format!("sylvan-doc-bind-{}.sock", std::process::id()));
+    /// let _ = std::fs::remove_file(&path);
+    /// let listener = UnixListener::bind(&path).unwrap();
+    /// assert_eq!(listener.local_addr().unwrap().as_pathname(), Some(path.as_path()));
+    /// assert!(UnixListener::bind(&path).is_err()); // the file exists now
+    /// drop(listener);
+    /// std::fs::remove_file(&path).unwrap(); // closing does not remove it
+    /// ```
     pub fn bind(path: impl AsRef<Path>) -> io::Result<UnixListener> {
         let path = path.as_ref();
         std_unix::UnixListener::bind(path)
@@ -68,6 +79,22 @@ impl UnixListener {
 
     /// Accepts a connection, parking until one arrives. Out of descriptors,
     /// it backs off and retries like [`TcpListener::accept`](crate::TcpListener::accept).
+    ///
+    /// ```
+    /// use std::io::{Read, Write};
+    /// use sylvan::net::unix::{UnixListener, UnixStream};
+    /// let path = std::env::temp_dir().join(format!("sylvan-doc-accept-{}.sock", std::process::id()));
+    /// let _ = std::fs::remove_file(&path);
+    /// let listener = UnixListener::bind(&path).unwrap();
+    /// let p = path.clone();
+    /// let client = sylvan::spawn(move || UnixStream::connect(&p).unwrap().write_all(b"hi").unwrap());
+    /// let (mut conn, _addr) = listener.accept().unwrap();
+    /// let mut s = String::new();
+    /// conn.read_to_string(&mut s).unwrap();
+    /// assert_eq!(s, "hi");
+    /// client.join().unwrap();
+    /// std::fs::remove_file(&path).unwrap();
+    /// ```
     pub fn accept(&self) -> io::Result<(UnixStream, SocketAddr)> {
         let accepted = self
             .inner
@@ -77,6 +104,23 @@ impl UnixListener {
     }
 
     /// An endless iterator of accepted connections.
+    ///
+    /// ```
+    /// use sylvan::net::unix::{UnixListener, UnixStream};
+    /// let path = std::env::temp_dir().join(format!("sylvan-doc-incoming-{}.sock", std::process::id()));
+    /// let _ = std::fs::remove_file(&path);
+    /// let listener = UnixListener::bind(&path).unwrap();
+    /// let p = path.clone();
+    /// let clients = sylvan::spawn(move || {
+    ///     for _ in 0..2 {
+    ///         drop(UnixStream::connect(&p).unwrap());
+    ///     }
+    /// });
+    /// let served = listener.incoming().take(2).filter(|c| c.is_ok()).count();
+    /// assert_eq!(served, 2);
+    /// clients.join().unwrap();
+    /// std::fs::remove_file(&path).unwrap();
+    /// ```
     pub fn incoming(&self) -> Incoming<'_> {
         Incoming { listener: self }
     }
@@ -90,6 +134,24 @@ incoming_iterator!(UnixListener, UnixStream);
 /// A Unix domain stream connection; like
 /// [`std::os::unix::net::UnixStream`], with the same parking behaviour and
 /// interruption guarantees as [`TcpStream`](crate::TcpStream).
+///
+/// ```
+/// use std::io::{Read, Write};
+/// use sylvan::net::unix::UnixStream;
+///
+/// let (a, b) = UnixStream::pair().unwrap();
+/// let echo = sylvan::spawn(move || {
+///     let mut b = b;
+///     let mut buf = [0u8; 4];
+///     b.read_exact(&mut buf).unwrap();
+///     b.write_all(&buf).unwrap();
+/// });
+/// (&a).write_all(b"ping").unwrap(); // `&UnixStream` is Read and Write too
+/// let mut reply = [0u8; 4];
+/// (&a).read_exact(&mut reply).unwrap();
+/// assert_eq!(&reply, b"ping");
+/// echo.join().unwrap();
+/// ```
 pub struct UnixStream {
     inner: Sock<std_unix::UnixStream>,
 }
@@ -98,6 +160,18 @@ impl UnixStream {
     /// Connects to the socket file at `path`. When the listener's backlog is
     /// full the kernel refuses at once (`EAGAIN`); this retries with a short
     /// back-off (1 ms doubling to 50 ms) instead of failing.
+    ///
+    /// ```
+    /// use sylvan::net::unix::{UnixListener, UnixStream};
+    /// let path = std::env::temp_dir().join(format!("sylvan-doc-connect-{}.sock", std::process::id()));
+    /// let _ = std::fs::remove_file(&path);
+    /// let listener = UnixListener::bind(&path).unwrap();
+    /// let stream = UnixStream::connect(&path).unwrap(); // queued in the backlog until accepted
+    /// let (_conn, _) = listener.accept().unwrap();
+    /// assert_eq!(stream.peer_addr().unwrap().as_pathname(), Some(path.as_path()));
+    /// std::fs::remove_file(&path).unwrap();
+    /// assert!(UnixStream::connect(&path).is_err()); // nothing there any more
+    /// ```
     pub fn connect(path: impl AsRef<Path>) -> io::Result<UnixStream> {
         let path = path.as_ref();
         UnixStream::connect_inner(path).map_err(|e| {
@@ -128,6 +202,15 @@ impl UnixStream {
     }
 
     /// A connected pair of streams.
+    ///
+    /// ```
+    /// use std::io::{Read, Write};
+    /// let (mut a, mut b) = sylvan::net::unix::UnixStream::pair().unwrap();
+    /// a.write_all(b"x").unwrap();
+    /// let mut buf = [0u8; 1];
+    /// b.read_exact(&mut buf).unwrap();
+    /// assert_eq!(&buf, b"x");
+    /// ```
     pub fn pair() -> io::Result<(UnixStream, UnixStream)> {
         let (a, b) = std_unix::UnixStream::pair()?;
         Ok((UnixStream::from_std(a)?, UnixStream::from_std(b)?))
@@ -147,6 +230,15 @@ impl UnixStream {
     }
 
     /// Shuts down the read half, the write half or both.
+    ///
+    /// ```
+    /// use std::io::Read;
+    /// use std::net::Shutdown;
+    /// let (a, mut b) = sylvan::net::unix::UnixStream::pair().unwrap();
+    /// a.shutdown(Shutdown::Write).unwrap();
+    /// let mut s = String::new();
+    /// assert_eq!(b.read_to_string(&mut s).unwrap(), 0); // end of stream at once
+    /// ```
     pub fn shutdown(&self, how: Shutdown) -> io::Result<()> {
         self.inner.get().shutdown(how)
     }

@@ -20,6 +20,16 @@ use crate::join::{Failure, JoinCell};
 use crate::record;
 
 /// The default limit on the pool's threads.
+///
+/// ```
+/// # extern crate sylvan_runtime as sylvan;
+/// let rt = sylvan::Runtime::builder()
+///     .workers(1)
+///     .blocking_threads(sylvan::DEFAULT_BLOCKING_THREADS / 8) // a smaller pool
+///     .build()
+///     .unwrap();
+/// assert_eq!(rt.block_on(|| sylvan::unblock(|| 1 + 1)), 2);
+/// ```
 pub const DEFAULT_BLOCKING_THREADS: usize = 512;
 /// The pool's thread limit (set by `RuntimeBuilder::blocking_threads`).
 static MAX_THREADS: AtomicUsize = AtomicUsize::new(DEFAULT_BLOCKING_THREADS);

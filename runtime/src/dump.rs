@@ -25,6 +25,27 @@ pub(crate) const PATIENCE: Duration = Duration::from_millis(250);
 
 /// A snapshot of every live fiber of every runtime in the process
 /// ([`dump`]). `Display` prints it for people; the fields are for tools.
+///
+/// ```
+/// # extern crate sylvan_runtime as sylvan;
+/// use sylvan::FiberState;
+/// let rt = sylvan::Runtime::builder().workers(1).build().unwrap();
+/// let parked = rt.block_on(|| {
+///     let sleeper = sylvan::Builder::new()
+///         .name("napper")
+///         .spawn(|| sylvan::sleep(std::time::Duration::from_secs(60)))
+///         .unwrap();
+///     sylvan::yield_now(); // let it start and park
+///     let dump = sylvan::dump();
+///     let found = dump.runtimes.iter()
+///         .flat_map(|r| &r.workers)
+///         .flat_map(|w| &w.fibers)
+///         .any(|f| f.name.as_deref() == Some("napper") && f.state == FiberState::Parked);
+///     sleeper.cancel();
+///     found
+/// });
+/// assert!(parked);
+/// ```
 #[derive(Debug, Clone)]
 pub struct Dump {
     /// The runtimes, in the order they were built.
@@ -32,6 +53,13 @@ pub struct Dump {
 }
 
 /// One runtime's part of a [`Dump`].
+///
+/// ```
+/// # extern crate sylvan_runtime as sylvan;
+/// let _rt = sylvan::Runtime::builder().workers(2).build().unwrap();
+/// let dump = sylvan::dump();
+/// assert!(dump.runtimes.iter().any(|r| r.workers.len() == 2));
+/// ```
 #[derive(Debug, Clone)]
 pub struct RuntimeDump {
     /// Its workers, by index.
@@ -41,6 +69,14 @@ pub struct RuntimeDump {
 }
 
 /// One worker's part of a [`Dump`].
+///
+/// ```
+/// # extern crate sylvan_runtime as sylvan;
+/// let _rt = sylvan::Runtime::builder().workers(1).thread_name("dumped").build().unwrap();
+/// let dump = sylvan::dump();
+/// let w = dump.runtimes.iter().flat_map(|r| &r.workers).find(|w| w.thread.starts_with("dumped")).unwrap();
+/// assert!(w.busy.is_none()); // it answered
+/// ```
 #[derive(Debug, Clone)]
 pub struct WorkerDump {
     /// The worker thread's name.
@@ -57,6 +93,22 @@ pub struct WorkerDump {
 }
 
 /// What a fiber is doing.
+///
+/// ```
+/// # extern crate sylvan_runtime as sylvan;
+/// use sylvan::FiberState;
+/// let rt = sylvan::Runtime::builder().workers(1).build().unwrap();
+/// let state = rt.block_on(|| {
+///     let h = sylvan::spawn(|| sylvan::sleep(std::time::Duration::from_secs(60)));
+///     sylvan::yield_now(); // it starts and parks in its sleep
+///     let id = h.id();
+///     let dump = sylvan::dump();
+///     h.cancel();
+///     dump.runtimes.iter().flat_map(|r| &r.workers).flat_map(|w| &w.fibers)
+///         .find(|f| f.id == id).map(|f| f.state)
+/// });
+/// assert_eq!(state, Some(FiberState::Parked));
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum FiberState {
     /// Running on its worker right now (the fiber that asked for the dump,
@@ -69,6 +121,23 @@ pub enum FiberState {
 }
 
 /// One fiber in a [`Dump`].
+///
+/// ```
+/// # extern crate sylvan_runtime as sylvan;
+/// let rt = sylvan::Runtime::builder().workers(1).build().unwrap();
+/// let (file, waiting_on) = rt.block_on(|| {
+///     let h = sylvan::spawn(|| sylvan::sleep(std::time::Duration::from_secs(60)));
+///     sylvan::yield_now(); // it starts and parks in its sleep
+///     let id = h.id();
+///     let dump = sylvan::dump();
+///     h.cancel();
+///     let f = dump.runtimes.iter().flat_map(|r| &r.workers).flat_map(|w| &w.fibers)
+///         .find(|f| f.id == id).cloned().unwrap();
+///     (f.spawned_at.file().to_owned(), f.waiting_on)
+/// });
+/// assert!(file.ends_with(".rs")); // where it was spawned
+/// assert!(waiting_on.unwrap().starts_with("sleep until"));
+/// ```
 #[derive(Debug, Clone)]
 pub struct FiberDump {
     /// Its id.

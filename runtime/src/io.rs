@@ -49,6 +49,21 @@ use crate::reactor::{self, IoState};
 use crate::record::{self, wait_labels, FiberCtx, WaitOn};
 
 /// Which readiness an operation waits for.
+///
+/// ```
+/// # extern crate sylvan_runtime as sylvan;
+/// use std::io::Write;
+/// use std::os::fd::AsRawFd;
+/// use std::os::unix::net::UnixStream;
+/// use sylvan::io::{Direction, IoRegistration};
+/// let (a, _b) = UnixStream::pair().unwrap();
+/// a.set_nonblocking(true).unwrap();
+/// let reg = IoRegistration::new(a.as_raw_fd());
+/// // Writable at once: the operation succeeds without waiting.
+/// let n = reg.io(Direction::Write, None, || (&a).write(b"x")).unwrap();
+/// assert_eq!(n, 1);
+/// drop(reg);
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Direction {
     /// Readable: data, a pending connection, end of stream or an error.
@@ -100,6 +115,22 @@ impl IoRegistration {
     /// Makes `fd` fiber-aware. `fd` must be in non-blocking mode and stay open
     /// until the registration is dropped. Nothing is registered with the
     /// event loop until an operation first has to wait.
+    ///
+    /// ```
+    /// # extern crate sylvan_runtime as sylvan;
+    /// use std::io::Read;
+    /// use std::os::fd::AsRawFd;
+    /// use std::time::{Duration, Instant};
+    /// use sylvan::io::{Direction, IoRegistration};
+    /// let (a, _b) = std::os::unix::net::UnixStream::pair().unwrap();
+    /// a.set_nonblocking(true).unwrap(); // required
+    /// let reg = IoRegistration::new(a.as_raw_fd());
+    /// // Nothing to read: with a deadline, gives up with TimedOut.
+    /// let deadline = Instant::now() + Duration::from_millis(2);
+    /// let err = reg.io(Direction::Read, Some(deadline), || (&a).read(&mut [0u8; 8])).unwrap_err();
+    /// assert_eq!(err.kind(), std::io::ErrorKind::TimedOut);
+    /// drop(reg); // before `a` closes
+    /// ```
     pub fn new(fd: RawFd) -> IoRegistration {
         IoRegistration {
             state: Arc::new(IoState::new(fd)),
@@ -107,6 +138,15 @@ impl IoRegistration {
     }
 
     /// The descriptor this registration is for.
+    ///
+    /// ```
+    /// # extern crate sylvan_runtime as sylvan;
+    /// use std::os::fd::AsRawFd;
+    /// let (a, _b) = std::os::unix::net::UnixStream::pair().unwrap();
+    /// a.set_nonblocking(true).unwrap();
+    /// let reg = sylvan::io::IoRegistration::new(a.as_raw_fd());
+    /// assert_eq!(reg.fd(), a.as_raw_fd());
+    /// ```
     pub fn fd(&self) -> RawFd {
         self.state.fd
     }

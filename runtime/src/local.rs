@@ -12,6 +12,27 @@ use crate::record;
 
 /// A key to fiber-local values of type `T`; create one with
 /// [`fiber_local!`](crate::fiber_local).
+///
+/// ```
+/// # extern crate sylvan_runtime as sylvan;
+/// use std::cell::RefCell;
+/// sylvan::fiber_local! { static LOG: RefCell<Vec<&'static str>> = RefCell::new(Vec::new()); }
+/// let h = sylvan::spawn(|| {
+///     LOG.with(|l| l.borrow_mut().push("in fiber"));
+///     LOG.with(|l| l.borrow().len())
+/// });
+/// assert_eq!(h.join().unwrap(), 1);
+/// assert_eq!(LOG.with(|l| l.borrow().len()), 0); // this thread's own value
+/// ```
+///
+/// A reference to the value cannot escape `with` (the value is dropped when
+/// its fiber ends):
+///
+/// ```compile_fail
+/// # extern crate sylvan_runtime as sylvan;
+/// sylvan::fiber_local! { static NAME: String = String::from("fiber"); }
+/// let name: &'static String = NAME.with(|n| n); // error: borrowed data escapes the closure
+/// ```
 pub struct LocalKey<T: 'static> {
     init: fn() -> T,
 }

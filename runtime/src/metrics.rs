@@ -21,6 +21,16 @@ pub struct Metrics {
 }
 
 /// One worker's counters.
+///
+/// ```
+/// # extern crate sylvan_runtime as sylvan;
+/// let rt = sylvan::Runtime::builder().workers(2).thread_name("w").build().unwrap();
+/// rt.block_on(|| sylvan::sleep(std::time::Duration::from_millis(1)));
+/// let m = rt.metrics();
+/// let busiest = m.workers.iter().max_by_key(|w| w.parks).unwrap();
+/// assert!(busiest.thread.starts_with('w'));
+/// assert!(busiest.parks >= 1); // the sleep parked
+/// ```
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct WorkerMetrics {
     /// The worker thread's name.
@@ -53,6 +63,15 @@ pub struct WorkerMetrics {
 
 impl Metrics {
     /// The counters summed over all workers (`thread` is empty).
+    ///
+    /// ```
+    /// # extern crate sylvan_runtime as sylvan;
+    /// let rt = sylvan::Runtime::builder().workers(2).build().unwrap();
+    /// rt.block_on(|| (0..4).map(|_| sylvan::spawn(|| ())).for_each(|h| h.join().unwrap()));
+    /// let t = rt.metrics().total();
+    /// assert!(t.fibers_started >= 5); // the four and block_on's
+    /// assert!(t.thread.is_empty());
+    /// ```
     pub fn total(&self) -> WorkerMetrics {
         let mut t = WorkerMetrics::default();
         for w in &self.workers {

@@ -70,12 +70,49 @@ pub use crate::record::{current_waker, Waker};
 /// # Panics (unwinds)
 /// In a fiber, unwinds with a private payload when the fiber is cancelled or an
 /// enclosing [`timeout`](crate::timeout) expires (not inside [`shield`]).
+///
+/// ```
+/// # extern crate sylvan_runtime as sylvan;
+/// use std::sync::atomic::{AtomicBool, Ordering};
+/// use std::sync::{Arc, Mutex};
+/// use sylvan::park::{current_waker, park, Waker};
+///
+/// // A one-shot flag, by the protocol: register, re-check, park.
+/// let flag = Arc::new((AtomicBool::new(false), Mutex::new(None::<Waker>)));
+/// let waiter = {
+///     let flag = flag.clone();
+///     sylvan::spawn(move || {
+///         loop {
+///             *flag.1.lock().unwrap() = Some(current_waker()); // 1. register
+///             if flag.0.load(Ordering::Acquire) {              // 2. re-check
+///                 break;
+///             }
+///             park();                                          // 3. park
+///         }
+///         "woken"
+///     })
+/// };
+/// flag.0.store(true, Ordering::Release); // make the condition true…
+/// if let Some(w) = flag.1.lock().unwrap().take() {
+///     w.wake(); // …then wake
+/// }
+/// assert_eq!(waiter.join().unwrap(), "woken");
+/// ```
 pub fn park() {
     park_inner(None, None);
 }
 
 /// Like [`park`], but returns by `deadline` at the latest. Returns `true` if the
 /// deadline has passed when it returns.
+///
+/// ```
+/// # extern crate sylvan_runtime as sylvan;
+/// use std::time::{Duration, Instant};
+/// let deadline = Instant::now() + Duration::from_millis(2);
+/// // Nobody wakes us: loop over spurious returns until the deadline.
+/// while !sylvan::park::park_until(deadline) {}
+/// assert!(Instant::now() >= deadline);
+/// ```
 pub fn park_until(deadline: Instant) -> bool {
     park_inner(Some(deadline), None);
     Instant::now() >= deadline
@@ -99,6 +136,17 @@ pub fn park_for(label: &'static WaitLabel) {
 }
 
 /// [`park_until`] with a label, as [`park_for`].
+///
+/// ```
+/// # extern crate sylvan_runtime as sylvan;
+/// use std::time::{Duration, Instant};
+/// use sylvan::park::{current_waker, park_until_for, WaitLabel};
+/// let far = Instant::now() + Duration::from_secs(60);
+/// current_waker().wake();
+/// assert!(!park_until_for(far, &WaitLabel("doc::woken"))); // woken, not timed out
+/// let near = Instant::now() + Duration::from_millis(1);
+/// while !park_until_for(near, &WaitLabel("doc::deadline")) {}
+/// ```
 pub fn park_until_for(deadline: Instant, label: &'static WaitLabel) -> bool {
     park_until_with(deadline, WaitOn::what(label))
 }
@@ -107,6 +155,16 @@ pub fn park_until_for(deadline: Instant, label: &'static WaitLabel) -> bool {
 /// [`dump`](crate::dump) shows it. A label is referred to, not copied, so a
 /// labelled park costs what a plain one does: write `&WaitLabel("...")`
 /// (promoted to a `'static`) or keep it in a `static`.
+///
+/// ```
+/// # extern crate sylvan_runtime as sylvan;
+/// use std::time::{Duration, Instant};
+/// use sylvan::park::{park_until_for, WaitLabel};
+///
+/// static WAITING_FOR_PEER: WaitLabel = WaitLabel("my_protocol::wait_for_peer");
+/// let at = Instant::now() + Duration::from_millis(1);
+/// while !park_until_for(at, &WAITING_FOR_PEER) {}
+/// ```
 #[derive(Debug)]
 pub struct WaitLabel(pub &'static str);
 
@@ -122,6 +180,16 @@ pub(crate) fn park_until_with(deadline: Instant, on: WaitOn) -> bool {
 }
 
 /// Like [`park`], for at most `dur`. Returns `true` if the time ran out.
+///
+/// ```
+/// # extern crate sylvan_runtime as sylvan;
+/// use std::time::Duration;
+/// use sylvan::park::{current_waker, park_timeout};
+/// let me = current_waker();
+/// me.wake(); // a token is waiting: the next park returns at once
+/// assert!(!park_timeout(Duration::from_secs(60)));
+/// assert!(park_timeout(Duration::from_millis(1))); // no token: times out
+/// ```
 pub fn park_timeout(dur: Duration) -> bool {
     match Instant::now().checked_add(dur) {
         Some(deadline) => park_until(deadline),
@@ -134,6 +202,21 @@ pub fn park_timeout(dur: Duration) -> bool {
 
 /// Raises a pending cancellation or expired timeout now (by unwinding), as a
 /// park would. Lets long computations offer a cancellation point.
+///
+/// ```
+/// # extern crate sylvan_runtime as sylvan;
+/// use std::time::Duration;
+/// let r = sylvan::timeout(Duration::from_millis(5), || {
+///     let mut n = 0u64;
+///     loop {
+///         n = n.wrapping_add(1); // a computation that never parks…
+///         if n % 1024 == 0 {
+///             sylvan::park::checkpoint(); // …offers an interruption point
+///         }
+///     }
+/// });
+/// assert!(r.is_err());
+/// ```
 pub fn checkpoint() {
     match record::with_current(raise_interrupts) {
         Some(()) => {}
@@ -145,6 +228,18 @@ pub fn checkpoint() {
 /// unwind. Pending interruptions are raised at the next park after `f`.
 /// Use it for short cleanup waits that must complete (e.g. waiting for
 /// children that borrow from the caller's stack).
+///
+/// ```
+/// # extern crate sylvan_runtime as sylvan;
+/// use std::time::Duration;
+/// let r = sylvan::timeout(Duration::from_millis(1), || {
+///     // The deadline passes during this sleep, but the shield holds it back…
+///     sylvan::park::shield(|| sylvan::sleep(Duration::from_millis(5)));
+///     // …and the next park raises it.
+///     sylvan::sleep(Duration::from_secs(60));
+/// });
+/// assert!(r.is_err());
+/// ```
 pub fn shield<R>(f: impl FnOnce() -> R) -> R {
     struct Unshield;
     impl Drop for Unshield {

@@ -60,16 +60,36 @@ pub struct Runtime {
 
 impl Runtime {
     /// A builder to configure a runtime.
+    ///
+    /// ```
+    /// # extern crate sylvan_runtime as sylvan;
+    /// let rt = sylvan::Runtime::builder().workers(3).thread_name("app").build().unwrap();
+    /// assert_eq!(rt.workers(), 3);
+    /// ```
     pub fn builder() -> RuntimeBuilder {
         RuntimeBuilder::default()
     }
 
     /// A runtime with the default configuration.
+    ///
+    /// ```
+    /// # extern crate sylvan_runtime as sylvan;
+    /// let rt = sylvan::Runtime::new().unwrap(); // one worker per CPU
+    /// assert!(rt.workers() >= 1);
+    /// assert_eq!(rt.block_on(|| 2 + 2), 4);
+    /// ```
     pub fn new() -> io::Result<Runtime> {
         Runtime::builder().build()
     }
 
     /// Number of worker threads.
+    ///
+    /// ```
+    /// # extern crate sylvan_runtime as sylvan;
+    /// let rt = sylvan::Runtime::builder().workers(2).build().unwrap();
+    /// assert_eq!(rt.workers(), 2);
+    /// assert_eq!(rt.metrics().workers.len(), 2);
+    /// ```
     pub fn workers(&self) -> usize {
         self.shared.hubs.len()
     }
@@ -80,6 +100,24 @@ impl Runtime {
     /// # Panics
     /// Re-raises a panic of `f`; panics if `f`'s fiber was cancelled (because
     /// the runtime was shut down from elsewhere).
+    ///
+    /// ```
+    /// # extern crate sylvan_runtime as sylvan;
+    /// use std::time::Duration;
+    /// let rt = sylvan::Runtime::builder().workers(1).build().unwrap();
+    /// let v = rt.block_on(|| {
+    ///     // A fiber of `rt`: spawn, sleep and join use this runtime.
+    ///     let h = sylvan::spawn(|| {
+    ///         sylvan::sleep(Duration::from_millis(1));
+    ///         "child"
+    ///     });
+    ///     h.join().unwrap()
+    /// });
+    /// assert_eq!(v, "child");
+    /// // A panic inside comes back out:
+    /// let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| rt.block_on(|| panic!("boom"))));
+    /// assert!(r.is_err());
+    /// ```
     #[track_caller]
     pub fn block_on<F, T>(&self, f: F) -> T
     where
@@ -203,6 +241,12 @@ impl Default for RuntimeBuilder {
 
 impl RuntimeBuilder {
     /// Number of worker threads (default: `num_cpus::get()`).
+    ///
+    /// ```
+    /// # extern crate sylvan_runtime as sylvan;
+    /// let rt = sylvan::Runtime::builder().workers(1).build().unwrap();
+    /// assert_eq!(rt.workers(), 1);
+    /// ```
     pub fn workers(mut self, n: usize) -> Self {
         self.workers = Some(n);
         self
@@ -211,6 +255,17 @@ impl RuntimeBuilder {
     /// Default usable stack size of fibers, in bytes (default 256 KiB; only
     /// touched pages cost memory). Individual fibers can override it with
     /// [`Builder::stack_size`](crate::Builder::stack_size).
+    ///
+    /// ```
+    /// # extern crate sylvan_runtime as sylvan;
+    /// let rt = sylvan::Runtime::builder().workers(1).stack_size(1 << 20).build().unwrap();
+    /// // Fibers of `rt` get 1 MiB stacks unless `Builder::stack_size` says otherwise.
+    /// let deep = rt.block_on(|| {
+    ///     fn depth(n: u32) -> u32 { let pad = [0u8; 1024]; if n == 0 { pad[0] as u32 } else { 1 + depth(n - 1) } }
+    ///     depth(512) // ~512 KiB of stack: too much for the 256 KiB default
+    /// });
+    /// assert_eq!(deep, 512);
+    /// ```
     pub fn stack_size(mut self, bytes: usize) -> Self {
         self.stack_size = bytes;
         self
@@ -218,6 +273,13 @@ impl RuntimeBuilder {
 
     /// Prefix of worker thread names (default `sylvan-worker`; threads are
     /// named `<prefix>-<index>`).
+    ///
+    /// ```
+    /// # extern crate sylvan_runtime as sylvan;
+    /// let rt = sylvan::Runtime::builder().workers(1).thread_name("crawler").build().unwrap();
+    /// let name = rt.block_on(|| std::thread::current().name().map(str::to_owned));
+    /// assert!(name.unwrap().starts_with("crawler"));
+    /// ```
     pub fn thread_name(mut self, prefix: impl Into<String>) -> Self {
         self.thread_name = prefix.into();
         self
@@ -317,6 +379,14 @@ impl RuntimeBuilder {
     /// Errors: `InvalidInput` for zero workers, zero blocking threads or an
     /// out-of-range stack size; the OS error if a thread or poller cannot be
     /// created.
+    ///
+    /// ```
+    /// # extern crate sylvan_runtime as sylvan;
+    /// let rt = sylvan::Runtime::builder().workers(2).build()?;
+    /// assert_eq!(rt.block_on(|| 40 + 2), 42);
+    /// drop(rt); // cancels what is left and joins the worker threads
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
     pub fn build(self) -> io::Result<Runtime> {
         match self.blocking_threads {
             Some(0) => {

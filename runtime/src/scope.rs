@@ -69,6 +69,41 @@ impl ScopeState {
 }
 
 /// A scope to spawn borrowing fibers in; see [`scope`].
+///
+/// ```
+/// # extern crate sylvan_runtime as sylvan;
+/// let mut words = vec!["fiber", "hub"];
+/// let lens = sylvan::scope(|s| {
+///     let a = s.spawn(|| words.iter().map(|w| w.len()).sum::<usize>()); // borrows `words`
+///     let b = s.spawn(|| words.len());
+///     (a.join().unwrap(), b.join().unwrap())
+/// });
+/// assert_eq!(lens, (8, 2));
+/// words.push("worker"); // the borrows ended with the scope
+/// ```
+///
+/// A scoped fiber may only borrow what outlives the scope; a local of the
+/// scope's closure does not:
+///
+/// ```compile_fail,E0373
+/// # extern crate sylvan_runtime as sylvan;
+/// sylvan::scope(|s| {
+///     let local = vec![1, 2, 3];
+///     s.spawn(|| local.len()); // error: the closure may outlive `local`
+/// });
+/// ```
+///
+/// and the borrow checker still forbids data races between the fibers and
+/// the scope's own code:
+///
+/// ```compile_fail,E0499
+/// # extern crate sylvan_runtime as sylvan;
+/// let mut data = vec![1];
+/// sylvan::scope(|s| {
+///     s.spawn(|| data.push(2));
+///     data.push(3); // error: `data` is already borrowed mutably by the fiber
+/// });
+/// ```
 pub struct Scope<'scope, 'env: 'scope> {
     state: Arc<ScopeState>,
     rt: Arc<RuntimeShared>,
@@ -174,6 +209,16 @@ impl<'scope, 'env> Scope<'scope, 'env> {
 }
 
 /// A handle to join a scoped fiber.
+///
+/// ```
+/// # extern crate sylvan_runtime as sylvan;
+/// let text = String::from("a b c");
+/// let n = sylvan::scope(|s| {
+///     let h = s.spawn(|| text.split(' ').count());
+///     h.join().unwrap()
+/// });
+/// assert_eq!(n, 3);
+/// ```
 pub struct ScopedJoinHandle<'scope, T> {
     record: TaskRef,
     cell: Arc<JoinCell<T>>,
@@ -183,6 +228,16 @@ pub struct ScopedJoinHandle<'scope, T> {
 
 impl<T> ScopedJoinHandle<'_, T> {
     /// Waits for the fiber and returns its value or why it has none.
+    ///
+    /// ```
+    /// # extern crate sylvan_runtime as sylvan;
+    /// sylvan::scope(|s| {
+    ///     let ok = s.spawn(|| 1);
+    ///     let bad = s.spawn(|| -> i32 { panic!("scoped") });
+    ///     assert_eq!(ok.join().unwrap(), 1);
+    ///     assert!(bad.join().unwrap_err().is_panic()); // joined: the scope does not re-raise it
+    /// });
+    /// ```
     pub fn join(self) -> Result<T, JoinError> {
         let r = self
             .cell
@@ -195,21 +250,63 @@ impl<T> ScopedJoinHandle<'_, T> {
     }
 
     /// Requests cancellation of the fiber (see [`JoinHandle::cancel`](crate::JoinHandle::cancel)).
+    ///
+    /// ```
+    /// # extern crate sylvan_runtime as sylvan;
+    /// use std::time::Duration;
+    /// sylvan::scope(|s| {
+    ///     let h = s.spawn(|| sylvan::sleep(Duration::from_secs(60)));
+    ///     h.cancel();
+    ///     assert!(h.join().unwrap_err().is_cancelled());
+    /// });
+    /// ```
     pub fn cancel(&self) {
         self.record.cancel();
     }
 
     /// Whether the fiber has finished.
+    ///
+    /// ```
+    /// # extern crate sylvan_runtime as sylvan;
+    /// use std::time::Duration;
+    /// sylvan::scope(|s| {
+    ///     let h = s.spawn(|| sylvan::sleep(Duration::from_secs(60)));
+    ///     assert!(!h.is_finished());
+    ///     h.cancel();
+    ///     while !h.is_finished() {
+    ///         sylvan::sleep(Duration::from_millis(1));
+    ///     }
+    /// });
+    /// ```
     pub fn is_finished(&self) -> bool {
         self.cell.is_done()
     }
 
     /// The fiber's id.
+    ///
+    /// ```
+    /// # extern crate sylvan_runtime as sylvan;
+    /// sylvan::scope(|s| {
+    ///     let h = s.spawn(|| sylvan::current().id());
+    ///     let id = h.id();
+    ///     assert_eq!(h.join().unwrap(), id);
+    /// });
+    /// ```
     pub fn id(&self) -> FiberId {
         self.record.id
     }
 
     /// The fiber's identity (name, id, cancel).
+    ///
+    /// ```
+    /// # extern crate sylvan_runtime as sylvan;
+    /// sylvan::scope(|s| {
+    ///     let h = s.spawn(|| sylvan::sleep(std::time::Duration::from_secs(60)));
+    ///     let f = h.fiber(); // can be handed to code that has no handle
+    ///     f.cancel();
+    ///     assert!(h.join().unwrap_err().is_cancelled());
+    /// });
+    /// ```
     pub fn fiber(&self) -> crate::Fiber {
         crate::Fiber {
             record: self.record.clone(),

@@ -10,6 +10,22 @@
 //! Once a signal has a waiter its default action (for `SIGINT` and
 //! `SIGTERM`: terminate the process) is replaced for the rest of the
 //! process's life — the program has said it will handle it.
+//!
+//! A server that stops accepting on Ctrl-C or `kill` and lets its
+//! connections finish (not run here: it waits for a signal):
+//!
+//! ```no_run
+//! # extern crate sylvan_runtime as sylvan;
+//! sylvan::run(|| {
+//!     let server = sylvan::spawn(|| loop {
+//!         sylvan::sleep(std::time::Duration::from_secs(1)); // accept and serve…
+//!     });
+//!     let sig = sylvan::signal::wait_for(&[libc::SIGINT, libc::SIGTERM]).unwrap();
+//!     eprintln!("signal {sig}: shutting down");
+//!     server.cancel(); // the server unwinds at its next park
+//!     let _ = server.join();
+//! });
+//! ```
 
 use std::io;
 use std::os::fd::{AsRawFd, RawFd};

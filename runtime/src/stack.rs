@@ -37,13 +37,32 @@ use crate::sys;
 
 /// Default usable stack size of a fiber (256 KiB of address space; only the
 /// pages a fiber touches cost memory).
+///
+/// ```
+/// # extern crate sylvan_runtime as sylvan;
+/// // A fiber that needs more than the default asks for it:
+/// let h = sylvan::Builder::new().stack_size(4 * sylvan::DEFAULT_STACK_SIZE).spawn(|| ()).unwrap();
+/// h.join().unwrap();
+/// ```
 pub const DEFAULT_STACK_SIZE: usize = 256 * 1024;
 
 /// Smallest stack size a fiber may ask for. Unwinding a panic and formatting its
 /// message needs several KiB; below this a panicking fiber would overflow.
+///
+/// ```
+/// # extern crate sylvan_runtime as sylvan;
+/// let err = sylvan::Builder::new().stack_size(sylvan::MIN_STACK_SIZE - 1).spawn(|| ()).unwrap_err();
+/// assert_eq!(err.kind(), std::io::ErrorKind::InvalidInput);
+/// ```
 pub const MIN_STACK_SIZE: usize = 16 * 1024;
 
 /// Largest stack size a fiber may ask for (1 GiB).
+///
+/// ```
+/// # extern crate sylvan_runtime as sylvan;
+/// let err = sylvan::Builder::new().stack_size(sylvan::MAX_STACK_SIZE + 1).spawn(|| ()).unwrap_err();
+/// assert_eq!(err.kind(), std::io::ErrorKind::InvalidInput);
+/// ```
 pub const MAX_STACK_SIZE: usize = 1 << 30;
 
 /// How many dirty stacks a worker keeps for reuse without taking a lock.
@@ -142,6 +161,12 @@ static GUARD_MODE: AtomicU8 = AtomicU8::new(GUARD_UNKNOWN);
 
 /// Whether stacks use page-table guard markers (`MADV_GUARD_INSTALL`).
 /// `None` until the first stack has been allocated.
+///
+/// ```
+/// # extern crate sylvan_runtime as sylvan;
+/// sylvan::spawn(|| ()).join().unwrap(); // a stack has been allocated now
+/// assert!(sylvan::uses_guard_markers().is_some());
+/// ```
 pub fn uses_guard_markers() -> Option<bool> {
     match GUARD_MODE.load(Ordering::Relaxed) {
         GUARD_MADVISE => Some(true),

@@ -36,6 +36,17 @@ pub fn sleep(dur: Duration) {
 }
 
 /// Suspends the caller until `deadline`.
+///
+/// ```
+/// # extern crate sylvan_runtime as sylvan;
+/// use std::time::{Duration, Instant};
+/// // Ticks at fixed instants, however long each round took.
+/// let start = Instant::now();
+/// for tick in 1..=3 {
+///     sylvan::sleep_until(start + Duration::from_millis(2 * tick));
+/// }
+/// assert!(start.elapsed() >= Duration::from_millis(6));
+/// ```
 pub fn sleep_until(deadline: Instant) {
     while !park::park_until_with(deadline, crate::record::WaitOn::sleep(deadline)) {}
 }
@@ -65,6 +76,15 @@ pub fn yield_now() {
 }
 
 /// The error of [`timeout`]: the deadline passed before the code finished.
+///
+/// ```
+/// # extern crate sylvan_runtime as sylvan;
+/// use std::time::Duration;
+/// let err = sylvan::timeout(Duration::from_millis(1), || sylvan::sleep(Duration::from_secs(60))).unwrap_err();
+/// assert_eq!(err.limit(), Duration::from_millis(1));
+/// let io: std::io::Error = err.into(); // `?` in IO code: a TimedOut error
+/// assert_eq!(io.kind(), std::io::ErrorKind::TimedOut);
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Elapsed {
     after: Duration,
@@ -76,6 +96,14 @@ impl Elapsed {
     }
 
     /// The time limit that was exceeded.
+    ///
+    /// ```
+    /// # extern crate sylvan_runtime as sylvan;
+    /// use std::time::Duration;
+    /// let e = sylvan::timeout(Duration::from_millis(2), || sylvan::sleep(Duration::from_secs(9))).unwrap_err();
+    /// assert_eq!(e.limit(), Duration::from_millis(2));
+    /// assert_eq!(e.to_string(), "deadline of 2ms has elapsed");
+    /// ```
     pub fn limit(&self) -> Duration {
         self.after
     }
@@ -125,6 +153,16 @@ where
 }
 
 /// Like [`timeout`], with an absolute deadline.
+///
+/// ```
+/// # extern crate sylvan_runtime as sylvan;
+/// use std::time::{Duration, Instant};
+/// // One deadline shared by several steps.
+/// let deadline = Instant::now() + Duration::from_millis(5);
+/// assert_eq!(sylvan::timeout_at(deadline, || "quick"), Ok("quick"));
+/// let slow = sylvan::timeout_at(deadline, || sylvan::sleep(Duration::from_secs(60)));
+/// assert!(slow.is_err());
+/// ```
 pub fn timeout_at<F, T>(deadline: Instant, f: F) -> Result<T, Elapsed>
 where
     F: FnOnce() -> T,

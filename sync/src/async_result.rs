@@ -56,11 +56,30 @@ impl<T> Default for AsyncResult<T> {
 
 impl<T> AsyncResult<T> {
     /// An empty result.
+    ///
+    /// ```
+    /// let r: sylvan::sync::AsyncResult<u32> = sylvan::sync::AsyncResult::new();
+    /// assert!(!r.is_ready());
+    /// assert_eq!(r.try_get(), None);
+    /// ```
     pub fn new() -> AsyncResult<T> {
         AsyncResult::default()
     }
 
     /// Stores the value and wakes every waiter.
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use sylvan::sync::AsyncResult;
+    ///
+    /// let r = Arc::new(AsyncResult::new());
+    /// let waiter = {
+    ///     let r = r.clone();
+    ///     sylvan::spawn(move || r.get()) // parks until the value is set
+    /// };
+    /// r.set("done");
+    /// assert_eq!(waiter.join().unwrap(), "done");
+    /// ```
     pub fn set(&self, value: T) {
         let wakers = {
             let mut s = self.state.lock();
@@ -71,6 +90,13 @@ impl<T> AsyncResult<T> {
     }
 
     /// Whether a value has been set.
+    ///
+    /// ```
+    /// let r = sylvan::sync::AsyncResult::new();
+    /// assert!(!r.is_ready());
+    /// r.set(1);
+    /// assert!(r.is_ready());
+    /// ```
     pub fn is_ready(&self) -> bool {
         self.state.lock().value.is_some()
     }
@@ -78,16 +104,38 @@ impl<T> AsyncResult<T> {
 
 impl<T: Clone> AsyncResult<T> {
     /// Waits for the value and returns a clone of it. A cancellation point.
+    ///
+    /// ```
+    /// let r = sylvan::sync::AsyncResult::new();
+    /// r.set(vec![1, 2]);
+    /// assert_eq!(r.get(), [1, 2]); // every reader gets a clone
+    /// assert_eq!(r.get(), [1, 2]);
+    /// ```
     pub fn get(&self) -> T {
         self.get_deadline(None).expect("no deadline")
     }
 
     /// Waits at most `timeout`; `None` if no value was set by then.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// let r = sylvan::sync::AsyncResult::<u8>::new();
+    /// assert_eq!(r.get_timeout(Duration::from_millis(2)), None);
+    /// r.set(3);
+    /// assert_eq!(r.get_timeout(Duration::from_millis(2)), Some(3));
+    /// ```
     pub fn get_timeout(&self, timeout: Duration) -> Option<T> {
         self.get_deadline(Instant::now().checked_add(timeout))
     }
 
     /// The value, if set, without waiting.
+    ///
+    /// ```
+    /// let r = sylvan::sync::AsyncResult::new();
+    /// assert_eq!(r.try_get(), None);
+    /// r.set('x');
+    /// assert_eq!(r.try_get(), Some('x'));
+    /// ```
     pub fn try_get(&self) -> Option<T> {
         self.state.lock().value.clone()
     }

@@ -34,11 +34,31 @@ struct State {
 }
 
 /// Returned by [`Barrier::wait`].
+///
+/// ```
+/// use std::sync::Arc;
+/// use sylvan::sync::Barrier;
+///
+/// let barrier = Arc::new(Barrier::new(3));
+/// let parties: Vec<_> = (0..3)
+///     .map(|_| {
+///         let b = barrier.clone();
+///         sylvan::spawn(move || b.wait().is_leader())
+///     })
+///     .collect();
+/// let leaders = parties.into_iter().map(|p| p.join().unwrap()).filter(|&l| l).count();
+/// assert_eq!(leaders, 1);
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct BarrierWaitResult(bool);
 
 impl BarrierWaitResult {
     /// `true` for exactly one party per round (the last to arrive).
+    ///
+    /// ```
+    /// let solo = sylvan::sync::Barrier::new(1);
+    /// assert!(solo.wait().is_leader()); // the last (and only) party to arrive
+    /// ```
     pub fn is_leader(&self) -> bool {
         self.0
     }
@@ -54,6 +74,12 @@ fn nothing_to_pass_on(_: &mut State, (): ()) -> Vec<Waker> {
 
 impl Barrier {
     /// A barrier for `parties` parties (0 and 1 never wait).
+    ///
+    /// ```
+    /// let b = sylvan::sync::Barrier::new(1);
+    /// b.wait(); // one party: never waits
+    /// b.wait(); // and the barrier is reusable
+    /// ```
     pub fn new(parties: usize) -> Barrier {
         Barrier {
             state: Mutex::new(State {
@@ -67,6 +93,23 @@ impl Barrier {
 
     /// Arrives and waits until all parties of this round have arrived. A
     /// cancellation point.
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use sylvan::sync::{Barrier, Mutex};
+    ///
+    /// let (barrier, log) = (Arc::new(Barrier::new(2)), Arc::new(Mutex::new(Vec::new())));
+    /// let other = {
+    ///     let (barrier, log) = (barrier.clone(), log.clone());
+    ///     sylvan::spawn(move || {
+    ///         log.lock().push("other arrived");
+    ///         barrier.wait();
+    ///     })
+    /// };
+    /// barrier.wait(); // returns only once the other fiber has arrived too
+    /// assert_eq!(*log.lock(), ["other arrived"]);
+    /// other.join().unwrap();
+    /// ```
     pub fn wait(&self) -> BarrierWaitResult {
         let (waiter, generation) = {
             let mut s = self.state.lock();

@@ -44,11 +44,35 @@ struct Chan<T> {
 
 /// A channel holding at most `capacity` values; `bounded(0)` is a
 /// rendezvous (a send waits for a receive).
+///
+/// ```
+/// use sylvan::sync::channel::{self, TrySendError};
+///
+/// let (tx, rx) = channel::bounded(1);
+/// tx.send('a').unwrap();
+/// assert_eq!(tx.try_send('b'), Err(TrySendError::Full('b'))); // no room
+/// assert_eq!(rx.recv(), Ok('a'));
+///
+/// // Capacity 0: a send waits for a receiver to take the value.
+/// let (tx, rx) = channel::bounded(0);
+/// let sender = sylvan::spawn(move || tx.send("handed over"));
+/// assert_eq!(rx.recv(), Ok("handed over"));
+/// sender.join().unwrap().unwrap();
+/// ```
 pub fn bounded<T>(capacity: usize) -> (Sender<T>, Receiver<T>) {
     new(Queue::bounded(capacity))
 }
 
 /// A channel without a size limit (sends never wait).
+///
+/// ```
+/// let (tx, rx) = sylvan::sync::channel::unbounded();
+/// for i in 0..1000 {
+///     tx.send(i).unwrap(); // never waits
+/// }
+/// drop(tx);
+/// assert_eq!(rx.iter().count(), 1000);
+/// ```
 pub fn unbounded<T>() -> (Sender<T>, Receiver<T>) {
     new(Queue::unbounded())
 }
@@ -63,11 +87,34 @@ fn new<T>(queue: Queue<T>) -> (Sender<T>, Receiver<T>) {
 }
 
 /// The sending end; clone it for more producers.
+///
+/// ```
+/// use sylvan::sync::channel::{self, SendError};
+///
+/// let (tx, rx) = channel::unbounded();
+/// let tx2 = tx.clone(); // multi-producer
+/// tx.send(1).unwrap();
+/// tx2.send(2).unwrap();
+/// assert_eq!((rx.recv(), rx.recv()), (Ok(1), Ok(2)));
+/// drop(rx);
+/// assert_eq!(tx.send(3), Err(SendError(3))); // no receiver left: the value comes back
+/// ```
 pub struct Sender<T> {
     chan: Arc<Chan<T>>,
 }
 
 /// The receiving end; clone it for more consumers.
+///
+/// ```
+/// use sylvan::sync::channel::{self, RecvError};
+///
+/// let (tx, rx) = channel::unbounded();
+/// let rx2 = rx.clone(); // multi-consumer: each value goes to one receiver
+/// tx.send("job").unwrap();
+/// drop(tx);
+/// assert_eq!(rx2.recv(), Ok("job"));
+/// assert_eq!(rx.recv(), Err(RecvError)); // empty and every sender gone
+/// ```
 pub struct Receiver<T> {
     chan: Arc<Chan<T>>,
 }
@@ -75,11 +122,31 @@ pub struct Receiver<T> {
 impl<T> Sender<T> {
     /// Sends a value, waiting while the channel is full. Fails, handing the
     /// value back, when every receiver is gone. A cancellation point.
+    ///
+    /// ```
+    /// let (tx, rx) = sylvan::sync::channel::bounded(1);
+    /// let producer = sylvan::spawn(move || {
+    ///     for i in 0..3 {
+    ///         tx.send(i).unwrap(); // parks while the channel is full
+    ///     }
+    /// });
+    /// assert_eq!(rx.iter().collect::<Vec<_>>(), [0, 1, 2]);
+    /// producer.join().unwrap();
+    /// ```
     pub fn send(&self, value: T) -> Result<(), SendError<T>> {
         self.chan.queue.put(value).map_err(SendError)
     }
 
     /// Sends without waiting.
+    ///
+    /// ```
+    /// use sylvan::sync::channel::{self, TrySendError};
+    /// let (tx, rx) = channel::bounded(1);
+    /// assert_eq!(tx.try_send(1), Ok(()));
+    /// assert_eq!(tx.try_send(2), Err(TrySendError::Full(2)));
+    /// drop(rx);
+    /// assert_eq!(tx.try_send(3), Err(TrySendError::Disconnected(3)));
+    /// ```
     pub fn try_send(&self, value: T) -> Result<(), TrySendError<T>> {
         self.chan.queue.try_put(value).map_err(|e| match e {
             TryPutError::Full(v) => TrySendError::Full(v),
@@ -88,6 +155,14 @@ impl<T> Sender<T> {
     }
 
     /// Sends, waiting at most `timeout` for room.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use sylvan::sync::channel::{self, SendTimeoutError};
+    /// let (tx, _rx) = channel::bounded(0); // nobody receives
+    /// let r = tx.send_timeout("late", Duration::from_millis(2));
+    /// assert_eq!(r, Err(SendTimeoutError::Timeout("late")));
+    /// ```
     pub fn send_timeout(&self, value: T, timeout: Duration) -> Result<(), SendTimeoutError<T>> {
         self.chan
             .queue
@@ -117,11 +192,28 @@ impl<T> Receiver<T> {
     /// Receives the oldest value, waiting while the channel is empty. Fails
     /// once the channel is empty and every sender is gone. A cancellation
     /// point.
+    ///
+    /// ```
+    /// let (tx, rx) = sylvan::sync::channel::unbounded();
+    /// sylvan::spawn(move || tx.send(7).unwrap());
+    /// assert_eq!(rx.recv(), Ok(7)); // parks until the value arrives
+    /// assert!(rx.recv().is_err()); // then the sender is gone
+    /// ```
     pub fn recv(&self) -> Result<T, RecvError> {
         self.chan.queue.get().ok_or(RecvError)
     }
 
     /// Receives without waiting.
+    ///
+    /// ```
+    /// use sylvan::sync::channel::{self, TryRecvError};
+    /// let (tx, rx) = channel::unbounded();
+    /// assert_eq!(rx.try_recv(), Err(TryRecvError::Empty));
+    /// tx.send(1).unwrap();
+    /// drop(tx);
+    /// assert_eq!(rx.try_recv(), Ok(1)); // what is queued is still delivered
+    /// assert_eq!(rx.try_recv(), Err(TryRecvError::Disconnected));
+    /// ```
     pub fn try_recv(&self) -> Result<T, TryRecvError> {
         match self.chan.queue.try_get() {
             Some(v) => Ok(v),
@@ -131,6 +223,15 @@ impl<T> Receiver<T> {
     }
 
     /// Receives, waiting at most `timeout`.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use sylvan::sync::channel::{self, RecvTimeoutError};
+    /// let (tx, rx) = channel::unbounded::<()>();
+    /// assert_eq!(rx.recv_timeout(Duration::from_millis(2)), Err(RecvTimeoutError::Timeout));
+    /// drop(tx);
+    /// assert_eq!(rx.recv_timeout(Duration::from_millis(2)), Err(RecvTimeoutError::Disconnected));
+    /// ```
     pub fn recv_timeout(&self, timeout: Duration) -> Result<T, RecvTimeoutError> {
         match self.chan.queue.get_timeout(timeout) {
             Some(v) => Ok(v),
@@ -147,6 +248,12 @@ impl<T> Receiver<T> {
 
     /// A blocking iterator over received values; ends when the channel is
     /// empty and every sender is gone.
+    ///
+    /// ```
+    /// let (tx, rx) = sylvan::sync::channel::unbounded();
+    /// sylvan::spawn(move || (1..=4).for_each(|i| tx.send(i).unwrap()));
+    /// assert_eq!(rx.iter().sum::<i32>(), 10); // ends when the sender is dropped
+    /// ```
     pub fn iter(&self) -> impl Iterator<Item = T> + '_ {
         std::iter::from_fn(move || self.recv().ok())
     }
@@ -164,6 +271,15 @@ impl<T> Receiver<T> {
 
 /// An owning blocking iterator over a [`Receiver`]; ends when the channel is
 /// empty and every sender is gone.
+///
+/// ```
+/// let (tx, rx) = sylvan::sync::channel::unbounded();
+/// tx.send("a").unwrap();
+/// tx.send("b").unwrap();
+/// drop(tx);
+/// let all: Vec<_> = rx.into_iter().collect();
+/// assert_eq!(all, ["a", "b"]);
+/// ```
 pub struct IntoIter<T> {
     rx: Receiver<T>,
 }
@@ -239,14 +355,38 @@ impl<T> fmt::Debug for Receiver<T> {
 }
 
 /// Every receiver is gone; the value that could not be sent is inside.
+///
+/// ```
+/// use sylvan::sync::channel;
+/// let (tx, rx) = channel::unbounded();
+/// drop(rx);
+/// let err = tx.send(String::from("kept")).unwrap_err();
+/// assert_eq!(err.into_inner(), "kept");
+/// ```
 #[derive(Clone, Copy, PartialEq, Eq)]
 pub struct SendError<T>(pub T);
 
 /// The channel is empty and every sender is gone.
+///
+/// ```
+/// use sylvan::sync::channel::{self, RecvError};
+/// let (tx, rx) = channel::unbounded::<u8>();
+/// drop(tx);
+/// assert_eq!(rx.recv(), Err(RecvError));
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct RecvError;
 
 /// Why [`Sender::try_send`] failed; the value is inside.
+///
+/// ```
+/// use sylvan::sync::channel::{self, TrySendError};
+/// let (tx, _rx) = channel::bounded(0);
+/// match tx.try_send(5) {
+///     Err(TrySendError::Full(v)) => assert_eq!(v, 5), // no receiver waiting
+///     other => panic!("{other:?}"),
+/// }
+/// ```
 #[derive(Clone, Copy, PartialEq, Eq)]
 pub enum TrySendError<T> {
     /// The channel is full.
@@ -256,6 +396,15 @@ pub enum TrySendError<T> {
 }
 
 /// Why [`Sender::send_timeout`] failed; the value is inside.
+///
+/// ```
+/// use std::time::Duration;
+/// use sylvan::sync::channel::{self, SendTimeoutError};
+/// let (tx, rx) = channel::bounded(0);
+/// drop(rx);
+/// let r = tx.send_timeout(1, Duration::from_millis(2));
+/// assert_eq!(r, Err(SendTimeoutError::Disconnected(1)));
+/// ```
 #[derive(Clone, Copy, PartialEq, Eq)]
 pub enum SendTimeoutError<T> {
     /// No room within the timeout.
@@ -265,6 +414,12 @@ pub enum SendTimeoutError<T> {
 }
 
 /// Why [`Receiver::try_recv`] failed.
+///
+/// ```
+/// use sylvan::sync::channel::{self, TryRecvError};
+/// let (_tx, rx) = channel::unbounded::<()>();
+/// assert_eq!(rx.try_recv(), Err(TryRecvError::Empty));
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum TryRecvError {
     /// Nothing queued right now.
@@ -274,6 +429,13 @@ pub enum TryRecvError {
 }
 
 /// Why [`Receiver::recv_timeout`] failed.
+///
+/// ```
+/// use std::time::Duration;
+/// use sylvan::sync::channel::{self, RecvTimeoutError};
+/// let (_tx, rx) = channel::unbounded::<()>();
+/// assert_eq!(rx.recv_timeout(Duration::from_millis(1)), Err(RecvTimeoutError::Timeout));
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum RecvTimeoutError {
     /// Nothing arrived within the timeout.

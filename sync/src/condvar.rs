@@ -42,6 +42,14 @@ pub struct WaitTimeoutResult(bool);
 
 impl WaitTimeoutResult {
     /// `true` if the wait ended because the timeout passed.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use sylvan::sync::{Condvar, Mutex};
+    /// let (m, cv) = (Mutex::new(()), Condvar::new());
+    /// let (_g, r) = cv.wait_timeout(m.lock(), Duration::from_millis(1));
+    /// assert!(r.timed_out());
+    /// ```
     pub fn timed_out(&self) -> bool {
         self.0
     }
@@ -57,17 +65,65 @@ fn pass_on(q: &mut WaitQueue, (): ()) -> Vec<Waker> {
 
 impl Condvar {
     /// A new condition variable.
+    ///
+    /// ```
+    /// let cv = sylvan::sync::Condvar::new();
+    /// cv.notify_all(); // nobody waiting: nothing happens
+    /// ```
     pub fn new() -> Condvar {
         Condvar::default()
     }
 
     /// Releases the guard, waits for a notification, reacquires the lock.
     /// A cancellation point (if it unwinds, the lock is not held).
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use sylvan::sync::{Condvar, Mutex};
+    ///
+    /// let pair = Arc::new((Mutex::new(false), Condvar::new()));
+    /// let setter = {
+    ///     let pair = pair.clone();
+    ///     sylvan::spawn(move || {
+    ///         *pair.0.lock() = true;
+    ///         pair.1.notify_one();
+    ///     })
+    /// };
+    /// let (lock, cv) = &*pair;
+    /// let mut ready = lock.lock();
+    /// while !*ready {
+    ///     ready = cv.wait(ready); // unlocks, parks, locks again
+    /// }
+    /// drop(ready);
+    /// setter.join().unwrap();
+    /// ```
     pub fn wait<'a, T>(&self, guard: MutexGuard<'a, T>) -> MutexGuard<'a, T> {
         self.wait_deadline(guard, None).0
     }
 
     /// Waits until `condition` is false, re-checking after every wake-up.
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use sylvan::sync::{Condvar, Mutex};
+    ///
+    /// let pair = Arc::new((Mutex::new(0), Condvar::new()));
+    /// let workers: Vec<_> = (0..3)
+    ///     .map(|_| {
+    ///         let pair = pair.clone();
+    ///         sylvan::spawn(move || {
+    ///             *pair.0.lock() += 1;
+    ///             pair.1.notify_all();
+    ///         })
+    ///     })
+    ///     .collect();
+    /// let done = pair.1.wait_while(pair.0.lock(), |n| *n < 3);
+    /// assert_eq!(*done, 3);
+    /// drop(done);
+    /// for w in workers {
+    ///     w.join().unwrap();
+    /// }
+    /// ```
     pub fn wait_while<'a, T>(
         &self,
         mut guard: MutexGuard<'a, T>,
@@ -80,6 +136,15 @@ impl Condvar {
     }
 
     /// Like [`wait`](Condvar::wait), for at most `timeout`.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use sylvan::sync::{Condvar, Mutex};
+    ///
+    /// let (m, cv) = (Mutex::new(()), Condvar::new());
+    /// let (_guard, result) = cv.wait_timeout(m.lock(), Duration::from_millis(2));
+    /// assert!(result.timed_out()); // nobody notified
+    /// ```
     pub fn wait_timeout<'a, T>(
         &self,
         guard: MutexGuard<'a, T>,
@@ -89,6 +154,20 @@ impl Condvar {
     }
 
     /// Like [`wait_while`](Condvar::wait_while), for at most `timeout`.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use sylvan::sync::{Condvar, Mutex};
+    ///
+    /// let (m, cv) = (Mutex::new(1), Condvar::new());
+    /// // The condition is already false: returns at once, not timed out.
+    /// let (g, r) = cv.wait_timeout_while(m.lock(), Duration::from_millis(2), |n| *n == 0);
+    /// assert!(!r.timed_out());
+    /// drop(g);
+    /// // It stays true: gives up after the timeout.
+    /// let (_g, r) = cv.wait_timeout_while(m.lock(), Duration::from_millis(2), |n| *n == 1);
+    /// assert!(r.timed_out());
+    /// ```
     pub fn wait_timeout_while<'a, T>(
         &self,
         mut guard: MutexGuard<'a, T>,
@@ -132,12 +211,47 @@ impl Condvar {
     }
 
     /// Wakes one waiter (the longest waiting).
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use sylvan::sync::{Condvar, Mutex};
+    ///
+    /// let pair = Arc::new((Mutex::new(None), Condvar::new()));
+    /// let consumer = {
+    ///     let pair = pair.clone();
+    ///     sylvan::spawn(move || {
+    ///         let mut slot = pair.1.wait_while(pair.0.lock(), |v| v.is_none());
+    ///         slot.take().unwrap()
+    ///     })
+    /// };
+    /// *pair.0.lock() = Some(42);
+    /// pair.1.notify_one();
+    /// assert_eq!(consumer.join().unwrap(), 42);
+    /// ```
     pub fn notify_one(&self) {
         let waker = self.waiters.lock().wake_one();
         waiters::wake_all(waker);
     }
 
     /// Wakes every waiter.
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use sylvan::sync::{Condvar, Mutex};
+    ///
+    /// let pair = Arc::new((Mutex::new(false), Condvar::new()));
+    /// let waiters: Vec<_> = (0..4)
+    ///     .map(|_| {
+    ///         let pair = pair.clone();
+    ///         sylvan::spawn(move || drop(pair.1.wait_while(pair.0.lock(), |go| !*go)))
+    ///     })
+    ///     .collect();
+    /// *pair.0.lock() = true;
+    /// pair.1.notify_all(); // every waiter re-checks and leaves
+    /// for w in waiters {
+    ///     w.join().unwrap();
+    /// }
+    /// ```
     pub fn notify_all(&self) {
         let wakers = self.waiters.lock().wake_every();
         waiters::wake_all(wakers);

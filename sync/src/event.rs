@@ -47,11 +47,23 @@ fn nothing_to_pass_on(_: &mut WaitQueue, (): ()) -> Vec<Waker> {
 
 impl Event {
     /// A new, unset event.
+    ///
+    /// ```
+    /// let e = sylvan::sync::Event::new();
+    /// assert!(!e.is_set());
+    /// ```
     pub fn new() -> Event {
         Event::default()
     }
 
     /// Sets the flag and wakes every waiter.
+    ///
+    /// ```
+    /// let e = sylvan::sync::Event::new();
+    /// e.set();
+    /// e.wait(); // returns at once: the flag is set
+    /// assert!(e.is_set());
+    /// ```
     pub fn set(&self) {
         let wakers = {
             let mut q = self.state.lock();
@@ -62,17 +74,48 @@ impl Event {
     }
 
     /// Clears the flag; later `wait`s block until the next `set`.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// let e = sylvan::sync::Event::new();
+    /// e.set();
+    /// e.clear();
+    /// assert!(!e.wait_timeout(Duration::from_millis(2)));
+    /// ```
     pub fn clear(&self) {
         let _q = self.state.lock();
         self.flag.store(false, Ordering::Release);
     }
 
     /// Whether the flag is set.
+    ///
+    /// ```
+    /// let e = sylvan::sync::Event::new();
+    /// assert!(!e.is_set());
+    /// e.set();
+    /// assert!(e.is_set());
+    /// ```
     pub fn is_set(&self) -> bool {
         self.flag.load(Ordering::Acquire)
     }
 
     /// Blocks until the flag is set. A cancellation point.
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use sylvan::sync::Event;
+    ///
+    /// let go = Arc::new(Event::new());
+    /// let runner = {
+    ///     let go = go.clone();
+    ///     sylvan::spawn(move || {
+    ///         go.wait(); // parks this fiber until `set`
+    ///         "ran"
+    ///     })
+    /// };
+    /// go.set();
+    /// assert_eq!(runner.join().unwrap(), "ran");
+    /// ```
     pub fn wait(&self) {
         self.wait_deadline(None);
     }

@@ -57,11 +57,24 @@ impl Drop for Membership {
 
 impl Group {
     /// An empty group.
+    ///
+    /// ```
+    /// let g = sylvan::sync::Group::new();
+    /// assert!(g.is_empty());
+    /// g.join(); // nothing to wait for
+    /// ```
     pub fn new() -> Group {
         Group::default()
     }
 
     /// Spawns `f` as a member of the group.
+    ///
+    /// ```
+    /// let g = sylvan::sync::Group::new();
+    /// let h = g.spawn(|| 2 + 2);
+    /// g.join();
+    /// assert_eq!(h.join().unwrap(), 4);
+    /// ```
     pub fn spawn<F, T>(&self, f: F) -> JoinHandle<T>
     where
         F: FnOnce() -> T + Send + 'static,
@@ -84,17 +97,51 @@ impl Group {
     }
 
     /// Waits until every member has finished.
+    ///
+    /// ```
+    /// use std::sync::atomic::{AtomicUsize, Ordering};
+    /// use std::sync::Arc;
+    ///
+    /// let g = sylvan::sync::Group::new();
+    /// let done = Arc::new(AtomicUsize::new(0));
+    /// for _ in 0..5 {
+    ///     let done = done.clone();
+    ///     g.spawn(move || done.fetch_add(1, Ordering::SeqCst));
+    /// }
+    /// g.join(); // the handles were dropped; the group still waits for all five
+    /// assert_eq!(done.load(Ordering::SeqCst), 5);
+    /// ```
     pub fn join(&self) {
         self.inner.running.wait();
     }
 
     /// Like [`join`](Group::join), for at most `timeout`; returns whether all
     /// finished.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// let g = sylvan::sync::Group::new();
+    /// let slow = g.spawn(|| sylvan::sleep(Duration::from_secs(60)));
+    /// assert!(!g.join_timeout(Duration::from_millis(2)));
+    /// g.cancel();
+    /// assert!(slow.join().unwrap_err().is_cancelled());
+    /// ```
     pub fn join_timeout(&self, timeout: Duration) -> bool {
         self.inner.running.wait_timeout(timeout)
     }
 
     /// Requests cancellation of every member still running.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// let g = sylvan::sync::Group::new();
+    /// let members: Vec<_> = (0..3)
+    ///     .map(|_| g.spawn(|| sylvan::sleep(Duration::from_secs(60))))
+    ///     .collect();
+    /// g.cancel(); // each member unwinds where it parks
+    /// g.join();
+    /// assert!(members.into_iter().all(|m| m.join().unwrap_err().is_cancelled()));
+    /// ```
     pub fn cancel(&self) {
         let members: Vec<Fiber> = self.inner.members.lock().values().cloned().collect();
         for m in members {
@@ -103,11 +150,32 @@ impl Group {
     }
 
     /// Members still running.
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use sylvan::sync::{Event, Group};
+    ///
+    /// let (g, go) = (Group::new(), Arc::new(Event::new()));
+    /// let go2 = go.clone();
+    /// g.spawn(move || go2.wait());
+    /// assert_eq!(g.len(), 1);
+    /// go.set();
+    /// g.join();
+    /// assert_eq!(g.len(), 0);
+    /// ```
     pub fn len(&self) -> usize {
         self.inner.running.count()
     }
 
     /// Whether no member is running.
+    ///
+    /// ```
+    /// let g = sylvan::sync::Group::new();
+    /// assert!(g.is_empty());
+    /// g.spawn(|| ());
+    /// g.join();
+    /// assert!(g.is_empty());
+    /// ```
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }

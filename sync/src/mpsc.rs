@@ -94,6 +94,18 @@ pub fn sync_channel<T>(bound: usize) -> (SyncSender<T>, Receiver<T>) {
 }
 
 /// The sending half of [`channel()`].
+///
+/// ```
+/// use sylvan::sync::mpsc;
+/// let (tx, rx) = mpsc::channel();
+/// let tx2 = tx.clone();
+/// sylvan::spawn(move || tx2.send(1).unwrap());
+/// tx.send(2).unwrap();
+/// drop(tx);
+/// let mut got: Vec<i32> = rx.iter().collect();
+/// got.sort();
+/// assert_eq!(got, [1, 2]);
+/// ```
 pub struct Sender<T> {
     inner: channel::Sender<T>,
 }
@@ -127,6 +139,14 @@ impl<T> fmt::Debug for Sender<T> {
 }
 
 /// The sending half of [`sync_channel`].
+///
+/// ```
+/// use sylvan::sync::mpsc;
+/// let (tx, rx) = mpsc::sync_channel(0); // rendezvous
+/// let sender = sylvan::spawn(move || tx.send("met").unwrap()); // parks until received
+/// assert_eq!(rx.recv(), Ok("met"));
+/// sender.join().unwrap();
+/// ```
 pub struct SyncSender<T> {
     inner: channel::Sender<T>,
 }
@@ -178,6 +198,15 @@ impl<T> fmt::Debug for SyncSender<T> {
 
 /// The receiving half of [`channel()`] and [`sync_channel`] (one consumer, as
 /// std's: it is not `Clone`).
+///
+/// ```
+/// use sylvan::sync::mpsc;
+/// let (tx, rx) = mpsc::channel();
+/// tx.send(1).unwrap();
+/// drop(tx);
+/// assert_eq!(rx.recv(), Ok(1));
+/// assert_eq!(rx.recv(), Err(mpsc::RecvError));
+/// ```
 pub struct Receiver<T> {
     inner: channel::Receiver<T>,
 }
@@ -265,6 +294,14 @@ impl<T> fmt::Debug for Receiver<T> {
 }
 
 /// The iterator of [`Receiver::iter`].
+///
+/// ```
+/// let (tx, rx) = sylvan::sync::mpsc::channel();
+/// (0..3).for_each(|i| tx.send(i).unwrap());
+/// drop(tx);
+/// let it: sylvan::sync::mpsc::Iter<'_, i32> = rx.iter();
+/// assert_eq!(it.collect::<Vec<_>>(), [0, 1, 2]);
+/// ```
 #[derive(Debug)]
 pub struct Iter<'a, T> {
     rx: &'a Receiver<T>,
@@ -278,6 +315,12 @@ impl<T> Iterator for Iter<'_, T> {
 }
 
 /// The iterator of [`Receiver::try_iter`].
+///
+/// ```
+/// let (tx, rx) = sylvan::sync::mpsc::channel();
+/// tx.send(1).unwrap();
+/// assert_eq!(rx.try_iter().collect::<Vec<_>>(), [1]); // stops when empty, sender still alive
+/// ```
 #[derive(Debug)]
 pub struct TryIter<'a, T> {
     rx: &'a Receiver<T>,
@@ -291,6 +334,13 @@ impl<T> Iterator for TryIter<'_, T> {
 }
 
 /// The iterator of `Receiver`'s `IntoIterator`.
+///
+/// ```
+/// let (tx, rx) = sylvan::sync::mpsc::channel();
+/// tx.send('a').unwrap();
+/// drop(tx);
+/// assert_eq!(rx.into_iter().collect::<String>(), "a");
+/// ```
 #[derive(Debug)]
 pub struct IntoIter<T> {
     rx: Receiver<T>,

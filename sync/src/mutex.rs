@@ -72,6 +72,12 @@ fn pass_on(s: &mut LockState, (): ()) -> Vec<Waker> {
 
 impl<T> Mutex<T> {
     /// A new, unlocked mutex holding `value`.
+    ///
+    /// ```
+    /// let m = sylvan::sync::Mutex::new(vec![1]);
+    /// m.lock().push(2);
+    /// assert_eq!(*m.lock(), [1, 2]);
+    /// ```
     pub fn new(value: T) -> Mutex<T> {
         Mutex {
             state: shim::Mutex::new(LockState::default()),
@@ -80,11 +86,40 @@ impl<T> Mutex<T> {
     }
 
     /// Waits for the lock. A cancellation point.
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use sylvan::sync::Mutex;
+    ///
+    /// let counter = Arc::new(Mutex::new(0));
+    /// let fibers: Vec<_> = (0..10)
+    ///     .map(|_| {
+    ///         let counter = counter.clone();
+    ///         sylvan::spawn(move || {
+    ///             let mut n = counter.lock(); // parks while another fiber holds it
+    ///             sylvan::sleep(std::time::Duration::from_millis(1)); // may park with the lock held
+    ///             *n += 1;
+    ///         })
+    ///     })
+    ///     .collect();
+    /// for f in fibers {
+    ///     f.join().unwrap();
+    /// }
+    /// assert_eq!(*counter.lock(), 10);
+    /// ```
     pub fn lock(&self) -> MutexGuard<'_, T> {
         self.lock_deadline(None).expect("no deadline")
     }
 
     /// Takes the lock if it is free and nobody waits for it.
+    ///
+    /// ```
+    /// let m = sylvan::sync::Mutex::new(());
+    /// let held = m.try_lock().unwrap();
+    /// assert!(m.try_lock().is_none());
+    /// drop(held);
+    /// assert!(m.try_lock().is_some());
+    /// ```
     pub fn try_lock(&self) -> Option<MutexGuard<'_, T>> {
         let mut s = self.state.lock();
         if s.locked || !s.waiters.is_empty() {
@@ -96,6 +131,13 @@ impl<T> Mutex<T> {
     }
 
     /// Waits at most `timeout` for the lock.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// let m = sylvan::sync::Mutex::new(0);
+    /// let _held = m.lock();
+    /// assert!(m.lock_timeout(Duration::from_millis(2)).is_none());
+    /// ```
     pub fn lock_timeout(&self, timeout: Duration) -> Option<MutexGuard<'_, T>> {
         self.lock_deadline(Instant::now().checked_add(timeout))
     }
@@ -134,16 +176,35 @@ impl<T> Mutex<T> {
     }
 
     /// Whether some fiber or thread holds the lock.
+    ///
+    /// ```
+    /// let m = sylvan::sync::Mutex::new(());
+    /// assert!(!m.is_locked());
+    /// let _g = m.lock();
+    /// assert!(m.is_locked());
+    /// ```
     pub fn is_locked(&self) -> bool {
         self.state.lock().locked
     }
 
     /// Mutable access without locking (the `&mut` proves exclusivity).
+    ///
+    /// ```
+    /// let mut m = sylvan::sync::Mutex::new(1);
+    /// *m.get_mut() += 1;
+    /// assert_eq!(m.into_inner(), 2);
+    /// ```
     pub fn get_mut(&mut self) -> &mut T {
         self.data.get_mut()
     }
 
     /// Consumes the mutex, returning the value.
+    ///
+    /// ```
+    /// let m = sylvan::sync::Mutex::new(String::from("x"));
+    /// m.lock().push('y');
+    /// assert_eq!(m.into_inner(), "xy");
+    /// ```
     pub fn into_inner(self) -> T {
         self.data.into_inner()
     }
@@ -170,6 +231,28 @@ impl<T: fmt::Debug> fmt::Debug for Mutex<T> {
 }
 
 /// Access to the data of a locked [`Mutex`]; unlocks when dropped.
+///
+/// ```
+/// let m = sylvan::sync::Mutex::new(vec![1]);
+/// {
+///     let mut guard = m.lock();
+///     guard.push(2); // DerefMut to the data
+///     assert!(m.is_locked());
+/// } // unlocked here
+/// assert!(!m.is_locked());
+/// assert_eq!(m.into_inner(), [1, 2]);
+/// ```
+///
+/// The guard borrows its mutex, so it cannot outlive it:
+///
+/// ```compile_fail,E0597
+/// let guard;
+/// {
+///     let m = sylvan::sync::Mutex::new(0);
+///     guard = m.lock(); // error: `m` does not live long enough
+/// }
+/// assert_eq!(*guard, 0);
+/// ```
 #[must_use = "the lock is released as soon as the guard is dropped"]
 pub struct MutexGuard<'a, T> {
     mutex: &'a Mutex<T>,

@@ -48,12 +48,37 @@ pub use std::sync::{LockResult, PoisonError, TryLockError, TryLockResult};
 pub use crate::condvar::WaitTimeoutResult;
 
 /// A mutual-exclusion lock that poisons, shaped like [`std::sync::Mutex`].
+///
+/// ```
+/// use std::sync::Arc;
+/// use sylvan::sync::poison::Mutex;
+///
+/// let m = Arc::new(Mutex::new(0));
+/// let m2 = m.clone();
+/// let r = sylvan::spawn(move || {
+///     let _guard = m2.lock().unwrap();
+///     panic!("while holding the lock");
+/// })
+/// .join();
+/// assert!(r.is_err());
+/// assert!(m.is_poisoned());
+/// let guard = m.lock().unwrap_err().into_inner(); // the data is still there
+/// assert_eq!(*guard, 0);
+/// ```
 pub struct Mutex<T> {
     poisoned: AtomicBool,
     inner: crate::Mutex<T>,
 }
 
 /// The guard of a [`Mutex`]: the data, until it is dropped.
+///
+/// ```
+/// let m = sylvan::sync::poison::Mutex::new(String::new());
+/// let mut guard = m.lock().unwrap();
+/// guard.push_str("std-shaped");
+/// drop(guard);
+/// assert_eq!(m.into_inner().unwrap(), "std-shaped");
+/// ```
 pub struct MutexGuard<'a, T> {
     lock: &'a Mutex<T>,
     /// `None` only while a [`Condvar`] wait has it.
@@ -131,6 +156,11 @@ impl<T> Mutex<T> {
 
     /// Whether a holder panicked (and [`clear_poison`](Mutex::clear_poison)
     /// was not called since).
+    ///
+    /// ```
+    /// let m = sylvan::sync::poison::Mutex::new(());
+    /// assert!(!m.is_poisoned());
+    /// ```
     pub fn is_poisoned(&self) -> bool {
         self.poisoned.load(Ordering::Acquire)
     }
@@ -147,6 +177,12 @@ impl<T> Mutex<T> {
     }
 
     /// Mutable access without locking.
+    ///
+    /// ```
+    /// let mut m = sylvan::sync::poison::Mutex::new(1);
+    /// *m.get_mut().unwrap() += 1;
+    /// assert_eq!(*m.lock().unwrap(), 2);
+    /// ```
     pub fn get_mut(&mut self) -> LockResult<&mut T> {
         let poisoned = self.is_poisoned();
         let data = self.inner.get_mut();
@@ -158,6 +194,11 @@ impl<T> Mutex<T> {
     }
 
     /// Consumes the mutex, returning the value.
+    ///
+    /// ```
+    /// let m = sylvan::sync::poison::Mutex::new(vec![1]);
+    /// assert_eq!(m.into_inner().unwrap(), [1]);
+    /// ```
     pub fn into_inner(self) -> LockResult<T> {
         let poisoned = self.is_poisoned();
         let data = self.inner.into_inner();
@@ -213,6 +254,20 @@ impl<T: fmt::Debug> fmt::Debug for MutexGuard<'_, T> {
 }
 
 /// A condition variable for [`Mutex`], shaped like [`std::sync::Condvar`].
+///
+/// ```
+/// use std::sync::Arc;
+/// use sylvan::sync::poison::{Condvar, Mutex};
+///
+/// let pair = Arc::new((Mutex::new(0), Condvar::new()));
+/// let pair2 = pair.clone();
+/// sylvan::spawn(move || {
+///     *pair2.0.lock().unwrap() = 1;
+///     pair2.1.notify_all();
+/// });
+/// let n = pair.1.wait_while(pair.0.lock().unwrap(), |n| *n == 0).unwrap();
+/// assert_eq!(*n, 1);
+/// ```
 #[derive(Default)]
 pub struct Condvar {
     inner: crate::Condvar,
@@ -220,6 +275,11 @@ pub struct Condvar {
 
 impl Condvar {
     /// A new condition variable.
+    ///
+    /// ```
+    /// let cv = sylvan::sync::poison::Condvar::new();
+    /// cv.notify_one(); // nobody waits: nothing happens
+    /// ```
     pub fn new() -> Condvar {
         Condvar::default()
     }
@@ -241,6 +301,22 @@ impl Condvar {
 
     /// Releases the lock, waits for a notification (a park point), takes the
     /// lock again. Spurious wake-ups are possible, as with std.
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use sylvan::sync::poison::{Condvar, Mutex};
+    ///
+    /// let pair = Arc::new((Mutex::new(false), Condvar::new()));
+    /// let pair2 = pair.clone();
+    /// sylvan::spawn(move || {
+    ///     *pair2.0.lock().unwrap() = true;
+    ///     pair2.1.notify_one();
+    /// });
+    /// let mut ready = pair.0.lock().unwrap();
+    /// while !*ready {
+    ///     ready = pair.1.wait(ready).unwrap();
+    /// }
+    /// ```
     pub fn wait<'a, T>(&self, guard: MutexGuard<'a, T>) -> LockResult<MutexGuard<'a, T>> {
         Self::rewrap(guard, |g| (self.inner.wait(g), ()))
             .map(|(g, ())| g)
@@ -277,6 +353,15 @@ impl Condvar {
     }
 
     /// [`wait_while`](Condvar::wait_while) for at most `dur`.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use sylvan::sync::poison::{Condvar, Mutex};
+    /// let (m, cv) = (Mutex::new(0), Condvar::new());
+    /// let (g, r) = cv.wait_timeout_while(m.lock().unwrap(), Duration::from_millis(2), |n| *n == 0).unwrap();
+    /// assert!(r.timed_out());
+    /// assert_eq!(*g, 0);
+    /// ```
     pub fn wait_timeout_while<'a, T>(
         &self,
         guard: MutexGuard<'a, T>,
@@ -287,11 +372,40 @@ impl Condvar {
     }
 
     /// Wakes one waiter.
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use sylvan::sync::poison::{Condvar, Mutex};
+    /// let pair = Arc::new((Mutex::new(None), Condvar::new()));
+    /// let pair2 = pair.clone();
+    /// let consumer = sylvan::spawn(move || {
+    ///     let mut slot = pair2.1.wait_while(pair2.0.lock().unwrap(), |v| v.is_none()).unwrap();
+    ///     slot.take().unwrap()
+    /// });
+    /// *pair.0.lock().unwrap() = Some("item");
+    /// pair.1.notify_one();
+    /// assert_eq!(consumer.join().unwrap(), "item");
+    /// ```
     pub fn notify_one(&self) {
         self.inner.notify_one();
     }
 
     /// Wakes every waiter.
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use sylvan::sync::poison::{Condvar, Mutex};
+    /// let pair = Arc::new((Mutex::new(false), Condvar::new()));
+    /// let waiters: Vec<_> = (0..3)
+    ///     .map(|_| {
+    ///         let pair = pair.clone();
+    ///         sylvan::spawn(move || drop(pair.1.wait_while(pair.0.lock().unwrap(), |go| !*go)))
+    ///     })
+    ///     .collect();
+    /// *pair.0.lock().unwrap() = true;
+    /// pair.1.notify_all();
+    /// waiters.into_iter().for_each(|w| w.join().unwrap());
+    /// ```
     pub fn notify_all(&self) {
         self.inner.notify_all();
     }

@@ -59,6 +59,11 @@ impl Pool {
     ///
     /// # Panics
     /// If `size` is 0 (nothing could ever run).
+    ///
+    /// ```
+    /// let pool = sylvan::sync::Pool::new(4);
+    /// assert_eq!((pool.size(), pool.free_count(), pool.running()), (4, 4, 0));
+    /// ```
     pub fn new(size: usize) -> Pool {
         assert!(
             size > 0,
@@ -73,6 +78,13 @@ impl Pool {
 
     /// Spawns `f` as a fiber of the pool, first waiting while `size` of its
     /// fibers are running. A cancellation point.
+    ///
+    /// ```
+    /// let pool = sylvan::sync::Pool::new(2);
+    /// let handles: Vec<_> = (0..5).map(|i| pool.spawn(move || i * i)).collect();
+    /// let squares: Vec<i32> = handles.into_iter().map(|h| h.join().unwrap()).collect();
+    /// assert_eq!(squares, [0, 1, 4, 9, 16]);
+    /// ```
     pub fn spawn<F, T>(&self, f: F) -> JoinHandle<T>
     where
         F: FnOnce() -> T + Send + 'static,
@@ -91,22 +103,56 @@ impl Pool {
     }
 
     /// Waits until every fiber of the pool has finished.
+    ///
+    /// ```
+    /// use std::sync::atomic::{AtomicUsize, Ordering};
+    /// use std::sync::Arc;
+    /// let (pool, n) = (sylvan::sync::Pool::new(2), Arc::new(AtomicUsize::new(0)));
+    /// for _ in 0..4 {
+    ///     let n = n.clone();
+    ///     pool.spawn(move || n.fetch_add(1, Ordering::SeqCst));
+    /// }
+    /// pool.join();
+    /// assert_eq!(n.load(Ordering::SeqCst), 4);
+    /// ```
     pub fn join(&self) {
         self.running.wait();
     }
 
     /// Like [`join`](Pool::join), for at most `timeout`; returns whether all
     /// finished.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// let pool = sylvan::sync::Pool::new(1);
+    /// assert!(pool.join_timeout(Duration::from_millis(1))); // nothing running
+    /// ```
     pub fn join_timeout(&self, timeout: Duration) -> bool {
         self.running.wait_timeout(timeout)
     }
 
     /// The most fibers that run at once.
+    ///
+    /// ```
+    /// assert_eq!(sylvan::sync::Pool::new(8).size(), 8);
+    /// ```
     pub fn size(&self) -> usize {
         self.size
     }
 
     /// Fibers that could start right now without waiting.
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use sylvan::sync::{Event, Pool};
+    /// let (pool, go) = (Pool::new(2), Arc::new(Event::new()));
+    /// let go2 = go.clone();
+    /// pool.spawn(move || go2.wait());
+    /// assert_eq!(pool.free_count(), 1);
+    /// go.set();
+    /// pool.join();
+    /// assert_eq!(pool.free_count(), 2);
+    /// ```
     pub fn free_count(&self) -> usize {
         self.slots.available_permits()
     }
@@ -114,6 +160,20 @@ impl Pool {
     /// Fibers of the pool running (or about to) right now: the slots held.
     /// (Counting slots rather than the join count keeps this at most the
     /// pool's size while a finishing fiber hands its slot on.)
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use sylvan::sync::{Event, Pool};
+    /// let (pool, go) = (Pool::new(3), Arc::new(Event::new()));
+    /// for _ in 0..2 {
+    ///     let go = go.clone();
+    ///     pool.spawn(move || go.wait());
+    /// }
+    /// assert_eq!(pool.running(), 2);
+    /// go.set();
+    /// pool.join();
+    /// assert_eq!(pool.running(), 0);
+    /// ```
     pub fn running(&self) -> usize {
         self.size - self.slots.available_permits()
     }
@@ -123,6 +183,12 @@ impl Pool {
     ///
     /// # Panics
     /// Re-raises the first panic of `f` (after the other items finished).
+    ///
+    /// ```
+    /// let pool = sylvan::sync::Pool::new(3);
+    /// let lens = pool.map(vec!["a", "bb", "ccc", "dddd"], |s| s.len());
+    /// assert_eq!(lens, [1, 2, 3, 4]); // input order, whatever order they finished in
+    /// ```
     pub fn map<I, F, T>(&self, items: I, f: F) -> Vec<T>
     where
         I: IntoIterator,

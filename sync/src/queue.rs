@@ -151,6 +151,15 @@ fn putter_pass_on<T>(s: &mut State<T>, grant: PutGrant) -> Vec<Waker> {
 }
 
 /// Why [`Queue::try_put`] did not take the item (which it hands back).
+///
+/// ```
+/// use sylvan::sync::{Queue, TryPutError};
+/// let q = Queue::bounded(1);
+/// q.try_put(1).unwrap();
+/// assert!(matches!(q.try_put(2), Err(TryPutError::Full(2))));
+/// q.close();
+/// assert!(matches!(q.try_put(3), Err(TryPutError::Closed(3))));
+/// ```
 #[derive(PartialEq, Eq)]
 pub enum TryPutError<T> {
     /// The queue is bounded and full.
@@ -161,6 +170,12 @@ pub enum TryPutError<T> {
 
 impl<T> TryPutError<T> {
     /// The item that was not put.
+    ///
+    /// ```
+    /// let q = sylvan::sync::Queue::bounded(0);
+    /// let err = q.try_put(String::from("kept")).unwrap_err();
+    /// assert_eq!(err.into_inner(), "kept");
+    /// ```
     pub fn into_inner(self) -> T {
         match self {
             TryPutError::Full(t) | TryPutError::Closed(t) => t,
@@ -206,27 +221,78 @@ impl<T> Queue<T> {
 
     /// A queue that holds at most `capacity` items. With `capacity` 0 it is a
     /// rendezvous: `put` waits until a `get` takes the item.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// let q = sylvan::sync::Queue::bounded(2);
+    /// assert_eq!(q.capacity(), Some(2));
+    /// q.put(1).unwrap();
+    /// q.put(2).unwrap();
+    /// assert_eq!(q.put_timeout(3, Duration::from_millis(2)), Err(3)); // full
+    /// ```
     pub fn bounded(capacity: usize) -> Queue<T> {
         Queue::with_capacity(Some(capacity))
     }
 
     /// A queue without a size limit.
+    ///
+    /// ```
+    /// let q = sylvan::sync::Queue::unbounded();
+    /// assert_eq!(q.capacity(), None);
+    /// (0..100).for_each(|i| q.put(i).unwrap());
+    /// assert_eq!(q.len(), 100);
+    /// ```
     pub fn unbounded() -> Queue<T> {
         Queue::with_capacity(None)
     }
 
     /// Adds an item, waiting while the queue is full. Returns the item back
     /// as `Err` if the queue is (or gets) closed. A cancellation point.
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use sylvan::sync::Queue;
+    ///
+    /// let q = Arc::new(Queue::bounded(1));
+    /// let producer = {
+    ///     let q = q.clone();
+    ///     sylvan::spawn(move || {
+    ///         for i in 0..3 {
+    ///             q.put(i).unwrap(); // parks while full
+    ///         }
+    ///         q.close();
+    ///     })
+    /// };
+    /// let mut got = Vec::new();
+    /// while let Some(i) = q.get() {
+    ///     got.push(i);
+    /// }
+    /// assert_eq!(got, [0, 1, 2]);
+    /// assert_eq!(q.put(9), Err(9)); // closed: the item comes back
+    /// producer.join().unwrap();
+    /// ```
     pub fn put(&self, item: T) -> Result<(), T> {
         self.put_deadline(item, None)
     }
 
     /// Like [`put`](Queue::put), waiting at most `timeout` for room.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// let q = sylvan::sync::Queue::bounded(0); // nobody gets
+    /// assert_eq!(q.put_timeout("x", Duration::from_millis(2)), Err("x"));
+    /// ```
     pub fn put_timeout(&self, item: T, timeout: Duration) -> Result<(), T> {
         self.put_deadline(item, Instant::now().checked_add(timeout))
     }
 
     /// Adds an item if there is room right now.
+    ///
+    /// ```
+    /// let q = sylvan::sync::Queue::bounded(1);
+    /// assert!(q.try_put(1).is_ok());
+    /// assert_eq!(q.try_put(2).unwrap_err().into_inner(), 2);
+    /// ```
     pub fn try_put(&self, item: T) -> Result<(), TryPutError<T>> {
         let wakers = {
             let mut s = self.state.lock();
@@ -280,17 +346,38 @@ impl<T> Queue<T> {
 
     /// Takes the oldest item, waiting while the queue is empty. Returns
     /// `None` once the queue is closed and drained. A cancellation point.
+    ///
+    /// ```
+    /// let q = sylvan::sync::Queue::unbounded();
+    /// q.put("a").unwrap();
+    /// q.close();
+    /// assert_eq!(q.get(), Some("a")); // drains what is queued
+    /// assert_eq!(q.get(), None); // then reports the close
+    /// ```
     pub fn get(&self) -> Option<T> {
         self.get_deadline(None)
     }
 
     /// Like [`get`](Queue::get), waiting at most `timeout`; `None` also on
     /// timeout (see [`is_closed`](Queue::is_closed) to tell which).
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// let q = sylvan::sync::Queue::<u8>::unbounded();
+    /// assert_eq!(q.get_timeout(Duration::from_millis(2)), None);
+    /// ```
     pub fn get_timeout(&self, timeout: Duration) -> Option<T> {
         self.get_deadline(Instant::now().checked_add(timeout))
     }
 
     /// Takes the oldest item if there is one right now.
+    ///
+    /// ```
+    /// let q = sylvan::sync::Queue::unbounded();
+    /// assert_eq!(q.try_get(), None);
+    /// q.put(1).unwrap();
+    /// assert_eq!(q.try_get(), Some(1));
+    /// ```
     pub fn try_get(&self) -> Option<T> {
         let (item, wakers) = {
             let mut s = self.state.lock();
@@ -334,6 +421,13 @@ impl<T> Queue<T> {
 
     /// Closes the queue: waiting and future `put`s fail (returning their
     /// item), `get`s drain what is queued and then return `None`.
+    ///
+    /// ```
+    /// let q = sylvan::sync::Queue::<u8>::unbounded();
+    /// q.close();
+    /// assert!(q.is_closed());
+    /// assert_eq!(q.get(), None);
+    /// ```
     pub fn close(&self) {
         let wakers = {
             let mut s = self.state.lock();
@@ -346,21 +440,46 @@ impl<T> Queue<T> {
     }
 
     /// Whether [`close`](Queue::close) was called.
+    ///
+    /// ```
+    /// let q = sylvan::sync::Queue::<()>::unbounded();
+    /// assert!(!q.is_closed());
+    /// q.close();
+    /// assert!(q.is_closed());
+    /// ```
     pub fn is_closed(&self) -> bool {
         self.state.lock().closed
     }
 
     /// Items queued right now.
+    ///
+    /// ```
+    /// let q = sylvan::sync::Queue::unbounded();
+    /// q.put(1).unwrap();
+    /// assert_eq!(q.len(), 1);
+    /// ```
     pub fn len(&self) -> usize {
         self.state.lock().items.len()
     }
 
     /// Whether no item is queued.
+    ///
+    /// ```
+    /// let q = sylvan::sync::Queue::unbounded();
+    /// assert!(q.is_empty());
+    /// q.put(()).unwrap();
+    /// assert!(!q.is_empty());
+    /// ```
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
 
     /// The size limit (`None` for an unbounded queue).
+    ///
+    /// ```
+    /// assert_eq!(sylvan::sync::Queue::<u8>::bounded(4).capacity(), Some(4));
+    /// assert_eq!(sylvan::sync::Queue::<u8>::unbounded().capacity(), None);
+    /// ```
     pub fn capacity(&self) -> Option<usize> {
         self.state.lock().capacity
     }
@@ -369,6 +488,16 @@ impl<T> Queue<T> {
     ///
     /// # Panics
     /// If called more times than items were put.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// let q = sylvan::sync::Queue::unbounded();
+    /// q.put("job").unwrap();
+    /// let _job = q.get().unwrap();
+    /// assert!(!q.join_timeout(Duration::from_millis(1))); // taken, not yet done
+    /// q.task_done();
+    /// assert!(q.join_timeout(Duration::from_millis(1)));
+    /// ```
     pub fn task_done(&self) {
         let wakers = {
             let mut s = self.state.lock();
@@ -386,12 +515,42 @@ impl<T> Queue<T> {
     }
 
     /// Waits until every item put has been marked [`task_done`](Queue::task_done).
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use sylvan::sync::Queue;
+    ///
+    /// let q = Arc::new(Queue::unbounded());
+    /// for i in 0..5 {
+    ///     q.put(i).unwrap();
+    /// }
+    /// let worker = {
+    ///     let q = q.clone();
+    ///     sylvan::spawn(move || {
+    ///         while let Some(_item) = q.get() {
+    ///             q.task_done();
+    ///         }
+    ///     })
+    /// };
+    /// q.join(); // every item put has been marked done
+    /// assert!(q.is_empty());
+    /// q.close();
+    /// worker.join().unwrap();
+    /// ```
     pub fn join(&self) {
         self.join_deadline(None);
     }
 
     /// Like [`join`](Queue::join), for at most `timeout`; returns whether all
     /// tasks were done.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// let q = sylvan::sync::Queue::unbounded();
+    /// assert!(q.join_timeout(Duration::from_millis(1))); // nothing put
+    /// q.put(1).unwrap();
+    /// assert!(!q.join_timeout(Duration::from_millis(1)));
+    /// ```
     pub fn join_timeout(&self, timeout: Duration) -> bool {
         self.join_deadline(Instant::now().checked_add(timeout))
     }

@@ -85,6 +85,13 @@ fn write_release(s: &mut State) -> Vec<Waker> {
 
 impl<T> RwLock<T> {
     /// A new, unlocked lock holding `value`.
+    ///
+    /// ```
+    /// let lock = sylvan::sync::RwLock::new(5);
+    /// assert_eq!(*lock.read(), 5);
+    /// *lock.write() += 1;
+    /// assert_eq!(lock.into_inner(), 6);
+    /// ```
     pub fn new(value: T) -> RwLock<T> {
         RwLock {
             state: shim::Mutex::new(State::default()),
@@ -93,16 +100,38 @@ impl<T> RwLock<T> {
     }
 
     /// Waits for shared access. A cancellation point.
+    ///
+    /// ```
+    /// let lock = sylvan::sync::RwLock::new(String::from("shared"));
+    /// let (a, b) = (lock.read(), lock.read()); // readers share
+    /// assert_eq!(*a, *b);
+    /// ```
     pub fn read(&self) -> RwLockReadGuard<'_, T> {
         self.read_deadline(None).expect("no deadline")
     }
 
     /// Waits at most `timeout` for shared access.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// let lock = sylvan::sync::RwLock::new(0);
+    /// let w = lock.write();
+    /// assert!(lock.read_timeout(Duration::from_millis(2)).is_none());
+    /// drop(w);
+    /// assert!(lock.read_timeout(Duration::from_millis(2)).is_some());
+    /// ```
     pub fn read_timeout(&self, timeout: Duration) -> Option<RwLockReadGuard<'_, T>> {
         self.read_deadline(Instant::now().checked_add(timeout))
     }
 
     /// Shared access if available right now (no writer, none waiting).
+    ///
+    /// ```
+    /// let lock = sylvan::sync::RwLock::new(0);
+    /// let _r = lock.read();
+    /// assert!(lock.try_read().is_some());
+    /// assert!(lock.try_write().is_none());
+    /// ```
     pub fn try_read(&self) -> Option<RwLockReadGuard<'_, T>> {
         let mut s = self.state.lock();
         if s.writer || !s.write_waiters.is_empty() {
@@ -114,16 +143,46 @@ impl<T> RwLock<T> {
     }
 
     /// Waits for exclusive access. A cancellation point.
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use sylvan::sync::RwLock;
+    ///
+    /// let config = Arc::new(RwLock::new(1));
+    /// let writer = {
+    ///     let config = config.clone();
+    ///     sylvan::spawn(move || *config.write() = 2) // waits for readers to leave
+    /// };
+    /// writer.join().unwrap();
+    /// assert_eq!(*config.read(), 2);
+    /// ```
     pub fn write(&self) -> RwLockWriteGuard<'_, T> {
         self.write_deadline(None).expect("no deadline")
     }
 
     /// Waits at most `timeout` for exclusive access.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// let lock = sylvan::sync::RwLock::new(0);
+    /// let r = lock.read();
+    /// assert!(lock.write_timeout(Duration::from_millis(2)).is_none());
+    /// drop(r);
+    /// *lock.write_timeout(Duration::from_millis(2)).unwrap() = 1;
+    /// ```
     pub fn write_timeout(&self, timeout: Duration) -> Option<RwLockWriteGuard<'_, T>> {
         self.write_deadline(Instant::now().checked_add(timeout))
     }
 
     /// Exclusive access if available right now.
+    ///
+    /// ```
+    /// let lock = sylvan::sync::RwLock::new(0);
+    /// let w = lock.try_write().unwrap();
+    /// assert!(lock.try_read().is_none());
+    /// drop(w);
+    /// assert!(lock.try_write().is_some());
+    /// ```
     pub fn try_write(&self) -> Option<RwLockWriteGuard<'_, T>> {
         let mut s = self.state.lock();
         if s.writer || s.readers > 0 || !s.write_waiters.is_empty() {
@@ -204,11 +263,23 @@ impl<T> RwLock<T> {
     }
 
     /// Mutable access without locking (the `&mut` proves exclusivity).
+    ///
+    /// ```
+    /// let mut lock = sylvan::sync::RwLock::new(1);
+    /// *lock.get_mut() = 2;
+    /// assert_eq!(*lock.read(), 2);
+    /// ```
     pub fn get_mut(&mut self) -> &mut T {
         self.data.get_mut()
     }
 
     /// Consumes the lock, returning the value.
+    ///
+    /// ```
+    /// let lock = sylvan::sync::RwLock::new(vec![1]);
+    /// lock.write().push(2);
+    /// assert_eq!(lock.into_inner(), [1, 2]);
+    /// ```
     pub fn into_inner(self) -> T {
         self.data.into_inner()
     }
@@ -230,6 +301,15 @@ impl<T: fmt::Debug> fmt::Debug for RwLock<T> {
 }
 
 /// Shared access to the data of a [`RwLock`]; released when dropped.
+///
+/// ```
+/// let lock = sylvan::sync::RwLock::new(3);
+/// let guard = lock.read();
+/// assert_eq!(*guard + 1, 4); // Deref to the data
+/// assert!(lock.try_write().is_none()); // held until the guard drops
+/// drop(guard);
+/// assert!(lock.try_write().is_some());
+/// ```
 #[must_use = "the lock is released as soon as the guard is dropped"]
 pub struct RwLockReadGuard<'a, T> {
     lock: &'a RwLock<T>,
@@ -257,6 +337,15 @@ impl<T: fmt::Debug> fmt::Debug for RwLockReadGuard<'_, T> {
 }
 
 /// Exclusive access to the data of a [`RwLock`]; released when dropped.
+///
+/// ```
+/// let lock = sylvan::sync::RwLock::new(vec![1]);
+/// let mut guard = lock.write();
+/// guard.push(2); // DerefMut to the data
+/// assert!(lock.try_read().is_none()); // exclusive until the guard drops
+/// drop(guard);
+/// assert_eq!(*lock.read(), [1, 2]);
+/// ```
 #[must_use = "the lock is released as soon as the guard is dropped"]
 pub struct RwLockWriteGuard<'a, T> {
     lock: &'a RwLock<T>,

@@ -64,6 +64,20 @@ use crate::shim::{park, Arc};
 use crate::waiters::{Registered, SelectToken, Waiter};
 
 /// Which way a [`Select`] ended.
+///
+/// ```
+/// use std::cell::Cell;
+/// use std::time::Duration;
+/// use sylvan::sync::{channel, select::{Select, Selected}};
+///
+/// let (_tx, rx) = channel::unbounded::<u8>();
+/// let out = Cell::new(None);
+/// let mut sel = Select::new();
+/// sel.recv(&rx, &out);
+/// sel.timeout(Duration::from_millis(2));
+/// assert_eq!(sel.wait(), Selected::Timeout); // nothing arrived
+/// assert!(out.take().is_none()); // the case did not run
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Selected {
     /// The case with this index (in the order the cases were added) ran;
@@ -76,6 +90,26 @@ pub enum Selected {
 }
 
 /// A set of operations to wait on; see the [module docs](self).
+///
+/// ```
+/// use std::cell::Cell;
+/// use sylvan::sync::select::{Select, Selected};
+/// use sylvan::sync::Queue;
+///
+/// let (jobs, results) = (Queue::unbounded(), Queue::bounded(1));
+/// jobs.put("crawl").unwrap();
+/// let (got, put) = (Cell::new(None), Cell::new(None));
+/// let mut sel = Select::new();
+/// let get_case = sel.get(&jobs, &got);
+/// sel.put(&results, 99, &put);
+/// // Both are ready: either may run, and only that one takes effect.
+/// match sel.wait() {
+///     Selected::Case(i) if i == get_case => assert_eq!(got.take(), Some(Some("crawl"))),
+///     Selected::Case(_) => assert_eq!((put.take(), results.len()), (Some(Ok(())), 1)),
+///     other => panic!("{other:?}"),
+/// }
+/// assert_ne!(jobs.is_empty(), results.len() == 1); // exactly one took effect
+/// ```
 pub struct Select<'a> {
     cases: Vec<Box<dyn Case + 'a>>,
     deadline: Option<Instant>,
@@ -98,6 +132,12 @@ impl fmt::Debug for Select<'_> {
 
 impl<'a> Select<'a> {
     /// An empty select: no cases, no deadline.
+    ///
+    /// ```
+    /// use sylvan::sync::select::{Select, Selected};
+    /// // No cases: try_select has nothing to run.
+    /// assert_eq!(Select::new().try_select(), Selected::Default);
+    /// ```
     pub fn new() -> Select<'a> {
         Select {
             cases: Vec::new(),
@@ -113,6 +153,19 @@ impl<'a> Select<'a> {
     /// Adds a receive from `rx`; if it runs, `out` gets what
     /// [`Receiver::recv`] would have returned (an error once the channel is
     /// empty and every sender is gone). Returns the case's index.
+    ///
+    /// ```
+    /// use std::cell::Cell;
+    /// use sylvan::sync::{channel, select::{Select, Selected}};
+    ///
+    /// let (tx, rx) = channel::unbounded::<u8>();
+    /// drop(tx);
+    /// let out = Cell::new(None);
+    /// let mut sel = Select::new();
+    /// let i = sel.recv(&rx, &out);
+    /// assert_eq!(sel.wait(), Selected::Case(i));
+    /// assert_eq!(out.take(), Some(Err(channel::RecvError))); // every sender gone
+    /// ```
     pub fn recv<T>(
         &mut self,
         rx: &'a Receiver<T>,
@@ -129,6 +182,19 @@ impl<'a> Select<'a> {
     /// Adds a send of `value` on `tx`; if it runs, `out` gets what
     /// [`Sender::send`] would have returned. If another case runs, `value` is
     /// dropped. Returns the case's index.
+    ///
+    /// ```
+    /// use std::cell::Cell;
+    /// use sylvan::sync::{channel, select::{Select, Selected}};
+    ///
+    /// let (tx, rx) = channel::bounded(1);
+    /// let out = Cell::new(None);
+    /// let mut sel = Select::new();
+    /// let i = sel.send(&tx, "hello", &out);
+    /// assert_eq!(sel.wait(), Selected::Case(i));
+    /// assert_eq!(out.take(), Some(Ok(())));
+    /// assert_eq!(rx.recv(), Ok("hello"));
+    /// ```
     pub fn send<T>(
         &mut self,
         tx: &'a Sender<T>,
@@ -147,6 +213,19 @@ impl<'a> Select<'a> {
     /// Adds a get from `queue`; if it runs, `out` gets what [`Queue::get`]
     /// would have returned (`None` once the queue is closed and drained).
     /// Returns the case's index.
+    ///
+    /// ```
+    /// use std::cell::Cell;
+    /// use sylvan::sync::{select::{Select, Selected}, Queue};
+    ///
+    /// let q = Queue::<u8>::unbounded();
+    /// q.close();
+    /// let out = Cell::new(None);
+    /// let mut sel = Select::new();
+    /// sel.get(&q, &out);
+    /// assert_eq!(sel.wait(), Selected::Case(0));
+    /// assert_eq!(out.take(), Some(None)); // closed and drained
+    /// ```
     pub fn get<T>(&mut self, queue: &'a Queue<T>, out: &'a Cell<Option<Option<T>>>) -> usize {
         self.add(Box::new(GetCase {
             queue,
@@ -159,6 +238,18 @@ impl<'a> Select<'a> {
     /// Adds a put of `item` into `queue`; if it runs, `out` gets what
     /// [`Queue::put`] would have returned. If another case runs, `item` is
     /// dropped. Returns the case's index.
+    ///
+    /// ```
+    /// use std::cell::Cell;
+    /// use sylvan::sync::{select::{Select, Selected}, Queue};
+    ///
+    /// let q = Queue::bounded(0); // nobody gets: the put cannot happen
+    /// let out = Cell::new(None);
+    /// let mut sel = Select::new();
+    /// sel.put(&q, 'x', &out);
+    /// assert_eq!(sel.try_select(), Selected::Default);
+    /// assert!(out.take().is_none() && q.is_empty());
+    /// ```
     pub fn put<T>(
         &mut self,
         queue: &'a Queue<T>,
@@ -175,6 +266,17 @@ impl<'a> Select<'a> {
     }
 
     /// Gives up `dur` from now (or at the earlier deadline already set).
+    ///
+    /// ```
+    /// use std::time::{Duration, Instant};
+    /// use sylvan::sync::select::{Select, Selected};
+    ///
+    /// let start = Instant::now();
+    /// let mut sel = Select::new();
+    /// sel.timeout(Duration::from_millis(3));
+    /// assert_eq!(sel.wait(), Selected::Timeout); // no cases: a plain sleep
+    /// assert!(start.elapsed() >= Duration::from_millis(3));
+    /// ```
     pub fn timeout(&mut self, dur: Duration) {
         if let Some(at) = Instant::now().checked_add(dur) {
             self.deadline(at);
@@ -182,12 +284,39 @@ impl<'a> Select<'a> {
     }
 
     /// Gives up at `at` (or at the earlier deadline already set).
+    ///
+    /// ```
+    /// use std::time::{Duration, Instant};
+    /// use sylvan::sync::select::{Select, Selected};
+    ///
+    /// let mut sel = Select::new();
+    /// sel.deadline(Instant::now() + Duration::from_secs(60));
+    /// sel.timeout(Duration::from_millis(1)); // the earlier one wins
+    /// assert_eq!(sel.wait(), Selected::Timeout);
+    /// ```
     pub fn deadline(&mut self, at: Instant) {
         self.deadline = Some(self.deadline.map_or(at, |d| d.min(at)));
     }
 
     /// Runs one ready case if there is one, without waiting: returns
     /// [`Selected::Default`] otherwise.
+    ///
+    /// ```
+    /// use std::cell::Cell;
+    /// use sylvan::sync::{channel, select::{Select, Selected}};
+    ///
+    /// let (tx, rx) = channel::unbounded();
+    /// let out = Cell::new(None);
+    /// let mut sel = Select::new();
+    /// sel.recv(&rx, &out);
+    /// assert_eq!(sel.try_select(), Selected::Default); // empty: returns at once
+    ///
+    /// tx.send(5).unwrap();
+    /// let mut sel = Select::new();
+    /// sel.recv(&rx, &out);
+    /// assert_eq!(sel.try_select(), Selected::Case(0));
+    /// assert_eq!(out.take(), Some(Ok(5)));
+    /// ```
     pub fn try_select(mut self) -> Selected {
         let order = shuffled(self.cases.len());
         self.poll_all(&order).unwrap_or(Selected::Default)
@@ -197,6 +326,19 @@ impl<'a> Select<'a> {
     /// [`Selected::Timeout`] once the deadline has passed with none run.
     /// With no cases and no deadline it waits until cancelled. A
     /// cancellation point; works in fibers and plain threads.
+    ///
+    /// ```
+    /// use std::cell::Cell;
+    /// use sylvan::sync::{channel, select::{Select, Selected}};
+    ///
+    /// let (tx, rx) = channel::unbounded();
+    /// sylvan::spawn(move || tx.send("late").unwrap());
+    /// let out = Cell::new(None);
+    /// let mut sel = Select::new();
+    /// sel.recv(&rx, &out);
+    /// assert_eq!(sel.wait(), Selected::Case(0)); // parks until the send
+    /// assert_eq!(out.take(), Some(Ok("late")));
+    /// ```
     pub fn wait(mut self) -> Selected {
         let order = shuffled(self.cases.len());
         if let Some(done) = self.poll_all(&order) {

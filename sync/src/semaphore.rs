@@ -68,6 +68,11 @@ fn pass_on(s: &mut State, (): ()) -> Vec<Waker> {
 
 impl Semaphore {
     /// A semaphore with `permits` permits.
+    ///
+    /// ```
+    /// let sem = sylvan::sync::Semaphore::new(2);
+    /// assert_eq!(sem.available_permits(), 2);
+    /// ```
     pub fn new(permits: usize) -> Semaphore {
         Semaphore {
             state: Mutex::new(State {
@@ -79,12 +84,44 @@ impl Semaphore {
 
     /// Waits for a permit; it is returned when the guard drops. A
     /// cancellation point.
+    ///
+    /// ```
+    /// use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
+    /// use std::sync::Arc;
+    /// use sylvan::sync::Semaphore;
+    ///
+    /// // At most 2 fibers inside at once.
+    /// let (sem, inside, most) = (Arc::new(Semaphore::new(2)), Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
+    /// let fibers: Vec<_> = (0..6)
+    ///     .map(|_| {
+    ///         let (sem, inside, most) = (sem.clone(), inside.clone(), most.clone());
+    ///         sylvan::spawn(move || {
+    ///             let _permit = sem.acquire(); // parks while both permits are out
+    ///             most.fetch_max(inside.fetch_add(1, SeqCst) + 1, SeqCst);
+    ///             sylvan::sleep(std::time::Duration::from_millis(1));
+    ///             inside.fetch_sub(1, SeqCst);
+    ///         })
+    ///     })
+    ///     .collect();
+    /// for f in fibers {
+    ///     f.join().unwrap();
+    /// }
+    /// assert!(most.load(SeqCst) <= 2);
+    /// ```
     pub fn acquire(&self) -> SemaphorePermit<'_> {
         self.acquire_deadline(None)
             .expect("an acquire without deadline always gets a permit")
     }
 
     /// Takes a permit if one is free and nobody is queued for one.
+    ///
+    /// ```
+    /// let sem = sylvan::sync::Semaphore::new(1);
+    /// let p = sem.try_acquire().unwrap();
+    /// assert!(sem.try_acquire().is_none());
+    /// drop(p); // returned on drop
+    /// assert!(sem.try_acquire().is_some());
+    /// ```
     pub fn try_acquire(&self) -> Option<SemaphorePermit<'_>> {
         let mut s = self.state.lock();
         if s.permits > 0 && s.waiters.is_empty() {
@@ -132,6 +169,13 @@ impl Semaphore {
     }
 
     /// Adds `n` permits (waking up to `n` waiters).
+    ///
+    /// ```
+    /// let sem = sylvan::sync::Semaphore::new(0);
+    /// assert!(sem.try_acquire().is_none());
+    /// sem.add_permits(2);
+    /// assert_eq!(sem.available_permits(), 2);
+    /// ```
     pub fn add_permits(&self, n: usize) {
         let wakers: Vec<Waker> = {
             let mut s = self.state.lock();
@@ -142,17 +186,39 @@ impl Semaphore {
 
     /// Like [`acquire`](Semaphore::acquire), for a semaphore behind an `Arc`:
     /// the permit owns a reference, so it can move into another fiber.
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use sylvan::sync::Semaphore;
+    ///
+    /// let sem = Arc::new(Semaphore::new(1));
+    /// let permit = sem.acquire_owned();
+    /// let holder = sylvan::spawn(move || drop(permit)); // the permit moves into the fiber
+    /// holder.join().unwrap();
+    /// assert_eq!(sem.available_permits(), 1);
+    /// ```
     pub fn acquire_owned(self: &Arc<Self>) -> OwnedSemaphorePermit {
         std::mem::forget(self.acquire());
         OwnedSemaphorePermit { sem: self.clone() }
     }
 
     /// Permits free right now.
+    ///
+    /// ```
+    /// let sem = sylvan::sync::Semaphore::new(3);
+    /// let _p = sem.acquire();
+    /// assert_eq!(sem.available_permits(), 2);
+    /// ```
     pub fn available_permits(&self) -> usize {
         self.state.lock().permits
     }
 
     /// Fibers and threads waiting for a permit right now.
+    ///
+    /// ```
+    /// let sem = sylvan::sync::Semaphore::new(5);
+    /// assert_eq!(sem.waiters(), 0);
+    /// ```
     pub fn waiters(&self) -> usize {
         self.state.lock().waiters.len()
     }
@@ -174,6 +240,15 @@ impl std::fmt::Debug for Semaphore {
 }
 
 /// A held permit of a [`Semaphore`]; released when dropped.
+///
+/// ```
+/// let sem = sylvan::sync::Semaphore::new(1);
+/// {
+///     let _permit = sem.acquire();
+///     assert_eq!(sem.available_permits(), 0);
+/// }
+/// assert_eq!(sem.available_permits(), 1);
+/// ```
 #[must_use = "the permit is released as soon as it is dropped"]
 pub struct SemaphorePermit<'a> {
     sem: &'a Semaphore,
@@ -181,6 +256,12 @@ pub struct SemaphorePermit<'a> {
 
 impl SemaphorePermit<'_> {
     /// Keeps the permit taken for good (it is not returned on drop).
+    ///
+    /// ```
+    /// let sem = sylvan::sync::Semaphore::new(2);
+    /// sem.acquire().forget();
+    /// assert_eq!(sem.available_permits(), 1); // for good
+    /// ```
     pub fn forget(self) {
         std::mem::forget(self);
     }
@@ -200,6 +281,15 @@ impl std::fmt::Debug for SemaphorePermit<'_> {
 
 /// A held permit that owns a reference to its [`Semaphore`]; released when
 /// dropped. Made by [`Semaphore::acquire_owned`].
+///
+/// ```
+/// use std::sync::Arc;
+/// let sem = Arc::new(sylvan::sync::Semaphore::new(1));
+/// let permit: sylvan::sync::OwnedSemaphorePermit = sem.acquire_owned();
+/// assert_eq!(sem.available_permits(), 0);
+/// drop(permit);
+/// assert_eq!(sem.available_permits(), 1);
+/// ```
 #[must_use = "the permit is released as soon as it is dropped"]
 pub struct OwnedSemaphorePermit {
     sem: Arc<Semaphore>,

@@ -43,11 +43,23 @@ fn nothing_to_pass_on(_: &mut State, (): ()) -> Vec<Waker> {
 
 impl WaitGroup {
     /// A group with a count of zero.
+    ///
+    /// ```
+    /// let wg = sylvan::sync::WaitGroup::new();
+    /// assert_eq!(wg.count(), 0);
+    /// wg.wait(); // a zero count never waits
+    /// ```
     pub fn new() -> WaitGroup {
         WaitGroup::default()
     }
 
     /// Adds `n` to the count.
+    ///
+    /// ```
+    /// let wg = sylvan::sync::WaitGroup::new();
+    /// wg.add(2);
+    /// assert_eq!(wg.count(), 2);
+    /// ```
     pub fn add(&self, n: usize) {
         self.state.lock().count += n;
     }
@@ -56,6 +68,13 @@ impl WaitGroup {
     ///
     /// # Panics
     /// If the count is already zero (more `done`s than `add`s).
+    ///
+    /// ```
+    /// let wg = sylvan::sync::WaitGroup::new();
+    /// wg.add(1);
+    /// wg.done();
+    /// assert_eq!(wg.count(), 0);
+    /// ```
     pub fn done(&self) {
         let wakers = {
             let mut s = self.state.lock();
@@ -74,16 +93,46 @@ impl WaitGroup {
     }
 
     /// The current count.
+    ///
+    /// ```
+    /// let wg = sylvan::sync::WaitGroup::new();
+    /// wg.add(3);
+    /// wg.done();
+    /// assert_eq!(wg.count(), 2);
+    /// ```
     pub fn count(&self) -> usize {
         self.state.lock().count
     }
 
     /// Blocks until the count is zero. A cancellation point.
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use sylvan::sync::WaitGroup;
+    ///
+    /// let wg = Arc::new(WaitGroup::new());
+    /// wg.add(3);
+    /// for _ in 0..3 {
+    ///     let wg = wg.clone();
+    ///     sylvan::spawn(move || wg.done());
+    /// }
+    /// wg.wait(); // parks (or blocks this thread) until the count is zero
+    /// assert_eq!(wg.count(), 0);
+    /// ```
     pub fn wait(&self) {
         self.wait_deadline(None);
     }
 
     /// Blocks at most `timeout`; returns whether the count reached zero.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// let wg = sylvan::sync::WaitGroup::new();
+    /// wg.add(1);
+    /// assert!(!wg.wait_timeout(Duration::from_millis(2)));
+    /// wg.done();
+    /// assert!(wg.wait_timeout(Duration::from_millis(2)));
+    /// ```
     pub fn wait_timeout(&self, timeout: Duration) -> bool {
         self.wait_deadline(Instant::now().checked_add(timeout))
     }

@@ -208,6 +208,12 @@ pub(crate) fn with_current<R>(f: impl FnOnce(&FiberCtx) -> R) -> Option<R> {
 }
 
 /// Whether the caller runs inside a fiber.
+///
+/// ```
+/// # extern crate sylvan_runtime as sylvan;
+/// assert!(!sylvan::in_fiber());
+/// assert!(sylvan::spawn(sylvan::in_fiber).join().unwrap());
+/// ```
 pub fn in_fiber() -> bool {
     !current_ptr().is_null()
 }

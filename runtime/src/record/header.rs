@@ -11,6 +11,15 @@ use super::RunState;
 use crate::sched::Inbox;
 
 /// A fiber's unique id (never reused within a process).
+///
+/// ```
+/// # extern crate sylvan_runtime as sylvan;
+/// use std::collections::HashMap;
+/// let mut names: HashMap<sylvan::FiberId, &str> = HashMap::new();
+/// let h = sylvan::spawn(|| ());
+/// names.insert(h.id(), "first"); // Hash + Eq: usable as a key
+/// assert_eq!(names[&h.id()], "first");
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct FiberId(NonZeroU64);
 
@@ -22,6 +31,12 @@ impl FiberId {
     }
 
     /// The id as a number (ids start at 1 and grow).
+    ///
+    /// ```
+    /// # extern crate sylvan_runtime as sylvan;
+    /// let id = sylvan::spawn(|| ()).id();
+    /// assert!(id.as_u64() >= 1);
+    /// ```
     pub fn as_u64(&self) -> u64 {
         self.0.get()
     }

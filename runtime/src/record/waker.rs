@@ -60,6 +60,14 @@ impl Waker {
     }
 
     /// Wakes the fiber or thread this waker belongs to (see the module docs).
+    ///
+    /// ```
+    /// # extern crate sylvan_runtime as sylvan;
+    /// use sylvan::park::current_waker;
+    /// let waker = current_waker(); // this thread
+    /// std::thread::spawn(move || waker.wake()).join().unwrap();
+    /// sylvan::park::park(); // returns: the wake was a token
+    /// ```
     pub fn wake(&self) {
         match &self.inner {
             Inner::Fiber(h) => h.unpark(),
@@ -69,6 +77,15 @@ impl Waker {
     }
 
     /// Whether both wakers wake the same fiber or thread.
+    ///
+    /// ```
+    /// # extern crate sylvan_runtime as sylvan;
+    /// use sylvan::park::current_waker;
+    /// let (a, b) = (current_waker(), current_waker());
+    /// assert!(a.will_wake(&b)); // the same thread
+    /// let other = sylvan::spawn(current_waker).join().unwrap();
+    /// assert!(!a.will_wake(&other)); // a fiber
+    /// ```
     pub fn will_wake(&self, other: &Waker) -> bool {
         match (&self.inner, &other.inner) {
             (Inner::Fiber(a), Inner::Fiber(b)) => Arc::ptr_eq(a, b),
@@ -90,6 +107,14 @@ impl fmt::Debug for Waker {
 }
 
 /// A waker for the caller: the running fiber, or the current OS thread.
+///
+/// ```
+/// # extern crate sylvan_runtime as sylvan;
+/// let in_fiber = sylvan::spawn(|| format!("{:?}", sylvan::park::current_waker())).join().unwrap();
+/// assert!(in_fiber.starts_with("Waker(fiber"));
+/// let on_thread = format!("{:?}", sylvan::park::current_waker());
+/// assert!(on_thread.starts_with("Waker(thread"));
+/// ```
 pub fn current_waker() -> Waker {
     let inner = with_current(|ctx| Inner::Fiber(ctx.record.clone()))
         .unwrap_or_else(|| Inner::Thread(std::thread::current()));
