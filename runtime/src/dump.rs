@@ -111,8 +111,9 @@ pub struct WorkerDump {
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum FiberState {
-    /// Running on its worker right now (the fiber that asked for the dump,
-    /// or one holding a busy worker).
+    /// Running on its worker right now: one holding a busy worker. (A
+    /// fiber that asks for a dump waits for it, so it shows as parked on
+    /// `sylvan::dump`.)
     Running,
     /// Woken, or yielded: queued to run.
     Ready,
