@@ -200,6 +200,13 @@ fn wait_first<T>(cells: &[&JoinCell<T>], deadline: Option<Instant>) -> Option<us
 /// An owned permission to join a fiber (and to cancel it).
 ///
 /// Dropping the handle detaches the fiber: it keeps running.
+///
+/// ```
+/// # extern crate sylvan_runtime as sylvan;
+/// let handles: Vec<sylvan::JoinHandle<u32>> = (1..=3).map(|i| sylvan::spawn(move || i * 10)).collect();
+/// let sum: u32 = handles.into_iter().map(|h| h.join().unwrap()).sum();
+/// assert_eq!(sum, 60);
+/// ```
 pub struct JoinHandle<T> {
     /// The fiber's record; it holds the result slot, except for
     /// `spawn_local` fibers.
@@ -374,9 +381,24 @@ pub fn iwait<T: 'static>(handles: impl IntoIterator<Item = JoinHandle<T>>) -> Iw
 
 /// One fiber produced by [`iwait`]: its index among the handles given, and
 /// its outcome.
+///
+/// ```
+/// # extern crate sylvan_runtime as sylvan;
+/// let (index, outcome): sylvan::Completed<&str> =
+///     sylvan::iwait([sylvan::spawn(|| "only")]).next().unwrap();
+/// assert_eq!((index, outcome.unwrap()), (0, "only"));
+/// ```
 pub type Completed<T> = (usize, Result<T, JoinError>);
 
-/// The iterator of [`iwait`].
+/// The iterator of [`iwait`]: fibers in the order they finish.
+///
+/// ```
+/// # extern crate sylvan_runtime as sylvan;
+/// let mut done: sylvan::Iwait<u8> = sylvan::iwait((0..3u8).map(|i| sylvan::spawn(move || i)));
+/// let mut got: Vec<u8> = done.by_ref().map(|(_, r)| r.unwrap()).collect();
+/// got.sort();
+/// assert_eq!((got, done.remaining()), (vec![0, 1, 2], 0));
+/// ```
 pub struct Iwait<T> {
     /// (index given, handle) of the fibers not yet produced.
     pending: Vec<(usize, JoinHandle<T>)>,
@@ -415,6 +437,14 @@ impl<T: 'static> Iwait<T> {
     }
 
     /// How many fibers are still to be produced.
+    ///
+    /// ```
+    /// # extern crate sylvan_runtime as sylvan;
+    /// let mut done = sylvan::iwait([sylvan::spawn(|| 1), sylvan::spawn(|| 2)]);
+    /// assert_eq!(done.remaining(), 2);
+    /// done.next();
+    /// assert_eq!(done.remaining(), 1);
+    /// ```
     pub fn remaining(&self) -> usize {
         self.pending.len()
     }
@@ -460,6 +490,17 @@ impl<T> JoinHandle<T> {
     }
 
     /// Whether the fiber has finished (its result is ready).
+    ///
+    /// ```
+    /// # extern crate sylvan_runtime as sylvan;
+    /// let gate = std::sync::Arc::new(std::sync::Barrier::new(2));
+    /// let g = gate.clone();
+    /// let h = sylvan::spawn(move || { g.wait(); });
+    /// assert!(!h.is_finished()); // it waits for the barrier
+    /// gate.wait();
+    /// while !h.is_finished() { std::thread::yield_now(); }
+    /// h.join().unwrap();
+    /// ```
     pub fn is_finished(&self) -> bool {
         match &self.own_cell {
             Some(cell) => cell.is_done(),
@@ -467,17 +508,39 @@ impl<T> JoinHandle<T> {
         }
     }
 
-    /// The fiber's id.
+    /// The fiber's id (what [`dump`](crate::dump) and panic messages show).
+    ///
+    /// ```
+    /// # extern crate sylvan_runtime as sylvan;
+    /// let h = sylvan::spawn(|| sylvan::current().id());
+    /// let id = h.id();
+    /// assert_eq!(h.join().unwrap(), id);
+    /// ```
     pub fn id(&self) -> FiberId {
         self.record.id
     }
 
     /// The fiber's name, if it was given one.
+    ///
+    /// ```
+    /// # extern crate sylvan_runtime as sylvan;
+    /// let h = sylvan::Builder::new().name("worker").spawn(|| ()).unwrap();
+    /// assert_eq!(h.name(), Some("worker"));
+    /// ```
     pub fn name(&self) -> Option<&str> {
         self.record.name.as_deref()
     }
 
     /// A clonable handle to the fiber's identity (id, name, cancellation).
+    ///
+    /// ```
+    /// # extern crate sylvan_runtime as sylvan;
+    /// use std::time::Duration;
+    /// let h = sylvan::spawn(|| sylvan::sleep(Duration::from_secs(3600)));
+    /// let fiber = h.fiber(); // e.g. kept in a registry of sessions
+    /// fiber.cancel();
+    /// assert!(h.join().unwrap_err().is_cancelled());
+    /// ```
     pub fn fiber(&self) -> crate::Fiber {
         crate::Fiber {
             record: self.record.clone(),
@@ -530,7 +593,21 @@ impl<T> fmt::Debug for JoinHandle<T> {
     }
 }
 
-/// Why joining a fiber gave no value: it panicked or was cancelled.
+/// Why joining a fiber gave no value: it panicked or was cancelled. Its
+/// `Display` names the fiber (name, id, spawn site) and says which.
+///
+/// ```
+/// # extern crate sylvan_runtime as sylvan;
+/// let err = sylvan::Builder::new()
+///     .name("parser")
+///     .spawn(|| panic!("bad input"))
+///     .unwrap()
+///     .join()
+///     .unwrap_err();
+/// assert!(err.is_panic());
+/// let text = err.to_string();
+/// assert!(text.contains("parser") && text.contains("bad input"), "{text}");
+/// ```
 pub struct JoinError {
     failure: Failure,
     fiber: String,
@@ -545,11 +622,23 @@ impl JoinError {
     }
 
     /// The fiber panicked.
+    ///
+    /// ```
+    /// # extern crate sylvan_runtime as sylvan;
+    /// assert!(sylvan::spawn(|| panic!("x")).join().unwrap_err().is_panic());
+    /// ```
     pub fn is_panic(&self) -> bool {
         matches!(self.failure, Failure::Panic(_))
     }
 
     /// The fiber was cancelled (by [`JoinHandle::cancel`] or runtime shutdown).
+    ///
+    /// ```
+    /// # extern crate sylvan_runtime as sylvan;
+    /// let h = sylvan::spawn(|| sylvan::sleep(std::time::Duration::from_secs(3600)));
+    /// h.cancel();
+    /// assert!(h.join().unwrap_err().is_cancelled());
+    /// ```
     pub fn is_cancelled(&self) -> bool {
         matches!(self.failure, Failure::Cancelled)
     }
@@ -559,12 +648,26 @@ impl JoinError {
     /// # Panics
     /// If the fiber was cancelled rather than panicking; check
     /// [`is_panic`](Self::is_panic) or use [`try_into_panic`](Self::try_into_panic).
+    ///
+    /// ```
+    /// # extern crate sylvan_runtime as sylvan;
+    /// let err = sylvan::spawn(|| std::panic::panic_any(42u8)).join().unwrap_err();
+    /// assert_eq!(err.into_panic().downcast_ref::<u8>(), Some(&42));
+    /// ```
     pub fn into_panic(self) -> Box<dyn Any + Send + 'static> {
         self.try_into_panic()
             .unwrap_or_else(|e| panic!("JoinError::into_panic on a non-panic error: {e}"))
     }
 
     /// The panic payload, or the error back if the fiber was cancelled.
+    ///
+    /// ```
+    /// # extern crate sylvan_runtime as sylvan;
+    /// let h = sylvan::spawn(|| sylvan::sleep(std::time::Duration::from_secs(3600)));
+    /// h.cancel();
+    /// let err = h.join().unwrap_err();
+    /// assert!(err.try_into_panic().unwrap_err().is_cancelled());
+    /// ```
     pub fn try_into_panic(self) -> Result<Box<dyn Any + Send + 'static>, JoinError> {
         match self.failure {
             Failure::Panic(p) => Ok(p),
