@@ -158,13 +158,30 @@ where
     if !record::in_fiber() {
         return f();
     }
+    let (cell, work) = packaged(f);
+    pool().submit(work);
+    outcome(cell.wait(crate::record::WaitOn::what(what)))
+}
+
+/// `f` as pool work that publishes its outcome (value or panic) to the
+/// returned cell.
+fn packaged<'a, F, T>(f: F) -> (Arc<JoinCell<T>>, Box<dyn FnOnce() + Send + 'a>)
+where
+    F: FnOnce() -> T + Send + 'a,
+    T: Send + 'a,
+{
     let cell = Arc::new(JoinCell::new());
     let done = cell.clone();
-    pool().submit(Box::new(move || {
+    let work = Box::new(move || {
         let outcome = catch_unwind(AssertUnwindSafe(f)).map_err(Failure::Panic);
         done.complete(outcome);
-    }));
-    match cell.wait(crate::record::WaitOn::what(what)) {
+    });
+    (cell, work)
+}
+
+/// The caller's side of a packaged job: its value, or its panic re-raised.
+fn outcome<T>(o: Result<T, Failure>) -> T {
+    match o {
         Ok(v) => v,
         Err(Failure::Panic(p)) => resume_unwind(p),
         Err(Failure::Cancelled) => unreachable!("blocking work is never cancelled"),
@@ -202,12 +219,7 @@ where
     if !record::in_fiber() {
         return f();
     }
-    let cell = Arc::new(JoinCell::new());
-    let done = cell.clone();
-    let work: Box<dyn FnOnce() + Send + 'a> = Box::new(move || {
-        let outcome = catch_unwind(AssertUnwindSafe(f)).map_err(Failure::Panic);
-        done.complete(outcome);
-    });
+    let (cell, work) = packaged::<'a, F, T>(f);
     // Only the lifetime changes. This frame (and so everything `'a` covers)
     // outlives `work`'s use of `f` and of `T`: the wait below is shielded,
     // so it neither returns nor unwinds before `complete` has run, and `f`
@@ -223,9 +235,5 @@ where
             &crate::record::wait_labels::UNBLOCK,
         ))
     });
-    match waited {
-        Ok(v) => v,
-        Err(Failure::Panic(p)) => resume_unwind(p),
-        Err(Failure::Cancelled) => unreachable!("blocking work is never cancelled"),
-    }
+    outcome(waited)
 }

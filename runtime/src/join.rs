@@ -267,16 +267,21 @@ impl<T: 'static> JoinHandle<T> {
     /// If a fiber tries to join itself (that could never finish).
     pub fn join(self) -> Result<T, JoinError> {
         let mut this = self;
-        if record::with_current(|c| c.record.id) == Some(this.record.id) {
-            panic!(
-                "sylvan: fiber {} tried to join itself, which would wait forever; \
-                 join it from another fiber or thread",
-                this.record.describe()
-            );
-        }
+        this.not_self();
         let outcome = this.cell().wait(WaitOn::join(this.record.id.as_u64()));
         this.joined = true;
         outcome.map_err(|f| JoinError::new(f, &this.record))
+    }
+
+    /// Panics if the caller is the fiber itself (its join could never end).
+    fn not_self(&self) {
+        if record::with_current(|c| c.record.id) == Some(self.record.id) {
+            panic!(
+                "sylvan: fiber {} tried to join itself, which would wait forever; \
+                 join it from another fiber or thread",
+                self.record.describe()
+            );
+        }
     }
 
     /// [`join`](Self::join), waiting at most `timeout`: the fiber's outcome,
@@ -302,13 +307,7 @@ impl<T: 'static> JoinHandle<T> {
     /// If a fiber tries to join itself.
     pub fn join_timeout(self, timeout: Duration) -> Result<Result<T, JoinError>, JoinHandle<T>> {
         let mut this = self;
-        if record::with_current(|c| c.record.id) == Some(this.record.id) {
-            panic!(
-                "sylvan: fiber {} tried to join itself, which would wait forever; \
-                 join it from another fiber or thread",
-                this.record.describe()
-            );
-        }
+        this.not_self();
         let deadline = Instant::now().checked_add(timeout);
         let on = WaitOn::join(this.record.id.as_u64());
         match this.cell().wait_until(on, deadline) {

@@ -22,6 +22,10 @@
 
 #![cfg(loom)]
 
+mod loom_support;
+
+use loom_support::assert_deadlocks;
+
 use std::sync::atomic::Ordering::{AcqRel, Acquire, Release, SeqCst};
 
 use loom::sync::atomic::{AtomicBool, AtomicU64};
@@ -130,27 +134,6 @@ fn block_on_model(two_steps: bool) {
 #[test]
 fn loom_block_on_loses_no_wake() {
     block_on_model(false);
-}
-
-/// Runs the ignored control `name` in a child process (a loom deadlock
-/// aborts) and checks that loom found the deadlock.
-fn assert_deadlocks(name: &str) {
-    let out = std::process::Command::new(std::env::current_exe().unwrap())
-        .args([
-            name,
-            "--exact",
-            "--ignored",
-            "--test-threads=1",
-            "--nocapture",
-        ])
-        .env("RUST_BACKTRACE", "0")
-        .output()
-        .unwrap();
-    let text = String::from_utf8_lossy(&out.stdout) + String::from_utf8_lossy(&out.stderr);
-    assert!(
-        !out.status.success() && text.contains("deadlock"),
-        "loom found no lost wake in {name}:\n{text}"
-    );
 }
 
 /// The controls: loom must find the lost wake of each broken variant.

@@ -35,6 +35,8 @@
 
 #![cfg(loom)]
 
+mod loom_support;
+
 use std::sync::atomic::Ordering::SeqCst;
 
 use loom::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize};
@@ -310,23 +312,7 @@ fn loom_reader_sees_every_edge() {
 /// while unwinding) and asserts that loom found a deadlock there: a waiter
 /// asleep on an edge it missed. Returns the child's output.
 fn assert_loses_an_edge(name: &str) -> String {
-    let out = std::process::Command::new(std::env::current_exe().unwrap())
-        .args([
-            name,
-            "--exact",
-            "--ignored",
-            "--test-threads=1",
-            "--nocapture",
-        ])
-        .env("RUST_BACKTRACE", "0")
-        .output()
-        .unwrap();
-    let text = String::from_utf8_lossy(&out.stdout) + String::from_utf8_lossy(&out.stderr);
-    assert!(
-        !out.status.success() && text.contains("deadlock"),
-        "loom found no lost edge in {name}:\n{text}"
-    );
-    text.into_owned()
+    loom_support::assert_deadlocks(name)
 }
 
 /// **The bug this model found in `io.rs`**, kept as a control: the protocol
