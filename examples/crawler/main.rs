@@ -258,6 +258,8 @@ struct Cut {
 /// How many URLs of each kind of cut are kept for the records, at least
 /// (more with a larger --max-pages).
 const CUT_RECORDED: usize = 10_000;
+/// Pages larger than this are parsed on the blocking pool.
+const PARSE_ON_POOL_OVER: usize = 256 * 1024;
 /// Links taken from one page at most; the rest are counted.
 const MAX_LINKS_PER_PAGE: usize = 100_000;
 
@@ -674,8 +676,16 @@ impl Crawl {
                         let html = links::is_html(resp.content_type.as_deref(), &resp.body);
                         record.content_type = resp.content_type;
                         if !job.leaf && html && resp.status == 200 {
-                            let page =
-                                links::extract(&resp.body, &resp.final_url, &self.user_agent);
+                            let extract =
+                                || links::extract(&resp.body, &resp.final_url, &self.user_agent);
+                            // A big page is tens of milliseconds of parsing:
+                            // on the blocking pool (lending it the body), so
+                            // the worker's other fetchers go on meanwhile.
+                            let page = if resp.body.len() > PARSE_ON_POOL_OVER {
+                                sylvan::unblock_scoped(extract)
+                            } else {
+                                extract()
+                            };
                             record.links = page.links.len();
                             record.noindex = page.noindex;
                             lock(&self.stats).nofollow_links += page.nofollow_links;
