@@ -72,6 +72,19 @@ pub use sylvan_macros::main;
 
 /// Runs a test as the first fiber of a fresh runtime
 /// (`#[sylvan::test]`, `#[sylvan::test(workers = 4)]`); one worker by default.
+///
+/// In a test file (`tests/*.rs`, or a `#[cfg(test)]` module), run by
+/// `cargo test` (not here: a doctest is not built as a test):
+///
+/// ```no_run
+/// #[sylvan::test(workers = 4)]
+/// fn fibers_on_four_workers() {
+///     let hs: Vec<_> = (0..8).map(|i| sylvan::spawn(move || i * 2)).collect();
+///     let sum: i32 = hs.into_iter().map(|h| h.join().unwrap()).sum();
+///     assert_eq!(sum, 56);
+/// }
+/// # fn main() {}
+/// ```
 pub use sylvan_macros::test;
 
 /// Waits on several channel and queue operations at once and runs the

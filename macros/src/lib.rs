@@ -4,6 +4,18 @@
 //! Both turn an ordinary function into one whose body runs as the first fiber
 //! of a fresh runtime, and return (or re-raise) what the body returns (or
 //! panics with). Arguments: `workers = N`, `stack_size = BYTES`.
+//!
+//! (Not run here: this crate cannot use itself; the facade's
+//! `sylvan::main` runs the same example.)
+//!
+//! ```ignore
+//! #[sylvan::main(workers = 2, stack_size = 1 << 20)]
+//! fn main() -> std::io::Result<()> {
+//!     let h = sylvan::spawn(|| sylvan::current().id());
+//!     assert_ne!(h.join().unwrap(), sylvan::current().id()); // two fibers
+//!     Ok(())
+//! }
+//! ```
 
 use proc_macro::TokenStream;
 use proc_macro2::Span;

@@ -272,9 +272,15 @@ pub(crate) use impl_async_io;
 
 /// The methods every socket type has, for inside its `impl` block: `$addr`
 /// is its address type (its `Sock` field must be called `inner`).
+///
+/// The examples are written once for every type: `setup` is the doctest
+/// code that makes a socket `s` of the type, `check` asserts on its
+/// address `addr`.
 macro_rules! handle_methods {
-    ($addr:ty) => {
+    ($addr:ty, setup: $setup:literal, check: $check:literal) => {
         /// The local address this socket is bound to.
+        ///
+        #[doc = concat!("```\n", $setup, "\nlet addr = s.local_addr().unwrap();\n", $check, "\n```")]
         pub fn local_addr(&self) -> std::io::Result<$addr> {
             self.inner.get().local_addr()
         }
@@ -282,6 +288,15 @@ macro_rules! handle_methods {
         /// A second handle on the same socket (a duplicated descriptor),
         /// e.g. to give the read half of a connection to one fiber and the
         /// write half to another. It starts with this handle's timeouts.
+        ///
+        #[doc = concat!(
+                    "```\n", $setup, "\n",
+                    "use std::os::fd::AsRawFd;\n",
+                    "let clone = s.try_clone().unwrap();\n",
+                    "assert_ne!(clone.as_raw_fd(), s.as_raw_fd()); // a descriptor of its own\n",
+                    "let addr = clone.local_addr().unwrap(); // on the same socket\n",
+                    $check, "\n```",
+                )]
         pub fn try_clone(&self) -> std::io::Result<Self> {
             Ok(Self {
                 inner: self.inner.try_clone_with(|s| s.try_clone())?,
@@ -289,6 +304,11 @@ macro_rules! handle_methods {
         }
 
         /// Takes the pending `SO_ERROR`, if any.
+        ///
+        #[doc = concat!(
+                    "```\n", $setup, "\n",
+                    "assert!(s.take_error().unwrap().is_none()); // nothing went wrong\n```",
+                )]
         pub fn take_error(&self) -> std::io::Result<Option<std::io::Error>> {
             self.inner.get().take_error()
         }
@@ -297,9 +317,14 @@ macro_rules! handle_methods {
 
 /// The methods of sockets that exchange data with a peer (streams and UDP):
 /// the peer's address and the per-handle timeouts.
+///
+/// As in `handle_methods`: `setup` makes `s`, here connected to a socket
+/// `peer`; `check` asserts on `s`'s peer address `addr`.
 macro_rules! peer_methods {
-    ($addr:ty) => {
+    ($addr:ty, setup: $setup:literal, check: $check:literal) => {
         /// The peer's address (for UDP: the connected peer's).
+        ///
+        #[doc = concat!("```\n", $setup, "\nlet addr = s.peer_addr().unwrap();\n", $check, "\n```")]
         pub fn peer_addr(&self) -> std::io::Result<$addr> {
             self.inner.get().peer_addr()
         }
@@ -309,6 +334,17 @@ macro_rules! peer_methods {
         /// nothing comes within `dur`; `None` waits forever. A zero duration
         /// is an `InvalidInput` error. The timeout belongs to this handle (a
         /// `try_clone` copies it).
+        ///
+        #[doc = concat!(
+                    "```\n", $setup, "\n",
+                    "use std::time::Duration;\n",
+                    "s.set_read_timeout(Some(Duration::from_millis(5))).unwrap();\n",
+                    "assert_eq!(s.read_timeout().unwrap(), Some(Duration::from_millis(5)));\n",
+                    "let zero = s.set_read_timeout(Some(Duration::ZERO)).unwrap_err();\n",
+                    "assert_eq!(zero.kind(), std::io::ErrorKind::InvalidInput);\n",
+                    "s.set_read_timeout(None).unwrap(); // wait forever again\n",
+                    "assert_eq!(s.read_timeout().unwrap(), None);\n```",
+                )]
         pub fn set_read_timeout(&self, dur: Option<std::time::Duration>) -> std::io::Result<()> {
             self.inner.set_read_timeout(dur)
         }
@@ -316,16 +352,43 @@ macro_rules! peer_methods {
         /// Makes operations that wait for buffer space (writes, sends) on
         /// this handle fail with [`std::io::ErrorKind::TimedOut`] when none
         /// frees up within `dur` (see `set_read_timeout`).
+        ///
+        #[doc = concat!(
+                    "```\n", $setup, "\n",
+                    "use std::time::Duration;\n",
+                    "s.set_write_timeout(Some(Duration::from_secs(1))).unwrap();\n",
+                    "assert_eq!(s.write_timeout().unwrap(), Some(Duration::from_secs(1)));\n",
+                    "assert_eq!(s.read_timeout().unwrap(), None); // the two are separate\n```",
+                )]
         pub fn set_write_timeout(&self, dur: Option<std::time::Duration>) -> std::io::Result<()> {
             self.inner.set_write_timeout(dur)
         }
 
         /// The read timeout of this handle.
+        ///
+        #[doc = concat!(
+                    "```\n", $setup, "\n",
+                    "use std::time::Duration;\n",
+                    "assert_eq!(s.read_timeout().unwrap(), None); // none by default\n",
+                    "s.set_read_timeout(Some(Duration::from_millis(50))).unwrap();\n",
+                    "let clone = s.try_clone().unwrap(); // a clone starts with it...\n",
+                    "assert_eq!(clone.read_timeout().unwrap(), Some(Duration::from_millis(50)));\n",
+                    "clone.set_read_timeout(None).unwrap(); // ...and then has its own\n",
+                    "assert_eq!(s.read_timeout().unwrap(), Some(Duration::from_millis(50)));\n```",
+                )]
         pub fn read_timeout(&self) -> std::io::Result<Option<std::time::Duration>> {
             Ok(self.inner.read_timeout())
         }
 
         /// The write timeout of this handle.
+        ///
+        #[doc = concat!(
+                    "```\n", $setup, "\n",
+                    "use std::time::Duration;\n",
+                    "assert_eq!(s.write_timeout().unwrap(), None); // none by default\n",
+                    "s.set_write_timeout(Some(Duration::from_millis(50))).unwrap();\n",
+                    "assert_eq!(s.write_timeout().unwrap(), Some(Duration::from_millis(50)));\n```",
+                )]
         pub fn write_timeout(&self) -> std::io::Result<Option<std::time::Duration>> {
             Ok(self.inner.write_timeout())
         }
@@ -397,10 +460,23 @@ macro_rules! impl_stream_io {
 }
 
 /// The endless iterator of accepted connections a listener's `incoming`
-/// returns.
+/// returns. For its example, `setup` makes a listener `s` and `connect`
+/// connects a client to it (see `handle_methods`).
 macro_rules! incoming_iterator {
-    ($listener:ident, $stream:ident) => {
+    ($listener:ident, $stream:ident, setup: $setup:literal, connect: $connect:literal) => {
         #[doc = concat!("The iterator of [`", stringify!($listener), "::incoming`]; never returns `None`.")]
+        ///
+        #[doc = concat!(
+            "```\n", $setup, "\n",
+            "let client = ", $connect, ".unwrap();\n",
+            "let mut incoming = s.incoming();\n",
+            "let conn = incoming.next().unwrap().unwrap(); // parks until a client connects\n",
+            "use std::io::{Read, Write};\n",
+            "(&client).write_all(b\"x\").unwrap();\n",
+            "let mut buf = [0u8; 1];\n",
+            "(&conn).read_exact(&mut buf).unwrap();\n",
+            "assert_eq!(&buf, b\"x\");\n```",
+        )]
         #[derive(Debug)]
         pub struct Incoming<'a> {
             listener: &'a $listener,

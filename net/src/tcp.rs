@@ -93,6 +93,15 @@ impl TcpListenerBuilder {
     /// Sets `SO_REUSEPORT`, so several listeners (in this process or others)
     /// can bind the same address and the kernel spreads connections between
     /// them.
+    ///
+    /// ```
+    /// use sylvan::net::TcpListener;
+    /// let a = TcpListener::builder().reuse_port(true).bind("127.0.0.1:0").unwrap();
+    /// let addr = a.local_addr().unwrap();
+    /// let b = TcpListener::builder().reuse_port(true).bind(addr).unwrap(); // same port
+    /// assert_eq!(b.local_addr().unwrap(), addr);
+    /// assert!(TcpListener::builder().reuse_port(false).bind(addr).is_err()); // all must opt in
+    /// ```
     pub fn reuse_port(mut self, on: bool) -> Self {
         self.reuse_port = on;
         self
@@ -287,15 +296,31 @@ impl TcpListener {
     }
 
     /// The `IP_TTL` value.
+    ///
+    /// ```
+    /// let l = sylvan::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    /// assert!(l.ttl().unwrap() > 0); // the system default (often 64)
+    /// ```
     pub fn ttl(&self) -> io::Result<u32> {
         self.inner.get().ttl()
     }
 
-    handle_methods!(SocketAddr);
+    handle_methods!(
+        SocketAddr,
+        setup: "use sylvan::net::TcpListener;\n\
+             let s = TcpListener::bind(\"127.0.0.1:0\").unwrap();",
+        check: "assert!(addr.ip().is_loopback() && addr.port() != 0);"
+    );
 }
 
 impl_fd_and_debug!(TcpListener);
-incoming_iterator!(TcpListener, TcpStream);
+incoming_iterator!(
+    TcpListener,
+    TcpStream,
+    setup: "use sylvan::net::TcpListener;\n\
+         let s = TcpListener::bind(\"127.0.0.1:0\").unwrap();",
+    connect: "sylvan::net::TcpStream::connect(s.local_addr().unwrap())"
+);
 
 /// A TCP connection; like [`std::net::TcpStream`] (`Read`, `Write`, also on
 /// `&TcpStream`), but blocking calls park the calling fiber instead of its
@@ -553,19 +578,53 @@ impl TcpStream {
     }
 
     /// Whether `TCP_NODELAY` is set.
+    ///
+    /// ```
+    /// use sylvan::net::{TcpListener, TcpStream};
+    /// let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    /// let s = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+    /// assert!(!s.nodelay().unwrap()); // Nagle's algorithm is on by default
+    /// ```
     pub fn nodelay(&self) -> io::Result<bool> {
         self.inner.get().nodelay()
     }
 
-    handle_methods!(SocketAddr);
-    peer_methods!(SocketAddr);
+    handle_methods!(
+        SocketAddr,
+        setup: "use sylvan::net::{TcpListener, TcpStream};\n\
+             let peer = TcpListener::bind(\"127.0.0.1:0\").unwrap();\n\
+             let s = TcpStream::connect(peer.local_addr().unwrap()).unwrap();",
+        check: "assert!(addr.ip().is_loopback() && addr.port() != 0);"
+    );
+    peer_methods!(
+        SocketAddr,
+        setup: "use sylvan::net::{TcpListener, TcpStream};\n\
+             let peer = TcpListener::bind(\"127.0.0.1:0\").unwrap();\n\
+             let s = TcpStream::connect(peer.local_addr().unwrap()).unwrap();",
+        check: "assert_eq!(addr, peer.local_addr().unwrap());"
+    );
 
     /// Sets `IP_TTL`.
+    ///
+    /// ```
+    /// use sylvan::net::{TcpListener, TcpStream};
+    /// let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    /// let s = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+    /// s.set_ttl(16).unwrap();
+    /// assert_eq!(s.ttl().unwrap(), 16);
+    /// ```
     pub fn set_ttl(&self, ttl: u32) -> io::Result<()> {
         self.inner.get().set_ttl(ttl)
     }
 
     /// The `IP_TTL` value.
+    ///
+    /// ```
+    /// use sylvan::net::{TcpListener, TcpStream};
+    /// let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    /// let s = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+    /// assert!(s.ttl().unwrap() > 0); // the system default (often 64)
+    /// ```
     pub fn ttl(&self) -> io::Result<u32> {
         self.inner.get().ttl()
     }

@@ -332,6 +332,19 @@ impl TlsConnectorBuilder {
 
     /// [`add_root_certificates_pem`](Self::add_root_certificates_pem) with
     /// the contents of the file at `path`; errors name the file.
+    ///
+    /// ```
+    /// use sylvan::net::tls::TlsConnector;
+    /// let made = rcgen::generate_simple_self_signed(vec!["localhost".into()]).unwrap();
+    /// let path = std::env::temp_dir().join(format!("sylvan-doc-ca-{}.pem", std::process::id()));
+    /// std::fs::write(&path, made.cert.pem())?;
+    /// let connector = TlsConnector::builder().web_roots(false).add_root_certificates_pem_file(&path)?.build();
+    /// assert!(connector.is_ok());
+    /// std::fs::remove_file(&path)?;
+    /// let err = TlsConnector::builder().add_root_certificates_pem_file(&path).unwrap_err();
+    /// assert!(err.to_string().contains("sylvan-doc-ca-")); // the error names the file
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
     pub fn add_root_certificates_pem_file(mut self, path: impl AsRef<Path>) -> io::Result<Self> {
         let path = path.as_ref();
         let pem = read_file(path)?;
@@ -537,6 +550,14 @@ impl TlsAcceptor {
     }
 
     /// The configuration every connection uses.
+    ///
+    /// ```
+    /// use sylvan::net::tls::TlsAcceptor;
+    /// let made = rcgen::generate_simple_self_signed(vec!["localhost".into()]).unwrap();
+    /// let acceptor = TlsAcceptor::from_pem(made.cert.pem().as_bytes(), made.signing_key.serialize_pem().as_bytes())?;
+    /// assert_eq!(acceptor.config().alpn_protocols, [b"http/1.1".to_vec()]);
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
     pub fn config(&self) -> &Arc<ServerConfig> {
         &self.config
     }
@@ -767,12 +788,49 @@ impl TlsStream {
     /// applies to every wait of this stream's reads) or
     /// [`peer_addr`](TcpStream::peer_addr). Reading or writing it directly
     /// would corrupt the TLS stream.
+    ///
+    /// ```
+    /// # use sylvan::net::tls::{TlsAcceptor, TlsConnector};
+    /// # use sylvan::net::{TcpListener, TcpStream};
+    /// # let made = rcgen::generate_simple_self_signed(vec!["localhost".into()]).unwrap();
+    /// # let (cert, key) = (made.cert.pem(), made.signing_key.serialize_pem());
+    /// # let acceptor = TlsAcceptor::from_pem(cert.as_bytes(), key.as_bytes())?;
+    /// # let connector = TlsConnector::builder().web_roots(false).add_root_certificates_pem(cert.as_bytes())?.build()?;
+    /// # let listener = TcpListener::bind("127.0.0.1:0")?;
+    /// # let tcp = TcpStream::connect(listener.local_addr()?)?;
+    /// # let accepting = sylvan::spawn(move || acceptor.accept(listener.accept()?.0));
+    /// // Both ends of one connection to "localhost" (set-up as in the type docs):
+    /// let mut client = connector.connect("localhost", tcp)?;
+    /// let mut server = accepting.join().unwrap()?;
+    /// let addr = client.get_ref().peer_addr()?;
+    /// assert_eq!(addr, server.get_ref().local_addr()?);
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
     pub fn get_ref(&self) -> &TcpStream {
         &self.sock
     }
 
     /// The ALPN protocol the two sides agreed on (e.g. `b"http/1.1"`), if
     /// any.
+    ///
+    /// ```
+    /// # use sylvan::net::tls::{TlsAcceptor, TlsConnector};
+    /// # use sylvan::net::{TcpListener, TcpStream};
+    /// # let made = rcgen::generate_simple_self_signed(vec!["localhost".into()]).unwrap();
+    /// # let (cert, key) = (made.cert.pem(), made.signing_key.serialize_pem());
+    /// # let acceptor = TlsAcceptor::from_pem(cert.as_bytes(), key.as_bytes())?;
+    /// # let connector = TlsConnector::builder().web_roots(false).add_root_certificates_pem(cert.as_bytes())?.build()?;
+    /// # let listener = TcpListener::bind("127.0.0.1:0")?;
+    /// # let tcp = TcpStream::connect(listener.local_addr()?)?;
+    /// # let accepting = sylvan::spawn(move || acceptor.accept(listener.accept()?.0));
+    /// // Both ends of one connection to "localhost" (set-up as in the type docs):
+    /// let mut client = connector.connect("localhost", tcp)?;
+    /// let mut server = accepting.join().unwrap()?;
+    /// // Both sides offer http/1.1 unless configured otherwise.
+    /// assert_eq!(client.alpn_protocol(), Some(&b"http/1.1"[..]));
+    /// assert_eq!(server.alpn_protocol(), client.alpn_protocol());
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
     pub fn alpn_protocol(&self) -> Option<&[u8]> {
         self.conn.alpn_protocol()
     }
@@ -780,6 +838,24 @@ impl TlsStream {
     /// On the server side, the host name the client asked for (SNI), if it
     /// sent one (clients connecting to an IP address do not). `None` on the
     /// client side.
+    ///
+    /// ```
+    /// # use sylvan::net::tls::{TlsAcceptor, TlsConnector};
+    /// # use sylvan::net::{TcpListener, TcpStream};
+    /// # let made = rcgen::generate_simple_self_signed(vec!["localhost".into()]).unwrap();
+    /// # let (cert, key) = (made.cert.pem(), made.signing_key.serialize_pem());
+    /// # let acceptor = TlsAcceptor::from_pem(cert.as_bytes(), key.as_bytes())?;
+    /// # let connector = TlsConnector::builder().web_roots(false).add_root_certificates_pem(cert.as_bytes())?.build()?;
+    /// # let listener = TcpListener::bind("127.0.0.1:0")?;
+    /// # let tcp = TcpStream::connect(listener.local_addr()?)?;
+    /// # let accepting = sylvan::spawn(move || acceptor.accept(listener.accept()?.0));
+    /// // Both ends of one connection to "localhost" (set-up as in the type docs):
+    /// let mut client = connector.connect("localhost", tcp)?;
+    /// let mut server = accepting.join().unwrap()?;
+    /// assert_eq!(server.server_name(), Some("localhost"));
+    /// assert_eq!(client.server_name(), None);
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
     pub fn server_name(&self) -> Option<&str> {
         match &self.conn {
             Connection::Server(conn) => conn.server_name(),
@@ -790,6 +866,25 @@ impl TlsStream {
     /// The certificate chain the peer presented, its own certificate first:
     /// the server's on the client side (always there); the client's on the
     /// server side (only if the configuration asked for one).
+    ///
+    /// ```
+    /// # use sylvan::net::tls::{TlsAcceptor, TlsConnector};
+    /// # use sylvan::net::{TcpListener, TcpStream};
+    /// # let made = rcgen::generate_simple_self_signed(vec!["localhost".into()]).unwrap();
+    /// # let (cert, key) = (made.cert.pem(), made.signing_key.serialize_pem());
+    /// # let acceptor = TlsAcceptor::from_pem(cert.as_bytes(), key.as_bytes())?;
+    /// # let connector = TlsConnector::builder().web_roots(false).add_root_certificates_pem(cert.as_bytes())?.build()?;
+    /// # let listener = TcpListener::bind("127.0.0.1:0")?;
+    /// # let tcp = TcpStream::connect(listener.local_addr()?)?;
+    /// # let accepting = sylvan::spawn(move || acceptor.accept(listener.accept()?.0));
+    /// // Both ends of one connection to "localhost" (set-up as in the type docs):
+    /// let mut client = connector.connect("localhost", tcp)?;
+    /// let mut server = accepting.join().unwrap()?;
+    /// let chain = client.peer_certificates().unwrap();
+    /// assert_eq!(chain[0].as_ref(), made.cert.der().as_ref()); // the self-signed one
+    /// assert!(server.peer_certificates().is_none()); // no client certificate asked for
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
     pub fn peer_certificates(&self) -> Option<&[CertificateDer<'static>]> {
         self.conn.peer_certificates()
     }
@@ -798,6 +893,33 @@ impl TlsStream {
     /// reads return `Ok(0)`), writes every pending record, then shuts down
     /// the TCP write half. Reading goes on working until the peer closes
     /// too.
+    ///
+    /// ```
+    /// use std::io::{Read, Write};
+    /// # use sylvan::net::tls::{TlsAcceptor, TlsConnector};
+    /// # use sylvan::net::{TcpListener, TcpStream};
+    /// # let made = rcgen::generate_simple_self_signed(vec!["localhost".into()]).unwrap();
+    /// # let (cert, key) = (made.cert.pem(), made.signing_key.serialize_pem());
+    /// # let acceptor = TlsAcceptor::from_pem(cert.as_bytes(), key.as_bytes())?;
+    /// # let connector = TlsConnector::builder().web_roots(false).add_root_certificates_pem(cert.as_bytes())?.build()?;
+    /// # let listener = TcpListener::bind("127.0.0.1:0")?;
+    /// # let tcp = TcpStream::connect(listener.local_addr()?)?;
+    /// # let accepting = sylvan::spawn(move || acceptor.accept(listener.accept()?.0));
+    /// // Both ends of one connection to "localhost" (set-up as in the type docs):
+    /// let mut client = connector.connect("localhost", tcp)?;
+    /// let mut server = accepting.join().unwrap()?;
+    /// client.write_all(b"last words")?;
+    /// client.shutdown()?;
+    /// let mut got = String::new();
+    /// server.read_to_string(&mut got)?; // Ok(0) at the close_notify: a clean end
+    /// assert_eq!(got, "last words");
+    /// server.write_all(b"bye")?; // the other direction still works
+    /// drop(server);
+    /// let mut reply = String::new();
+    /// client.read_to_string(&mut reply)?;
+    /// assert_eq!(reply, "bye");
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
     pub fn shutdown(&mut self) -> io::Result<()> {
         self.conn.send_close_notify();
         self.flush_records()?;
@@ -805,6 +927,23 @@ impl TlsStream {
     }
 
     /// Whether this is the client side of the connection.
+    ///
+    /// ```
+    /// # use sylvan::net::tls::{TlsAcceptor, TlsConnector};
+    /// # use sylvan::net::{TcpListener, TcpStream};
+    /// # let made = rcgen::generate_simple_self_signed(vec!["localhost".into()]).unwrap();
+    /// # let (cert, key) = (made.cert.pem(), made.signing_key.serialize_pem());
+    /// # let acceptor = TlsAcceptor::from_pem(cert.as_bytes(), key.as_bytes())?;
+    /// # let connector = TlsConnector::builder().web_roots(false).add_root_certificates_pem(cert.as_bytes())?.build()?;
+    /// # let listener = TcpListener::bind("127.0.0.1:0")?;
+    /// # let tcp = TcpStream::connect(listener.local_addr()?)?;
+    /// # let accepting = sylvan::spawn(move || acceptor.accept(listener.accept()?.0));
+    /// // Both ends of one connection to "localhost" (set-up as in the type docs):
+    /// let mut client = connector.connect("localhost", tcp)?;
+    /// let mut server = accepting.join().unwrap()?;
+    /// assert!(client.is_client() && !server.is_client());
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
     pub fn is_client(&self) -> bool {
         matches!(self.conn, Connection::Client(_))
     }

@@ -185,8 +185,22 @@ impl UdpSocket {
         self.inner.read(|s| s.peek(buf))
     }
 
-    handle_methods!(SocketAddr);
-    peer_methods!(SocketAddr);
+    handle_methods!(
+        SocketAddr,
+        setup: "use sylvan::net::UdpSocket;\n\
+             let peer = UdpSocket::bind(\"127.0.0.1:0\").unwrap();\n\
+             let s = UdpSocket::bind(\"127.0.0.1:0\").unwrap();\n\
+             s.connect(peer.local_addr().unwrap()).unwrap();",
+        check: "assert!(addr.ip().is_loopback() && addr.port() != 0);"
+    );
+    peer_methods!(
+        SocketAddr,
+        setup: "use sylvan::net::UdpSocket;\n\
+             let peer = UdpSocket::bind(\"127.0.0.1:0\").unwrap();\n\
+             let s = UdpSocket::bind(\"127.0.0.1:0\").unwrap();\n\
+             s.connect(peer.local_addr().unwrap()).unwrap();",
+        check: "assert_eq!(addr, peer.local_addr().unwrap());"
+    );
 
     /// Sets `SO_BROADCAST`.
     ///
@@ -200,6 +214,11 @@ impl UdpSocket {
     }
 
     /// Whether `SO_BROADCAST` is set.
+    ///
+    /// ```
+    /// let s = sylvan::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    /// assert!(!s.broadcast().unwrap()); // off by default
+    /// ```
     pub fn broadcast(&self) -> io::Result<bool> {
         self.inner.get().broadcast()
     }
@@ -216,26 +235,72 @@ impl UdpSocket {
     }
 
     /// The `IP_TTL` value.
+    ///
+    /// ```
+    /// let s = sylvan::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    /// assert!(s.ttl().unwrap() > 0); // the system default (often 64)
+    /// ```
     pub fn ttl(&self) -> io::Result<u32> {
         self.inner.get().ttl()
     }
 
     /// Joins an IPv4 multicast group on the given interface.
+    ///
+    /// ```no_run
+    /// // Needs a multicast-capable interface (not run here).
+    /// use std::net::Ipv4Addr;
+    /// let s = sylvan::net::UdpSocket::bind("0.0.0.0:5353").unwrap();
+    /// let group = Ipv4Addr::new(224, 0, 0, 251); // mDNS
+    /// s.join_multicast_v4(&group, &Ipv4Addr::UNSPECIFIED).unwrap();
+    /// let mut buf = [0u8; 1500];
+    /// let (n, from) = s.recv_from(&mut buf).unwrap(); // datagrams sent to the group
+    /// assert!(n <= buf.len() && !from.ip().is_unspecified());
+    /// ```
     pub fn join_multicast_v4(&self, group: &Ipv4Addr, interface: &Ipv4Addr) -> io::Result<()> {
         self.inner.get().join_multicast_v4(group, interface)
     }
 
     /// Leaves an IPv4 multicast group.
+    ///
+    /// ```no_run
+    /// // Needs a multicast-capable interface (not run here).
+    /// use std::net::Ipv4Addr;
+    /// let s = sylvan::net::UdpSocket::bind("0.0.0.0:0").unwrap();
+    /// let group = Ipv4Addr::new(239, 1, 2, 3);
+    /// s.join_multicast_v4(&group, &Ipv4Addr::UNSPECIFIED).unwrap();
+    /// s.leave_multicast_v4(&group, &Ipv4Addr::UNSPECIFIED).unwrap();
+    /// // Leaving twice: the group is no longer joined.
+    /// assert!(s.leave_multicast_v4(&group, &Ipv4Addr::UNSPECIFIED).is_err());
+    /// ```
     pub fn leave_multicast_v4(&self, group: &Ipv4Addr, interface: &Ipv4Addr) -> io::Result<()> {
         self.inner.get().leave_multicast_v4(group, interface)
     }
 
     /// Joins an IPv6 multicast group on the given interface index.
+    ///
+    /// ```no_run
+    /// // Needs IPv6 and a multicast-capable interface (not run here).
+    /// use std::net::Ipv6Addr;
+    /// let s = sylvan::net::UdpSocket::bind("[::]:0").unwrap();
+    /// let group = Ipv6Addr::new(0xff02, 0, 0, 0, 0, 0, 0, 0xfb); // mDNS, link-local
+    /// s.join_multicast_v6(&group, 0).unwrap(); // 0: the default interface
+    /// assert!(s.local_addr().unwrap().is_ipv6());
+    /// ```
     pub fn join_multicast_v6(&self, group: &Ipv6Addr, interface: u32) -> io::Result<()> {
         self.inner.get().join_multicast_v6(group, interface)
     }
 
     /// Leaves an IPv6 multicast group.
+    ///
+    /// ```no_run
+    /// // Needs IPv6 and a multicast-capable interface (not run here).
+    /// use std::net::Ipv6Addr;
+    /// let s = sylvan::net::UdpSocket::bind("[::]:0").unwrap();
+    /// let group = Ipv6Addr::new(0xff02, 0, 0, 0, 0, 0, 0, 0xfb);
+    /// s.join_multicast_v6(&group, 0).unwrap();
+    /// s.leave_multicast_v6(&group, 0).unwrap();
+    /// assert!(s.leave_multicast_v6(&group, 0).is_err()); // not joined any more
+    /// ```
     pub fn leave_multicast_v6(&self, group: &Ipv6Addr, interface: u32) -> io::Result<()> {
         self.inner.get().leave_multicast_v6(group, interface)
     }

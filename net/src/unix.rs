@@ -1,4 +1,21 @@
 //! Unix domain stream sockets: [`UnixListener`] and [`UnixStream`].
+//!
+//! ```
+//! use std::io::{BufRead, BufReader, Write};
+//! use sylvan::net::unix::UnixStream;
+//! // A request/reply over a connected pair, one side in a fiber.
+//! let (client, server) = UnixStream::pair().unwrap();
+//! let replier = sylvan::spawn(move || {
+//!     let mut line = String::new();
+//!     BufReader::new(&server).read_line(&mut line).unwrap();
+//!     (&server).write_all(line.to_uppercase().as_bytes()).unwrap();
+//! });
+//! (&client).write_all(b"ping\n").unwrap();
+//! let mut reply = String::new();
+//! BufReader::new(&client).read_line(&mut reply).unwrap();
+//! assert_eq!(reply, "PING\n");
+//! replier.join().unwrap();
+//! ```
 
 use std::io;
 use std::net::Shutdown;
@@ -65,6 +82,16 @@ impl UnixListener {
     }
 
     /// Wraps a listener made by std (it is switched to non-blocking mode).
+    ///
+    /// ```
+    /// use sylvan::net::unix::UnixListener;
+    /// let path = std::env::temp_dir().join(format!("sylvan-doc-from-std-{}.sock", std::process::id()));
+    /// let _ = std::fs::remove_file(&path);
+    /// let std_listener = std::os::unix::net::UnixListener::bind(&path).unwrap();
+    /// let listener = UnixListener::from_std(std_listener).unwrap();
+    /// assert_eq!(listener.local_addr().unwrap().as_pathname(), Some(path.as_path()));
+    /// std::fs::remove_file(&path).unwrap();
+    /// ```
     pub fn from_std(listener: std_unix::UnixListener) -> io::Result<UnixListener> {
         listener.set_nonblocking(true)?;
         Ok(UnixListener {
@@ -73,6 +100,16 @@ impl UnixListener {
     }
 
     /// Unwraps into std's listener (left in non-blocking mode).
+    ///
+    /// ```
+    /// use sylvan::net::unix::UnixListener;
+    /// let path = std::env::temp_dir().join(format!("sylvan-doc-into-std-{}.sock", std::process::id()));
+    /// let _ = std::fs::remove_file(&path);
+    /// let std_listener = UnixListener::bind(&path).unwrap().into_std();
+    /// let err = std_listener.accept().unwrap_err(); // no client, and it does not block
+    /// assert_eq!(err.kind(), std::io::ErrorKind::WouldBlock);
+    /// std::fs::remove_file(&path).unwrap();
+    /// ```
     pub fn into_std(self) -> std_unix::UnixListener {
         self.inner.into_inner()
     }
@@ -125,11 +162,36 @@ impl UnixListener {
         Incoming { listener: self }
     }
 
-    handle_methods!(SocketAddr);
+    handle_methods!(
+        SocketAddr,
+        setup: "# struct RemoveOnDrop(std::path::PathBuf);\n\
+             # impl Drop for RemoveOnDrop {\n\
+             #     fn drop(&mut self) { let _ = std::fs::remove_file(&self.0); }\n\
+             # }\n\
+             use sylvan::net::unix::UnixListener;\n\
+             let path = std::env::temp_dir().join(format!(\"sylvan-doc-{}.sock\", std::process::id()));\n\
+             # let _ = std::fs::remove_file(&path);\n\
+             # let _rm = RemoveOnDrop(path.clone());\n\
+             let s = UnixListener::bind(&path).unwrap();",
+        check: "assert_eq!(addr.as_pathname(), Some(path.as_path()));"
+    );
 }
 
 impl_fd_and_debug!(UnixListener);
-incoming_iterator!(UnixListener, UnixStream);
+incoming_iterator!(
+    UnixListener,
+    UnixStream,
+    setup: "# struct RemoveOnDrop(std::path::PathBuf);\n\
+         # impl Drop for RemoveOnDrop {\n\
+         #     fn drop(&mut self) { let _ = std::fs::remove_file(&self.0); }\n\
+         # }\n\
+         use sylvan::net::unix::UnixListener;\n\
+         let path = std::env::temp_dir().join(format!(\"sylvan-doc-{}.sock\", std::process::id()));\n\
+         # let _ = std::fs::remove_file(&path);\n\
+         # let _rm = RemoveOnDrop(path.clone());\n\
+         let s = UnixListener::bind(&path).unwrap();",
+    connect: "sylvan::net::unix::UnixStream::connect(&path)"
+);
 
 /// A Unix domain stream connection; like
 /// [`std::os::unix::net::UnixStream`], with the same parking behaviour and
@@ -217,6 +279,17 @@ impl UnixStream {
     }
 
     /// Wraps a stream made by std (it is switched to non-blocking mode).
+    ///
+    /// ```
+    /// use std::io::{Read, Write};
+    /// use sylvan::net::unix::UnixStream;
+    /// let (a, b) = std::os::unix::net::UnixStream::pair().unwrap();
+    /// let (mut a, mut b) = (UnixStream::from_std(a).unwrap(), UnixStream::from_std(b).unwrap());
+    /// a.write_all(b"ok").unwrap();
+    /// let mut buf = [0u8; 2];
+    /// b.read_exact(&mut buf).unwrap(); // parks (here: blocks) until the bytes are there
+    /// assert_eq!(&buf, b"ok");
+    /// ```
     pub fn from_std(stream: std_unix::UnixStream) -> io::Result<UnixStream> {
         stream.set_nonblocking(true)?;
         Ok(UnixStream {
@@ -225,6 +298,14 @@ impl UnixStream {
     }
 
     /// Unwraps into std's stream (left in non-blocking mode).
+    ///
+    /// ```
+    /// use std::io::Read;
+    /// let (a, _b) = sylvan::net::unix::UnixStream::pair().unwrap();
+    /// let mut std_stream = a.into_std();
+    /// let err = std_stream.read(&mut [0u8; 1]).unwrap_err(); // nothing sent, and no wait
+    /// assert_eq!(err.kind(), std::io::ErrorKind::WouldBlock);
+    /// ```
     pub fn into_std(self) -> std_unix::UnixStream {
         self.inner.into_inner()
     }
@@ -243,8 +324,18 @@ impl UnixStream {
         self.inner.get().shutdown(how)
     }
 
-    handle_methods!(SocketAddr);
-    peer_methods!(SocketAddr);
+    handle_methods!(
+        SocketAddr,
+        setup: "use sylvan::net::unix::UnixStream;\n\
+             let (s, peer) = UnixStream::pair().unwrap();",
+        check: "assert!(addr.is_unnamed()); // a pair has no file name"
+    );
+    peer_methods!(
+        SocketAddr,
+        setup: "use sylvan::net::unix::UnixStream;\n\
+             let (s, peer) = UnixStream::pair().unwrap();",
+        check: "assert!(addr.is_unnamed()); // `peer` has no file name either"
+    );
 }
 
 impl_stream_io!(UnixStream);

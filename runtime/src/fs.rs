@@ -78,7 +78,16 @@ pub fn read_to_string(path: impl AsRef<Path>) -> io::Result<String> {
 
 /// Writes a whole file, creating or truncating it ([`std::fs::write`]).
 ///
-/// See the [module example](self).
+/// ```
+/// # extern crate sylvan_runtime as sylvan;
+/// use sylvan::fs;
+/// let path = std::env::temp_dir().join(format!("sylvan-doc-write-{}", std::process::id()));
+/// fs::write(&path, "first")?;
+/// fs::write(&path, b"second")?; // truncates: no trace of "first"
+/// assert_eq!(fs::read_to_string(&path)?, "second");
+/// fs::remove_file(&path)?;
+/// # Ok::<(), std::io::Error>(())
+/// ```
 pub fn write(path: impl AsRef<Path>, contents: impl AsRef<[u8]>) -> io::Result<()> {
     let contents = contents.as_ref().to_vec();
     on_pool(path.as_ref(), move |p| std::fs::write(p, contents))
@@ -96,6 +105,18 @@ pub fn metadata(path: impl AsRef<Path>) -> io::Result<Metadata> {
 }
 
 /// A file's metadata, not following symlinks ([`std::fs::symlink_metadata`]).
+///
+/// ```
+/// # extern crate sylvan_runtime as sylvan;
+/// use sylvan::fs;
+/// let path = std::env::temp_dir().join(format!("sylvan-doc-symlink-{}", std::process::id()));
+/// let target = std::env::current_dir()?.join("Cargo.toml");
+/// std::os::unix::fs::symlink(&target, &path)?;
+/// assert!(fs::symlink_metadata(&path)?.file_type().is_symlink()); // the link itself
+/// assert!(fs::metadata(&path)?.is_file()); // what it points to
+/// fs::remove_file(&path)?;
+/// # Ok::<(), std::io::Error>(())
+/// ```
 pub fn symlink_metadata(path: impl AsRef<Path>) -> io::Result<Metadata> {
     on_pool(path.as_ref(), std::fs::symlink_metadata)
 }
@@ -127,6 +148,14 @@ pub fn read_dir(path: impl AsRef<Path>) -> io::Result<ReadDir> {
 }
 
 /// The entries [`read_dir`] found.
+///
+/// ```
+/// # extern crate sylvan_runtime as sylvan;
+/// let mut entries = sylvan::fs::read_dir("src")?;
+/// let first = entries.next().unwrap()?; // already read: no IO here
+/// assert!(first.path().starts_with("src"));
+/// # Ok::<(), std::io::Error>(())
+/// ```
 pub struct ReadDir {
     entries: std::vec::IntoIter<io::Result<DirEntry>>,
 }
@@ -147,31 +176,101 @@ impl fmt::Debug for ReadDir {
 }
 
 /// Creates a directory ([`std::fs::create_dir`]).
+///
+/// ```
+/// # extern crate sylvan_runtime as sylvan;
+/// use sylvan::fs;
+/// let path = std::env::temp_dir().join(format!("sylvan-doc-create-dir-{}", std::process::id()));
+/// fs::create_dir(&path)?;
+/// assert!(fs::metadata(&path)?.is_dir());
+/// assert_eq!(fs::create_dir(&path).unwrap_err().kind(), std::io::ErrorKind::AlreadyExists);
+/// fs::remove_dir(&path)?;
+/// # Ok::<(), std::io::Error>(())
+/// ```
 pub fn create_dir(path: impl AsRef<Path>) -> io::Result<()> {
     on_pool(path.as_ref(), std::fs::create_dir)
 }
 
 /// Creates a directory and its missing parents ([`std::fs::create_dir_all`]).
+///
+/// ```
+/// # extern crate sylvan_runtime as sylvan;
+/// use sylvan::fs;
+/// let path = std::env::temp_dir().join(format!("sylvan-doc-create-dir-all-{}", std::process::id()));
+/// fs::create_dir_all(path.join("a/b/c"))?;
+/// fs::create_dir_all(path.join("a/b"))?; // already there: fine
+/// assert!(fs::exists(path.join("a/b/c"))?);
+/// fs::remove_dir_all(&path)?;
+/// # Ok::<(), std::io::Error>(())
+/// ```
 pub fn create_dir_all(path: impl AsRef<Path>) -> io::Result<()> {
     on_pool(path.as_ref(), std::fs::create_dir_all)
 }
 
 /// Removes a file ([`std::fs::remove_file`]).
+///
+/// ```
+/// # extern crate sylvan_runtime as sylvan;
+/// use sylvan::fs;
+/// let path = std::env::temp_dir().join(format!("sylvan-doc-remove-file-{}", std::process::id()));
+/// fs::write(&path, "x")?;
+/// fs::remove_file(&path)?;
+/// assert!(!fs::exists(&path)?);
+/// assert_eq!(fs::remove_file(&path).unwrap_err().kind(), std::io::ErrorKind::NotFound);
+/// # Ok::<(), std::io::Error>(())
+/// ```
 pub fn remove_file(path: impl AsRef<Path>) -> io::Result<()> {
     on_pool(path.as_ref(), std::fs::remove_file)
 }
 
 /// Removes an empty directory ([`std::fs::remove_dir`]).
+///
+/// ```
+/// # extern crate sylvan_runtime as sylvan;
+/// use sylvan::fs;
+/// let path = std::env::temp_dir().join(format!("sylvan-doc-remove-dir-{}", std::process::id()));
+/// fs::create_dir(&path)?;
+/// fs::write(path.join("f"), "x")?;
+/// assert!(fs::remove_dir(&path).is_err()); // not empty
+/// fs::remove_file(path.join("f"))?;
+/// fs::remove_dir(&path)?;
+/// assert!(!fs::exists(&path)?);
+/// # Ok::<(), std::io::Error>(())
+/// ```
 pub fn remove_dir(path: impl AsRef<Path>) -> io::Result<()> {
     on_pool(path.as_ref(), std::fs::remove_dir)
 }
 
 /// Removes a directory and everything in it ([`std::fs::remove_dir_all`]).
+///
+/// ```
+/// # extern crate sylvan_runtime as sylvan;
+/// use sylvan::fs;
+/// let path = std::env::temp_dir().join(format!("sylvan-doc-remove-dir-all-{}", std::process::id()));
+/// fs::create_dir_all(path.join("sub"))?;
+/// fs::write(path.join("sub/f"), "x")?;
+/// fs::remove_dir_all(&path)?;
+/// assert!(!fs::exists(&path)?);
+/// # Ok::<(), std::io::Error>(())
+/// ```
 pub fn remove_dir_all(path: impl AsRef<Path>) -> io::Result<()> {
     on_pool(path.as_ref(), std::fs::remove_dir_all)
 }
 
 /// Renames a file or directory ([`std::fs::rename`]).
+///
+/// ```
+/// # extern crate sylvan_runtime as sylvan;
+/// use sylvan::fs;
+/// let path = std::env::temp_dir().join(format!("sylvan-doc-rename-{}", std::process::id()));
+/// let new = path.with_extension("renamed");
+/// fs::write(&path, "moved")?;
+/// fs::rename(&path, &new)?;
+/// assert!(!fs::exists(&path)?);
+/// assert_eq!(fs::read_to_string(&new)?, "moved");
+/// fs::remove_file(&new)?;
+/// # Ok::<(), std::io::Error>(())
+/// ```
 pub fn rename(from: impl AsRef<Path>, to: impl AsRef<Path>) -> io::Result<()> {
     let to = to.as_ref().to_path_buf();
     on_pool(from.as_ref(), move |from| std::fs::rename(from, to))
@@ -179,18 +278,43 @@ pub fn rename(from: impl AsRef<Path>, to: impl AsRef<Path>) -> io::Result<()> {
 
 /// Copies a file's contents and permissions ([`std::fs::copy`]); returns
 /// the bytes copied.
+///
+/// ```
+/// # extern crate sylvan_runtime as sylvan;
+/// use sylvan::fs;
+/// let path = std::env::temp_dir().join(format!("sylvan-doc-copy-{}", std::process::id()));
+/// assert_eq!(fs::copy("Cargo.toml", &path)?, fs::metadata("Cargo.toml")?.len());
+/// assert_eq!(fs::read(&path)?, fs::read("Cargo.toml")?);
+/// fs::remove_file(&path)?;
+/// # Ok::<(), std::io::Error>(())
+/// ```
 pub fn copy(from: impl AsRef<Path>, to: impl AsRef<Path>) -> io::Result<u64> {
     let to = to.as_ref().to_path_buf();
     on_pool(from.as_ref(), move |from| std::fs::copy(from, to))
 }
 
 /// The absolute path with symlinks resolved ([`std::fs::canonicalize`]).
+///
+/// ```
+/// # extern crate sylvan_runtime as sylvan;
+/// let abs = sylvan::fs::canonicalize("src/../Cargo.toml")?;
+/// assert!(abs.is_absolute() && abs.ends_with("Cargo.toml"));
+/// assert!(!abs.to_string_lossy().contains(".."));
+/// # Ok::<(), std::io::Error>(())
+/// ```
 pub fn canonicalize(path: impl AsRef<Path>) -> io::Result<PathBuf> {
     on_pool(path.as_ref(), std::fs::canonicalize)
 }
 
 /// Whether `path` exists ([`std::fs::exists`]'s answer, via metadata):
 /// `Ok(false)` for a missing file, an error when that cannot be told.
+///
+/// ```
+/// # extern crate sylvan_runtime as sylvan;
+/// assert!(sylvan::fs::exists("Cargo.toml")?);
+/// assert!(!sylvan::fs::exists("no/such/file")?);
+/// # Ok::<(), std::io::Error>(())
+/// ```
 pub fn exists(path: impl AsRef<Path>) -> io::Result<bool> {
     match symlink_metadata(path) {
         Ok(_) => Ok(true),
@@ -229,11 +353,34 @@ pub struct File {
 
 impl File {
     /// Opens a file for reading ([`std::fs::File::open`]).
+    ///
+    /// ```
+    /// # extern crate sylvan_runtime as sylvan;
+    /// use std::io::Read;
+    /// let mut f = sylvan::fs::File::open("Cargo.toml")?;
+    /// let mut head = [0u8; 1];
+    /// f.read_exact(&mut head)?;
+    /// assert_eq!(&head, b"[");
+    /// assert!(sylvan::fs::File::open("no/such/file").is_err());
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
     pub fn open(path: impl AsRef<Path>) -> io::Result<File> {
         OpenOptions::new().read(true).open(path)
     }
 
     /// Creates or truncates a file for writing ([`std::fs::File::create`]).
+    ///
+    /// ```
+    /// # extern crate sylvan_runtime as sylvan;
+    /// use std::io::Write;
+    /// use sylvan::fs::{self, File};
+    /// let path = std::env::temp_dir().join(format!("sylvan-doc-create-{}", std::process::id()));
+    /// File::create(&path)?.write_all(b"one two")?;
+    /// File::create(&path)?.write_all(b"3")?; // truncated first
+    /// assert_eq!(fs::read_to_string(&path)?, "3");
+    /// fs::remove_file(&path)?;
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
     pub fn create(path: impl AsRef<Path>) -> io::Result<File> {
         OpenOptions::new()
             .write(true)
@@ -243,36 +390,113 @@ impl File {
     }
 
     /// Options to open a file with ([`OpenOptions`]).
+    ///
+    /// ```
+    /// # extern crate sylvan_runtime as sylvan;
+    /// use sylvan::fs::{self, File};
+    /// let path = std::env::temp_dir().join(format!("sylvan-doc-options-{}", std::process::id()));
+    /// File::options().write(true).create_new(true).open(&path)?;
+    /// assert!(File::options().write(true).create_new(true).open(&path).is_err()); // exists now
+    /// fs::remove_file(&path)?;
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
     pub fn options() -> OpenOptions {
         OpenOptions::new()
     }
 
     /// Wraps a std file (its operations then run on the pool).
+    ///
+    /// ```
+    /// # extern crate sylvan_runtime as sylvan;
+    /// use std::io::Read;
+    /// let std_file = std::fs::File::open("Cargo.toml")?;
+    /// let mut f = sylvan::fs::File::from_std(std_file);
+    /// let mut text = String::new();
+    /// f.read_to_string(&mut text)?; // in a fiber: on the blocking pool
+    /// assert!(text.contains("[package]"));
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
     pub fn from_std(file: std::fs::File) -> File {
         File { inner: file }
     }
 
     /// The std file inside.
+    ///
+    /// ```
+    /// # extern crate sylvan_runtime as sylvan;
+    /// let f = sylvan::fs::File::open("Cargo.toml")?;
+    /// let std_file: std::fs::File = f.into_std();
+    /// assert!(std_file.metadata()?.is_file());
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
     pub fn into_std(self) -> std::fs::File {
         self.inner
     }
 
     /// The file's metadata.
+    ///
+    /// ```
+    /// # extern crate sylvan_runtime as sylvan;
+    /// let f = sylvan::fs::File::open("Cargo.toml")?;
+    /// assert_eq!(f.metadata()?.len(), sylvan::fs::metadata("Cargo.toml")?.len());
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
     pub fn metadata(&self) -> io::Result<Metadata> {
         unblock_scoped(|| self.inner.metadata())
     }
 
     /// Flushes data and metadata to the device (`fsync`).
+    ///
+    /// ```
+    /// # extern crate sylvan_runtime as sylvan;
+    /// use std::io::Write;
+    /// use sylvan::fs::{self, File};
+    /// let path = std::env::temp_dir().join(format!("sylvan-doc-sync-all-{}", std::process::id()));
+    /// let mut f = File::create(&path)?;
+    /// f.write_all(b"durable")?;
+    /// f.sync_all()?; // on the device now, length and times included
+    /// assert_eq!(fs::read(&path)?, b"durable");
+    /// fs::remove_file(&path)?;
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
     pub fn sync_all(&self) -> io::Result<()> {
         unblock_scoped(|| self.inner.sync_all())
     }
 
     /// Flushes data to the device (`fdatasync`).
+    ///
+    /// ```
+    /// # extern crate sylvan_runtime as sylvan;
+    /// use std::io::Write;
+    /// use sylvan::fs::{self, File};
+    /// let path = std::env::temp_dir().join(format!("sylvan-doc-sync-data-{}", std::process::id()));
+    /// let mut f = File::create(&path)?;
+    /// f.write_all(b"record\n")?;
+    /// f.sync_data()?; // the data, not necessarily every metadata change
+    /// assert_eq!(f.metadata()?.len(), 7);
+    /// fs::remove_file(&path)?;
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
     pub fn sync_data(&self) -> io::Result<()> {
         unblock_scoped(|| self.inner.sync_data())
     }
 
     /// Truncates or extends the file to `size` bytes.
+    ///
+    /// ```
+    /// # extern crate sylvan_runtime as sylvan;
+    /// use std::io::Write;
+    /// use sylvan::fs::{self, File};
+    /// let path = std::env::temp_dir().join(format!("sylvan-doc-set-len-{}", std::process::id()));
+    /// let mut f = File::create(&path)?;
+    /// f.write_all(b"0123456789")?;
+    /// f.set_len(4)?;
+    /// assert_eq!(fs::read(&path)?, b"0123");
+    /// f.set_len(6)?; // extended with zeros
+    /// assert_eq!(fs::read(&path)?, b"0123\0\0");
+    /// fs::remove_file(&path)?;
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
     pub fn set_len(&self, size: u64) -> io::Result<()> {
         unblock_scoped(|| self.inner.set_len(size))
     }
@@ -374,6 +598,12 @@ pub struct OpenOptions {
 
 impl OpenOptions {
     /// Nothing set (as std's).
+    ///
+    /// ```
+    /// # extern crate sylvan_runtime as sylvan;
+    /// let err = sylvan::fs::OpenOptions::new().open("Cargo.toml").unwrap_err();
+    /// assert_eq!(err.kind(), std::io::ErrorKind::InvalidInput); // neither read nor write
+    /// ```
     pub fn new() -> OpenOptions {
         OpenOptions {
             inner: std::fs::OpenOptions::new(),
@@ -381,42 +611,120 @@ impl OpenOptions {
     }
 
     /// Open for reading.
+    ///
+    /// ```
+    /// # extern crate sylvan_runtime as sylvan;
+    /// use std::io::Read;
+    /// let mut f = sylvan::fs::OpenOptions::new().read(true).open("Cargo.toml")?;
+    /// let mut s = String::new();
+    /// f.read_to_string(&mut s)?;
+    /// assert!(!s.is_empty());
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
     pub fn read(&mut self, read: bool) -> &mut Self {
         self.inner.read(read);
         self
     }
 
     /// Open for writing.
+    ///
+    /// ```
+    /// # extern crate sylvan_runtime as sylvan;
+    /// use std::io::Write;
+    /// use sylvan::fs::{self, OpenOptions};
+    /// let path = std::env::temp_dir().join(format!("sylvan-doc-write-opt-{}", std::process::id()));
+    /// fs::write(&path, "abc")?;
+    /// OpenOptions::new().write(true).open(&path)?.write_all(b"X")?; // overwrites from the start
+    /// assert_eq!(fs::read_to_string(&path)?, "Xbc");
+    /// fs::remove_file(&path)?;
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
     pub fn write(&mut self, write: bool) -> &mut Self {
         self.inner.write(write);
         self
     }
 
     /// Writes go to the end.
+    ///
+    /// ```
+    /// # extern crate sylvan_runtime as sylvan;
+    /// use std::io::Write;
+    /// use sylvan::fs::{self, OpenOptions};
+    /// let path = std::env::temp_dir().join(format!("sylvan-doc-append-{}", std::process::id()));
+    /// fs::write(&path, "abc")?;
+    /// OpenOptions::new().append(true).open(&path)?.write_all(b"d")?;
+    /// assert_eq!(fs::read_to_string(&path)?, "abcd");
+    /// fs::remove_file(&path)?;
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
     pub fn append(&mut self, append: bool) -> &mut Self {
         self.inner.append(append);
         self
     }
 
     /// Truncate to 0 bytes on open.
+    ///
+    /// ```
+    /// # extern crate sylvan_runtime as sylvan;
+    /// use sylvan::fs::{self, OpenOptions};
+    /// let path = std::env::temp_dir().join(format!("sylvan-doc-truncate-{}", std::process::id()));
+    /// fs::write(&path, "old contents")?;
+    /// OpenOptions::new().write(true).truncate(true).open(&path)?;
+    /// assert_eq!(fs::metadata(&path)?.len(), 0);
+    /// fs::remove_file(&path)?;
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
     pub fn truncate(&mut self, truncate: bool) -> &mut Self {
         self.inner.truncate(truncate);
         self
     }
 
     /// Create the file if it is missing.
+    ///
+    /// ```
+    /// # extern crate sylvan_runtime as sylvan;
+    /// use sylvan::fs::{self, OpenOptions};
+    /// let path = std::env::temp_dir().join(format!("sylvan-doc-create-opt-{}", std::process::id()));
+    /// assert!(OpenOptions::new().write(true).open(&path).is_err()); // missing
+    /// OpenOptions::new().write(true).create(true).open(&path)?;
+    /// assert!(fs::exists(&path)?);
+    /// fs::remove_file(&path)?;
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
     pub fn create(&mut self, create: bool) -> &mut Self {
         self.inner.create(create);
         self
     }
 
     /// Create the file, failing if it exists.
+    ///
+    /// ```
+    /// # extern crate sylvan_runtime as sylvan;
+    /// use sylvan::fs::{self, OpenOptions};
+    /// let path = std::env::temp_dir().join(format!("sylvan-doc-create-new-{}", std::process::id()));
+    /// let mut opts = OpenOptions::new();
+    /// opts.write(true).create_new(true);
+    /// opts.open(&path)?; // made it
+    /// let err = opts.open(&path).unwrap_err(); // someone (we) made it first
+    /// assert_eq!(err.kind(), std::io::ErrorKind::AlreadyExists);
+    /// fs::remove_file(&path)?;
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
     pub fn create_new(&mut self, create_new: bool) -> &mut Self {
         self.inner.create_new(create_new);
         self
     }
 
     /// Opens `path` with these options, on the pool.
+    ///
+    /// ```
+    /// # extern crate sylvan_runtime as sylvan;
+    /// let f = sylvan::spawn(|| sylvan::fs::OpenOptions::new().read(true).open("Cargo.toml"))
+    ///     .join()
+    ///     .unwrap()?; // the fiber parked while a pool thread opened it
+    /// assert!(f.metadata()?.is_file());
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
     pub fn open(&self, path: impl AsRef<Path>) -> io::Result<File> {
         let options = self.inner.clone();
         on_pool(path.as_ref(), move |p| options.open(p)).map(File::from_std)

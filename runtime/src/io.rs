@@ -37,6 +37,32 @@
 //! * Drop the registration **before** closing the descriptor (put it first in
 //!   the owning struct); it removes the descriptor from every `epoll` set it
 //!   joined.
+//!
+//! ```
+//! # extern crate sylvan_runtime as sylvan;
+//! use std::io::{Read, Write};
+//! use std::os::fd::AsRawFd;
+//! use std::os::unix::net::UnixStream;
+//! use sylvan::io::{Direction, IoRegistration};
+//!
+//! /// A fiber-aware reader. The registration comes first: it drops first.
+//! struct Reader {
+//!     reg: IoRegistration,
+//!     sock: UnixStream,
+//! }
+//!
+//! let (a, mut b) = UnixStream::pair().unwrap();
+//! a.set_nonblocking(true).unwrap();
+//! let reader = Reader { reg: IoRegistration::new(a.as_raw_fd()), sock: a };
+//! let h = sylvan::spawn(move || {
+//!     let mut buf = [0u8; 5];
+//!     // Tries the read; on WouldBlock the fiber parks until `a` is readable.
+//!     let n = reader.reg.io(Direction::Read, None, || (&reader.sock).read(&mut buf)).unwrap();
+//!     buf[..n].to_vec()
+//! });
+//! b.write_all(b"hello").unwrap();
+//! assert_eq!(h.join().unwrap(), b"hello");
+//! ```
 
 use std::io;
 use std::os::fd::RawFd;
@@ -159,6 +185,22 @@ impl IoRegistration {
     /// # Panics (unwinds)
     /// Like [`park::park`]: when the calling fiber is cancelled or an
     /// enclosing [`timeout`](crate::timeout) expires while it waits.
+    ///
+    /// ```
+    /// # extern crate sylvan_runtime as sylvan;
+    /// use std::io::Read;
+    /// use std::os::fd::AsRawFd;
+    /// use std::time::{Duration, Instant};
+    /// use sylvan::io::{Direction, IoRegistration};
+    /// let (a, _b) = std::os::unix::net::UnixStream::pair().unwrap();
+    /// a.set_nonblocking(true).unwrap();
+    /// let reg = IoRegistration::new(a.as_raw_fd());
+    /// // Nothing is sent: the read waits until the deadline, then gives up.
+    /// let deadline = Instant::now() + Duration::from_millis(5);
+    /// let err = reg.io(Direction::Read, Some(deadline), || (&a).read(&mut [0u8; 1])).unwrap_err();
+    /// assert_eq!(err.kind(), std::io::ErrorKind::TimedOut);
+    /// drop(reg); // before `a` closes
+    /// ```
     pub fn io<T>(
         &self,
         dir: Direction,

@@ -27,6 +27,20 @@
 //!
 //! Most users reach these items through the `sylvan` facade crate.
 //!
+//! ```
+//! # extern crate sylvan_runtime as sylvan;
+//! use std::time::Duration;
+//! // 1,000 fibers that each block for a moment, on two worker threads.
+//! let rt = sylvan::Runtime::builder().workers(2).build().unwrap();
+//! let total = rt.block_on(|| {
+//!     let hs: Vec<_> = (0..1000u64)
+//!         .map(|i| sylvan::spawn(move || { sylvan::sleep(Duration::from_millis(1)); i }))
+//!         .collect();
+//!     hs.into_iter().map(|h| h.join().unwrap()).sum::<u64>()
+//! });
+//! assert_eq!(total, 999 * 1000 / 2);
+//! ```
+//!
 //! # Layout
 //!
 //! Modules import only downwards, bottom to top:

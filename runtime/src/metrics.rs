@@ -12,6 +12,17 @@ use crate::runtime::Runtime;
 /// rates. Each worker updates its own as it goes, so they may lag what
 /// another thread saw happen by a moment (a `join` returns once the result
 /// is out; the worker counts the fiber finished just after).
+///
+/// ```
+/// # extern crate sylvan_runtime as sylvan;
+/// let rt = sylvan::Runtime::builder().workers(2).build().unwrap();
+/// rt.block_on(|| sylvan::spawn(|| ()).join().unwrap());
+/// let m = rt.metrics();
+/// assert_eq!(m.workers.len(), 2);
+/// assert_eq!(m.not_started, 0); // everything spawned has started
+/// assert!(m.total().fibers_started >= 2); // block_on's fiber and the spawned one
+/// println!("{m}"); // a table, one line per worker
+/// ```
 #[derive(Debug, Clone)]
 pub struct Metrics {
     /// One entry per worker, by index.

@@ -56,6 +56,27 @@
 //!   (A timer firing for the deadline wakes the caller like any wake; the
 //!   re-check finds nothing, the caller parks again and that park raises.)
 //!
+//! ```
+//! # extern crate sylvan_runtime as sylvan;
+//! use std::sync::{Arc, Mutex};
+//! use sylvan::park::{current_waker, park};
+//!
+//! // A plain thread waits for a fiber's result (its waker unparks the thread).
+//! let result = Arc::new(Mutex::new(None));
+//! let (slot, waker) = (result.clone(), current_waker()); // 1. register
+//! sylvan::spawn(move || {
+//!     *slot.lock().unwrap() = Some(42); // make the condition true…
+//!     waker.wake(); // …then wake
+//! });
+//! let value = loop {
+//!     if let Some(v) = result.lock().unwrap().take() {
+//!         break v; // 2. re-check
+//!     }
+//!     park(); // 3. park
+//! };
+//! assert_eq!(value, 42);
+//! ```
+//!
 //! [cancellation]: crate::JoinHandle::cancel
 
 use std::cell::{Cell, RefCell};

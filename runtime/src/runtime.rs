@@ -214,6 +214,17 @@ impl std::fmt::Debug for Runtime {
 }
 
 /// Configures and builds a [`Runtime`].
+///
+/// ```
+/// # extern crate sylvan_runtime as sylvan;
+/// let rt = sylvan::Runtime::builder()
+///     .workers(2)
+///     .thread_name("app-worker")
+///     .build()
+///     .unwrap();
+/// assert_eq!(rt.workers(), 2);
+/// assert_eq!(rt.block_on(|| 6 * 7), 42);
+/// ```
 #[derive(Clone, Debug)]
 pub struct RuntimeBuilder {
     workers: Option<usize>,

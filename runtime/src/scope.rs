@@ -118,6 +118,16 @@ impl<'scope, 'env> Scope<'scope, 'env> {
     /// Like [`spawn`](crate::spawn()), it gets its stack when it starts; if the
     /// system refuses one then, it does not run and its handle reports it
     /// cancelled (the reason is printed).
+    ///
+    /// ```
+    /// # extern crate sylvan_runtime as sylvan;
+    /// let words = ["a", "bb", "ccc"];
+    /// let total = sylvan::scope(|s| {
+    ///     let handles: Vec<_> = words.iter().map(|w| s.spawn(move || w.len())).collect();
+    ///     handles.into_iter().map(|h| h.join().unwrap()).sum::<usize>()
+    /// });
+    /// assert_eq!(total, 6); // the fibers borrowed `words`
+    /// ```
     #[track_caller]
     pub fn spawn<F, T>(&'scope self, f: F) -> ScopedJoinHandle<'scope, T>
     where

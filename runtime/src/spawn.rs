@@ -304,11 +304,24 @@ pub struct Builder {
 
 impl Builder {
     /// A builder with the runtime's defaults.
+    ///
+    /// ```
+    /// # extern crate sylvan_runtime as sylvan;
+    /// let h = sylvan::Builder::new().spawn(|| sylvan::current().name().map(String::from)).unwrap();
+    /// assert_eq!(h.join().unwrap(), None); // no name unless given one
+    /// ```
     pub fn new() -> Builder {
         Builder::default()
     }
 
     /// Names the fiber (shown in panics, join errors and overflow reports).
+    ///
+    /// ```
+    /// # extern crate sylvan_runtime as sylvan;
+    /// let h = sylvan::Builder::new().name("doomed").spawn(|| panic!("boom")).unwrap();
+    /// let err = h.join().unwrap_err();
+    /// assert!(err.to_string().contains("doomed")); // the error names the fiber
+    /// ```
     pub fn name(mut self, name: impl Into<String>) -> Builder {
         self.name = Some(name.into());
         self
@@ -316,6 +329,14 @@ impl Builder {
 
     /// Usable stack size in bytes (rounded up to whole pages; at least
     /// 16 KiB). Only touched pages cost memory.
+    ///
+    /// ```
+    /// # extern crate sylvan_runtime as sylvan;
+    /// // A deep recursion gets a bigger stack than the runtime's default.
+    /// fn depth(n: u64) -> u64 { if n == 0 { 0 } else { 1 + depth(n - 1) } }
+    /// let h = sylvan::Builder::new().stack_size(8 << 20).spawn(|| depth(10_000)).unwrap();
+    /// assert_eq!(h.join().unwrap(), 10_000);
+    /// ```
     pub fn stack_size(mut self, bytes: usize) -> Builder {
         self.stack_size = Some(bytes);
         self
@@ -326,6 +347,14 @@ impl Builder {
     /// Errors: `InvalidInput` for an out-of-range stack size; `OutOfMemory`
     /// when the kernel refuses a stack, with a message naming the limit (e.g.
     /// `vm.max_map_count`) and how to raise it.
+    ///
+    /// ```
+    /// # extern crate sylvan_runtime as sylvan;
+    /// let h = sylvan::Builder::new().name("adder").spawn(|| 2 + 2).unwrap();
+    /// assert_eq!(h.join().unwrap(), 4);
+    /// let err = sylvan::Builder::new().stack_size(usize::MAX).spawn(|| ()).unwrap_err();
+    /// assert_eq!(err.kind(), std::io::ErrorKind::InvalidInput);
+    /// ```
     #[track_caller]
     pub fn spawn<F, T>(self, f: F) -> io::Result<JoinHandle<T>>
     where
@@ -369,6 +398,13 @@ impl Builder {
 /// Spawning onto a specific runtime.
 impl Runtime {
     /// Spawns a fiber on this runtime.
+    ///
+    /// ```
+    /// # extern crate sylvan_runtime as sylvan;
+    /// let rt = sylvan::Runtime::builder().workers(1).build().unwrap();
+    /// let h = rt.spawn(|| sylvan::in_fiber());
+    /// assert!(h.join().unwrap()); // ran on one of `rt`'s workers
+    /// ```
     #[track_caller]
     pub fn spawn<F, T>(&self, f: F) -> JoinHandle<T>
     where

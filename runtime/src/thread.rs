@@ -96,17 +96,41 @@ pub struct Builder {
 
 impl Builder {
     /// A builder with the runtime's defaults.
+    ///
+    /// ```
+    /// # extern crate sylvan_runtime as sylvan;
+    /// let h = sylvan::thread::Builder::new().spawn(|| 1 + 1).unwrap();
+    /// assert_eq!(h.join().unwrap(), 2);
+    /// ```
     pub fn new() -> Builder {
         Builder::default()
     }
 
     /// Names the fiber (std's signature: a `String`).
+    ///
+    /// ```
+    /// # extern crate sylvan_runtime as sylvan;
+    /// use sylvan::thread;
+    /// let h = thread::Builder::new().name("loader".to_string()).spawn(|| ()).unwrap();
+    /// assert_eq!(h.thread().name(), Some("loader"));
+    /// h.join().unwrap();
+    /// ```
     pub fn name(mut self, name: String) -> Builder {
         self.name = Some(name);
         self
     }
 
     /// Usable stack size in bytes (see [`crate::Builder::stack_size`]).
+    ///
+    /// ```
+    /// # extern crate sylvan_runtime as sylvan;
+    /// use sylvan::thread;
+    /// // 256 KiB on the stack: more than the runtime's default stack holds.
+    /// let big = || { let buf = [1u8; 256 * 1024]; buf.iter().map(|&b| b as usize).sum::<usize>() };
+    /// let h = thread::Builder::new().stack_size(1 << 20).spawn(big).unwrap();
+    /// assert_eq!(h.join().unwrap(), 256 * 1024);
+    /// assert!(thread::Builder::new().stack_size(usize::MAX).spawn(|| ()).is_err());
+    /// ```
     pub fn stack_size(mut self, size: usize) -> Builder {
         self.stack_size = Some(size);
         self
@@ -114,6 +138,14 @@ impl Builder {
 
     /// Spawns the fiber; an error when the stack size is out of range or
     /// the system refuses a stack.
+    ///
+    /// ```
+    /// # extern crate sylvan_runtime as sylvan;
+    /// use sylvan::thread;
+    /// let h = thread::Builder::new().name("io".into()).spawn(|| thread::current().name().map(String::from))?;
+    /// assert_eq!(h.join().unwrap().as_deref(), Some("io"));
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
     #[track_caller]
     pub fn spawn<F, T>(self, f: F) -> io::Result<JoinHandle<T>>
     where
@@ -173,6 +205,12 @@ fn payload(e: JoinError) -> Box<dyn std::any::Any + Send + 'static> {
 }
 
 /// An owned permission to join a fiber, like [`std::thread::JoinHandle`].
+///
+/// ```
+/// # extern crate sylvan_runtime as sylvan;
+/// let h: sylvan::thread::JoinHandle<u32> = sylvan::thread::spawn(|| 7);
+/// assert_eq!(h.join().unwrap(), 7);
+/// ```
 pub struct JoinHandle<T> {
     inner: crate::JoinHandle<T>,
     thread: Thread,
@@ -185,17 +223,43 @@ impl<T> JoinHandle<T> {
     }
 
     /// The fiber's [`Thread`].
+    ///
+    /// ```
+    /// # extern crate sylvan_runtime as sylvan;
+    /// use sylvan::thread;
+    /// let h = thread::spawn(|| thread::current().id());
+    /// let id = h.thread().id();
+    /// assert_eq!(h.join().unwrap(), id); // the same fiber, seen from both sides
+    /// ```
     pub fn thread(&self) -> &Thread {
         &self.thread
     }
 
     /// Whether the fiber has finished.
+    ///
+    /// ```
+    /// # extern crate sylvan_runtime as sylvan;
+    /// use sylvan::thread;
+    /// let h = thread::spawn(|| ());
+    /// while !h.is_finished() {
+    ///     thread::yield_now(); // bounded: the fiber has nothing to wait for
+    /// }
+    /// h.join().unwrap(); // returns at once now
+    /// ```
     pub fn is_finished(&self) -> bool {
         self.inner.is_finished()
     }
 
     /// sylvan's own handle (for [`cancel`](crate::JoinHandle::cancel) and
     /// [`JoinError`]s).
+    ///
+    /// ```
+    /// # extern crate sylvan_runtime as sylvan;
+    /// let h = sylvan::thread::spawn(|| sylvan::sleep(std::time::Duration::from_secs(60)));
+    /// let inner: sylvan::JoinHandle<()> = h.into_inner();
+    /// inner.cancel(); // std's handle cannot do this
+    /// assert!(inner.join().unwrap_err().is_cancelled());
+    /// ```
     pub fn into_inner(self) -> crate::JoinHandle<T> {
         self.inner
     }
@@ -253,6 +317,17 @@ where
 }
 
 /// A scope to spawn borrowing fibers in; see [`scope`].
+///
+/// ```
+/// # extern crate sylvan_runtime as sylvan;
+/// let mut counts = [0; 2];
+/// sylvan::thread::scope(|s: &sylvan::thread::Scope<'_, '_>| {
+///     let (a, b) = counts.split_at_mut(1);
+///     s.spawn(|| a[0] += 1);
+///     s.spawn(|| b[0] += 2);
+/// });
+/// assert_eq!(counts, [1, 2]);
+/// ```
 pub struct Scope<'scope, 'env: 'scope> {
     inner: crate::Scope<'scope, 'env>,
 }
@@ -260,6 +335,14 @@ pub struct Scope<'scope, 'env: 'scope> {
 impl<'scope> Scope<'scope, '_> {
     /// Spawns a fiber that may borrow from outside the scope, like
     /// [`std::thread::Scope::spawn`].
+    ///
+    /// ```
+    /// # extern crate sylvan_runtime as sylvan;
+    /// let data = vec![1, 2, 3];
+    /// let sum = sylvan::thread::scope(|s| s.spawn(|| data.iter().sum::<i32>()).join().unwrap());
+    /// assert_eq!(sum, 6);
+    /// assert_eq!(data.len(), 3); // only borrowed
+    /// ```
     #[track_caller]
     pub fn spawn<F, T>(&'scope self, f: F) -> ScopedJoinHandle<'scope, T>
     where
@@ -277,6 +360,15 @@ impl fmt::Debug for Scope<'_, '_> {
 }
 
 /// A handle to join a scoped fiber, like [`std::thread::ScopedJoinHandle`].
+///
+/// ```
+/// # extern crate sylvan_runtime as sylvan;
+/// let text = String::from("borrowed");
+/// sylvan::thread::scope(|s| {
+///     let h: sylvan::thread::ScopedJoinHandle<'_, usize> = s.spawn(|| text.len());
+///     assert_eq!(h.join().unwrap(), 8);
+/// });
+/// ```
 pub struct ScopedJoinHandle<'scope, T> {
     inner: crate::ScopedJoinHandle<'scope, T>,
     thread: Thread,
@@ -289,16 +381,46 @@ impl<'scope, T> ScopedJoinHandle<'scope, T> {
     }
 
     /// Waits for the fiber: its value or its panic payload.
+    ///
+    /// ```
+    /// # extern crate sylvan_runtime as sylvan;
+    /// sylvan::thread::scope(|s| {
+    ///     let err = s.spawn(|| panic!("bad input")).join().unwrap_err();
+    ///     assert_eq!(err.downcast_ref::<&str>(), Some(&"bad input"));
+    /// });
+    /// ```
     pub fn join(self) -> std::thread::Result<T> {
         self.inner.join().map_err(payload)
     }
 
     /// The fiber's [`Thread`].
+    ///
+    /// ```
+    /// # extern crate sylvan_runtime as sylvan;
+    /// sylvan::thread::scope(|s| {
+    ///     let h = sylvan::thread::Builder::new()
+    ///         .name("scoped".into())
+    ///         .spawn_scoped(s, || ())
+    ///         .unwrap();
+    ///     assert_eq!(h.thread().name(), Some("scoped"));
+    /// });
+    /// ```
     pub fn thread(&self) -> &Thread {
         &self.thread
     }
 
     /// Whether the fiber has finished.
+    ///
+    /// ```
+    /// # extern crate sylvan_runtime as sylvan;
+    /// sylvan::thread::scope(|s| {
+    ///     let h = s.spawn(|| ());
+    ///     while !h.is_finished() {
+    ///         sylvan::thread::yield_now();
+    ///     }
+    ///     assert!(h.join().is_ok());
+    /// });
+    /// ```
     pub fn is_finished(&self) -> bool {
         self.inner.is_finished()
     }
@@ -314,6 +436,14 @@ impl<T> fmt::Debug for ScopedJoinHandle<'_, T> {
 
 /// A fiber's (or a plain thread's) identity, like [`std::thread::Thread`]:
 /// its name, its id, and [`unpark`](Thread::unpark).
+///
+/// ```
+/// # extern crate sylvan_runtime as sylvan;
+/// use sylvan::thread::{self, Thread};
+/// let me: Thread = thread::current(); // this plain thread
+/// let fiber: Thread = thread::spawn(thread::current).join().unwrap();
+/// assert_ne!(me.id(), fiber.id());
+/// ```
 #[derive(Clone)]
 pub struct Thread {
     kind: Kind,
@@ -335,6 +465,14 @@ impl Thread {
 
     /// The name given with [`Builder::name`], if any (for a plain thread,
     /// std's name).
+    ///
+    /// ```
+    /// # extern crate sylvan_runtime as sylvan;
+    /// use sylvan::thread;
+    /// assert_eq!(thread::spawn(|| ()).thread().name(), None); // unnamed
+    /// let h = thread::Builder::new().name("named".into()).spawn(|| ()).unwrap();
+    /// assert_eq!(h.thread().name(), Some("named"));
+    /// ```
     pub fn name(&self) -> Option<&str> {
         match &self.kind {
             Kind::Fiber(f, _) => f.name(),
@@ -343,6 +481,14 @@ impl Thread {
     }
 
     /// A unique id.
+    ///
+    /// ```
+    /// # extern crate sylvan_runtime as sylvan;
+    /// use sylvan::thread;
+    /// let (a, b) = (thread::spawn(|| ()), thread::spawn(|| ()));
+    /// assert_ne!(a.thread().id(), b.thread().id());
+    /// assert_eq!(a.thread().id(), a.thread().clone().id());
+    /// ```
     pub fn id(&self) -> ThreadId {
         match &self.kind {
             Kind::Fiber(f, _) => ThreadId(IdKind::Fiber(f.id())),
@@ -389,6 +535,15 @@ impl fmt::Debug for Thread {
 
 /// A [`Thread`]'s unique id: a fiber's [`FiberId`], or a plain thread's
 /// [`std::thread::ThreadId`].
+///
+/// ```
+/// # extern crate sylvan_runtime as sylvan;
+/// use std::collections::HashSet;
+/// use sylvan::thread::{self, ThreadId};
+/// let ids: HashSet<ThreadId> = (0..3).map(|_| thread::spawn(|| thread::current().id()).join().unwrap()).collect();
+/// assert_eq!(ids.len(), 3); // one per fiber
+/// assert!(!ids.contains(&thread::current().id())); // and not this thread's
+/// ```
 #[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
 pub struct ThreadId(IdKind);
 
@@ -425,7 +580,23 @@ pub fn current() -> Thread {
 /// is called; may return spuriously, as std's. A park point: cancellation
 /// and an expired [`timeout`](crate::timeout) unwind from it.
 ///
-/// See [`Thread::unpark`] for an example.
+/// See also [`Thread::unpark`].
+///
+/// ```
+/// # extern crate sylvan_runtime as sylvan;
+/// use std::sync::atomic::{AtomicBool, Ordering};
+/// use std::sync::Arc;
+/// use sylvan::thread;
+/// let done = Arc::new(AtomicBool::new(false));
+/// let (d, main) = (done.clone(), thread::current()); // this plain thread
+/// thread::spawn(move || {
+///     d.store(true, Ordering::Release);
+///     main.unpark();
+/// });
+/// while !done.load(Ordering::Acquire) {
+///     thread::park(); // spurious returns are fine: the loop re-checks
+/// }
+/// ```
 pub fn park() {
     crate::park::park();
 }

@@ -174,11 +174,28 @@ impl<T> Sender<T> {
     }
 
     /// Values queued right now.
+    ///
+    /// ```
+    /// let (tx, rx) = sylvan::sync::channel::bounded(4);
+    /// tx.send('a').unwrap();
+    /// tx.send('b').unwrap();
+    /// assert_eq!(tx.len(), 2);
+    /// rx.recv().unwrap();
+    /// assert_eq!(tx.len(), 1);
+    /// ```
     pub fn len(&self) -> usize {
         self.chan.queue.len()
     }
 
     /// Whether no value is queued.
+    ///
+    /// ```
+    /// let (tx, rx) = sylvan::sync::channel::unbounded();
+    /// assert!(tx.is_empty());
+    /// tx.send(1).unwrap();
+    /// assert!(!tx.is_empty());
+    /// # drop(rx);
+    /// ```
     pub fn is_empty(&self) -> bool {
         self.chan.queue.is_empty()
     }
@@ -259,11 +276,26 @@ impl<T> Receiver<T> {
     }
 
     /// Values queued right now.
+    ///
+    /// ```
+    /// let (tx, rx) = sylvan::sync::channel::unbounded();
+    /// (0..3).for_each(|i| tx.send(i).unwrap());
+    /// drop(tx); // queued values outlive the senders
+    /// assert_eq!(rx.len(), 3);
+    /// ```
     pub fn len(&self) -> usize {
         self.chan.queue.len()
     }
 
     /// Whether no value is queued.
+    ///
+    /// ```
+    /// let (tx, rx) = sylvan::sync::channel::bounded(1);
+    /// tx.send("x").unwrap();
+    /// assert!(!rx.is_empty());
+    /// assert_eq!(rx.recv().unwrap(), "x");
+    /// assert!(rx.is_empty());
+    /// ```
     pub fn is_empty(&self) -> bool {
         self.chan.queue.is_empty()
     }
@@ -446,6 +478,13 @@ pub enum RecvTimeoutError {
 
 impl<T> SendError<T> {
     /// The value that was not sent.
+    ///
+    /// ```
+    /// let (tx, rx) = sylvan::sync::channel::unbounded();
+    /// drop(rx);
+    /// let err = tx.send(String::from("lost?")).unwrap_err();
+    /// assert_eq!(err.into_inner(), "lost?"); // handed back, not dropped
+    /// ```
     pub fn into_inner(self) -> T {
         self.0
     }
@@ -453,6 +492,15 @@ impl<T> SendError<T> {
 
 impl<T> TrySendError<T> {
     /// The value that was not sent.
+    ///
+    /// ```
+    /// use sylvan::sync::channel::TrySendError;
+    /// let (tx, _rx) = sylvan::sync::channel::bounded(1);
+    /// tx.try_send(1).unwrap();
+    /// let err = tx.try_send(2).unwrap_err();
+    /// assert!(matches!(err, TrySendError::Full(_)));
+    /// assert_eq!(err.into_inner(), 2);
+    /// ```
     pub fn into_inner(self) -> T {
         match self {
             TrySendError::Full(v) | TrySendError::Disconnected(v) => v,
@@ -462,6 +510,16 @@ impl<T> TrySendError<T> {
 
 impl<T> SendTimeoutError<T> {
     /// The value that was not sent.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use sylvan::sync::channel::SendTimeoutError;
+    /// let (tx, _rx) = sylvan::sync::channel::bounded(1);
+    /// tx.send(1).unwrap();
+    /// let err = tx.send_timeout(2, Duration::from_millis(1)).unwrap_err(); // still full
+    /// assert!(matches!(err, SendTimeoutError::Timeout(_)));
+    /// assert_eq!(err.into_inner(), 2);
+    /// ```
     pub fn into_inner(self) -> T {
         match self {
             SendTimeoutError::Timeout(v) | SendTimeoutError::Disconnected(v) => v,

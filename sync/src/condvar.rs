@@ -37,6 +37,20 @@ pub struct Condvar {
 }
 
 /// Whether a timed wait on a [`Condvar`] ended because time ran out.
+///
+/// ```
+/// use std::sync::Arc;
+/// use std::time::Duration;
+/// use sylvan::sync::{Condvar, Mutex};
+/// let pair = Arc::new((Mutex::new(false), Condvar::new()));
+/// let p = pair.clone();
+/// sylvan::spawn(move || {
+///     *p.0.lock() = true;
+///     p.1.notify_one();
+/// });
+/// let (ready, result) = pair.1.wait_timeout_while(pair.0.lock(), Duration::from_secs(5), |r| !*r);
+/// assert!(*ready && !result.timed_out()); // notified well before the timeout
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct WaitTimeoutResult(bool);
 

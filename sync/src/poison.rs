@@ -324,6 +324,26 @@ impl Condvar {
     }
 
     /// Waits while `condition` holds.
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use sylvan::sync::poison::{Condvar, Mutex};
+    ///
+    /// let jobs = Arc::new((Mutex::new(Vec::new()), Condvar::new()));
+    /// let producer = {
+    ///     let jobs = jobs.clone();
+    ///     sylvan::spawn(move || {
+    ///         for job in 1..=3 {
+    ///             jobs.0.lock().unwrap().push(job);
+    ///             jobs.1.notify_one();
+    ///         }
+    ///     })
+    /// };
+    /// let done = jobs.1.wait_while(jobs.0.lock().unwrap(), |q| q.len() < 3).unwrap();
+    /// assert_eq!(*done, [1, 2, 3]);
+    /// # drop(done);
+    /// producer.join().unwrap();
+    /// ```
     pub fn wait_while<'a, T>(
         &self,
         mut guard: MutexGuard<'a, T>,
