@@ -706,3 +706,60 @@ fn pages_of_endless_unique_links_do_not_grow_the_crawl_past_its_budget() {
         "robots.txt and three pages"
     );
 }
+
+fn two_ports_a(_method: &str, target: &str) -> Reply {
+    match target {
+        "/robots.txt" => status(404),
+        // Links to two pages here and two on the other port (B's port is
+        // passed in the query of the start URL: /?b=PORT).
+        t if t.starts_with("/?b=") => {
+            let b = &t["/?b=".len()..];
+            html(&format!(
+                "<a href=/a1>1</a><a href=/a2>2</a>\
+                 <a href=http://127.0.0.1:{b}/b1>3</a><a href=http://127.0.0.1:{b}/b2>4</a>"
+            ))
+        }
+        _ => html(""),
+    }
+}
+
+fn two_ports_b(_method: &str, target: &str) -> Reply {
+    match target {
+        "/robots.txt" => status(404),
+        _ => html(""),
+    }
+}
+
+#[test]
+fn politeness_is_per_host_across_ports_and_schemes() {
+    // One host name, two servers (ports): --delay spaces the requests to
+    // both together, as it would http://x and https://x.
+    let a = Site::start(two_ports_a);
+    let b = Site::start(two_ports_b);
+    let b_port = b.addr.rsplit(':').next().unwrap().to_string();
+    let start = a.url(&format!("/?b={b_port}"));
+    let (code, output, rec) = crawl(
+        &[&start, "--delay", "100ms", "--concurrency", "8"],
+        "perhost",
+    );
+    assert_eq!(code, 0, "{output}");
+    assert_eq!(rec.values().filter(|r| r["status"] == 200).count(), 5);
+    let mut times: Vec<Instant> = a
+        .log
+        .lock()
+        .unwrap()
+        .iter()
+        .chain(b.log.lock().unwrap().iter())
+        .filter(|s| s.target != "/robots.txt")
+        .map(|s| s.at)
+        .collect();
+    times.sort();
+    assert_eq!(times.len(), 5);
+    // Read times on the servers may each be late by a scheduling delay
+    // (see delay_spaces_requests_and_max_pages_cuts_are_recorded).
+    for w in times.windows(2) {
+        let gap = w[1] - w[0];
+        assert!(gap >= Duration::from_millis(50), "{gap:?} between requests");
+    }
+    assert!(times[4] - times[0] >= Duration::from_millis(350));
+}

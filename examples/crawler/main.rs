@@ -286,7 +286,7 @@ impl Cut {
     }
 }
 
-/// Per-origin state: a limit on requests in flight and the politeness clock.
+/// Per-host state: a limit on requests in flight and the politeness clock.
 struct HostState {
     permits: Semaphore,
     /// When the next request to this host may start (`--delay`, Crawl-delay).
@@ -566,9 +566,12 @@ impl Crawl {
         cell.get()
     }
 
+    /// The politeness state of `url`'s host: one per host name, shared by
+    /// its schemes and ports (http://x and https://x are one server to be
+    /// polite to; keep-alive pools stay per origin).
     fn host(&self, url: &Url) -> Arc<HostState> {
         lock(&self.hosts_state)
-            .entry(http::origin(url))
+            .entry(url.host_str().unwrap_or("").to_ascii_lowercase())
             .or_insert_with(|| {
                 Arc::new(HostState {
                     permits: Semaphore::new(self.per_host),
