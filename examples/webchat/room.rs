@@ -92,15 +92,7 @@ impl Room {
     /// returning the event's sequence number; `text` must have passed
     /// [`clean_text`].
     pub fn say(&self, name: &str, text: &str) -> u64 {
-        let mut state = self.lock();
-        let seq = state.next_seq;
-        let dropped = publish(
-            &mut state,
-            json!({"type": "message", "name": name, "text": text}),
-        );
-        drop(state);
-        report(dropped);
-        seq
+        post(self.lock(), name, text)
     }
 
     /// Renames member `id` to (a sanitised, unique form of) `wanted`;
@@ -126,16 +118,9 @@ impl Room {
     /// Posts `text` from member `id` under its current name; `None` if it
     /// is no longer in the room. `text` must have passed [`clean_text`].
     pub fn member_says(&self, id: u64, text: &str) -> Option<u64> {
-        let mut state = self.lock();
+        let state = self.lock();
         let name = state.members.get(&id)?.name.clone();
-        let seq = state.next_seq;
-        let dropped = publish(
-            &mut state,
-            json!({"type": "message", "name": name, "text": text}),
-        );
-        drop(state);
-        report(dropped);
-        Some(seq)
+        Some(post(state, &name, text))
     }
 
     /// Removes member `id` (if the room has not already dropped it) and
@@ -167,6 +152,19 @@ impl Room {
         out.push(']');
         out
     }
+}
+
+/// Publishes a message from `name` under the lock `state`, then lets the
+/// lock go before reporting who was dropped; returns its sequence number.
+fn post(mut state: MutexGuard<'_, State>, name: &str, text: &str) -> u64 {
+    let seq = state.next_seq;
+    let dropped = publish(
+        &mut state,
+        json!({"type": "message", "name": name, "text": text}),
+    );
+    drop(state);
+    report(dropped);
+    seq
 }
 
 /// Gives `event` the next sequence number and the time, appends it to the

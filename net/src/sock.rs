@@ -277,7 +277,7 @@ pub(crate) use impl_async_io;
 /// code that makes a socket `s` of the type, `check` asserts on its
 /// address `addr`.
 macro_rules! handle_methods {
-    ($addr:ty, setup: $setup:literal, check: $check:literal) => {
+    ($addr:ty, setup: $setup:expr, check: $check:literal) => {
         /// The local address this socket is bound to.
         ///
         #[doc = concat!("```\n", $setup, "\nlet addr = s.local_addr().unwrap();\n", $check, "\n```")]
@@ -321,7 +321,7 @@ macro_rules! handle_methods {
 /// As in `handle_methods`: `setup` makes `s`, here connected to a socket
 /// `peer`; `check` asserts on `s`'s peer address `addr`.
 macro_rules! peer_methods {
-    ($addr:ty, setup: $setup:literal, check: $check:literal) => {
+    ($addr:ty, setup: $setup:expr, check: $check:literal) => {
         /// The peer's address (for UDP: the connected peer's).
         ///
         #[doc = concat!("```\n", $setup, "\nlet addr = s.peer_addr().unwrap();\n", $check, "\n```")]
@@ -463,7 +463,7 @@ macro_rules! impl_stream_io {
 /// returns. For its example, `setup` makes a listener `s` and `connect`
 /// connects a client to it (see `handle_methods`).
 macro_rules! incoming_iterator {
-    ($listener:ident, $stream:ident, setup: $setup:literal, connect: $connect:literal) => {
+    ($listener:ident, $stream:ident, setup: $setup:expr, connect: $connect:literal) => {
         #[doc = concat!("The iterator of [`", stringify!($listener), "::incoming`]; never returns `None`.")]
         ///
         #[doc = concat!(

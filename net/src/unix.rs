@@ -59,6 +59,22 @@ pub struct UnixListener {
     inner: Sock<std_unix::UnixListener>,
 }
 
+/// The doc examples' set-up of a listener `s` on a socket file `path`
+/// (removed when the example ends).
+macro_rules! listener_doc_setup {
+    () => {
+        "# struct RemoveOnDrop(std::path::PathBuf);\n\
+        # impl Drop for RemoveOnDrop {\n\
+        #     fn drop(&mut self) { let _ = std::fs::remove_file(&self.0); }\n\
+        # }\n\
+        use sylvan::net::unix::UnixListener;\n\
+        let path = std::env::temp_dir().join(format!(\"sylvan-doc-{}.sock\", std::process::id()));\n\
+        # let _ = std::fs::remove_file(&path);\n\
+        # let _rm = RemoveOnDrop(path.clone());\n\
+        let s = UnixListener::bind(&path).unwrap();"
+    };
+}
+
 impl UnixListener {
     /// Binds a listener to the socket file at `path` (which must not exist).
     ///
@@ -164,15 +180,7 @@ impl UnixListener {
 
     handle_methods!(
         SocketAddr,
-        setup: "# struct RemoveOnDrop(std::path::PathBuf);\n\
-             # impl Drop for RemoveOnDrop {\n\
-             #     fn drop(&mut self) { let _ = std::fs::remove_file(&self.0); }\n\
-             # }\n\
-             use sylvan::net::unix::UnixListener;\n\
-             let path = std::env::temp_dir().join(format!(\"sylvan-doc-{}.sock\", std::process::id()));\n\
-             # let _ = std::fs::remove_file(&path);\n\
-             # let _rm = RemoveOnDrop(path.clone());\n\
-             let s = UnixListener::bind(&path).unwrap();",
+        setup: listener_doc_setup!(),
         check: "assert_eq!(addr.as_pathname(), Some(path.as_path()));"
     );
 }
@@ -181,15 +189,7 @@ impl_fd_and_debug!(UnixListener);
 incoming_iterator!(
     UnixListener,
     UnixStream,
-    setup: "# struct RemoveOnDrop(std::path::PathBuf);\n\
-         # impl Drop for RemoveOnDrop {\n\
-         #     fn drop(&mut self) { let _ = std::fs::remove_file(&self.0); }\n\
-         # }\n\
-         use sylvan::net::unix::UnixListener;\n\
-         let path = std::env::temp_dir().join(format!(\"sylvan-doc-{}.sock\", std::process::id()));\n\
-         # let _ = std::fs::remove_file(&path);\n\
-         # let _rm = RemoveOnDrop(path.clone());\n\
-         let s = UnixListener::bind(&path).unwrap();",
+    setup: listener_doc_setup!(),
     connect: "sylvan::net::unix::UnixStream::connect(&path)"
 );
 

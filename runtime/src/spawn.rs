@@ -342,6 +342,12 @@ impl Builder {
         self
     }
 
+    /// The name and stack size set (for spawns that are not `spawn`'s,
+    /// e.g. `thread::Builder::spawn_scoped`).
+    pub(crate) fn into_parts(self) -> (Option<String>, Option<usize>) {
+        (self.name, self.stack_size)
+    }
+
     /// Spawns the fiber on the current runtime.
     ///
     /// Errors: `InvalidInput` for an out-of-range stack size; `OutOfMemory`

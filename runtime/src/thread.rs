@@ -90,8 +90,8 @@ where
 /// ```
 #[derive(Debug, Default)]
 pub struct Builder {
-    name: Option<String>,
-    stack_size: Option<usize>,
+    /// sylvan's builder; this one only gives it std's signatures.
+    inner: crate::Builder,
 }
 
 impl Builder {
@@ -115,9 +115,10 @@ impl Builder {
     /// assert_eq!(h.thread().name(), Some("loader"));
     /// h.join().unwrap();
     /// ```
-    pub fn name(mut self, name: String) -> Builder {
-        self.name = Some(name);
-        self
+    pub fn name(self, name: String) -> Builder {
+        Builder {
+            inner: self.inner.name(name),
+        }
     }
 
     /// Usable stack size in bytes (see [`crate::Builder::stack_size`]).
@@ -131,9 +132,10 @@ impl Builder {
     /// assert_eq!(h.join().unwrap(), 256 * 1024);
     /// assert!(thread::Builder::new().stack_size(usize::MAX).spawn(|| ()).is_err());
     /// ```
-    pub fn stack_size(mut self, size: usize) -> Builder {
-        self.stack_size = Some(size);
-        self
+    pub fn stack_size(self, size: usize) -> Builder {
+        Builder {
+            inner: self.inner.stack_size(size),
+        }
     }
 
     /// Spawns the fiber; an error when the stack size is out of range or
@@ -152,14 +154,7 @@ impl Builder {
         F: FnOnce() -> T + Send + 'static,
         T: Send + 'static,
     {
-        let mut b = crate::Builder::new();
-        if let Some(name) = self.name {
-            b = b.name(name);
-        }
-        if let Some(size) = self.stack_size {
-            b = b.stack_size(size);
-        }
-        b.spawn(f).map(JoinHandle::new)
+        self.inner.spawn(f).map(JoinHandle::new)
     }
 
     /// Spawns a scoped fiber (see [`scope`]).
@@ -188,9 +183,8 @@ impl Builder {
         T: Send + 'scope,
     {
         let site = Location::caller();
-        let inner = scope
-            .inner
-            .spawn_with(self.name, self.stack_size, site, f)?;
+        let (name, stack_size) = self.inner.into_parts();
+        let inner = scope.inner.spawn_with(name, stack_size, site, f)?;
         Ok(ScopedJoinHandle::new(inner))
     }
 }
