@@ -98,8 +98,18 @@ impl<T> JoinCell<T> {
     /// Waits for the outcome (register → re-check → park); `on` is what
     /// `sylvan::dump` shows meanwhile.
     pub(crate) fn wait(&self, on: WaitOn) -> Result<T, Failure> {
-        self.wait_until(on, None)
-            .expect("a wait without a deadline ends with the outcome")
+        // Every join's path: a loop of its own, without the deadline's
+        // branches of `wait_until`.
+        loop {
+            {
+                let mut s = self.state.lock();
+                if let Some(o) = s.outcome.take() {
+                    return o;
+                }
+                s.waiter = Some(park::current_waker());
+            }
+            park::park_with(on);
+        }
     }
 
     /// [`wait`](JoinCell::wait) until `deadline`: `None` if it passed first

@@ -403,12 +403,17 @@ fn interruptible(shield: u32) -> bool {
 
 /// Raises a pending cancellation and, if the innermost `timeout` scope has
 /// expired, its timeout (see "When each interruption is raised").
+///
+/// Inlined into every park and yield: the checks that find nothing are a
+/// few loads; what raises is out of line.
+#[inline]
 pub(crate) fn raise_interrupts(ctx: &FiberCtx) {
     raise_cancellation(ctx);
     raise_expired_timeout(ctx);
 }
 
 /// Raises the innermost `timeout` scope's timeout if it has expired.
+#[inline]
 fn raise_expired_timeout(ctx: &FiberCtx) {
     // Fast path (every park and yield): no enclosing timeout. Only the
     // fiber's own code touches its `deadlines`, and nothing else of it runs
@@ -418,6 +423,13 @@ fn raise_expired_timeout(ctx: &FiberCtx) {
     if unsafe { ctx.deadlines.try_borrow_unguarded() }.is_ok_and(Vec::is_empty) {
         return;
     }
+    raise_expired_scope(ctx);
+}
+
+/// [`raise_expired_timeout`] with a `timeout` scope open.
+#[cold]
+#[inline(never)]
+fn raise_expired_scope(ctx: &FiberCtx) {
     let Some(top) = ctx.deadlines.borrow().last().copied() else {
         return;
     };
@@ -427,10 +439,18 @@ fn raise_expired_timeout(ctx: &FiberCtx) {
 }
 
 /// Raises a pending cancellation (not an expired timeout).
+#[inline]
 fn raise_cancellation(ctx: &FiberCtx) {
     if ctx.record.is_cancelled() && interruptible(ctx.shielded.get()) {
-        std::panic::resume_unwind(Box::new(CancelUnwind));
+        cancel_unwind();
     }
+}
+
+/// Unwinds the running fiber with the cancellation payload.
+#[cold]
+#[inline(never)]
+fn cancel_unwind() -> ! {
+    std::panic::resume_unwind(Box::new(CancelUnwind))
 }
 
 fn raise_thread_interrupts() {

@@ -342,10 +342,18 @@ pub(crate) fn cancel_timer(key: TimerKey) {
 /// worker cannot end that way, so a fiber holds its worker like this for at
 /// most [`IN_PLACE_LIMIT`] per unwinding; after that it suspends like any
 /// other park (and a one-time report says so).
+#[inline]
 pub(crate) fn park_suspend(ctx: &FiberCtx) {
     if !std::thread::panicking() {
         return ctx.suspend(Suspend::Park);
     }
+    park_unwinding(ctx);
+}
+
+/// [`park_suspend`] for a fiber that is unwinding.
+#[cold]
+#[inline(never)]
+fn park_unwinding(ctx: &FiberCtx) {
     let held = with_current(|r| r.hold_in_place(ctx)).expect("fibers run on a worker");
     if !held {
         suspend_unwinding(ctx, Suspend::Park);
@@ -355,10 +363,18 @@ pub(crate) fn park_suspend(ctx: &FiberCtx) {
 /// `yield_now` for the running fiber: while it unwinds it yields no more
 /// than it would park (see [`park_suspend`]): within [`IN_PLACE_LIMIT`] it
 /// only drives the worker's event sources once and goes on.
+#[inline]
 pub(crate) fn yield_suspend(ctx: &FiberCtx) {
     if !std::thread::panicking() {
         return ctx.suspend(Suspend::Yield);
     }
+    yield_unwinding(ctx);
+}
+
+/// [`yield_suspend`] for a fiber that is unwinding.
+#[cold]
+#[inline(never)]
+fn yield_unwinding(ctx: &FiberCtx) {
     let held = with_current(|r| {
         let may = r.may_hold(ctx).is_some();
         if may {
