@@ -18,7 +18,10 @@ fn spawn_join(n: u64) -> f64 {
 
 fn main() {
     let a = args();
-    let rt = sylvan::Runtime::builder().workers(a.workers).build().unwrap();
+    let rt = sylvan::Runtime::builder()
+        .workers(a.workers)
+        .build()
+        .unwrap();
     let value = match a.workload.as_str() {
         "spawn" => {
             let n = a.n.unwrap_or(100_000);
@@ -105,6 +108,44 @@ fn main() {
                     t.join().unwrap();
                 }
                 start.elapsed().as_secs_f64() * 1e3
+            })
+        }
+        "park" => {
+            // Scale: n fibers each park on one Event, then all are woken and
+            // joined. Prints total ms; stderr gets the phases and peak RSS.
+            let n = a.n.unwrap_or(1_000_000);
+            let base = rss();
+            rt.block_on(move || {
+                let gate = Arc::new(sylvan::sync::Event::new());
+                let started = Arc::new(AtomicU64::new(0));
+                let all_started = Arc::new(sylvan::sync::Event::new());
+                let start = Instant::now();
+                let tasks: Vec<_> = (0..n)
+                    .map(|_| {
+                        let (gate, started, all) =
+                            (gate.clone(), started.clone(), all_started.clone());
+                        sylvan::spawn(move || {
+                            if started.fetch_add(1, Ordering::Relaxed) + 1 == n {
+                                all.set();
+                            }
+                            gate.wait();
+                        })
+                    })
+                    .collect();
+                all_started.wait();
+                let parked = start.elapsed();
+                let rss_per = (peak_rss() - base) as f64 / n as f64;
+                gate.set();
+                for t in tasks {
+                    t.join().unwrap();
+                }
+                let total = start.elapsed();
+                eprintln!(
+                    "park {n}: spawn+park {:.1} ms, wake+join {:.1} ms, {rss_per:.0} B/fiber peak",
+                    parked.as_secs_f64() * 1e3,
+                    (total - parked).as_secs_f64() * 1e3
+                );
+                total.as_secs_f64() * 1e3
             })
         }
         other => panic!("unknown workload {other}"),
