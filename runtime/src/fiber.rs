@@ -46,7 +46,7 @@ impl Fiber {
     /// assert!(anon.join().unwrap());
     /// ```
     pub fn name(&self) -> Option<&str> {
-        self.record.name.as_deref()
+        self.record.name()
     }
 
     /// Whether cancellation has been requested for this fiber.
@@ -86,7 +86,7 @@ impl fmt::Debug for Fiber {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Fiber")
             .field("id", &self.record.id)
-            .field("name", &self.record.name)
+            .field("name", &self.record.name())
             .finish()
     }
 }

@@ -172,8 +172,9 @@ impl WorkerWatch {
     /// The worker is about to resume the fiber whose context is `ctx`.
     #[inline]
     pub(crate) fn enter(&self, ctx: &FiberCtx) {
-        // Release: a reader that sees the pointer sees the context as reset
-        // for this fiber (a spare box is reused), not a previous fiber's.
+        // Release: a reader that sees the pointer sees the context as written
+        // for this fiber (at the top of a reused stack), not a previous
+        // fiber's.
         self.running
             .store(ctx as *const FiberCtx as *mut FiberCtx, Ordering::Release);
         let n = self.resumes.load(Ordering::Relaxed);

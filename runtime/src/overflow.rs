@@ -61,9 +61,9 @@ extern "C" fn on_fault(sig: libc::c_int, info: *mut libc::siginfo_t, uctx: *mut 
         let (lo, hi) = ctx.guard;
         if (lo..hi).contains(&addr) {
             report(
-                ctx.record.name.as_deref(),
+                ctx.record.name(),
                 ctx.record.id.as_u64(),
-                ctx.record.stack_size,
+                ctx.record.stack_size(),
             );
             // SAFETY: abort never returns and is async-signal-safe.
             unsafe { libc::abort() };

@@ -84,11 +84,18 @@ const FIRST_SLAB_STACKS: usize = 16;
 ///
 /// # Invariant
 /// `bottom..bottom+guard` is a guard page (faults on access) and
-/// `bottom+guard..bottom+len` is read-write memory owned by this value alone.
+/// `bottom+guard..bottom+len` is read-write memory owned by this value alone,
+/// except its top `reserved` bytes while they are lent out
+/// ([`FiberStack::reserve_top`]): the coroutine running on the stack sees
+/// only `bottom+guard..bottom+len-reserved` (`Stack::base`), so whoever
+/// reserved the top may keep data there (a fiber's own record lives there:
+/// its stack's first page is touched anyway, so the record costs no memory
+/// of its own).
 pub struct FiberStack {
     bottom: NonNull<u8>,
     len: usize,
     guard: usize,
+    reserved: usize,
 }
 
 // SAFETY: a FiberStack is a unique owner of plain memory (no thread affinity,
@@ -109,18 +116,44 @@ impl FiberStack {
         (lo, lo + self.guard)
     }
 
+    /// Lends out the top `bytes` of the stack (rounded up to 64 bytes) and
+    /// returns their address, 64-byte aligned; the coroutine's stack then
+    /// ends below them. Give them back ([`FiberStack::unreserve`]) before the
+    /// stack is pooled.
+    ///
+    /// # Panics
+    /// If a reservation is already made, or `bytes` exceeds a page.
+    pub(crate) fn reserve_top(&mut self, bytes: usize) -> NonNull<u8> {
+        let bytes = bytes.next_multiple_of(64);
+        assert!(
+            self.reserved == 0 && bytes <= sys::page_size(),
+            "a stack lends out at most one page, once"
+        );
+        self.reserved = bytes;
+        // The top of the mapping is page-aligned; `bytes` is at most a page
+        // and at least a page of usable memory lies below (MIN_STACK_SIZE).
+        NonNull::new(self.bottom.as_ptr().wrapping_add(self.len - bytes)).expect("non-null stack")
+    }
+
+    /// Takes back what [`FiberStack::reserve_top`] lent out.
+    pub(crate) fn unreserve(&mut self) {
+        self.reserved = 0;
+    }
+
     fn usable_ptr(&self) -> *mut u8 {
         // bottom + guard stays inside the same mapping (see the invariant).
         self.bottom.as_ptr().wrapping_add(self.guard)
     }
 }
 
-// SAFETY: base() and limit() describe `usable_size()` bytes of memory that
-// this value owns exclusively (struct invariant) and that stay mapped for the
-// life of the process; base is page-aligned, hence 16-byte aligned.
+// SAFETY: base() and limit() describe the memory below the reserved top
+// that this value owns exclusively (struct invariant) and that stays mapped
+// for the life of the process; base is page-aligned less a multiple of 64
+// bytes, hence 16-byte aligned.
 unsafe impl Stack for FiberStack {
     fn base(&self) -> StackPointer {
-        StackPointer::new(self.bottom.as_ptr() as usize + self.len).expect("non-null stack")
+        StackPointer::new(self.bottom.as_ptr() as usize + self.len - self.reserved)
+            .expect("non-null stack")
     }
 
     fn limit(&self) -> StackPointer {
@@ -396,6 +429,7 @@ pub(crate) fn allocate(usable: usize) -> io::Result<FiberStack> {
         bottom: next,
         len,
         guard,
+        reserved: 0,
     })
 }
 
@@ -438,6 +472,7 @@ impl StackPool {
     /// Gives a stack back: kept hot if it has the default size and there is
     /// room, else (with a batch of hot ones) handed to the shared dirty pool.
     pub(crate) fn put(&mut self, stack: FiberStack) {
+        debug_assert_eq!(stack.reserved, 0, "a pooled stack lends nothing out");
         let usable = stack.usable_size();
         if usable != self.default_usable {
             return give_dirty(usable, [stack]);

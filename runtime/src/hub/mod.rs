@@ -54,7 +54,7 @@ use crossbeam_deque::Worker;
 
 use crate::monitor;
 use crate::reactor::Reactor;
-use crate::record::{self, contain, report_escaped, FiberCtx, Suspend, Task, TaskCell, TaskRef};
+use crate::record::{self, contain, report_escaped, FiberCtx, Suspend, Task};
 use crate::sched::{self, Inbox};
 use crate::stack::{FiberStack, StackPool};
 
@@ -90,19 +90,23 @@ impl From<Task> for Startable {
     }
 }
 
-/// A started fiber: its context and its coroutine.
+/// A started fiber: its context and its coroutine, kept at the top of the
+/// fiber's own stack ([`FiberStack::reserve_top`]). The stack's first page is
+/// touched by any fiber that runs, so a fiber's context costs no memory of
+/// its own and no allocation.
 ///
 /// # Ownership and aliasing
-/// A live fiber is a leaked `Box<LiveFiber>` held by the hub's table as a raw
-/// pointer ([`LivePtr`]). While the fiber is suspended its own frames hold
-/// `&FiberCtx` references into it (see `park::park_inner`), so from its start
-/// until its coroutine returns the hub never moves the box, never makes a
-/// `&mut LiveFiber`, and reaches the fields one at a time: shared references to
-/// `ctx` (whose mutable parts are cells) and, only in [`Hub::resume`], a
-/// unique reference to `co`, which nothing else points into. Once the
-/// coroutine has returned no frame refers to the fiber, and the box is taken
-/// back (for reuse: finished fibers' boxes are kept, `co` empty, saving an
-/// allocation per spawn).
+/// A live fiber is written in place by [`Hub::start`] and held by the hub's
+/// table as a raw pointer ([`LivePtr`]). While the fiber is suspended its own
+/// frames hold `&FiberCtx` references into it (see `park::park_inner`), so
+/// from its start until its coroutine returns the hub never moves it, never
+/// makes a `&mut LiveFiber`, and reaches the fields one at a time: shared
+/// references to `ctx` (whose mutable parts are cells) and, only in
+/// [`Hub::resume`], a unique reference to `co`, which nothing else points
+/// into. The coroutine never touches the memory it lives in: its stack ends
+/// below the reservation. Once the coroutine has returned no frame refers to
+/// the fiber, and [`LivePtr::finish`] moves both out before the stack goes
+/// back to the pool.
 struct LiveFiber {
     ctx: FiberCtx,
     co: Option<Coroutine<(), Suspend, (), FiberStack>>,
@@ -113,12 +117,29 @@ struct LiveFiber {
 struct LivePtr(NonNull<LiveFiber>);
 
 impl LivePtr {
-    fn new(fiber: Box<LiveFiber>) -> LivePtr {
-        LivePtr(NonNull::from(Box::leak(fiber)))
+    /// Starts `co`'s fiber with context `ctx`: writes both into the top of
+    /// the stack that `place` reserved.
+    ///
+    /// # Safety
+    /// `place` must come from `reserve_top(size_of::<LiveFiber>())` on the
+    /// stack that `co` now runs on, with the reservation still made.
+    unsafe fn new(
+        place: NonNull<u8>,
+        ctx: FiberCtx,
+        co: Coroutine<(), Suspend, (), FiberStack>,
+    ) -> LivePtr {
+        let place = place.cast::<LiveFiber>();
+        debug_assert!(place.as_ptr().is_aligned());
+        // SAFETY: per the contract, `place` is a 64-byte-aligned region of
+        // `size_of::<LiveFiber>()` bytes or more that the stack lent out:
+        // mapped, writable, and used by nothing else (the coroutine's frames
+        // lie below it).
+        unsafe { place.as_ptr().write(LiveFiber { ctx, co: Some(co) }) };
+        LivePtr(place)
     }
 
     fn ctx(&self) -> &FiberCtx {
-        // From `Box::leak`; freed only by `into_box` after the coroutine
+        // Written by `new`; moved out only by `finish`, after the coroutine
         // returned, on this hub's thread (where every caller runs).
         // SAFETY: while it is live only shared references to `ctx` are made.
         unsafe { &(*self.0.as_ptr()).ctx }
@@ -128,30 +149,35 @@ impl LivePtr {
     ///
     /// # Safety
     /// No other reference to `co` may exist while the result is used, and
-    /// it must not be used once the box was taken back ([`into_box`]): only
+    /// it must not be used once the fiber is finished ([`finish`]): only
     /// `Hub::resume` calls this, once per resume, and a hub never resumes a
     /// fiber from inside another fiber's resume (`Hub::resume` checks).
     ///
-    /// [`into_box`]: LivePtr::into_box
+    /// [`finish`]: LivePtr::finish
     unsafe fn co<'a>(self) -> &'a mut Option<Coroutine<(), Suspend, (), FiberStack>> {
         // SAFETY: per the function's contract; `co` shares no bytes with
         // `ctx`, to which suspended frames may hold shared references.
         unsafe { &mut *std::ptr::addr_of_mut!((*self.0.as_ptr()).co) }
     }
 
-    /// Takes the box back once the coroutine has returned.
+    /// Moves the context and the coroutine out of the stack once the
+    /// coroutine has returned, and gives the stack its top back.
     ///
     /// # Safety
-    /// The fiber's coroutine must have returned (no frame refers to it) and
-    /// the pointer must be removed from the table (no copy is used again).
-    unsafe fn into_box(self) -> Box<LiveFiber> {
-        // SAFETY: per the function's contract the leaked box is unaliased.
-        unsafe { Box::from_raw(self.0.as_ptr()) }
+    /// The fiber's coroutine must have returned (no frame refers to it), no
+    /// reference from [`co`](LivePtr::co) may be live, and the pointer must
+    /// be removed from the table (no copy is used again).
+    unsafe fn finish(self) -> (FiberCtx, FiberStack) {
+        // SAFETY: per the contract nothing else refers to the fiber, so it
+        // can be moved out; the memory is not read again as a `LiveFiber`
+        // (the stack's reservation ends below, before it is pooled).
+        let fiber = unsafe { self.0.as_ptr().read() };
+        let co = fiber.co.expect("a finished fiber has its coroutine");
+        let mut stack = co.into_stack();
+        stack.unreserve();
+        (fiber.ctx, stack)
     }
 }
-
-/// How many finished fibers' boxes a hub keeps for reuse.
-const SPARE_FIBERS: usize = 1024;
 
 /// The worker-local hub. Only its own thread touches it.
 pub(crate) struct Hub {
@@ -171,12 +197,6 @@ pub(crate) struct Hub {
     /// `sched::take_ready_all`) so rounds allocate nothing.
     round: Cell<VecDeque<usize>>,
     free_slots: RefCell<Vec<usize>>,
-    /// Finished fibers' boxes, kept so the allocation itself is reused.
-    #[allow(clippy::vec_box)]
-    spare: RefCell<Vec<Box<LiveFiber>>>,
-    /// Stands in as the record of spare fibers, so that a finished fiber's
-    /// record (closure slot, result slot) is freed when it ends.
-    placeholder: TaskRef,
     /// Per hub: since when we have seen exactly one task in its queue
     /// (see [`Hub::leave_to_owner`]).
     lone_since: Vec<Cell<Option<Instant>>>,
@@ -252,8 +272,6 @@ impl Hub {
             running: Cell::new(None),
             round: Cell::new(VecDeque::new()),
             free_slots: RefCell::new(Vec::new()),
-            spare: RefCell::new(Vec::new()),
-            placeholder: TaskCell::bare(None, 0),
             lone_since,
             live: Cell::new(0),
             shutting_down: Cell::new(false),
@@ -378,7 +396,7 @@ impl Hub {
             drop(task);
             return;
         }
-        let stack = match task.task.stack.take().map_or_else(|| self.stack(None), Ok) {
+        let mut stack = match task.task.take_stack().map_or_else(|| self.stack(None), Ok) {
             Ok(stack) => stack,
             Err(e) => {
                 // Dropping the task unstarted completes its JoinHandle as
@@ -406,23 +424,14 @@ impl Hub {
         });
         record.set_owner(&self.inbox, slot);
         let guard = stack.guard_range();
+        let place = stack.reserve_top(std::mem::size_of::<LiveFiber>());
         let co = Coroutine::with_stack(stack, move |y: &Yielder<(), Suspend>, ()| {
             record::with_current(|ctx| ctx.yielder.set(y));
             fiber_entry(thread_bound);
         });
-        let spare = self.spare.borrow_mut().pop();
-        let fiber = match spare {
-            Some(mut f) => {
-                f.ctx.reset(record, guard);
-                f.co = Some(co);
-                f
-            }
-            None => Box::new(LiveFiber {
-                ctx: FiberCtx::new(record, guard),
-                co: Some(co),
-            }),
-        };
-        self.fibers.borrow_mut()[slot] = Some(LivePtr::new(fiber));
+        // SAFETY: `place` was reserved just above on the stack `co` runs on.
+        let fiber = unsafe { LivePtr::new(place, FiberCtx::new(record, guard), co) };
+        self.fibers.borrow_mut()[slot] = Some(fiber);
         self.live.set(self.live.get() + 1);
         monitor::bump(&self.inbox.watch.counters.started, 1);
         sched::push_ready(slot);
@@ -460,22 +469,20 @@ impl Hub {
                 }
             }
             CoroutineResult::Return(()) => {
-                let co = co.take().expect("a started fiber has a coroutine");
                 self.fibers.borrow_mut()[slot] = None;
-                // SAFETY: the coroutine returned, so no frame refers to the
-                // fiber, and its pointer just left the table.
-                let mut fiber = unsafe { fiber.into_box() };
-                fiber.ctx.record.state.finish();
+                fiber.ctx().record.state.finish();
                 // The monitor may be reading this fiber's context: it is
-                // reset or freed below.
+                // moved out and dropped below.
                 watch.leave();
                 watch.release();
-                self.stacks.borrow_mut().put(co.into_stack());
-                let mut spare = self.spare.borrow_mut();
-                if spare.len() < SPARE_FIBERS {
-                    fiber.ctx.record = self.placeholder.clone();
-                    spare.push(fiber);
-                }
+                // SAFETY: the coroutine returned, so no frame refers to the
+                // fiber; `co` is not used again; its pointer just left the
+                // table.
+                let (ctx, stack) = unsafe { fiber.finish() };
+                // The record (closure slot, result slot) is freed as the
+                // fiber ends, unless its handle still holds it.
+                drop(ctx);
+                self.stacks.borrow_mut().put(stack);
                 self.free_slots.borrow_mut().push(slot);
                 self.live.set(self.live.get() - 1);
                 monitor::bump(&watch.counters.finished, 1);
@@ -487,6 +494,7 @@ impl Hub {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::record::TaskCell;
 
     /// A fiber spawned with a stack of its own and dropped before it started
     /// gives the stack back to the pool.

@@ -35,7 +35,7 @@ impl Hub {
                 let parked = rec.state.is_parked();
                 FiberDump {
                     id: rec.id,
-                    name: rec.name.as_deref().map(str::to_owned),
+                    name: rec.name().map(str::to_owned),
                     state: if parked {
                         FiberState::Parked
                     } else {

@@ -141,21 +141,6 @@ impl FiberCtx {
         }
     }
 
-    /// Makes a finished fiber's context ready for a new fiber.
-    pub(crate) fn reset(&mut self, record: TaskRef, guard: (usize, usize)) {
-        self.record = record;
-        self.yielder.set(std::ptr::null());
-        self.deadlines.get_mut().clear();
-        self.shielded.set(0);
-        // A finished fiber's locals were dropped when its closure returned.
-        debug_assert!(self.locals.get_mut().is_empty());
-        self.guard = guard;
-        self.io_streak.set(0);
-        self.born.set(crate::monitor::coarse_now());
-        self.since.set(self.born.get());
-        self.waiting_on.set(None);
-    }
-
     /// Counts one IO operation that is about to run; `true` once the fiber
     /// has done [`IO_BUDGET`] of them without suspending, when it should
     /// yield first: a fiber reading a socket that always has data would

@@ -4,7 +4,7 @@
 use std::fmt;
 use std::num::NonZeroU64;
 use std::panic::Location;
-use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicU32, AtomicU64, Ordering};
 use std::sync::Arc;
 
 use super::RunState;
@@ -50,9 +50,15 @@ impl fmt::Display for FiberId {
 
 /// The thread-safe part of a fiber, shared by its hub, its wakers and its
 /// `JoinHandle`.
+///
+/// Every spawn allocates one, and a parked fiber's costs memory for as long
+/// as it waits, so it is kept small: 48 bytes.
 pub(crate) struct Header {
     pub(crate) id: FiberId,
-    pub(crate) name: Option<Box<str>>,
+    /// A thin pointer: most fibers have no name, and a `Box<str>` would cost
+    /// every one of them 8 more bytes.
+    #[allow(clippy::redundant_allocation)]
+    name: Option<Box<Box<str>>>,
     /// Running, parked, holding a wake token, or done.
     pub(crate) state: RunState,
     /// Set by `JoinHandle::cancel` (and at runtime shutdown); sticky.
@@ -70,9 +76,10 @@ pub(crate) struct Header {
     owner: AtomicPtr<Inbox>,
     /// The fiber's slot in its worker's fiber table (valid once `owner` is
     /// set).
-    slot: AtomicUsize,
-    /// Usable bytes of the fiber's stack (for overflow reports).
-    pub(crate) stack_size: usize,
+    slot: AtomicU32,
+    /// Usable bytes of the fiber's stack (for overflow reports; at most
+    /// `MAX_STACK_SIZE`, 1 GiB).
+    stack_size: u32,
     /// Where the fiber was spawned (the caller of `spawn`, `Builder::spawn`,
     /// `Scope::spawn`, `run`...).
     pub(crate) site: &'static Location<'static>,
@@ -86,14 +93,24 @@ impl Header {
     ) -> Header {
         Header {
             id: FiberId::next(),
-            name: name.map(String::into_boxed_str),
+            name: name.map(|n| Box::new(n.into_boxed_str())),
             state: RunState::new(),
             cancelled: AtomicBool::new(false),
             owner: AtomicPtr::new(std::ptr::null_mut()),
-            slot: AtomicUsize::new(0),
-            stack_size,
+            slot: AtomicU32::new(0),
+            stack_size: u32::try_from(stack_size).expect("stack sizes are at most 1 GiB"),
             site,
         }
+    }
+
+    /// The fiber's name, if it was given one.
+    pub(crate) fn name(&self) -> Option<&str> {
+        self.name.as_deref().map(|n| &**n)
+    }
+
+    /// Usable bytes of the fiber's stack.
+    pub(crate) fn stack_size(&self) -> usize {
+        self.stack_size as usize
     }
 
     /// Wakes the fiber (see [`RunState::unpark`]). Safe from any thread.
@@ -112,6 +129,7 @@ impl Header {
     /// Records the worker that starts this fiber (its inbox) and the fiber's
     /// slot there.
     pub(crate) fn set_owner(&self, inbox: &Arc<Inbox>, slot: usize) {
+        let slot = u32::try_from(slot).expect("a worker runs fewer than 2^32 fibers at once");
         self.slot.store(slot, Ordering::Relaxed);
         self.owner
             .store(Arc::as_ptr(inbox).cast_mut(), Ordering::Relaxed);
@@ -119,7 +137,7 @@ impl Header {
 
     /// The fiber's slot in its worker (meaningful once started).
     pub(crate) fn slot(&self) -> usize {
-        self.slot.load(Ordering::Relaxed)
+        self.slot.load(Ordering::Relaxed) as usize
     }
 
     /// Marks the fiber cancelled and wakes it so it notices.
@@ -134,7 +152,7 @@ impl Header {
 
     /// "'name' (#7)" or "#7", for messages.
     pub(crate) fn describe(&self) -> String {
-        match &self.name {
+        match self.name() {
             Some(n) => format!("'{n}' ({})", self.id),
             None => format!("{}", self.id),
         }

@@ -109,15 +109,22 @@ impl Body for Boxed {
 pub(crate) struct Task {
     /// `None` once started.
     pub(crate) record: Option<TaskRef>,
-    pub(crate) stack: Option<FiberStack>,
+    /// Boxed: few fibers bring a stack of their own, and every queued task
+    /// (a burst of spawns queues many) is 24 bytes smaller for it.
+    stack: Option<Box<FiberStack>>,
 }
 
 impl Task {
     pub(crate) fn new(record: TaskRef, stack: Option<FiberStack>) -> Task {
         Task {
             record: Some(record),
-            stack,
+            stack: stack.map(Box::new),
         }
+    }
+
+    /// The stack the fiber brought (spawned with a size of its own), if any.
+    pub(crate) fn take_stack(&mut self) -> Option<FiberStack> {
+        self.stack.take().map(|s| *s)
     }
 }
 
@@ -128,7 +135,7 @@ impl Drop for Task {
                 record.body.discard()
             });
         }
-        if let Some(stack) = self.stack.take() {
+        if let Some(stack) = self.take_stack() {
             crate::stack::recycle(stack);
         }
     }
