@@ -128,7 +128,13 @@ pub fn parse(buf: &[u8]) -> Parsed {
                 .headers
                 .iter()
                 .find(|h| h.name.eq_ignore_ascii_case("content-length"))
-                .and_then(|h| std::str::from_utf8(h.value).ok()?.trim().parse::<usize>().ok())
+                .and_then(|h| {
+                    std::str::from_utf8(h.value)
+                        .ok()?
+                        .trim()
+                        .parse::<usize>()
+                        .ok()
+                })
                 .unwrap_or(0);
             if buf.len() >= head + body {
                 Parsed::Request(head + body)
@@ -160,5 +166,9 @@ pub fn server_args() -> (String, String, usize) {
         eprintln!("usage: PROGRAM http|echo ADDR WORKERS");
         std::process::exit(2);
     }
-    (a[0].clone(), a[1].clone(), a[2].parse().expect("WORKERS is a number"))
+    (
+        a[0].clone(),
+        a[1].clone(),
+        a[2].parse().expect("WORKERS is a number"),
+    )
 }

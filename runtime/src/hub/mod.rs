@@ -54,7 +54,7 @@ use crossbeam_deque::Worker;
 
 use crate::monitor;
 use crate::reactor::Reactor;
-use crate::record::{self, contain, report_escaped, FiberCtx, Suspend, Task};
+use crate::record::{self, contain, report_escaped, FiberCtx, Suspend, Task, TaskRef};
 use crate::sched::{self, Inbox};
 use crate::stack::{FiberStack, StackPool};
 
@@ -105,8 +105,8 @@ impl From<Task> for Startable {
 /// [`Hub::resume`], a unique reference to `co`, which nothing else points
 /// into. The coroutine never touches the memory it lives in: its stack ends
 /// below the reservation. Once the coroutine has returned no frame refers to
-/// the fiber, and [`LivePtr::finish`] moves both out before the stack goes
-/// back to the pool.
+/// the fiber, and [`LivePtr::finish`] drops the one and moves the other out
+/// before the stack goes back to the pool.
 struct LiveFiber {
     ctx: FiberCtx,
     co: Option<Coroutine<(), Suspend, (), FiberStack>>,
@@ -123,18 +123,24 @@ impl LivePtr {
     /// # Safety
     /// `place` must come from `reserve_top(size_of::<LiveFiber>())` on the
     /// stack that `co` now runs on, with the reservation still made.
+    #[inline]
     unsafe fn new(
         place: NonNull<u8>,
-        ctx: FiberCtx,
+        record: TaskRef,
+        guard: (usize, usize),
         co: Coroutine<(), Suspend, (), FiberStack>,
     ) -> LivePtr {
         let place = place.cast::<LiveFiber>();
         debug_assert!(place.as_ptr().is_aligned());
+        let p = place.as_ptr();
         // SAFETY: per the contract, `place` is a 64-byte-aligned region of
         // `size_of::<LiveFiber>()` bytes or more that the stack lent out:
         // mapped, writable, and used by nothing else (the coroutine's frames
-        // lie below it).
-        unsafe { place.as_ptr().write(LiveFiber { ctx, co: Some(co) }) };
+        // lie below it). Field by field, so the context is built in place.
+        unsafe {
+            std::ptr::addr_of_mut!((*p).co).write(Some(co));
+            std::ptr::addr_of_mut!((*p).ctx).write(FiberCtx::new(record, guard));
+        }
         LivePtr(place)
     }
 
@@ -160,22 +166,30 @@ impl LivePtr {
         unsafe { &mut *std::ptr::addr_of_mut!((*self.0.as_ptr()).co) }
     }
 
-    /// Moves the context and the coroutine out of the stack once the
+    /// Drops the context and moves the coroutine out once the coroutine has
+    /// returned; returns its stack with the top given back. The fiber's
+    /// record (closure slot, result slot) is freed here, unless its handle
+    /// still holds it.
     /// coroutine has returned, and gives the stack its top back.
     ///
     /// # Safety
     /// The fiber's coroutine must have returned (no frame refers to it), no
     /// reference from [`co`](LivePtr::co) may be live, and the pointer must
     /// be removed from the table (no copy is used again).
-    unsafe fn finish(self) -> (FiberCtx, FiberStack) {
-        // SAFETY: per the contract nothing else refers to the fiber, so it
-        // can be moved out; the memory is not read again as a `LiveFiber`
-        // (the stack's reservation ends below, before it is pooled).
-        let fiber = unsafe { self.0.as_ptr().read() };
-        let co = fiber.co.expect("a finished fiber has its coroutine");
-        let mut stack = co.into_stack();
+    unsafe fn finish(self) -> FiberStack {
+        let p = self.0.as_ptr();
+        // SAFETY: per the contract nothing else refers to the fiber: its
+        // coroutine is moved out and its context dropped in place, and the
+        // memory is not used as a `LiveFiber` again (the stack's reservation
+        // ends below, before it is pooled).
+        let co = unsafe {
+            let co = (*std::ptr::addr_of_mut!((*p).co)).take();
+            std::ptr::drop_in_place(std::ptr::addr_of_mut!((*p).ctx));
+            co
+        };
+        let mut stack = co.expect("a finished fiber has its coroutine").into_stack();
         stack.unreserve();
-        (fiber.ctx, stack)
+        stack
     }
 }
 
@@ -430,7 +444,7 @@ impl Hub {
             fiber_entry(thread_bound);
         });
         // SAFETY: `place` was reserved just above on the stack `co` runs on.
-        let fiber = unsafe { LivePtr::new(place, FiberCtx::new(record, guard), co) };
+        let fiber = unsafe { LivePtr::new(place, record, guard, co) };
         self.fibers.borrow_mut()[slot] = Some(fiber);
         self.live.set(self.live.get() + 1);
         monitor::bump(&self.inbox.watch.counters.started, 1);
@@ -478,10 +492,7 @@ impl Hub {
                 // SAFETY: the coroutine returned, so no frame refers to the
                 // fiber; `co` is not used again; its pointer just left the
                 // table.
-                let (ctx, stack) = unsafe { fiber.finish() };
-                // The record (closure slot, result slot) is freed as the
-                // fiber ends, unless its handle still holds it.
-                drop(ctx);
+                let stack = unsafe { fiber.finish() };
                 self.stacks.borrow_mut().put(stack);
                 self.free_slots.borrow_mut().push(slot);
                 self.live.set(self.live.get() - 1);

@@ -126,6 +126,7 @@ impl WaitOn {
 pub(crate) const IO_BUDGET: u32 = 128;
 
 impl FiberCtx {
+    #[inline]
     pub(crate) fn new(record: TaskRef, guard: (usize, usize)) -> FiberCtx {
         FiberCtx {
             record,

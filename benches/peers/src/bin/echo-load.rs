@@ -26,7 +26,8 @@ fn main() {
     let start_gate = Arc::new(std::sync::Barrier::new(conns + 1));
     let threads: Vec<_> = (0..conns)
         .map(|_| {
-            let (addr, stop, done, gate) = (addr.clone(), stop.clone(), done.clone(), start_gate.clone());
+            let (addr, stop, done, gate) =
+                (addr.clone(), stop.clone(), done.clone(), start_gate.clone());
             std::thread::spawn(move || {
                 let mut s = TcpStream::connect(&addr).expect("connect");
                 s.set_nodelay(true).unwrap();

@@ -14,7 +14,11 @@ fn main() {
             conn.set_nodelay(true).unwrap();
             let http = kind == "http";
             let handler = move || {
-                let _ = if http { serve_http(conn) } else { serve_echo(conn) };
+                let _ = if http {
+                    serve_http(conn)
+                } else {
+                    serve_echo(conn)
+                };
             };
             // SAFETY: the handler only blocks through may's own sockets.
             unsafe { may::coroutine::spawn(handler) };

@@ -13,7 +13,11 @@ fn main() {
         conn.set_nodelay(true).unwrap();
         let http = kind == "http";
         std::thread::spawn(move || {
-            let _ = if http { serve_http(conn) } else { serve_echo(conn) };
+            let _ = if http {
+                serve_http(conn)
+            } else {
+                serve_echo(conn)
+            };
         });
     }
 }

@@ -68,7 +68,11 @@ fn main() {
             conn.set_nodelay(true).unwrap();
             let http = kind == "http";
             tokio::spawn(async move {
-                let _ = if http { serve_http(conn).await } else { serve_echo(conn).await };
+                let _ = if http {
+                    serve_http(conn).await
+                } else {
+                    serve_echo(conn).await
+                };
             });
         }
     });
