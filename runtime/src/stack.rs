@@ -80,6 +80,9 @@ const MAX_SLAB_BYTES: usize = 1 << 30;
 /// First slab of a size class holds this many stacks; later slabs double.
 const FIRST_SLAB_STACKS: usize = 16;
 
+/// Guard pages are installed for up to this many new stacks at once.
+const GUARD_BATCH: usize = 64;
+
 /// One fiber stack. Owns its memory exclusively until dropped back to a pool.
 ///
 /// # Invariant
@@ -224,6 +227,43 @@ fn install_guard(ptr: *mut u8, len: usize) -> io::Result<()> {
     sys::protect_none(ptr, len)
 }
 
+/// Whether `process_madvise` takes guard installs for this process (probed
+/// on first use: Linux ≥ 6.15).
+static BATCH_GUARDS: AtomicU8 = AtomicU8::new(GUARD_UNKNOWN);
+const BATCH_YES: u8 = 1;
+const BATCH_NO: u8 = 2;
+
+/// Installs the guard pages of `count` adjacent stacks of `len` bytes from
+/// `first` on (each stack's first `guard` bytes). With guard markers, up to
+/// [`GUARD_BATCH`] of them cost one `process_madvise` call (one syscall and
+/// one trip through the address-space lock, instead of one per stack: the
+/// lock is what other workers' page faults and allocations contend on when a
+/// burst of fibers starts); else one call per stack.
+fn install_guards(first: *mut u8, len: usize, guard: usize, count: usize) -> io::Result<()> {
+    if count > 1
+        && GUARD_MODE.load(Ordering::Relaxed) == GUARD_MADVISE
+        && BATCH_GUARDS.load(Ordering::Relaxed) != BATCH_NO
+    {
+        let ranges: Vec<libc::iovec> = (0..count)
+            .map(|i| libc::iovec {
+                iov_base: first.wrapping_add(i * len).cast(),
+                iov_len: guard,
+            })
+            .collect();
+        match sys::madvise_many(&ranges, sys::MADV_GUARD_INSTALL) {
+            Ok(done) if done == count * guard => {
+                BATCH_GUARDS.store(BATCH_YES, Ordering::Relaxed);
+                return Ok(());
+            }
+            // Stopped early: install the rest one by one (installing a
+            // marker twice is harmless).
+            Ok(_) => {}
+            Err(_) => BATCH_GUARDS.store(BATCH_NO, Ordering::Relaxed),
+        }
+    }
+    (0..count).try_for_each(|i| install_guard(first.wrapping_add(i * len), guard))
+}
+
 fn refused(op: &str, err: io::Error) -> io::Error {
     if err.raw_os_error() != Some(libc::ENOMEM) {
         return io::Error::new(
@@ -259,8 +299,9 @@ struct SizeClass {
     len: usize,
     /// Clean stacks (memory already returned) ready for reuse.
     free: Vec<FiberStack>,
-    /// Unused tail of the newest slab: (next stack's address, stacks left).
-    carve: Option<(NonNull<u8>, usize)>,
+    /// Unused tail of the newest slab: (next stack's address, stacks left,
+    /// how many of those from the next on have their guard page already).
+    carve: Option<(NonNull<u8>, usize, usize)>,
     /// How many stacks the next slab holds.
     next_slab: usize,
 }
@@ -404,24 +445,35 @@ pub(crate) fn allocate(usable: usize) -> io::Result<FiberStack> {
     if let Some(stack) = class.free.pop() {
         return Ok(stack);
     }
-    let (next, left) = match class.carve {
+    let (next, left, mut guarded) = match class.carve {
         Some(c) => c,
         None => {
             let max = (MAX_SLAB_BYTES / len).max(1);
             let count = class.next_slab.min(max);
             let base = sys::map_reserve(count * len).map_err(|e| refused("mmap", e))?;
             class.next_slab = (count * 2).min(max);
-            (NonNull::new(base).expect("mmap returned null"), count)
+            (NonNull::new(base).expect("mmap returned null"), count, 0)
         }
     };
-    if let Err(e) = install_guard(next.as_ptr(), guard) {
-        // Keep the slab tail for a later attempt; nothing was handed out.
-        class.carve = Some((next, left));
-        return Err(refused("guard page install", e));
+    if guarded == 0 {
+        // Batches with guard markers only: the first stack alone probes
+        // which guards this kernel has, and `mprotect` guards cost two
+        // mappings each, so they are made one at a time, as needed.
+        let batch = if GUARD_MODE.load(Ordering::Relaxed) == GUARD_MADVISE {
+            left.min(GUARD_BATCH)
+        } else {
+            1
+        };
+        if let Err(e) = install_guards(next.as_ptr(), len, guard, batch) {
+            // Keep the slab tail for a later attempt; nothing was handed out.
+            class.carve = Some((next, left, 0));
+            return Err(refused("guard page install", e));
+        }
+        guarded = batch;
     }
     class.carve = if left > 1 {
         // The next stack starts right above this one, inside the same slab.
-        NonNull::new(next.as_ptr().wrapping_add(len)).map(|p| (p, left - 1))
+        NonNull::new(next.as_ptr().wrapping_add(len)).map(|p| (p, left - 1, guarded - 1))
     } else {
         None
     };

@@ -97,6 +97,30 @@ pub(crate) fn madvise(ptr: *mut u8, len: usize, advice: libc::c_int) -> io::Resu
     syscall!(madvise(ptr.cast(), len, advice)).map(drop)
 }
 
+/// `process_madvise`'s name for the calling process (Linux ≥ 6.15).
+const PIDFD_SELF: libc::c_int = -10000;
+
+/// Applies `advice` to many page-aligned ranges inside our own mappings in one
+/// `process_madvise(2)` call (the kernel takes the address-space lock once
+/// for all of them). Returns how many bytes were advised, which is less than
+/// the total if the kernel stopped early; `Err` if the call itself was
+/// refused (older kernels: `EBADF` for the self-pidfd, `EINVAL` for the
+/// advice, `ENOSYS`), when the caller applies them one by one instead.
+pub(crate) fn madvise_many(ranges: &[libc::iovec], advice: libc::c_int) -> io::Result<usize> {
+    // process_madvise only changes paging state of the listed ranges, which
+    // callers take from live mappings created by `map_reserve`; the kernel
+    // only reads the iovec array, which `ranges` lends for the call.
+    let n = syscall!(syscall(
+        libc::SYS_process_madvise,
+        PIDFD_SELF,
+        ranges.as_ptr(),
+        ranges.len(),
+        advice,
+        0
+    ))?;
+    Ok(n as usize)
+}
+
 /// Makes a page-aligned range inaccessible (the pre-6.13 guard page).
 pub(crate) fn protect_none(ptr: *mut u8, len: usize) -> io::Result<()> {
     // mprotect on a range inside our own mapping; no Rust reference covers a
