@@ -91,6 +91,18 @@ impl Server {
 
     /// A connection to the server whose reads and writes give up after
     /// [`PATIENCE`].
+    /// The server's resident memory now, in bytes (Linux: /proc).
+    pub fn rss(&self) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))
+            .expect("the server's /proc status");
+        let kb: u64 = status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmRSS:"))
+            .and_then(|v| v.split_whitespace().next()?.parse().ok())
+            .expect("VmRSS in /proc/PID/status");
+        kb * 1024
+    }
+
     pub fn connect(&self) -> TcpStream {
         let s = TcpStream::connect(&self.addr).unwrap();
         s.set_read_timeout(Some(PATIENCE)).unwrap();
