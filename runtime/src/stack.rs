@@ -631,6 +631,24 @@ mod tests {
         release_all(reused);
     }
 
+    #[test]
+    #[cfg_attr(miri, ignore = "mmap with MAP_NORESERVE, mprotect, madvise")]
+    fn a_reserved_top_is_lent_out_below_the_top_and_given_back() {
+        let usable = normalize_size(MIN_STACK_SIZE).unwrap();
+        let mut s = allocate(usable).unwrap();
+        let top = s.base().get();
+        let lent = s.reserve_top(100);
+        // Rounded to 64 bytes, 64-aligned, and the coroutine's stack ends
+        // below it.
+        assert_eq!(lent.as_ptr() as usize, top - 128);
+        assert_eq!(s.base().get(), top - 128);
+        assert_eq!(s.base().get() % 16, 0);
+        assert_eq!(s.usable_size(), usable, "the size class is unchanged");
+        s.unreserve();
+        assert_eq!(s.base().get(), top);
+        release_all(vec![s]);
+    }
+
     /// Tests that look at or trim the shared dirty pool run one at a time.
     static SERIAL: Mutex<()> = Mutex::new(());
 
