@@ -455,3 +455,111 @@ fn stream_accessors_mirror_std() {
     let std_stream = c.into_std();
     assert_eq!(std_stream.peer_addr().unwrap(), addr);
 }
+
+/// Short reads and writes (the drained hint of `IoRegistration::io_stream`:
+/// after a read or write that moves fewer bytes than asked, the next one waits
+/// for a readiness edge instead of trying): over many connections and two
+/// workers, every byte arrives, and so do the end of stream — sent together
+/// with the last bytes, so the read that takes them stops short at the FIN —
+/// and a reset after data. Each server read has a timeout, so a read that
+/// waits for an edge that never comes fails the test instead of hanging it.
+#[test]
+fn short_reads_and_writes_lose_no_byte_and_no_end() {
+    const CONNS: usize = 40;
+    on_workers(2, || {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let server = sylvan::spawn(move || {
+            let handlers: Vec<_> = (0..CONNS)
+                .map(|_| {
+                    let (s, _) = listener.accept().unwrap();
+                    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+                    s.set_write_timeout(Some(Duration::from_secs(10))).unwrap();
+                    sylvan::spawn(move || {
+                        // Echo in odd-sized reads (many short, some full),
+                        // then half-close after the client's end.
+                        let mut buf = vec![0u8; 1000];
+                        let mut total = 0usize;
+                        loop {
+                            match (&s).read(&mut buf) {
+                                Ok(0) => break,
+                                Ok(n) => {
+                                    (&s).write_all(&buf[..n]).unwrap();
+                                    total += n;
+                                }
+                                Err(e) => return Err((total, e.kind())),
+                            }
+                        }
+                        s.shutdown(Shutdown::Write).unwrap();
+                        Ok(total)
+                    })
+                })
+                .collect();
+            handlers
+                .into_iter()
+                .map(|h| h.join().unwrap())
+                .collect::<Vec<_>>()
+        });
+        // Clients are plain threads: each sends messages of growing size
+        // (1 byte to 40 KB, so writes and reads on both sides come out short
+        // and full), reading each echo in full before the next; the last
+        // message goes with the FIN. Connections 0, 10, 20, 30 reset
+        // instead of closing, after their last echo.
+        let clients: Vec<_> = (0..CONNS)
+            .map(|c| {
+                std::thread::spawn(move || {
+                    let mut s = std::net::TcpStream::connect(addr).unwrap();
+                    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+                    let mut sent = 0usize;
+                    for (i, len) in [1usize, 999, 1000, 1001, 2500, 40_000, 7]
+                        .iter()
+                        .enumerate()
+                    {
+                        let msg: Vec<u8> = (0..*len).map(|k| (k * 31 + c + i) as u8).collect();
+                        s.write_all(&msg).unwrap();
+                        let last = i == 6;
+                        if last && c % 10 != 0 {
+                            s.shutdown(Shutdown::Write).unwrap();
+                        }
+                        let mut back = vec![0u8; *len];
+                        s.read_exact(&mut back).unwrap();
+                        assert!(back == msg, "connection {c}: message {i} came back changed");
+                        sent += len;
+                    }
+                    if c % 10 == 0 {
+                        let s = socket2::Socket::from(s);
+                        s.set_linger(Some(Duration::ZERO)).unwrap();
+                        drop(s); // RST
+                    } else {
+                        let mut rest = Vec::new();
+                        s.read_to_end(&mut rest).unwrap();
+                        assert!(rest.is_empty(), "connection {c}: the end came");
+                    }
+                    sent
+                })
+            })
+            .collect();
+        let sent: Vec<usize> = clients.into_iter().map(|c| c.join().unwrap()).collect();
+        let got = server.join().unwrap();
+        let expected = sent[0];
+        assert!(sent.iter().all(|&n| n == expected));
+        let (mut ended, mut reset) = (0, 0);
+        for r in got {
+            match r {
+                Ok(n) => {
+                    assert_eq!(n, expected);
+                    ended += 1;
+                }
+                // A reset after the last echo: reported as a reset, never a
+                // timeout (which would be a missed edge).
+                Err((n, kind)) => {
+                    assert_eq!(n, expected);
+                    assert_eq!(kind, io::ErrorKind::ConnectionReset, "not a hang");
+                    reset += 1;
+                }
+            }
+        }
+        assert_eq!(ended + reset, CONNS);
+        assert!(ended >= CONNS - 4, "{ended} connections ended cleanly");
+    });
+}

@@ -216,6 +216,99 @@ impl IoRegistration {
         self.io_unbudgeted(dir, deadline, op)
     }
 
+    /// [`io`](Self::io) for the reads and writes of a TCP stream, which also
+    /// learns from a short transfer. When `short(&result)` says an operation
+    /// moved fewer bytes than it asked for, the socket had nothing more to
+    /// read (or no room left to write) at that moment; until a new readiness
+    /// edge comes, the next operation in that direction then waits for one
+    /// first instead of trying a syscall that could only report
+    /// `WouldBlock`. A request–response peer (an echo, a keep-alive HTTP
+    /// connection) saves one `recv` per message that way.
+    ///
+    /// No edge is lost: new data (or room, or an error, or the peer's close)
+    /// after the short operation always brings an edge, and a descriptor no
+    /// worker polls yet is registered by the wait, which reports what is
+    /// pending at once. Once a poll has reported the peer's close or an
+    /// error, every operation tries the syscall: a read cut short by the
+    /// peer's FIN still has the end of stream to report, with no edge to
+    /// come for it. (The protocol has a loom model: `tests/loom_io.rs`.)
+    ///
+    /// Only on a fiber; a plain thread's operations always try the syscall.
+    /// Use it only where a short transfer does mean drained: TCP streams
+    /// (but not across TCP urgent data, where a read stops short at the
+    /// mark: do not use it on sockets that receive out-of-band data). Not
+    /// for datagrams (every read is "short"), and not for Unix streams,
+    /// whose reads also stop short where one sender's credentials or
+    /// descriptors end.
+    ///
+    /// ```
+    /// # extern crate sylvan_runtime as sylvan;
+    /// use std::io::{Read, Write};
+    /// use std::os::fd::AsRawFd;
+    /// use sylvan::io::{Direction, IoRegistration};
+    ///
+    /// sylvan::run(|| {
+    ///     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    ///     let mut client = std::net::TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+    ///     let (server, _) = listener.accept().unwrap();
+    ///     server.set_nonblocking(true).unwrap();
+    ///     let reg = IoRegistration::new(server.as_raw_fd());
+    ///     let read = |buf: &mut [u8]| {
+    ///         let len = buf.len();
+    ///         reg.io_stream(Direction::Read, None, || (&server).read(buf), |&n| n > 0 && n < len)
+    ///     };
+    ///     let mut buf = [0u8; 64];
+    ///     client.write_all(b"ping").unwrap();
+    ///     assert_eq!(read(&mut buf).unwrap(), 4); // short: drained
+    ///     let writer = sylvan::spawn(move || {
+    ///         client.write_all(b"pong").unwrap();
+    ///         client
+    ///     });
+    ///     // Waits for the edge of the new data rather than trying first.
+    ///     assert_eq!(read(&mut buf).unwrap(), 4);
+    ///     drop(writer.join().unwrap());
+    ///     drop(reg); // before `server` closes
+    /// });
+    /// ```
+    pub fn io_stream<T>(
+        &self,
+        dir: Direction,
+        deadline: Option<Instant>,
+        mut op: impl FnMut() -> io::Result<T>,
+        short: impl Fn(&T) -> bool,
+    ) -> io::Result<T> {
+        if record::with_current(FiberCtx::io_budget_spent) == Some(true) {
+            crate::yield_now();
+        }
+        let d = dir.index();
+        let fiber = crate::in_fiber();
+        loop {
+            let seen = self.state.ticks[d].load(Ordering::SeqCst);
+            // Drained when `ticks` read `seen`, and no edge since: the
+            // syscall would report WouldBlock — unless the peer's close or an
+            // error was reported, which the syscall must still return (a
+            // read stops short at the peer's FIN, whose edge may be counted
+            // in `seen` already).
+            let drained = fiber
+                && self.state.drained[d].load(Ordering::Relaxed) == seen + 1
+                && !self.state.ended.load(Ordering::SeqCst);
+            if !drained {
+                match op() {
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                    Ok(v) => {
+                        if fiber && short(&v) {
+                            self.state.drained[d].store(seen + 1, Ordering::Relaxed);
+                        }
+                        return Ok(v);
+                    }
+                    Err(e) => return Err(e),
+                }
+            }
+            self.wait_since(dir, seen, deadline)?;
+        }
+    }
+
     /// [`io`](Self::io) without the cooperative budget: parks only when the
     /// operation would block. For the `patch` hooks, whose callers may hold
     /// locks that are per thread (std's stdio locks), which a yield would
