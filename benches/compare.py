@@ -21,12 +21,37 @@ server written with plain std::net inside sylvan fibers, built with sylvan's
 server-sylvan-patched`: features are unified across one build, and no other
 program may carry the libc hooks); beside sylvan's own echo it shows what the
 hooks cost.
+
+Scale mode (`--scale`) runs three workloads at growing sizes instead, and
+prints one Markdown table per measure: a row per size, a column per peer
+(median, min–max, sylvan's ratio), so growth that is not linear shows:
+
+    python3 benches/compare.py --scale                  # all three, 3 runs each
+    python3 benches/compare.py --scale --runs 1 --only park
+    python3 benches/compare.py --scale --max-size 10000 # quick: sizes up to 10k
+
+- park: N tasks each wait on one event (sylvan Event, tokio Notify, Go a
+  channel that is closed, may SyncFlag, std a condvar), then all are woken
+  and joined; total ms, and peak RSS per task. N = 1k, 10k, 100k, 1M.
+- idleconn: an echo server (the `echo` servers above) holds N idle TCP
+  connections opened by `conn-load` (64 client threads; each connection
+  echoes one byte, then stays open); ms from the first connect to the last
+  echo, and the server's VmRSS growth per connection. N = 1k, 10k, 100k.
+- http10k: the HTTP servers above under wrk -t2 with 100, 1,000 and 10,000
+  keep-alive connections; req/s and p99.
+
+It raises RLIMIT_NOFILE (children inherit it) so that 100k connections fit;
+where that is not allowed (it needs CAP_SYS_RESOURCE beyond the hard
+limit) it says so and measures idleconn at the largest size that fits
+instead. gevent has no scale workloads; std threads stop at 10k tasks or
+connections (a thread each: ~16k threads exhaust vm.max_map_count here).
 """
 import argparse
 import datetime
 import os
 import platform
 import re
+import resource
 import shutil
 import signal
 import socket
@@ -113,6 +138,7 @@ class Server:
         self.addr = f"127.0.0.1:{free_port()}"
         self.proc = subprocess.Popen(server_cmd(peer, kind, self.addr, workers),
                                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        LIVE_SERVERS.append(self)
         host, port = self.addr.split(":")
         deadline = time.time() + 15
         while True:
@@ -129,6 +155,8 @@ class Server:
         if self.proc.poll() is None:
             self.proc.send_signal(signal.SIGKILL)
         self.proc.wait()
+        if self in LIVE_SERVERS:
+            LIVE_SERVERS.remove(self)
 
 
 def wrk(addr, secs):
@@ -209,6 +237,253 @@ def measure_servers(peer, args, results):
             server.stop()
 
 
+# Scale mode. name, sizes, measures: (key, unit, lower is better, title).
+SCALE = [
+    ("park", [1_000, 10_000, 100_000, 1_000_000], [
+        ("park", "ms total", True,
+         "park: N tasks wait on one event, then all are woken and joined"),
+        ("park_rss", "B/task", True, "park: peak RSS above baseline per task (same runs)"),
+    ]),
+    ("idleconn", [1_000, 10_000, 100_000], [
+        ("idleconn", "ms until all served", True,
+         "idleconn: N connections opened (64 client threads), each echoes 1 byte, all held open"),
+        ("idleconn_rss", "B/conn", True, "idleconn: server VmRSS growth per connection (same runs)"),
+    ]),
+    ("http10k", [100, 1_000, 10_000], [
+        ("http10k", "req/s", False, "http10k: HTTP hello world, wrk -t2 with N keep-alive connections"),
+        ("http10k_p99", "ms p99", True, "http10k: (same runs) 99th percentile latency"),
+    ]),
+]
+SCALE_PEERS = ["sylvan", "tokio", "may", "go", "std"]
+# Largest size a peer is run at (beyond it: "—"): std threads need a thread
+# per task or connection, and ~16k threads exhaust vm.max_map_count here.
+SCALE_CAPS = {("std", "park"): 10_000, ("std", "idleconn"): 10_000}
+CONN_LOAD_THREADS = 64
+NOFILE_MARGIN = 1_000  # fds beyond the connections: listeners, pipes, runtime
+LIVE_SERVERS = []  # killed at exit, whatever happened
+
+
+def raise_nofile(want):
+    """Raises RLIMIT_NOFILE to `want` (children inherit it). Returns the
+    soft limit in force afterwards and a note when `want` was not reached."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft >= want:
+        return soft, None
+    try:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (want, max(want, hard)))
+        return want, None
+    except (ValueError, OSError):
+        pass
+    if soft < hard:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    return hard, (f"RLIMIT_NOFILE could not be raised to {want:,} (hard limit {hard:,}; raising it "
+                  f"needs root with CAP_SYS_RESOURCE, which this process lacks)")
+
+
+def run_park(peer, n, args):
+    """One park run: (total ms, peak B/task)."""
+    cmd, env = workload_cmd(peer, "park", args.workers, n)
+    # Bounded by size (30 s + 150 s per million), so a peer that hangs
+    # instead of failing at 100k does not hold the run for --timeout.
+    timeout = min(args.timeout, 30 + n * 150 // 1_000_000)
+    try:
+        out = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=env)
+    except subprocess.TimeoutExpired as e:
+        err = e.stderr.decode(errors="replace") if isinstance(e.stderr, bytes) else (e.stderr or "")
+        said = [l for l in err.splitlines() if "fail" in l or "panicked" in l]
+        raise RuntimeError(f"hung {timeout} s" + (f" after: {said[-1][:60]}" if said else ""))
+    if out.returncode != 0:
+        tail = [l for l in out.stderr.strip().splitlines() if not l.startswith(("sylvan:", "  "))]
+        raise RuntimeError(f"exit {out.returncode}: {(tail or ['?'])[-1][:120]}")
+    m = re.search(r"park \d+: .*, (\d+) B/\w+ peak", out.stderr)
+    return float(out.stdout.strip().splitlines()[-1]), float(m.group(1))
+
+
+def run_idleconn(peer, n, args):
+    """One idleconn run on a fresh echo server: (ms until all served, server B/conn)."""
+    server = Server(peer, "echo", args.workers)
+    try:
+        out = subprocess.run([os.path.join(RELEASE, "conn-load"), server.addr, str(n),
+                              str(CONN_LOAD_THREADS), str(args.timeout), str(server.proc.pid)],
+                             capture_output=True, text=True, timeout=args.timeout + 60)
+        if out.returncode != 0:
+            raise RuntimeError((out.stderr.strip().splitlines() or ["?"])[-1][:120])
+        if server.proc.poll() is not None:
+            raise RuntimeError(f"server exited ({server.proc.returncode})")
+        ms, per_conn = out.stdout.split()
+        return float(ms), float(per_conn)
+    finally:
+        server.stop()
+
+
+def wrk_scale(addr, conns, secs):
+    """wrk -t2 -cN: (req/s, p99 ms, socket errors or "")."""
+    out = subprocess.run(["wrk", "-t2", f"-c{conns}", f"-d{secs}s", "--timeout", "10s", "--latency",
+                          f"http://{addr}/"], capture_output=True, text=True, timeout=secs + 120)
+    text = out.stdout
+    rps = re.search(r"Requests/sec:\s+([\d.]+)", text)
+    m = re.search(r"99%\s+([\d.]+)(us|ms|s)\b", text)
+    if not rps or not m:
+        raise RuntimeError(f"wrk: {(out.stderr.strip() or text.strip() or '?')[-100:]}")
+    p99 = float(m.group(1)) * {"us": 1e-3, "ms": 1.0, "s": 1e3}[m.group(2)]
+    bad = re.search(r"Non-2xx or 3xx responses: (\d+)", text)
+    if bad:
+        raise RuntimeError(f"wrk: {bad.group(0)}")
+    errors = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", text)
+    note = ""
+    if errors and any(int(x) for x in errors.groups()):
+        note = "errors c/r/w/t " + "/".join(errors.groups())
+    return float(rps.group(1)), p99, note
+
+
+def measure_scale(peer, name, sizes, args, results):
+    """Runs one scale workload at every size for one peer; after a failure
+    the larger sizes are not tried."""
+    failed = None
+    for n in sizes:
+        measures = [m[0] for m in dict((w[0], w[2]) for w in SCALE)[name]]
+        cap = SCALE_CAPS.get((peer, name))
+        if failed or (cap and n > cap):
+            for key in measures:
+                results[(peer, key, n)] = {"skip": f"— (fails at {failed:,})" if failed else "—"}
+            continue
+        if n in args.unreachable.get(name, ()):
+            for key in measures:
+                results[(peer, key, n)] = {"skip": "needs more fds"}
+            continue
+        log(f"{peer}: {name} {n:,}")
+        firsts, seconds, notes = [], [], []
+        try:
+            if name == "http10k":
+                server = Server(peer, "http", args.workers)
+                try:
+                    for _ in range(args.runs):
+                        rps, p99, note = wrk_scale(server.addr, n, args.secs)
+                        firsts.append(rps)
+                        seconds.append(p99)
+                        if note:
+                            notes.append(note)
+                    if server.proc.poll() is not None:
+                        raise RuntimeError(f"server exited ({server.proc.returncode})")
+                finally:
+                    server.stop()
+            else:
+                one = run_park if name == "park" else run_idleconn
+                for _ in range(args.runs):
+                    a, b = one(peer, n, args)
+                    firsts.append(a)
+                    seconds.append(b)
+        except subprocess.TimeoutExpired as e:
+            failed = n
+            log(f"  fails: timed out after {e.timeout:.0f} s")
+            for key in measures:
+                results[(peer, key, n)] = {"error": f"timed out after {e.timeout:.0f} s"}
+            continue
+        except (RuntimeError, ValueError, AttributeError) as e:
+            failed = n
+            log(f"  fails: {e}")
+            for key in measures:
+                results[(peer, key, n)] = {"error": str(e)}
+            continue
+        for key, values in zip(measures, (firsts, seconds)):
+            results[(peer, key, n)] = summarize(values)
+        if notes:
+            results[(peer, measures[0], n)]["errors"] = "; ".join(notes)
+
+
+def size_label(n):
+    if n >= 1_000_000 and n % 1_000_000 == 0:
+        return f"{n // 1_000_000}M"
+    if n >= 1_000 and n % 1_000 == 0:
+        return f"{n // 1_000}k"
+    return f"{n:,}"
+
+
+def print_scale(peers, args, results, notes):
+    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT,
+                            capture_output=True, text=True).stdout.strip() or "?"
+    go = ""
+    if "go" in peers:
+        go = ", " + subprocess.run(["go", "version"], capture_output=True, text=True).stdout.split()[2]
+    print(f"Measured {datetime.date.today()} at commit {commit} on {os.cpu_count()} CPUs, Linux "
+          f"{platform.release()}; {args.workers} workers / GOMAXPROCS={args.workers} (std threads: "
+          f"n/a){go}; median of {args.runs} run(s) (min–max); **×N**: sylvan is N times better "
+          f"than that peer (below 1: behind).")
+    for name, sizes, measures in SCALE:
+        if name not in args.only:
+            continue
+        sizes = args.sizes[name]
+        for key, unit, lower, title in measures:
+            print()
+            print(f"{title} ({unit}, {'lower' if lower else 'higher'} is better):")
+            print()
+            print("| N | " + " | ".join(peers) + " |")
+            print("|---|" + "---|" * len(peers))
+            for n in sizes:
+                s = results.get(("sylvan", key, n))
+                row = [size_label(n)]
+                for peer in peers:
+                    r = results.get((peer, key, n))
+                    text = f"fails ({r['error'][:80]})" if r and "error" in r else cell(r)
+                    if r and "errors" in r:
+                        text += f" [{r['errors']}]"
+                    if peer != "sylvan":
+                        text += ratio(s, r, lower)
+                    row.append(text)
+                print("| " + " | ".join(row) + " |")
+            if key == "park" and "go" in peers:
+                print()
+                print("Goal: sylvan's time within 1.2× of Go's at every size: " + "; ".join(
+                    park_goal(results, n) for n in sizes) + ".")
+    print()
+    for n in notes:
+        print(f"- {n}")
+
+
+def park_goal(results, n):
+    s, g = results.get(("sylvan", "park", n)), results.get(("go", "park", n))
+    if not s or not g or "median" not in s or "median" not in g:
+        return f"{size_label(n)} n/a"
+    x = s["median"] / g["median"]
+    return f"{size_label(n)} {x:.2f}× Go ({'met' if x <= 1.2 else 'not met'})"
+
+
+def scale_main(args, peers, notes):
+    args.sizes, args.unreachable = {}, {}
+    for name, sizes, _ in SCALE:
+        args.sizes[name] = [n for n in sizes if not args.max_size or n <= args.max_size]
+    if "idleconn" in args.only or "http10k" in args.only:
+        biggest = max(args.sizes["idleconn"] + args.sizes["http10k"], default=0)
+        limit, note = raise_nofile(biggest + NOFILE_MARGIN)
+        fits = (limit - NOFILE_MARGIN) // 1_000 * 1_000
+        for name in ("idleconn", "http10k"):
+            over = [n for n in args.sizes[name] if n > fits]
+            if over and name in args.only:
+                args.unreachable[name] = set(over)
+                if name == "idleconn" and fits > max((n for n in args.sizes[name] if n <= fits), default=0):
+                    args.sizes[name] = sorted(set(args.sizes[name]) | {fits})
+                note = (note or f"RLIMIT_NOFILE is {limit:,}") + (
+                    f"; {name} at {', '.join(f'{n:,}' for n in over)} left out (needs "
+                    f"{max(over) + NOFILE_MARGIN:,} fds)"
+                    + (f", measured at {fits:,} instead" if name == "idleconn" else ""))
+        if note:
+            log("NOTE: " + note)
+            notes.append(note)
+    if "http10k" in args.only and not shutil.which("wrk"):
+        args.only.discard("http10k")
+        notes.append("http10k left out: wrk not installed (apt-get install wrk).")
+    results = {}
+    try:
+        for peer in peers:
+            for name, _, _ in SCALE:
+                if name in args.only:
+                    measure_scale(peer, name, args.sizes[name], args, results)
+    finally:
+        for server in list(LIVE_SERVERS):
+            server.stop()
+    print_scale(peers, args, results, notes)
+
+
 def fmt(v):
     if v >= 100:
         return f"{v:,.0f}"
@@ -252,14 +527,24 @@ def main():
     ap.add_argument("--workers", type=int, default=2, help="worker threads / GOMAXPROCS (default 2)")
     ap.add_argument("--secs", type=int, default=8, help="seconds per HTTP/echo run (default 8)")
     ap.add_argument("--timeout", type=int, default=180, help="seconds before a run counts as failed")
-    ap.add_argument("--only", default=",".join(w[0] for w in WORKLOADS if w[0] != "http_p99"),
-                    help="comma-separated workloads")
-    ap.add_argument("--peers", default=",".join(ALL_PEERS), help="comma-separated peers")
+    ap.add_argument("--only", help="comma-separated workloads (default: all of the mode's; "
+                    "naming only park, idleconn, http10k selects scale mode)")
+    ap.add_argument("--peers", help="comma-separated peers (default: all; scale mode: all but gevent)")
+    ap.add_argument("--scale", action="store_true", help="scale mode: park, idleconn, http10k at growing sizes")
+    ap.add_argument("--max-size", type=int, default=0, help="scale mode: leave out sizes above this")
     args = ap.parse_args()
+    scale_names = [w[0] for w in SCALE]
+    if args.only and set(args.only.split(",")) <= set(scale_names):
+        args.scale = True
+    if args.only is None:
+        args.only = ",".join(scale_names if args.scale else
+                             [w[0] for w in WORKLOADS if w[0] != "http_p99"])
     args.only = set(args.only.split(","))
+    if args.scale and not args.only <= set(scale_names):
+        ap.error(f"scale mode runs {', '.join(scale_names)}; not {', '.join(sorted(args.only - set(scale_names)))}")
     if "echo" in args.only:
         args.only.add("echo_patched")  # beside sylvan's own echo
-    peers = args.peers.split(",")
+    peers = (args.peers or ",".join(SCALE_PEERS if args.scale else ALL_PEERS)).split(",")
 
     log("building benches/peers (release)...")
     # An explicit target dir: RELEASE is where the binaries must be, whatever
@@ -280,11 +565,18 @@ def main():
         else:
             peers.remove("go")
             notes.append("Go left out: `go` not installed (apt-get install golang-go).")
+    if "gevent" in peers and args.scale:
+        peers.remove("gevent")
+        notes.append("gevent left out: no scale workloads written for it.")
     if "gevent" in peers:
         ok = subprocess.run([sys.executable, "-c", "import gevent"], capture_output=True).returncode == 0
         if not ok:
             peers.remove("gevent")
             notes.append("gevent left out: not importable (pip install gevent).")
+
+    if args.scale:
+        scale_main(args, peers, notes)
+        return
 
     results = {}
     for peer in peers:

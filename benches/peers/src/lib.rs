@@ -24,7 +24,7 @@ pub struct Args {
 pub fn args() -> Args {
     let a: Vec<String> = std::env::args().skip(1).collect();
     if a.len() < 2 {
-        eprintln!("usage: PROGRAM spawn|pingpong|yield|idle|sleep WORKERS [N]");
+        eprintln!("usage: PROGRAM spawn|pingpong|yield|idle|sleep|park WORKERS [N]");
         std::process::exit(2);
     }
     Args {

@@ -44,7 +44,7 @@ func spawnJoin(n int) float64 {
 
 func main() {
 	if len(os.Args) < 3 {
-		fmt.Fprintln(os.Stderr, "usage: wl spawn|pingpong|yield|idle|sleep GOMAXPROCS [N]")
+		fmt.Fprintln(os.Stderr, "usage: wl spawn|pingpong|yield|idle|sleep|park GOMAXPROCS [N]")
 		os.Exit(2)
 	}
 	workload := os.Args[1]
@@ -131,6 +131,35 @@ func main() {
 		}
 		wg.Wait()
 		value = float64(time.Since(start).Microseconds()) / 1e3
+	case "park":
+		// Scale: n goroutines each block on one channel, then it is closed
+		// and all are joined (WaitGroup). Prints total ms; stderr gets the
+		// phases and peak RSS.
+		n := def(1000000)
+		base := rssField("VmRSS:")
+		gate, allStarted := make(chan struct{}), make(chan struct{})
+		var started int64
+		var wg sync.WaitGroup
+		wg.Add(n)
+		start := time.Now()
+		for i := 0; i < n; i++ {
+			go func() {
+				if atomic.AddInt64(&started, 1) == int64(n) {
+					close(allStarted)
+				}
+				<-gate
+				wg.Done()
+			}()
+		}
+		<-allStarted
+		parked := time.Since(start)
+		rssPer := (rssField("VmHWM:") - base) / float64(n)
+		close(gate)
+		wg.Wait()
+		total := time.Since(start)
+		fmt.Fprintf(os.Stderr, "park %d: spawn+park %.1f ms, wake+join %.1f ms, %.0f B/goroutine peak\n",
+			n, float64(parked.Microseconds())/1e3, float64((total-parked).Microseconds())/1e3, rssPer)
+		value = float64(total.Microseconds()) / 1e3
 	default:
 		panic("unknown workload " + workload)
 	}

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use may::coroutine;
-use may::sync::{mpmc, mpsc};
+use may::sync::{mpmc, mpsc, SyncFlag};
 use sylvan_peers::{args, ns_per, peak_rss, report, rss};
 
 /// Spawns a coroutine (may's spawn is unsafe: a coroutine must not block
@@ -126,6 +126,47 @@ fn main() {
                     t.join().unwrap();
                 }
                 start.elapsed().as_secs_f64() * 1e3
+            })
+            .join()
+            .unwrap()
+        }
+        "park" => {
+            // Scale: n coroutines each wait on one SyncFlag, then it fires
+            // and all are joined. Prints total ms; stderr gets the phases
+            // and peak RSS.
+            let n = a.n.unwrap_or(1_000_000);
+            let base = rss();
+            go(move || {
+                let gate = Arc::new(SyncFlag::new());
+                let started = Arc::new(AtomicU64::new(0));
+                let all_started = Arc::new(SyncFlag::new());
+                let start = Instant::now();
+                let tasks: Vec<_> = (0..n)
+                    .map(|_| {
+                        let (gate, started, all) =
+                            (gate.clone(), started.clone(), all_started.clone());
+                        go(move || {
+                            if started.fetch_add(1, Ordering::Relaxed) + 1 == n {
+                                all.fire();
+                            }
+                            gate.wait();
+                        })
+                    })
+                    .collect();
+                all_started.wait();
+                let parked = start.elapsed();
+                let rss_per = (peak_rss() - base) as f64 / n as f64;
+                gate.fire();
+                for t in tasks {
+                    t.join().unwrap();
+                }
+                let total = start.elapsed();
+                eprintln!(
+                    "park {n}: spawn+park {:.1} ms, wake+join {:.1} ms, {rss_per:.0} B/coroutine peak",
+                    parked.as_secs_f64() * 1e3,
+                    (total - parked).as_secs_f64() * 1e3
+                );
+                total.as_secs_f64() * 1e3
             })
             .join()
             .unwrap()

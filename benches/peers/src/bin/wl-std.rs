@@ -3,7 +3,7 @@
 //! schedules every thread on every core)
 
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{mpsc, Arc};
+use std::sync::{mpsc, Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
 use sylvan_peers::{args, ns_per, peak_rss, report, rss};
@@ -96,6 +96,44 @@ fn main() {
                 t.join().unwrap();
             }
             start.elapsed().as_secs_f64() * 1e3
+        }
+        "park" => {
+            // Scale: n threads each wait on one gate (a flag under a mutex
+            // and a condvar), then it opens (notify_all) and all are joined.
+            // Prints total ms; stderr gets the phases and peak RSS.
+            let n = a.n.unwrap_or(10_000);
+            let base = rss();
+            let gate = Arc::new((Mutex::new(false), Condvar::new()));
+            let started = Arc::new(AtomicU64::new(0));
+            let (all_tx, all_rx) = mpsc::channel::<()>();
+            let start = Instant::now();
+            let tasks: Vec<_> = (0..n)
+                .map(|_| {
+                    let (gate, started, all) = (gate.clone(), started.clone(), all_tx.clone());
+                    std::thread::spawn(move || {
+                        if started.fetch_add(1, Ordering::Relaxed) + 1 == n {
+                            all.send(()).unwrap();
+                        }
+                        let (open, cv) = &*gate;
+                        let _open = cv.wait_while(open.lock().unwrap(), |o| !*o).unwrap();
+                    })
+                })
+                .collect();
+            all_rx.recv().unwrap();
+            let parked = start.elapsed();
+            let rss_per = (peak_rss() - base) as f64 / n as f64;
+            *gate.0.lock().unwrap() = true;
+            gate.1.notify_all();
+            for t in tasks {
+                t.join().unwrap();
+            }
+            let total = start.elapsed();
+            eprintln!(
+                "park {n}: spawn+park {:.1} ms, wake+join {:.1} ms, {rss_per:.0} B/thread peak",
+                parked.as_secs_f64() * 1e3,
+                (total - parked).as_secs_f64() * 1e3
+            );
+            total.as_secs_f64() * 1e3
         }
         other => panic!("unknown workload {other}"),
     };

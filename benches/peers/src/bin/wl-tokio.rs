@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use sylvan_peers::{args, ns_per, peak_rss, report, rss};
-use tokio::sync::{mpsc, watch};
+use tokio::sync::{mpsc, watch, Notify};
 
 async fn spawn_join(n: u64) -> f64 {
     let start = Instant::now();
@@ -118,6 +118,53 @@ fn main() {
                     t.await.unwrap();
                 }
                 start.elapsed().as_secs_f64() * 1e3
+            })
+        }
+        "park" => {
+            // Scale: n tasks each wait on one Notify, then all are woken
+            // (notify_waiters) and joined. Prints total ms; stderr gets the
+            // phases and peak RSS. Driven from a spawned task, where tokio
+            // spawns onto its local queue.
+            let n = a.n.unwrap_or(1_000_000);
+            let base = rss();
+            rt.block_on(async move {
+                tokio::spawn(async move {
+                    let gate = Arc::new(Notify::new());
+                    let started = Arc::new(AtomicU64::new(0));
+                    let all_started = Arc::new(Notify::new());
+                    let start = Instant::now();
+                    let tasks: Vec<_> = (0..n)
+                        .map(|_| {
+                            let (gate, started, all) =
+                                (gate.clone(), started.clone(), all_started.clone());
+                            tokio::spawn(async move {
+                                // A Notified receives notify_waiters from
+                                // its creation on, before its first poll.
+                                let woken = gate.notified();
+                                if started.fetch_add(1, Ordering::Relaxed) + 1 == n {
+                                    all.notify_one();
+                                }
+                                woken.await;
+                            })
+                        })
+                        .collect();
+                    all_started.notified().await;
+                    let parked = start.elapsed();
+                    let rss_per = (peak_rss() - base) as f64 / n as f64;
+                    gate.notify_waiters();
+                    for t in tasks {
+                        t.await.unwrap();
+                    }
+                    let total = start.elapsed();
+                    eprintln!(
+                        "park {n}: spawn+park {:.1} ms, wake+join {:.1} ms, {rss_per:.0} B/task peak",
+                        parked.as_secs_f64() * 1e3,
+                        (total - parked).as_secs_f64() * 1e3
+                    );
+                    total.as_secs_f64() * 1e3
+                })
+                .await
+                .unwrap()
             })
         }
         other => panic!("unknown workload {other}"),
