@@ -7,8 +7,9 @@
 //! Until the audit of issue 18, `Hub::resume` took the fiber's `Box` out of
 //! the hub's table, installed `&fiber.ctx` as `CURRENT`, resumed the
 //! coroutine (a `&mut` to the other field, `co`) and put the `Box` back when
-//! the fiber suspended. (The hub now keeps leaked boxes by raw pointer, as
-//! in [`raw`]; see `hub::LiveFiber`.) A parking
+//! the fiber suspended. (The hub now keeps each fiber by raw pointer, as in
+//! [`raw`] — written in place at the top of the fiber's own stack, no longer
+//! in a box; see `hub::LiveFiber`.) A parking
 //! fiber derives `&FiberCtx` from `CURRENT` and holds it across the
 //! suspension: as the argument of `fiber_park` and as `self` of
 //! `FiberCtx::suspend`. Meanwhile the hub moves the `Box` back into the
