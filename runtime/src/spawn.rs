@@ -327,8 +327,10 @@ impl Builder {
         self
     }
 
-    /// Usable stack size in bytes (rounded up to whole pages; at least
-    /// 16 KiB). Only touched pages cost memory.
+    /// Stack size in bytes (rounded up to whole pages; at least 16 KiB).
+    /// Only touched pages cost memory. The top 192 bytes hold the fiber's
+    /// own context (its first page is touched anyway); the rest is the
+    /// fiber's.
     ///
     /// ```
     /// # extern crate sylvan_runtime as sylvan;

@@ -112,6 +112,10 @@ struct LiveFiber {
     co: Option<Coroutine<(), Suspend, (), FiberStack>>,
 }
 
+// The top of every stack it takes, as `Builder::stack_size` documents; a
+// fiber's first page must stay mostly the fiber's.
+const _: () = assert!(std::mem::size_of::<LiveFiber>() <= 192);
+
 /// A live fiber in the hub's table (see [`LiveFiber`] for the rules).
 #[derive(Clone, Copy)]
 struct LivePtr(NonNull<LiveFiber>);
