@@ -379,3 +379,55 @@ fn an_unjoined_result_is_dropped_when_nobody_can_take_it() {
     );
     drop(record);
 }
+
+/// Holds the calling fiber's worker, without parking, for `d`.
+fn hold_worker(d: Duration) {
+    let until = std::time::Instant::now() + d;
+    while std::time::Instant::now() < until {
+        std::hint::spin_loop();
+    }
+}
+
+/// A fiber that spawns a partner and keeps its worker a little longer
+/// before it parks (joining it): the partner starts on the spawner's worker
+/// while the other worker is idle, since a started fiber never moves and
+/// every later hand-off between the two would cross threads. (The hold is
+/// far inside the owner's patience; only an OS that deschedules the worker
+/// for most of a millisecond could make the other worker take the partner,
+/// hence one miss allowed.)
+#[test]
+fn a_partner_starts_beside_its_spawner_when_the_spawner_parks_soon() {
+    let rt = sylvan::Runtime::builder().workers(2).build().unwrap();
+    let trials = 20;
+    let beside = rt.block_on(move || {
+        (0..trials)
+            .filter(|_| {
+                let me = std::thread::current().id();
+                let partner = sylvan::spawn(|| std::thread::current().id());
+                hold_worker(Duration::from_micros(200));
+                partner.join().unwrap() == me
+            })
+            .count()
+    });
+    assert!(
+        beside >= trials - 1,
+        "{beside} of {trials} partners beside their spawner"
+    );
+}
+
+/// Leaving fresh tasks to their owner is bounded: a burst spawned by a
+/// fiber that then keeps its worker is started by the idle worker.
+#[test]
+fn a_burst_from_a_busy_spawner_is_taken_by_the_idle_worker() {
+    let rt = sylvan::Runtime::builder().workers(2).build().unwrap();
+    let elsewhere = rt.block_on(|| {
+        let me = std::thread::current().id();
+        let tasks: Vec<_> = (0..300)
+            .map(|_| sylvan::spawn(|| std::thread::current().id()))
+            .collect();
+        hold_worker(Duration::from_millis(20));
+        let ids: Vec<_> = tasks.into_iter().map(|t| t.join().unwrap()).collect();
+        ids.iter().filter(|&&id| id != me).count()
+    });
+    assert!(elsewhere > 0, "the idle worker started none of the burst");
+}
