@@ -456,13 +456,13 @@ fn stream_accessors_mirror_std() {
     assert_eq!(std_stream.peer_addr().unwrap(), addr);
 }
 
-/// Short reads and writes (the drained hint of `IoRegistration::io_stream`:
-/// after a read or write that moves fewer bytes than asked, the next one waits
-/// for a readiness edge instead of trying): over many connections and two
-/// workers, every byte arrives, and so do the end of stream — sent together
-/// with the last bytes, so the read that takes them stops short at the FIN —
-/// and a reset after data. Each server read has a timeout, so a read that
-/// waits for an edge that never comes fails the test instead of hanging it.
+/// Short and full reads and writes over many connections and two workers:
+/// every byte arrives, and so do the end of stream — sent together with the
+/// last bytes, so the read that takes them stops short at the FIN and no
+/// further edge comes for the end — and a reset after data. Each server read
+/// has a timeout, so a read that waits for an edge that never comes fails
+/// the test instead of hanging it. (It caught exactly that in a readiness
+/// shortcut tried for issue 19, which skipped the read after a short one.)
 #[test]
 fn short_reads_and_writes_lose_no_byte_and_no_end() {
     const CONNS: usize = 40;

@@ -149,66 +149,25 @@ impl<S: AsRawFd> Sock<S> {
     }
 }
 
-/// What kind of stream a socket is, for [`IoRegistration::io_stream`]: whether
-/// a read or write that moves fewer bytes than asked means the socket is
-/// drained (TCP: yes; Unix streams: no, their reads also stop where one
-/// sender's credentials end).
-pub(crate) trait Stream {
-    const SHORT_MEANS_DRAINED: bool;
-}
-
-impl Stream for std::net::TcpStream {
-    const SHORT_MEANS_DRAINED: bool = true;
-}
-
-impl Stream for std::os::unix::net::UnixStream {
-    const SHORT_MEANS_DRAINED: bool = false;
-}
-
-impl<S: AsRawFd + Stream> Sock<S>
+impl<S: AsRawFd> Sock<S>
 where
     for<'a> &'a S: io::Read + io::Write,
 {
-    /// Runs a stream's read or write of `len` bytes (see
-    /// [`IoRegistration::io_stream`]).
-    fn transfer(
-        &self,
-        dir: Direction,
-        len: usize,
-        mut op: impl FnMut(&S) -> io::Result<usize>,
-    ) -> io::Result<usize> {
-        let deadline = match dir {
-            Direction::Read => self.read_timeout.deadline(),
-            Direction::Write => self.write_timeout.deadline(),
-        };
-        if S::SHORT_MEANS_DRAINED {
-            // 0 is end of stream (which stays), not a short read.
-            self.reg
-                .io_stream(dir, deadline, || op(&self.sock), |&n| n > 0 && n < len)
-        } else {
-            self.reg.io(dir, deadline, || op(&self.sock))
-        }
-    }
-
     /// `Read::read` on a stream socket. An empty buffer reads 0 at once (the
     /// kernel would wait for a byte first).
     pub(crate) fn read_buf(&self, buf: &mut [u8]) -> io::Result<usize> {
         if buf.is_empty() {
             return Ok(0);
         }
-        let len = buf.len();
-        self.transfer(Direction::Read, len, |mut s| io::Read::read(&mut s, buf))
+        self.read(|mut s| io::Read::read(&mut s, buf))
     }
 
     /// `Read::read_vectored` on a stream socket.
     pub(crate) fn read_bufs(&self, bufs: &mut [io::IoSliceMut<'_>]) -> io::Result<usize> {
-        let len = bufs.iter().map(|b| b.len()).sum();
-        if len == 0 {
+        if bufs.iter().all(|b| b.is_empty()) {
             return Ok(0);
         }
-        self.transfer(Direction::Read, len, |mut s| {
-            io::Read::read_vectored(&mut s, bufs)
-        })
+        self.read(|mut s| io::Read::read_vectored(&mut s, bufs))
     }
 
     /// `Write::write` on a stream socket.
@@ -216,20 +175,15 @@ where
         if buf.is_empty() {
             return Ok(0);
         }
-        self.transfer(Direction::Write, buf.len(), |mut s| {
-            io::Write::write(&mut s, buf)
-        })
+        self.write(|mut s| io::Write::write(&mut s, buf))
     }
 
     /// `Write::write_vectored` on a stream socket.
     pub(crate) fn write_bufs(&self, bufs: &[io::IoSlice<'_>]) -> io::Result<usize> {
-        let len = bufs.iter().map(|b| b.len()).sum();
-        if len == 0 {
+        if bufs.iter().all(|b| b.is_empty()) {
             return Ok(0);
         }
-        self.transfer(Direction::Write, len, |mut s| {
-            io::Write::write_vectored(&mut s, bufs)
-        })
+        self.write(|mut s| io::Write::write_vectored(&mut s, bufs))
     }
 }
 

@@ -200,16 +200,14 @@ impl Reactor {
                 }
                 if let Some(state) = table.get(event.token()) {
                     let (read, write) = directions(event);
-                    let ended =
-                        event.is_read_closed() || event.is_write_closed() || event.is_error();
-                    ready.push((state.clone(), read, write, ended));
+                    ready.push((state.clone(), read, write));
                 }
             }
         }
         drop(events);
         crate::monitor::bump(&self.inbox.watch.counters.io_events, ready.len() as u64);
-        for (state, read, write, ended) in ready {
-            state.on_event(read, write, ended);
+        for (state, read, write) in ready {
+            state.on_event(read, write);
         }
     }
 
@@ -410,15 +408,6 @@ pub(crate) struct IoState {
     pub(crate) fd: RawFd,
     /// Per direction: how many readiness edges have been seen.
     pub(crate) ticks: [AtomicU64; 2],
-    /// Per direction: `n + 1` when an operation that read `ticks` as `n`
-    /// found the socket drained (nothing left to read, no room to write);
-    /// 0 when unknown. See `IoRegistration::io_stream`.
-    pub(crate) drained: [AtomicU64; 2],
-    /// A poll has reported the peer's close (or hang-up) or an error: final,
-    /// so the drained hint is off from then on (a read cut short by the
-    /// peer's FIN has its end of stream still to report, and no edge will
-    /// come for it again).
-    pub(crate) ended: AtomicBool,
     pub(crate) inner: Mutex<IoWaiters>,
 }
 
@@ -436,8 +425,6 @@ impl IoState {
         IoState {
             fd,
             ticks: [AtomicU64::new(0), AtomicU64::new(0)],
-            drained: [AtomicU64::new(0), AtomicU64::new(0)],
-            ended: AtomicBool::new(false),
             inner: Mutex::new(IoWaiters {
                 waiters: [Vec::new(), Vec::new()],
                 registered: Vec::new(),
@@ -446,13 +433,8 @@ impl IoState {
     }
 
     /// Records an event reported by a worker's poll and wakes the waiters of
-    /// every direction it concerns. `ended`: the event reports the peer's
-    /// close, a hang-up or an error (recorded before the ticks move, so an
-    /// operation that counts this event's tick sees it).
-    pub(crate) fn on_event(&self, read: bool, write: bool, ended: bool) {
-        if ended {
-            self.ended.store(true, Ordering::SeqCst);
-        }
+    /// every direction it concerns.
+    pub(crate) fn on_event(&self, read: bool, write: bool) {
         let mut woken = Vec::new();
         for (dir, hit) in [(0, read), (1, write)] {
             if hit {

@@ -136,11 +136,6 @@ struct TimedOut;
 struct IoState {
     /// Per direction: how many readiness edges have been seen.
     ticks: [AtomicU64; 2],
-    /// Per direction: `n + 1` when an operation that read the tick as `n`
-    /// came back short (drained); 0 when unknown.
-    drained: [AtomicU64; 2],
-    /// A poll reported the peer's close or an error (sticky).
-    ended: AtomicBool,
     inner: Mutex<Inner>,
     variant: Variant,
 }
@@ -154,8 +149,6 @@ impl IoState {
     fn new(variant: Variant) -> IoState {
         IoState {
             ticks: [AtomicU64::new(0), AtomicU64::new(0)],
-            drained: [AtomicU64::new(0), AtomicU64::new(0)],
-            ended: AtomicBool::new(false),
             inner: Mutex::new(Inner {
                 waiters: [Vec::new(), Vec::new()],
             }),
@@ -164,10 +157,7 @@ impl IoState {
     }
 
     /// `IoState::on_event`, verbatim.
-    fn on_event(&self, read: bool, write: bool, ended: bool) {
-        if ended {
-            self.ended.store(true, SeqCst);
-        }
+    fn on_event(&self, read: bool, write: bool) {
         let mut woken = Vec::new();
         for (dir, hit) in [(0, read), (1, write)] {
             if hit {
@@ -205,39 +195,6 @@ impl IoState {
                 return Ok(res);
             }
             self.wait_since(d, seen, deadline)?;
-        }
-    }
-
-    /// `IoRegistration::io_stream`'s loop, fiber path (the budget yield left
-    /// out). `op` is the syscall: `None` for `WouldBlock`, else the units
-    /// moved and whether that was fewer than asked (short: drained).
-    /// Controls: `hint_after`, the drained hint records the tick read after
-    /// the attempt instead of `seen`; `ignore_end`, the hint is taken even
-    /// after the peer's close was reported.
-    fn io_stream(
-        &self,
-        d: usize,
-        (hint_after, ignore_end): (bool, bool),
-        mut op: impl FnMut() -> Option<(usize, bool)>,
-    ) -> usize {
-        loop {
-            let seen = self.ticks[d].load(SeqCst);
-            let drained = self.drained[d].load(SeqCst) == seen + 1
-                && (ignore_end || !self.ended.load(SeqCst));
-            if !drained {
-                if let Some((n, short)) = op() {
-                    if short {
-                        let at = if hint_after {
-                            self.ticks[d].load(SeqCst)
-                        } else {
-                            seen
-                        };
-                        self.drained[d].store(at + 1, SeqCst);
-                    }
-                    return n;
-                }
-            }
-            self.wait_since(d, seen, None).unwrap();
         }
     }
 
@@ -293,8 +250,6 @@ impl IoState {
 #[derive(Default)]
 struct Readiness {
     ready: AtomicUsize,
-    /// The peer has closed (reads past `ready` see the end of stream).
-    closed: AtomicBool,
 }
 
 impl Readiness {
@@ -302,7 +257,7 @@ impl Readiness {
     /// direction went from not ready to ready.
     fn add(&self, io: &IoState, d: usize, n: usize) {
         if self.ready.fetch_add(n, SeqCst) == 0 {
-            io.on_event(d == READ, d == WRITE, false);
+            io.on_event(d == READ, d == WRITE);
         }
     }
 
@@ -312,31 +267,6 @@ impl Readiness {
             0 => None,
             n => Some(n),
         }
-    }
-
-    /// A stream read into a buffer of `cap` units: takes what is ready, up
-    /// to `cap`, and says whether it was short (fewer than `cap`: it took
-    /// everything, or stopped at the peer's close); `Some((0, false))` at
-    /// the end of stream, `None` for `WouldBlock`.
-    fn take_up_to(&self, cap: usize) -> Option<(usize, bool)> {
-        // The close first: everything sent before it is counted in `ready`
-        // by then (the kernel reads both under the socket's lock).
-        let closed = self.closed.load(SeqCst);
-        match self
-            .ready
-            .fetch_update(SeqCst, SeqCst, |n| Some(n - n.min(cap)))
-        {
-            Ok(0) | Err(_) if closed => Some((0, false)),
-            Ok(0) | Err(_) => None,
-            Ok(n) => Some((n.min(cap), n < cap)),
-        }
-    }
-
-    /// The peer closes (its FIN, after everything it sent): always an edge,
-    /// one that reports the close.
-    fn close(&self, io: &IoState) {
-        self.closed.store(true, SeqCst);
-        io.on_event(true, false, true);
     }
 
     /// An accept: takes one unit (`None`: `WouldBlock`).
@@ -531,102 +461,4 @@ fn timed_read_races_the_edge() {
 #[test]
 fn loom_timed_read_races_the_edge() {
     timed_read_races_the_edge();
-}
-
-/// `io_stream`'s drained hint: a reader with a two-unit buffer reads three
-/// units written one at a time (an edge only when the direction goes from
-/// not ready to ready, the strictest an edge-triggered `epoll` may be). Its
-/// short reads make the next read wait for an edge instead of trying; no
-/// schedule leaves it asleep with data ready.
-fn short_reads_wait_for_the_next_edge(hint_after: bool, bound: Option<usize>) {
-    check(bound, move || {
-        let io = Arc::new(IoState::new(Variant::Fixed));
-        let sock = Arc::new(Readiness::default());
-        let reader = {
-            let (io, sock) = (io.clone(), sock.clone());
-            thread::spawn(move || {
-                let mut got = 0;
-                while got < 3 {
-                    got += io.io_stream(READ, (hint_after, false), || sock.take_up_to(2));
-                }
-                got
-            })
-        };
-        for _ in 0..3 {
-            sock.add(&io, READ, 1);
-        }
-        assert_eq!(reader.join().unwrap(), 3);
-        assert_eq!(io.waiting(READ), 0);
-    });
-}
-
-#[test]
-fn loom_short_reads_wait_for_the_next_edge() {
-    short_reads_wait_for_the_next_edge(false, BOUND);
-}
-
-#[test]
-#[ignore = "exhaustive: .ci/loom --exhaustive"]
-fn exhaustive_loom_short_reads_wait_for_the_next_edge() {
-    short_reads_wait_for_the_next_edge(false, None);
-}
-
-/// Control: the hint stamped with the tick read *after* the short read (an
-/// edge for data that came after the read may already be counted in it)
-/// makes the reader wait for an edge that already came; loom must find it.
-#[test]
-fn loom_a_late_drained_stamp_loses_an_edge() {
-    assert_loses_an_edge("control_drained_stamped_late");
-}
-
-#[test]
-#[ignore = "fails by design: run by loom_a_late_drained_stamp_loses_an_edge"]
-fn control_drained_stamped_late() {
-    short_reads_wait_for_the_next_edge(true, BOUND);
-}
-
-/// A peer sends one unit and closes (two edges, the second reporting the
-/// close): the reader, with a two-unit buffer, reads the unit (short: the
-/// read stops at the close) and then the end of stream. The close's edge
-/// may be counted before the short read; the hint must not make the reader
-/// wait for another edge then (none comes).
-fn short_read_then_the_end(ignore_end: bool, bound: Option<usize>) {
-    check(bound, move || {
-        let io = Arc::new(IoState::new(Variant::Fixed));
-        let sock = Arc::new(Readiness::default());
-        let reader = {
-            let (io, sock) = (io.clone(), sock.clone());
-            thread::spawn(move || {
-                let mut got = 0;
-                loop {
-                    match io.io_stream(READ, (false, ignore_end), || sock.take_up_to(2)) {
-                        0 => return got,
-                        n => got += n,
-                    }
-                }
-            })
-        };
-        sock.add(&io, READ, 1);
-        sock.close(&io);
-        assert_eq!(reader.join().unwrap(), 1);
-        assert_eq!(io.waiting(READ), 0);
-    });
-}
-
-#[test]
-fn loom_short_read_then_the_end() {
-    short_read_then_the_end(false, None);
-}
-
-/// Control: taking the hint after the close was reported hangs the reader
-/// (the bug the example portforward's test found in the first version).
-#[test]
-fn loom_the_hint_after_the_close_loses_the_end() {
-    assert_loses_an_edge("control_hint_ignores_the_end");
-}
-
-#[test]
-#[ignore = "fails by design: run by loom_the_hint_after_the_close_loses_the_end"]
-fn control_hint_ignores_the_end() {
-    short_read_then_the_end(true, None);
 }
