@@ -217,19 +217,6 @@ impl WorkerWatch {
         }
     }
 
-    /// How many resumes the worker has begun: unchanged between two reads,
-    /// it is still in the same resume (or between resumes, or not running).
-    #[inline]
-    pub(crate) fn resumes(&self) -> u64 {
-        self.resumes.load(Ordering::Relaxed)
-    }
-
-    /// How many fibers the worker has started.
-    #[inline]
-    pub(crate) fn started(&self) -> u64 {
-        self.counters.started.load(Ordering::Relaxed)
-    }
-
     /// (resume counter, whether a fiber is running), for sampling.
     fn sample(&self) -> (u64, bool) {
         let running = !self.running.load(Ordering::Relaxed).is_null();

@@ -11,10 +11,8 @@
 //!   `Send` closure, and maybe a stack) are balanced between hubs *before*
 //!   they start: a hub takes from its own `crossbeam_deque::Worker` first,
 //!   then the runtime's global injector, then steals from other hubs —
-//!   except another hub's short queue while its owner is about to start it
-//!   (still in the resume that spawned the tasks, or starting them), which
-//!   is left to the owner for a bounded while (see
-//!   `Hub::leave_to_owner`).
+//!   except another hub's lone, freshly queued task, which is left to its
+//!   owner for a few microseconds (see `Hub::leave_to_owner`).
 //! * Each round the hub: applies wakeups sent from other threads (its inbox),
 //!   fires due timers, starts at most one new task (fairness between new and
 //!   running fibers), then resumes the fibers that were ready at the start of
@@ -217,9 +215,9 @@ pub(crate) struct Hub {
     /// `sched::take_ready_all`) so rounds allocate nothing.
     round: Cell<VecDeque<usize>>,
     free_slots: RefCell<Vec<usize>>,
-    /// Per hub: what we have seen of its queue while leaving it to its
-    /// owner (see [`Hub::leave_to_owner`]).
-    sightings: Vec<Cell<Option<idle::Sighting>>>,
+    /// Per hub: since when we have seen exactly one task in its queue
+    /// (see [`Hub::leave_to_owner`]).
+    lone_since: Vec<Cell<Option<Instant>>>,
     pub(crate) stacks: RefCell<StackPool>,
     live: Cell<usize>,
     shutting_down: Cell<bool>,
@@ -281,7 +279,7 @@ impl Hub {
         unstarted: Worker<Task>,
     ) {
         let _altstack = crate::overflow::AltStack::install();
-        let sightings = (0..rt.stealers.len()).map(|_| Cell::new(None)).collect();
+        let lone_since = (0..rt.stealers.len()).map(|_| Cell::new(None)).collect();
         let hub = Hub {
             stacks: RefCell::new(StackPool::new(rt.stack_size)),
             inbox,
@@ -292,7 +290,7 @@ impl Hub {
             running: Cell::new(None),
             round: Cell::new(VecDeque::new()),
             free_slots: RefCell::new(Vec::new()),
-            sightings,
+            lone_since,
             live: Cell::new(0),
             shutting_down: Cell::new(false),
             dump_served: Cell::new(0),
@@ -366,7 +364,7 @@ impl Hub {
                     // only stole when idle would leave another to start most
                     // of a burst and run it alone.
                     if self.unstarted.is_empty() {
-                        if let Some(task) = self.find_task(false) {
+                        if let Some(task) = self.find_task() {
                             self.start(task.into());
                         }
                     }
@@ -374,7 +372,7 @@ impl Hub {
                 continue;
             }
             self.round.set(round);
-            if let Some(task) = self.find_task(true) {
+            if let Some(task) = self.find_task() {
                 self.start(task.into());
                 continue;
             }
