@@ -27,7 +27,7 @@
 
 use std::io;
 use std::ptr::NonNull;
-use std::sync::atomic::{AtomicU64, AtomicU8, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, Ordering};
 use std::time::{Duration, Instant};
 
 use corosensei::stack::{Stack, StackPointer};
@@ -227,11 +227,9 @@ fn install_guard(ptr: *mut u8, len: usize) -> io::Result<()> {
     sys::protect_none(ptr, len)
 }
 
-/// Whether `process_madvise` takes guard installs for this process (probed
-/// on first use: Linux ≥ 6.15).
-static BATCH_GUARDS: AtomicU8 = AtomicU8::new(GUARD_UNKNOWN);
-const BATCH_YES: u8 = 1;
-const BATCH_NO: u8 = 2;
+/// Set once `process_madvise` refused a batch of guard installs (Linux <
+/// 6.15): guards are then installed one call each.
+static BATCH_REFUSED: AtomicBool = AtomicBool::new(false);
 
 /// Installs the guard pages of `count` adjacent stacks of `len` bytes from
 /// `first` on (each stack's first `guard` bytes). With guard markers, up to
@@ -240,25 +238,26 @@ const BATCH_NO: u8 = 2;
 /// lock is what other workers' page faults and allocations contend on when a
 /// burst of fibers starts); else one call per stack.
 fn install_guards(first: *mut u8, len: usize, guard: usize, count: usize) -> io::Result<()> {
-    if count > 1
+    if (2..=GUARD_BATCH).contains(&count)
         && GUARD_MODE.load(Ordering::Relaxed) == GUARD_MADVISE
-        && BATCH_GUARDS.load(Ordering::Relaxed) != BATCH_NO
+        && !BATCH_REFUSED.load(Ordering::Relaxed)
     {
-        let ranges: Vec<libc::iovec> = (0..count)
-            .map(|i| libc::iovec {
+        let mut ranges = [libc::iovec {
+            iov_base: std::ptr::null_mut(),
+            iov_len: 0,
+        }; GUARD_BATCH];
+        for (i, range) in ranges[..count].iter_mut().enumerate() {
+            *range = libc::iovec {
                 iov_base: first.wrapping_add(i * len).cast(),
                 iov_len: guard,
-            })
-            .collect();
-        match sys::madvise_many(&ranges, sys::MADV_GUARD_INSTALL) {
-            Ok(done) if done == count * guard => {
-                BATCH_GUARDS.store(BATCH_YES, Ordering::Relaxed);
-                return Ok(());
-            }
-            // Stopped early: install the rest one by one (installing a
-            // marker twice is harmless).
+            };
+        }
+        match sys::madvise_many(&ranges[..count], sys::MADV_GUARD_INSTALL) {
+            Ok(done) if done == count * guard => return Ok(()),
+            // Stopped early: install them one by one (installing a marker
+            // twice is harmless).
             Ok(_) => {}
-            Err(_) => BATCH_GUARDS.store(BATCH_NO, Ordering::Relaxed),
+            Err(_) => BATCH_REFUSED.store(true, Ordering::Relaxed),
         }
     }
     (0..count).try_for_each(|i| install_guard(first.wrapping_add(i * len), guard))

@@ -137,10 +137,10 @@ impl LivePtr {
         let place = place.cast::<LiveFiber>();
         debug_assert!(place.as_ptr().is_aligned());
         let p = place.as_ptr();
-        // SAFETY: per the contract, `place` is a 64-byte-aligned region of
-        // `size_of::<LiveFiber>()` bytes or more that the stack lent out:
-        // mapped, writable, and used by nothing else (the coroutine's frames
-        // lie below it). Field by field, so the context is built in place.
+        // Written field by field, so the context is built in place.
+        // SAFETY: per the contract, `place` is lent-out stack memory (64-byte
+        // aligned, big enough, mapped, writable; the coroutine's frames lie
+        // below it) that nothing else uses.
         unsafe {
             std::ptr::addr_of_mut!((*p).co).write(Some(co));
             std::ptr::addr_of_mut!((*p).ctx).write(FiberCtx::new(record, guard));
@@ -182,10 +182,10 @@ impl LivePtr {
     /// be removed from the table (no copy is used again).
     unsafe fn finish(self) -> FiberStack {
         let p = self.0.as_ptr();
-        // SAFETY: per the contract nothing else refers to the fiber: its
-        // coroutine is moved out and its context dropped in place, and the
-        // memory is not used as a `LiveFiber` again (the stack's reservation
-        // ends below, before it is pooled).
+        // The coroutine is moved out and the context dropped in place; the
+        // memory is not used as a `LiveFiber` again (the reservation ends
+        // below, before the stack is pooled).
+        // SAFETY: per the contract nothing else refers to the fiber.
         let co = unsafe {
             let co = (*std::ptr::addr_of_mut!((*p).co)).take();
             std::ptr::drop_in_place(std::ptr::addr_of_mut!((*p).ctx));
