@@ -79,7 +79,13 @@ impl Hub {
             for i in 1..n {
                 let v = (me + i) % n;
                 let victim: &Stealer<Task> = &rt.stealers[v];
-                if self.leave_to_owner(v, victim) {
+                // One look at the length decides: a queue seen empty is
+                // skipped, not raided (a task pushed a moment later would be
+                // taken without its grace; while this hub spins that moment
+                // is a good part of every pass, and it split a ping-pong pair
+                // across the workers in 6 runs of 100).
+                let queued = victim.len();
+                if queued == 0 || self.leave_to_owner(v, queued) {
                     continue;
                 }
                 match victim.steal_batch_and_pop(&self.unstarted) {
@@ -104,9 +110,9 @@ impl Hub {
     /// them a cross-thread wake-up. Go's scheduler leaves its `runnext` slot
     /// alone for the same reason. A task still waiting after the grace is
     /// stolen: its owner is busy.
-    fn leave_to_owner(&self, v: usize, victim: &Stealer<Task>) -> bool {
+    fn leave_to_owner(&self, v: usize, queued: usize) -> bool {
         let seen = &self.lone_since[v];
-        if victim.len() != 1 {
+        if queued != 1 {
             seen.set(None);
             return false;
         }

@@ -150,5 +150,11 @@ fn main() {
         }
         other => panic!("unknown workload {other}"),
     };
+    // SYLVAN_PEERS_SPLIT=1: where the fibers ran (started, steals per worker).
+    if std::env::var_os("SYLVAN_PEERS_SPLIT").is_some() {
+        let m = rt.metrics();
+        let w: Vec<(u64, u64)> = m.workers.iter().map(|w| (w.fibers_started, w.steals)).collect();
+        eprintln!("(started, steals) per worker: {w:?}");
+    }
     report(value);
 }
