@@ -136,7 +136,7 @@ pub fn park() {
 /// ```
 pub fn park_until(deadline: Instant) -> bool {
     park_inner(Some(deadline), None);
-    Instant::now() >= deadline
+    reactor::has_passed(deadline) || Instant::now() >= deadline
 }
 
 /// Like [`park`], saying what the caller waits on (`"Event::wait"`,
@@ -197,7 +197,8 @@ pub(crate) fn park_with(on: WaitOn) {
 /// [`park_until`] with any label.
 pub(crate) fn park_until_with(deadline: Instant, on: WaitOn) -> bool {
     park_inner(Some(deadline), Some(on));
-    Instant::now() >= deadline
+    // Woken by its timer, the worker's last clock reading already says so.
+    reactor::has_passed(deadline) || Instant::now() >= deadline
 }
 
 /// Like [`park`], for at most `dur`. Returns `true` if the time ran out.
@@ -503,9 +504,13 @@ fn fiber_park(ctx: &FiberCtx, deadline: Option<Instant>, on: Option<WaitOn>) {
     raise_expired_timeout(ctx);
     let top = ctx.deadlines.borrow().last().copied();
     let until = wait_deadline(deadline, top, ctx.shielded.get());
-    if until.is_some_and(|at| at <= Instant::now()) {
-        // Only the park's own deadline can have passed (an expired scope
-        // was raised above, unless shielded or unwinding).
+    // A deadline already known to have passed returns at once. Only the
+    // park's own can have (an expired scope was raised above, unless
+    // shielded or unwinding). One that passed since the worker last read
+    // the clock (a rare case; `sleep` and IO timeouts add to a fresh
+    // reading) is armed and fires on the worker's next round: the same
+    // outcome, without a clock read on every park.
+    if until.is_some_and(reactor::has_passed) {
         return;
     }
     let timer = until.map(|at| reactor::add_timer(at, record));

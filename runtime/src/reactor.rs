@@ -80,6 +80,16 @@ pub(crate) struct Reactor {
     /// The unwinding fiber that holds (or last held) this worker by waiting
     /// in place, and since when (only the running fiber can hold it).
     holder: Cell<Option<(FiberId, Instant)>>,
+    /// The clock as `fire_timers` last read it: a lower bound on the time
+    /// now, for [`has_passed`] (which spares parks two clock reads).
+    clock: Cell<Option<Instant>>,
+}
+
+/// Whether `at` has passed, by the clock this worker last read for its
+/// timers: `true` is certain (the clock is monotonic), `false` may be out of
+/// date. Off a worker, or before its first timer: `false`.
+pub(crate) fn has_passed(at: Instant) -> bool {
+    with_current(|r| r.clock.get().is_some_and(|now| at <= now)).unwrap_or(false)
 }
 
 thread_local! {
@@ -125,6 +135,7 @@ impl Reactor {
             timers: RefCell::new(TimerQueue::new()),
             suspended_unwinding: Cell::new(0),
             holder: Cell::new(None),
+            clock: Cell::new(None),
         })
     }
 
@@ -152,13 +163,30 @@ impl Reactor {
     }
 
     /// Wakes the fibers whose timers are due.
+    #[inline]
     pub(crate) fn fire_timers(&self) {
-        if self.timers.borrow().len() == 0 {
-            return;
+        if self.timers.borrow().len() != 0 {
+            self.fire_due();
         }
+    }
+
+    /// [`fire_timers`](Self::fire_timers) with timers armed: out of line,
+    /// so the hub's loop stays small when there are none.
+    #[inline(never)]
+    fn fire_due(&self) {
         let now = Instant::now();
+        self.clock.set(Some(now));
         loop {
-            let fired = self.timers.borrow_mut().pop_expired(now);
+            let fired = {
+                let mut timers = self.timers.borrow_mut();
+                let fired = timers.pop_expired(now);
+                // A burst of timers wakes records that are cold by now:
+                // start loading the next one's while this one is woken.
+                if let Some(next) = timers.peek_value() {
+                    crate::sys::prefetch(std::sync::Arc::as_ptr(next).cast::<u8>());
+                }
+                fired
+            };
             let Some(record) = fired else { break };
             crate::monitor::bump(&self.inbox.watch.counters.timers_fired, 1);
             if record.state.is_parked() {
@@ -319,11 +347,16 @@ impl Reactor {
 pub(crate) const IN_PLACE_LIMIT: Duration = Duration::from_millis(20);
 
 /// Arms a timer on this worker that wakes `record`'s fiber at `at`.
+///
+/// Out of line, as is [`cancel_timer`]: inlined, the timer queue's code
+/// grew the frame of every park, timed or not (+32 instructions a park).
+#[inline(never)]
 pub(crate) fn add_timer(at: Instant, record: &TaskRef) -> TimerKey {
     with_current(|r| r.add_timer(at, record)).expect("timers are armed by fibers, on a worker")
 }
 
 /// Disarms a timer armed by [`add_timer`] (no-op if it already fired).
+#[inline(never)]
 pub(crate) fn cancel_timer(key: TimerKey) {
     with_current(|r| r.cancel_timer(key));
 }

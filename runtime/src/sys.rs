@@ -22,6 +22,22 @@ macro_rules! syscall {
 pub(crate) use syscall;
 
 /// The system page size in bytes (cached after the first call).
+/// Asks the CPU to start loading the cache line at `p` (a hint: never
+/// faults, whatever the address; a no-op where no prefetch instruction is
+/// wired up).
+#[inline(always)]
+pub(crate) fn prefetch(p: *const u8) {
+    #[cfg(target_arch = "x86_64")]
+    // SAFETY: a prefetch is only a hint: it reads nothing into the program
+    // and does not fault, even for an unmapped address (SSE, which every
+    // x86_64 CPU has).
+    unsafe {
+        std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(p.cast());
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = p;
+}
+
 pub(crate) fn page_size() -> usize {
     static PAGE: OnceLock<usize> = OnceLock::new();
     *PAGE.get_or_init(|| {

@@ -104,6 +104,9 @@ fn main() {
                 let tasks: Vec<_> = (0..n)
                     .map(|_| sylvan::spawn(|| sylvan::sleep(Duration::from_millis(10))))
                     .collect();
+                if std::env::var_os("SYLVAN_PEERS_SPLIT").is_some() {
+                    eprintln!("spawned in {:?}", start.elapsed());
+                }
                 for t in tasks {
                     t.join().unwrap();
                 }
