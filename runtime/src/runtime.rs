@@ -253,6 +253,13 @@ impl Default for RuntimeBuilder {
 impl RuntimeBuilder {
     /// Number of worker threads (default: `num_cpus::get()`).
     ///
+    /// A started fiber stays on its worker, so when other busy processes
+    /// share the cores (a load generator on the same machine, a noisy
+    /// neighbour), the kernel now and then deschedules a worker for a time
+    /// slice and the connections on it wait that slice: milliseconds of
+    /// tail latency. There, fewer workers than cores can serve better than
+    /// one per core; on cores of its own, one per core is right.
+    ///
     /// ```
     /// # extern crate sylvan_runtime as sylvan;
     /// let rt = sylvan::Runtime::builder().workers(1).build().unwrap();
