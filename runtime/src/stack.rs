@@ -17,7 +17,11 @@
 //!   syscall and no page fault. Beyond that, stacks move in batches of
 //!   [`BATCH`] to a shared *dirty* pool, which also balances stacks between
 //!   workers (fibers often finish on another worker than the one that
-//!   spawned them). Once the dirty pool has gone unused for [`TRIM_AFTER`],
+//!   spawned them). A worker out of both takes [`BATCH`] new stacks in one
+//!   trip to the allocator's lock ([`allocate_batch`]) and installs their
+//!   guard pages after it: a burst of fibers on several workers does not
+//!   queue them on that lock behind each other's system calls. Once the
+//!   dirty pool has gone unused for [`TRIM_AFTER`],
 //!   an idle hub returns its memory with `MADV_DONTNEED`, sorted and
 //!   coalesced so that adjacent stacks cost one call: a `madvise` that zaps
 //!   pages costs a TLB-shootdown IPI to every core, so one call per stack
@@ -484,6 +488,85 @@ pub(crate) fn allocate(usable: usize) -> io::Result<FiberStack> {
     })
 }
 
+/// Moves up to `max` (≥ 1) new stacks of `usable` bytes into `out`, taking
+/// the allocator's lock once: clean ones first, then adjacent ones carved
+/// from the newest slab. Their guard pages are installed *after* the lock
+/// is released (the carved run is this caller's alone by then), so a
+/// worker that installs guards never makes another wait for the lock
+/// through a system call. Until the kernel's guard mechanism is known to
+/// be markers (`MADV_GUARD_INSTALL`), or with `mprotect` guards (two
+/// mappings each, so made as needed), it takes one stack, as [`allocate`].
+pub(crate) fn allocate_batch(
+    usable: usize,
+    max: usize,
+    out: &mut Vec<FiberStack>,
+) -> io::Result<()> {
+    if max <= 1 || GUARD_MODE.load(Ordering::Relaxed) != GUARD_MADVISE {
+        out.push(allocate(usable)?);
+        return Ok(());
+    }
+    let guard = sys::page_size();
+    let len = usable + guard;
+    let (first, count, guarded) = {
+        let mut classes = CLASSES.lock();
+        let class = match classes.iter().position(|c| c.len == len) {
+            Some(i) => &mut classes[i],
+            None => {
+                drop(classes);
+                out.push(allocate(usable)?);
+                return Ok(());
+            }
+        };
+        if !class.free.is_empty() {
+            let keep = class.free.len().saturating_sub(max);
+            out.extend(class.free.drain(keep..));
+            return Ok(());
+        }
+        let (next, left, guarded) = match class.carve {
+            Some(c) => c,
+            None => {
+                drop(classes);
+                // A new slab: made (and its first guards installed) under
+                // the lock, as one stack; the next batch carves the rest.
+                out.push(allocate(usable)?);
+                return Ok(());
+            }
+        };
+        let count = left.min(max);
+        class.carve = if left > count {
+            NonNull::new(next.as_ptr().wrapping_add(count * len))
+                .map(|p| (p, left - count, guarded.saturating_sub(count)))
+        } else {
+            None
+        };
+        (next, count, guarded.min(count))
+    };
+    // The carved run: stacks `0..guarded` have their guards already.
+    let stack = |i: usize| FiberStack {
+        bottom: NonNull::new(first.as_ptr().wrapping_add(i * len)).expect("inside a slab"),
+        len,
+        guard,
+        reserved: 0,
+    };
+    out.extend((0..guarded).map(stack));
+    let mut done = guarded;
+    while done < count {
+        let batch = (count - done).min(GUARD_BATCH);
+        if let Err(e) = install_guards(first.as_ptr().wrapping_add(done * len), len, guard, batch) {
+            // The unguarded rest is never handed out: its address space
+            // is lost (memory is not: it was never touched).
+            return if done > 0 {
+                Ok(())
+            } else {
+                Err(refused("guard page install", e))
+            };
+        }
+        out.extend((done..done + batch).map(stack));
+        done += batch;
+    }
+    Ok(())
+}
+
 /// A worker's cache of hot stacks of the runtime's default size.
 pub(crate) struct StackPool {
     default_usable: usize,
@@ -514,10 +597,11 @@ impl StackPool {
             return Ok(stack);
         }
         take_dirty(usable, BATCH, &mut self.hot);
-        match self.hot.pop() {
-            Some(stack) => Ok(stack),
-            None => allocate(usable),
+        if self.hot.is_empty() {
+            // A burst: a batch of new stacks for one trip to the allocator.
+            allocate_batch(usable, BATCH, &mut self.hot)?;
         }
+        Ok(self.hot.pop().expect("a batch holds at least one stack"))
     }
 
     /// Gives a stack back: kept hot if it has the default size and there is
@@ -632,6 +716,59 @@ mod tests {
 
     #[test]
     #[cfg_attr(miri, ignore = "mmap with MAP_NORESERVE, mprotect, madvise")]
+    fn batches_are_disjoint_guarded_and_span_slabs() {
+        // A size no other test uses, so the class is ours alone.
+        let usable = normalize_size(88 * 1024).unwrap();
+        let mut stacks = Vec::new();
+        // Probes the guard mechanism and opens the first slab (16 stacks).
+        stacks.push(allocate(usable).unwrap());
+        // Batches run over the first slab's end into the next ones.
+        for _ in 0..5 {
+            let before = stacks.len();
+            allocate_batch(usable, 24, &mut stacks).unwrap();
+            let got = stacks.len() - before;
+            assert!((1..=24).contains(&got), "a batch of {got}");
+        }
+        let mut ranges: Vec<(usize, usize)> = stacks
+            .iter()
+            .map(|s| (s.guard_range().0, s.base().get()))
+            .collect();
+        ranges.sort();
+        for w in ranges.windows(2) {
+            assert!(w[0].1 <= w[1].0, "stacks overlap: {w:?}");
+        }
+        for s in &stacks {
+            assert_eq!(s.usable_size(), usable);
+            let (lo, hi) = s.guard_range();
+            assert!(!readable(lo) && !readable(hi - 1), "every stack is guarded");
+            // SAFETY: both addresses lie inside the stack's usable range.
+            unsafe {
+                *(s.limit().get() as *mut u8) = 1;
+                *((s.base().get() - 1) as *mut u8) = 2;
+            }
+        }
+        // Released stacks come back clean, by the batch too.
+        let n = stacks.len();
+        release_all(stacks);
+        let mut again = Vec::new();
+        while again.len() < n {
+            allocate_batch(usable, 64, &mut again).unwrap();
+        }
+        for s in &again {
+            // SAFETY: the addresses are inside the stack's usable range.
+            let (a, b) = unsafe {
+                (
+                    *(s.limit().get() as *const u8),
+                    *((s.base().get() - 1) as *const u8),
+                )
+            };
+            assert_eq!((a, b), (0, 0), "released stacks come back zeroed");
+        }
+        release_all(again);
+    }
+
+    #[test]
+    #[cfg_attr(miri, ignore = "mmap with MAP_NORESERVE, mprotect, madvise")]
     fn a_reserved_top_is_lent_out_below_the_top_and_given_back() {
         let usable = normalize_size(MIN_STACK_SIZE).unwrap();
         let mut s = allocate(usable).unwrap();
@@ -661,16 +798,23 @@ mod tests {
             .map(|_| pool.get(usable).unwrap())
             .collect();
         let first = stacks[0].bottom;
+        // New stacks come a batch at a time: the last batch's rest is hot.
+        let left_over = pool.hot.len();
+        assert!(left_over < BATCH);
         for s in stacks {
             pool.put(s);
         }
-        assert_eq!(pool.hot.len(), HOT_STACKS_PER_WORKER - BATCH + 1);
+        assert!(pool.hot.len() <= HOT_STACKS_PER_WORKER);
         let spilled = DIRTY
             .lock()
             .iter()
             .find(|(u, _)| *u == usable)
             .map_or(0, |(_, l)| l.len());
-        assert_eq!(spilled, BATCH);
+        assert!(spilled > 0 && spilled % BATCH == 0, "spilled {spilled}");
+        assert_eq!(
+            pool.hot.len() + spilled,
+            left_over + HOT_STACKS_PER_WORKER + 1
+        );
         // A second pool (another worker) takes a batch from the dirty pool.
         let mut other = StackPool::new(usable);
         let s = other.get(usable).unwrap();
