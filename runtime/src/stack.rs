@@ -661,12 +661,10 @@ mod tests {
         assert!(normalize_size(MAX_STACK_SIZE + 1).is_err());
     }
 
-    #[test]
-    #[cfg_attr(miri, ignore = "mmap with MAP_NORESERVE, mprotect, madvise")]
-    fn stacks_are_disjoint_guarded_and_come_back_clean() {
-        // A size no other test uses, so the class is ours alone.
-        let usable = normalize_size(72 * 1024).unwrap();
-        let stacks: Vec<_> = (0..40).map(|_| allocate(usable).unwrap()).collect();
+    /// Checks that `stacks` do not overlap, each has `usable` bytes and a
+    /// guard page, and their top and bottom bytes can be written (marks
+    /// them 1 and 2).
+    fn check_disjoint_guarded(stacks: &[FiberStack], usable: usize) {
         let mut ranges: Vec<(usize, usize)> = stacks
             .iter()
             .map(|s| (s.guard_range().0, s.base().get()))
@@ -675,7 +673,7 @@ mod tests {
         for w in ranges.windows(2) {
             assert!(w[0].1 <= w[1].0, "stacks overlap: {w:?}");
         }
-        for s in &stacks {
+        for s in stacks {
             assert_eq!(s.usable_size(), usable);
             assert_eq!(s.base().get() % 16, 0);
             let (lo, hi) = s.guard_range();
@@ -690,14 +688,11 @@ mod tests {
                 *((s.base().get() - 1) as *mut u8) = 2;
             }
         }
-        let guards: Vec<_> = stacks.iter().map(|s| s.guard_range().0).collect();
-        // One coalesced release for all 40 (mostly adjacent) stacks.
-        release_all(stacks);
-        for g in guards {
-            assert!(!readable(g), "a coalesced MADV_DONTNEED must keep guards");
-        }
-        let reused: Vec<_> = (0..40).map(|_| allocate(usable).unwrap()).collect();
-        for s in &reused {
+    }
+
+    /// Checks that the marks `check_disjoint_guarded` wrote are gone.
+    fn check_zeroed(stacks: &[FiberStack]) {
+        for s in stacks {
             // SAFETY: the addresses are inside the stack's usable range.
             let (a, b) = unsafe {
                 (
@@ -711,6 +706,23 @@ mod tests {
                 "released stack memory must come back zeroed"
             );
         }
+    }
+
+    #[test]
+    #[cfg_attr(miri, ignore = "mmap with MAP_NORESERVE, mprotect, madvise")]
+    fn stacks_are_disjoint_guarded_and_come_back_clean() {
+        // A size no other test uses, so the class is ours alone.
+        let usable = normalize_size(72 * 1024).unwrap();
+        let stacks: Vec<_> = (0..40).map(|_| allocate(usable).unwrap()).collect();
+        check_disjoint_guarded(&stacks, usable);
+        let guards: Vec<_> = stacks.iter().map(|s| s.guard_range().0).collect();
+        // One coalesced release for all 40 (mostly adjacent) stacks.
+        release_all(stacks);
+        for g in guards {
+            assert!(!readable(g), "a coalesced MADV_DONTNEED must keep guards");
+        }
+        let reused: Vec<_> = (0..40).map(|_| allocate(usable).unwrap()).collect();
+        check_zeroed(&reused);
         release_all(reused);
     }
 
@@ -729,24 +741,7 @@ mod tests {
             let got = stacks.len() - before;
             assert!((1..=24).contains(&got), "a batch of {got}");
         }
-        let mut ranges: Vec<(usize, usize)> = stacks
-            .iter()
-            .map(|s| (s.guard_range().0, s.base().get()))
-            .collect();
-        ranges.sort();
-        for w in ranges.windows(2) {
-            assert!(w[0].1 <= w[1].0, "stacks overlap: {w:?}");
-        }
-        for s in &stacks {
-            assert_eq!(s.usable_size(), usable);
-            let (lo, hi) = s.guard_range();
-            assert!(!readable(lo) && !readable(hi - 1), "every stack is guarded");
-            // SAFETY: both addresses lie inside the stack's usable range.
-            unsafe {
-                *(s.limit().get() as *mut u8) = 1;
-                *((s.base().get() - 1) as *mut u8) = 2;
-            }
-        }
+        check_disjoint_guarded(&stacks, usable);
         // Released stacks come back clean, by the batch too.
         let n = stacks.len();
         release_all(stacks);
@@ -754,16 +749,7 @@ mod tests {
         while again.len() < n {
             allocate_batch(usable, 64, &mut again).unwrap();
         }
-        for s in &again {
-            // SAFETY: the addresses are inside the stack's usable range.
-            let (a, b) = unsafe {
-                (
-                    *(s.limit().get() as *const u8),
-                    *((s.base().get() - 1) as *const u8),
-                )
-            };
-            assert_eq!((a, b), (0, 0), "released stacks come back zeroed");
-        }
+        check_zeroed(&again);
         release_all(again);
     }
 
