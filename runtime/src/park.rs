@@ -120,7 +120,7 @@ pub use crate::record::{current_waker, Waker};
 /// assert_eq!(waiter.join().unwrap(), "woken");
 /// ```
 pub fn park() {
-    park_inner(None, None);
+    park_inner(None, None, None);
 }
 
 /// Like [`park`], but returns by `deadline` at the latest. Returns `true` if the
@@ -135,7 +135,7 @@ pub fn park() {
 /// assert!(Instant::now() >= deadline);
 /// ```
 pub fn park_until(deadline: Instant) -> bool {
-    park_inner(Some(deadline), None);
+    park_inner(Some(deadline), None, None);
     reactor::has_passed(deadline) || Instant::now() >= deadline
 }
 
@@ -153,7 +153,7 @@ pub fn park_until(deadline: Instant) -> bool {
 /// });
 /// ```
 pub fn park_for(label: &'static WaitLabel) {
-    park_inner(None, Some(WaitOn::what(label)));
+    park_inner(None, Some(WaitOn::what(label)), None);
 }
 
 /// [`park_until`] with a label, as [`park_for`].
@@ -191,12 +191,19 @@ pub struct WaitLabel(pub &'static str);
 
 /// [`park`] with any label.
 pub(crate) fn park_with(on: WaitOn) {
-    park_inner(None, Some(on));
+    park_inner(None, Some(on), None);
 }
 
 /// [`park_until`] with any label.
 pub(crate) fn park_until_with(deadline: Instant, on: WaitOn) -> bool {
-    park_inner(Some(deadline), Some(on));
+    park_until_read(deadline, on, None)
+}
+
+/// [`park_until_with`] for a caller that has just read the clock (`now`:
+/// `sleep` computes its deadline from one reading), which spares the park a
+/// reading of its own.
+pub(crate) fn park_until_read(deadline: Instant, on: WaitOn, now: Option<Instant>) -> bool {
+    park_inner(Some(deadline), Some(on), now);
     // Woken by its timer, the worker's last clock reading already says so.
     reactor::has_passed(deadline) || Instant::now() >= deadline
 }
@@ -479,7 +486,8 @@ fn wait_deadline(
     }
 }
 
-fn park_inner(deadline: Option<Instant>, on: Option<WaitOn>) {
+/// `now`: a clock reading the caller took just before, if it has one.
+fn park_inner(deadline: Option<Instant>, on: Option<WaitOn>, now: Option<Instant>) {
     let ptr = record::current_ptr();
     if ptr.is_null() {
         return thread_park(deadline);
@@ -488,10 +496,10 @@ fn park_inner(deadline: Option<Instant>, on: Option<WaitOn>) {
     // (`hub::LiveFiber`), so the reference may outlive a suspension.
     // SAFETY: a non-null CURRENT is the running fiber's ctx (`with_current`).
     let ctx = unsafe { &*ptr };
-    fiber_park(ctx, deadline, on);
+    fiber_park(ctx, deadline, on, now);
 }
 
-fn fiber_park(ctx: &FiberCtx, deadline: Option<Instant>, on: Option<WaitOn>) {
+fn fiber_park(ctx: &FiberCtx, deadline: Option<Instant>, on: Option<WaitOn>, now: Option<Instant>) {
     raise_cancellation(ctx);
     let record = &ctx.record;
     // A wake token is waiting: consume it without switching, and without
@@ -504,13 +512,11 @@ fn fiber_park(ctx: &FiberCtx, deadline: Option<Instant>, on: Option<WaitOn>) {
     raise_expired_timeout(ctx);
     let top = ctx.deadlines.borrow().last().copied();
     let until = wait_deadline(deadline, top, ctx.shielded.get());
-    // A deadline already known to have passed returns at once. Only the
-    // park's own can have (an expired scope was raised above, unless
-    // shielded or unwinding). One that passed since the worker last read
-    // the clock (a rare case; `sleep` and IO timeouts add to a fresh
-    // reading) is armed and fires on the worker's next round: the same
-    // outcome, without a clock read on every park.
-    if until.is_some_and(reactor::has_passed) {
+    // A deadline that has passed returns at once (only the park's own can
+    // have: an expired scope was raised above, unless shielded or
+    // unwinding). The worker's last clock reading may prove it; else the
+    // caller's fresh one (`sleep`'s), else the clock is read.
+    if until.is_some_and(|at| reactor::has_passed(at) || at <= now.unwrap_or_else(Instant::now)) {
         return;
     }
     let timer = until.map(|at| reactor::add_timer(at, record));

@@ -17,10 +17,12 @@
 //!   syscall and no page fault. Beyond that, stacks move in batches of
 //!   [`BATCH`] to a shared *dirty* pool, which also balances stacks between
 //!   workers (fibers often finish on another worker than the one that
-//!   spawned them). A worker out of both takes [`BATCH`] new stacks in one
-//!   trip to the allocator's lock ([`allocate_batch`]) and installs their
-//!   guard pages after it: a burst of fibers on several workers does not
-//!   queue them on that lock behind each other's system calls. Once the
+//!   spawned them). A worker out of both takes up to [`BATCH`] stacks in
+//!   one trip to the allocator's lock ([`allocate_batch`]): released ones
+//!   first, else new ones, whose guard pages it installs after the lock
+//!   (one stack only when it opens a slab, or with `mprotect` guards): a
+//!   burst of fibers on several workers does not queue them on that lock
+//!   behind each other's system calls. Once the
 //!   dirty pool has gone unused for [`TRIM_AFTER`],
 //!   an idle hub returns its memory with `MADV_DONTNEED`, sorted and
 //!   coalesced so that adjacent stacks cost one call: a `madvise` that zaps

@@ -21,7 +21,6 @@ macro_rules! syscall {
 }
 pub(crate) use syscall;
 
-/// The system page size in bytes (cached after the first call).
 /// Asks the CPU to start loading the cache line at `p` (a hint: never
 /// faults, whatever the address; a no-op where no prefetch instruction is
 /// wired up).
@@ -38,6 +37,7 @@ pub(crate) fn prefetch(p: *const u8) {
     let _ = p;
 }
 
+/// The system page size in bytes (cached after the first call).
 pub(crate) fn page_size() -> usize {
     static PAGE: OnceLock<usize> = OnceLock::new();
     *PAGE.get_or_init(|| {

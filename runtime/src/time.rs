@@ -26,8 +26,16 @@ use crate::record::{self, TimeoutUnwind};
 /// assert!(start.elapsed() >= Duration::from_millis(10));
 /// ```
 pub fn sleep(dur: Duration) {
-    match Instant::now().checked_add(dur) {
-        Some(deadline) => sleep_until(deadline),
+    let now = Instant::now();
+    match now.checked_add(dur) {
+        Some(deadline) => {
+            // The first park reuses this clock reading; a spurious return
+            // (a wake token) parks again with a reading of its own.
+            let on = crate::record::WaitOn::sleep(deadline);
+            if !park::park_until_read(deadline, on, Some(now)) {
+                sleep_until(deadline);
+            }
+        }
         // Further away than Instant can express: wait until interrupted.
         None => loop {
             park::park();

@@ -85,7 +85,13 @@ impl Hub {
                 // is a good part of every pass, and it split a ping-pong pair
                 // across the workers in 6 runs of 100).
                 let queued = victim.len();
-                if queued == 0 || self.leave_to_owner(v, queued) {
+                if queued == 0 {
+                    // A lone task seen earlier is gone (started): the next
+                    // one gets its own grace.
+                    self.lone_since[v].set(None);
+                    continue;
+                }
+                if self.leave_to_owner(v, queued) {
                     continue;
                 }
                 match victim.steal_batch_and_pop(&self.unstarted) {
