@@ -519,7 +519,7 @@ impl<T> JoinHandle<T> {
         }
     }
 
-    /// The fiber's id (what [`dump`](crate::dump) and panic messages show).
+    /// The fiber's id (what [`dump`](fn@crate::dump) and panic messages show).
     ///
     /// ```
     /// # extern crate sylvan_runtime as sylvan;

@@ -553,7 +553,7 @@ pub(crate) fn collect_dump() -> Dump {
 /// The signals `dump_on_signal` listens for.
 static ARMED_SIGNALS: Mutex<Vec<i32>> = Mutex::new(Vec::new());
 
-/// Prints [`dump`](crate::dump) to stderr each time `signal` arrives (as
+/// Prints [`dump`](fn@crate::dump) to stderr each time `signal` arrives (as
 /// Go does on `SIGQUIT`), from a thread of its own; once per signal number
 /// per process.
 pub(crate) fn dump_on_signal(signal: i32) {

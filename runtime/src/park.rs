@@ -140,7 +140,7 @@ pub fn park_until(deadline: Instant) -> bool {
 }
 
 /// Like [`park`], saying what the caller waits on (`"Event::wait"`,
-/// `"Queue::get"`...): [`dump`](crate::dump) shows it while the fiber is
+/// `"Queue::get"`...): [`dump`](fn@crate::dump) shows it while the fiber is
 /// parked here. Costs nothing more than `park`.
 ///
 /// ```
@@ -173,7 +173,7 @@ pub fn park_until_for(deadline: Instant, label: &'static WaitLabel) -> bool {
 }
 
 /// What a fiber parked with [`park_for`] waits on, as
-/// [`dump`](crate::dump) shows it. A label is referred to, not copied, so a
+/// [`dump`](fn@crate::dump) shows it. A label is referred to, not copied, so a
 /// labelled park costs what a plain one does: write `&WaitLabel("...")`
 /// (promoted to a `'static`) or keep it in a `static`.
 ///
@@ -325,7 +325,7 @@ pub(crate) fn pop_deadline() {
 }
 
 /// Whether the innermost `timeout` scope is `id`'s and its expiry was
-/// reported as an error ([`deliver_timeout`]).
+/// reported as an error (`deliver_timeout`, under the `patch` feature).
 pub(crate) fn timeout_delivered(id: u64) -> bool {
     let top = |stack: &RefCell<Vec<Deadline>>| {
         stack

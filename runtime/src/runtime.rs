@@ -332,7 +332,7 @@ impl RuntimeBuilder {
         self
     }
 
-    /// Print [`dump`](crate::dump) to stderr each time `signal` (e.g.
+    /// Print [`dump`](fn@crate::dump) to stderr each time `signal` (e.g.
     /// `libc::SIGQUIT`, as Go does, or `SIGUSR1`) arrives. The signal's
     /// default action (for `SIGQUIT`: quit with a core dump) is replaced for
     /// the rest of the process. Also set by `SYLVAN_DUMP_SIGNAL=QUIT` (or

@@ -6,7 +6,7 @@
 //! |---|---|
 //! | [`spawn`], [`Builder`] (`name(String)`, `stack_size`, `spawn -> io::Result`, `spawn_scoped`) | a fiber instead of an OS thread |
 //! | [`JoinHandle::join`] `-> std::thread::Result<T>` | the panic payload as std gives it (`downcast_ref::<&str>()` works) |
-//! | [`scope`], [`Scope::spawn`], [`ScopedJoinHandle`] | scoped fibers (see [`crate::scope`]) |
+//! | [`scope`], [`Scope::spawn`], [`ScopedJoinHandle`] | scoped fibers (see [`crate::scope`](fn@crate::scope)) |
 //! | [`sleep`], [`sleep_until`], [`yield_now`] | park the fiber, not the worker |
 //! | [`current`], [`Thread`] (`name`, `id`, `unpark`), [`park`], [`park_timeout`] | the running fiber; on a plain thread, that thread |
 //! | [`available_parallelism`], [`panicking`] | std's |
