@@ -1,4 +1,4 @@
-//! [`Condvar`]: wait for a condition protected by a [`Mutex`].
+//! [`Condvar`]: wait for a condition protected by a [`Mutex`](crate::Mutex).
 
 use std::time::{Duration, Instant};
 
