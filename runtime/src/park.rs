@@ -136,7 +136,7 @@ pub fn park() {
 /// ```
 pub fn park_until(deadline: Instant) -> bool {
     park_inner(Some(deadline), None, None);
-    reactor::has_passed(deadline) || Instant::now() >= deadline
+    deadline_passed(deadline)
 }
 
 /// Like [`park`], saying what the caller waits on (`"Event::wait"`,
@@ -204,7 +204,12 @@ pub(crate) fn park_until_with(deadline: Instant, on: WaitOn) -> bool {
 /// reading of its own.
 pub(crate) fn park_until_read(deadline: Instant, on: WaitOn, now: Option<Instant>) -> bool {
     park_inner(Some(deadline), Some(on), now);
-    // Woken by its timer, the worker's last clock reading already says so.
+    deadline_passed(deadline)
+}
+
+/// After a timed park: whether its deadline has passed. Woken by its timer,
+/// the worker's last clock reading already says so; else the clock is read.
+fn deadline_passed(deadline: Instant) -> bool {
     reactor::has_passed(deadline) || Instant::now() >= deadline
 }
 

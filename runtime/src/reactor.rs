@@ -347,16 +347,11 @@ impl Reactor {
 pub(crate) const IN_PLACE_LIMIT: Duration = Duration::from_millis(20);
 
 /// Arms a timer on this worker that wakes `record`'s fiber at `at`.
-///
-/// Out of line, as is [`cancel_timer`]: inlined, the timer queue's code
-/// grew the frame of every park, timed or not (+32 instructions a park).
-#[inline(never)]
 pub(crate) fn add_timer(at: Instant, record: &TaskRef) -> TimerKey {
     with_current(|r| r.add_timer(at, record)).expect("timers are armed by fibers, on a worker")
 }
 
 /// Disarms a timer armed by [`add_timer`] (no-op if it already fired).
-#[inline(never)]
 pub(crate) fn cancel_timer(key: TimerKey) {
     with_current(|r| r.cancel_timer(key));
 }

@@ -503,45 +503,35 @@ pub(crate) fn allocate_batch(
     max: usize,
     out: &mut Vec<FiberStack>,
 ) -> io::Result<()> {
-    if max <= 1 || GUARD_MODE.load(Ordering::Relaxed) != GUARD_MADVISE {
-        out.push(allocate(usable)?);
-        return Ok(());
-    }
     let guard = sys::page_size();
     let len = usable + guard;
-    let (first, count, guarded) = {
+    let batching = max > 1 && GUARD_MODE.load(Ordering::Relaxed) == GUARD_MADVISE;
+    let carved = if !batching {
+        None
+    } else {
         let mut classes = CLASSES.lock();
-        let class = match classes.iter().position(|c| c.len == len) {
-            Some(i) => &mut classes[i],
-            None => {
-                drop(classes);
-                out.push(allocate(usable)?);
+        match classes.iter_mut().find(|c| c.len == len) {
+            Some(class) if !class.free.is_empty() => {
+                let keep = class.free.len().saturating_sub(max);
+                out.extend(class.free.drain(keep..));
                 return Ok(());
             }
-        };
-        if !class.free.is_empty() {
-            let keep = class.free.len().saturating_sub(max);
-            out.extend(class.free.drain(keep..));
-            return Ok(());
+            Some(class) => class.carve.map(|(next, left, guarded)| {
+                let count = left.min(max);
+                class.carve = NonNull::new(next.as_ptr().wrapping_add(count * len))
+                    .filter(|_| left > count)
+                    .map(|p| (p, left - count, guarded.saturating_sub(count)));
+                (next, count, guarded.min(count))
+            }),
+            None => None,
         }
-        let (next, left, guarded) = match class.carve {
-            Some(c) => c,
-            None => {
-                drop(classes);
-                // A new slab: made (and its first guards installed) under
-                // the lock, as one stack; the next batch carves the rest.
-                out.push(allocate(usable)?);
-                return Ok(());
-            }
-        };
-        let count = left.min(max);
-        class.carve = if left > count {
-            NonNull::new(next.as_ptr().wrapping_add(count * len))
-                .map(|p| (p, left - count, guarded.saturating_sub(count)))
-        } else {
-            None
-        };
-        (next, count, guarded.min(count))
+    };
+    // Not batching, or no class or slab yet (the slab is made, and its
+    // first guards installed, under the lock): one stack; later batches
+    // carve the rest.
+    let Some((first, count, guarded)) = carved else {
+        out.push(allocate(usable)?);
+        return Ok(());
     };
     // The carved run: stacks `0..guarded` have their guards already.
     let stack = |i: usize| FiberStack {
