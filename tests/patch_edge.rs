@@ -419,3 +419,130 @@ fn peek_waitall_returns_short_at_end_of_stream() {
     });
     assert_eq!(n, 3);
 }
+
+/// A std socket that a fiber used through the patch (a blocking read
+/// that had to wait registers the patch's entry with the worker's epoll
+/// set), then handed to `sylvan::net::TcpStream::from_std`: sylvan's own
+/// registration of the same descriptor on the same worker fails with
+/// EEXIST the first time a read must wait.
+#[test]
+fn std_stream_used_in_a_fiber_then_wrapped_by_sylvan_net() {
+    let r = one_worker(Duration::from_secs(10), || {
+        let (a, b) = tcp_pair();
+        let w = sylvan::spawn(move || {
+            sylvan::sleep(Duration::from_millis(20));
+            (&b).write_all(b"1").unwrap();
+            sylvan::sleep(Duration::from_millis(50));
+            (&b).write_all(b"2").unwrap();
+            b
+        });
+        let mut one = [0u8; 1];
+        // Patched std read: parks (registers the patch's entry).
+        (&a).read_exact(&mut one).unwrap();
+        assert_eq!(&one, b"1");
+        let s = sylvan::net::TcpStream::from_std(a).unwrap();
+        let r = (&s)
+            .read(&mut one)
+            .map(|n| (n, one[0]))
+            .map_err(|e| e.to_string());
+        let _b = w.join().unwrap();
+        r
+    });
+    assert_eq!(r, Ok((1, b'2')));
+}
+
+/// The same with a listener: a fiber accepted on a std listener (the
+/// patch registered it), then `sylvan::net::TcpListener::from_std`.
+#[test]
+fn std_listener_used_in_a_fiber_then_wrapped_by_sylvan_net() {
+    let r = one_worker(Duration::from_secs(10), || {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = l.local_addr().unwrap();
+        let c = sylvan::spawn(move || {
+            sylvan::sleep(Duration::from_millis(20));
+            let a = sylvan::net::TcpStream::connect(addr).unwrap();
+            sylvan::sleep(Duration::from_millis(50));
+            let b = sylvan::net::TcpStream::connect(addr).unwrap();
+            (a, b)
+        });
+        let _first = l.accept().unwrap(); // patched: parks
+        let l = sylvan::net::TcpListener::from_std(l).unwrap();
+        let r = l.accept().map(|_| ()).map_err(|e| e.to_string());
+        let _ = c.join().unwrap();
+        r
+    });
+    assert_eq!(r, Ok(()));
+}
+
+/// A fiber's patched `poll` on a descriptor whose owner made it
+/// non-blocking waits through a *temporary* registration that it drops (an
+/// EPOLL_CTL_DEL by number) when the poll returns. If another fiber closed
+/// the descriptor meanwhile and the number was reused by a new socket that
+/// `sylvan::net` registered with the same worker, that DEL removed the new
+/// socket's registration and its reader never woke (the wait now registers
+/// a private duplicate).
+#[test]
+fn poll_temporary_registration_does_not_deregister_a_reused_number() {
+    // In a process of its own, so the number's reuse is predictable.
+    if std::env::var_os("SYLVAN_TEST_REUSE_CHILD").is_none() {
+        let out = std::process::Command::new(std::env::current_exe().unwrap())
+            .args([
+                "--exact",
+                "poll_temporary_registration_does_not_deregister_a_reused_number",
+                "--test-threads=1",
+            ])
+            .env("SYLVAN_TEST_REUSE_CHILD", "1")
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success() && String::from_utf8_lossy(&out.stdout).contains("1 passed"),
+            "child failed: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        return;
+    }
+    use std::os::fd::IntoRawFd;
+    let got = one_worker(Duration::from_secs(10), || {
+        let (a, _a_peer) = std::os::unix::net::UnixStream::pair().unwrap();
+        a.set_nonblocking(true).unwrap(); // the owner handles EAGAIN itself
+        let fd = a.into_raw_fd();
+        let poller = sylvan::spawn(move || {
+            let mut pfd = libc::pollfd {
+                fd,
+                events: libc::POLLIN,
+                revents: 0,
+            };
+            // SAFETY: one valid pollfd (a C library's event loop).
+            unsafe { libc::poll(&mut pfd, 1, 200) }
+        });
+        sylvan::sleep(Duration::from_millis(30)); // the poller parks
+                                                  // SAFETY: our descriptor (C code closing a connection).
+        unsafe { libc::close(fd) };
+        let (c, d) = sylvan::net::unix::UnixStream::pair().unwrap();
+        assert!(
+            c.as_raw_fd() == fd || d.as_raw_fd() == fd,
+            "the number is reused"
+        );
+        let (c, mut d) = if c.as_raw_fd() == fd { (c, d) } else { (d, c) };
+        let reader = sylvan::spawn(move || {
+            let mut b = [0u8; 1];
+            (&c).read(&mut b)
+                .map(|n| (n, b[0]))
+                .map_err(|e| e.to_string())
+        });
+        sylvan::sleep(Duration::from_millis(30)); // the reader parks (registered)
+        let _ = poller.join().unwrap(); // its poll times out at 200 ms
+        d.write_all(b"x").unwrap();
+        let start = Instant::now();
+        while !reader.is_finished() && start.elapsed() < Duration::from_secs(2) {
+            sylvan::sleep(Duration::from_millis(10));
+        }
+        if !reader.is_finished() {
+            reader.cancel();
+            return Err("the reader never woke although a byte was written".to_owned());
+        }
+        reader.join().unwrap()
+    });
+    assert_eq!(got, Ok((1, b'x')));
+}

@@ -389,6 +389,11 @@ impl IoRegistration {
         if inner.registered.iter().any(|(r, _)| Arc::ptr_eq(r, &here)) {
             return Ok(());
         }
+        if inner.retired {
+            // Closed (or being closed): adding the number now could add
+            // whatever file reuses it.
+            return Err(io::Error::from_raw_os_error(libc::EBADF));
+        }
         let token = here.register(&self.state)?;
         inner.registered.push((here, token));
         Ok(())
@@ -493,6 +498,26 @@ impl IoRegistration {
         for (reactor, token) in registered {
             reactor.deregister(self.state.fd, token);
         }
+    }
+
+    /// The descriptor is about to be closed: leaves every `epoll` set, as
+    /// [`deregister_all`](Self::deregister_all), and refuses to join one
+    /// again, so a holder still waiting cannot register the number once it
+    /// names another file (it gets `EBADF` instead).
+    #[cfg(feature = "patch")]
+    pub(crate) fn retire(&self) {
+        self.state.inner.lock().retired = true;
+        self.deregister_all();
+    }
+
+    /// Leaves every `epoll` set and wakes every waiter, who retries its
+    /// operation (and registers again if it must wait): the owner is taking
+    /// the descriptor over (it may register it itself, which a lasting
+    /// registration of ours in the same set would make fail with `EEXIST`).
+    #[cfg(feature = "patch")]
+    pub(crate) fn release(&self) {
+        self.deregister_all();
+        self.state.on_event(true, true);
     }
 }
 

@@ -445,6 +445,9 @@ pub(crate) struct IoWaiters {
     pub(crate) waiters: [Vec<Waker>; 2],
     /// Workers whose `epoll` set holds the descriptor, with its token there.
     pub(crate) registered: Vec<(Arc<ReactorShared>, mio::Token)>,
+    /// The descriptor is being closed: it may join no `epoll` set again
+    /// (its number may soon name another file).
+    pub(crate) retired: bool,
 }
 
 impl IoState {
@@ -456,6 +459,7 @@ impl IoState {
             inner: Mutex::new(IoWaiters {
                 waiters: [Vec::new(), Vec::new()],
                 registered: Vec::new(),
+                retired: false,
             }),
         }
     }

@@ -252,6 +252,13 @@ pub(crate) fn set_user_nonblock(fd: c_int, on: bool) -> Option<Arc<Entry>> {
     let entry = guard.as_ref()?;
     entry.desc.set_user_nonblock(on);
     slot.pass.store(entry.desc.passes(), Ordering::Relaxed);
+    if on {
+        // The owner handles the descriptor itself from now on (often by
+        // registering it with a worker's `epoll` set, as `sylvan::net`'s
+        // `from_std` does, which ours in the same set would make fail with
+        // `EEXIST`); fibers still waiting in a blocking call retry.
+        entry.reg.release();
+    }
     Some(entry.clone())
 }
 
@@ -269,12 +276,13 @@ pub(crate) fn insert(fd: c_int, desc: Arc<Desc>) {
 }
 
 /// Forgets `fd` (about to be closed): its registration leaves every
-/// `epoll` set now, even if a call still in progress holds the entry (that
-/// holder's later drop must not remove whatever file reuses the number).
+/// `epoll` set now and is retired, even if a call still in progress holds
+/// the entry (that holder must neither add nor, by its later drop, remove
+/// whatever file reuses the number).
 pub(crate) fn forget(fd: c_int) {
     if let Some(slot) = slot(fd, false) {
         if let Some(old) = slot.store(None) {
-            old.reg.deregister_all();
+            old.reg.retire();
         }
     }
 }
@@ -337,10 +345,11 @@ fn known_or_classified(slot: &Slot, fd: c_int) -> Option<Arc<Entry>> {
 pub(crate) enum Wait {
     /// The patch's own registration (the descriptor's fiber calls use it).
     Entry(Arc<Entry>),
-    /// A registration for this wait only, dropped after it: the owner
-    /// handles the descriptor itself (and may register it with the same
-    /// `epoll` set through its own registration later, which a lasting one
-    /// of the patch's would make fail with `EEXIST`).
+    /// A registration for this wait only, of a private duplicate of the
+    /// descriptor, dropped after it: the owner handles the descriptor
+    /// itself (and may register it with the same `epoll` set through its
+    /// own registration, which one of ours under the same number would make
+    /// fail with `EEXIST`).
     Temporary,
     /// Nothing to wait for: a file (always ready) or a bad descriptor
     /// (`poll` reports it).

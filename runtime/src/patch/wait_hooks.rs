@@ -26,15 +26,52 @@ fn patched() -> bool {
 /// for this wait only (dropped after it, leaving the `epoll` set).
 enum WaitReg {
     Entry(Arc<Entry>),
-    Temporary(IoRegistration),
+    Temporary(Private),
 }
 
 impl WaitReg {
     fn reg(&self) -> &IoRegistration {
         match self {
             WaitReg::Entry(e) => &e.reg,
-            WaitReg::Temporary(r) => r,
+            WaitReg::Temporary(p) => &p.reg,
         }
+    }
+}
+
+/// A registration for one wait, of a private duplicate of the caller's
+/// descriptor (the same open file, so the same readiness). `epoll` keys
+/// its entries by file and number, so the duplicate's entry can neither
+/// collide with the owner's registration of its own number (`EEXIST`) nor,
+/// when it leaves, remove an entry of whatever file reuses the owner's
+/// number after a close by another fiber or thread: nobody else closes or
+/// reuses the duplicate's number while it is open.
+struct Private {
+    reg: IoRegistration,
+    fd: c_int,
+}
+
+impl Private {
+    /// `None` if the descriptor cannot be duplicated (out of descriptors, or
+    /// already closed).
+    fn new(fd: c_int) -> Option<Private> {
+        // SAFETY: F_DUPFD_CLOEXEC takes an integer argument and touches no
+        // memory; libc's own fcntl, so the patch's table does not track the
+        // duplicate (only this value uses and closes it).
+        let dup = unsafe { real::fcntl(fd, libc::F_DUPFD_CLOEXEC, 0) };
+        (dup >= 0).then(|| Private {
+            reg: IoRegistration::new(dup),
+            fd: dup,
+        })
+    }
+}
+
+impl Drop for Private {
+    fn drop(&mut self) {
+        // Out of every `epoll` set before the number is free again.
+        self.reg.deregister_all();
+        // SAFETY: `fd` is the duplicate made in `new`, owned by this value
+        // alone and closed only here.
+        unsafe { real::close(self.fd) };
     }
 }
 
@@ -71,10 +108,19 @@ fn poll_in_fiber(set: &mut [pollfd], deadline: Option<Instant>) -> c_int {
         return unsafe { real::poll(set.as_mut_ptr(), set.len() as libc::nfds_t, ms) };
     }
     let mut regs: Vec<(WaitReg, libc::c_short)> = Vec::with_capacity(set.len());
+    // A descriptor none of whose registrations can be watched: look again
+    // every millisecond instead.
+    let mut unwatched = false;
     for p in set.iter().filter(|p| p.fd >= 0) {
         let reg = match fds::for_wait(p.fd) {
             fds::Wait::Entry(e) => WaitReg::Entry(e),
-            fds::Wait::Temporary => WaitReg::Temporary(IoRegistration::new(p.fd)),
+            fds::Wait::Temporary => match Private::new(p.fd) {
+                Some(private) => WaitReg::Temporary(private),
+                None => {
+                    unwatched = true;
+                    continue;
+                }
+            },
             fds::Wait::Skip => continue,
         };
         regs.push((reg, p.events));
@@ -92,10 +138,16 @@ fn poll_in_fiber(set: &mut [pollfd], deadline: Option<Instant>) -> c_int {
         if deadline.is_some_and(|d| Instant::now() >= d) {
             return 0;
         }
-        match guarded(|| io::wait_any(&seen, deadline)) {
+        let waited = if unwatched {
+            Ok(Err(std::io::ErrorKind::Unsupported.into()))
+        } else {
+            guarded(|| io::wait_any(&seen, deadline))
+        };
+        match waited {
             Ok(Ok(_)) => {}
             // A descriptor `epoll` refuses (e.g. one that another
-            // registration holds on this worker): look again shortly.
+            // registration holds on this worker, or one being closed), or
+            // one not watched: look again shortly.
             Ok(Err(_)) => {
                 let step = Instant::now() + Duration::from_millis(1);
                 let until = deadline.map_or(step, |d| d.min(step));
