@@ -141,3 +141,42 @@ fn timed_waits() {
     drop(g);
     assert!(!m.is_locked());
 }
+
+/// A waiter notified by `notify_one` and cancelled while it takes the
+/// mutex back passes the notification on: the other waiter gets the item
+/// (found by review: the notification was swallowed).
+#[test]
+fn a_notified_waiter_cancelled_while_relocking_passes_the_notify_on() {
+    let rt = sylvan::Runtime::builder().workers(1).build().unwrap();
+    let got = rt.block_on(|| {
+        let pair = Arc::new((Mutex::new(VecDeque::<u32>::new()), Condvar::new()));
+        let consumer = || {
+            let pair = pair.clone();
+            sylvan::spawn(move || {
+                let (m, cv) = &*pair;
+                let mut g = m.lock();
+                loop {
+                    if let Some(v) = g.pop_front() {
+                        return v;
+                    }
+                    g = cv.wait(g);
+                }
+            })
+        };
+        let w1 = consumer();
+        sylvan::sleep(Duration::from_millis(20)); // w1 waits on the condvar
+        let w2 = consumer();
+        sylvan::sleep(Duration::from_millis(20)); // w2 waits too
+        let (m, cv) = &*pair;
+        let mut g = m.lock();
+        g.push_back(7);
+        cv.notify_one(); // w1, the longest waiting, is notified…
+        sylvan::sleep(Duration::from_millis(20)); // …and waits for the mutex
+        w1.cancel();
+        assert!(w1.join().unwrap_err().is_cancelled());
+        drop(g);
+        sylvan::timeout(Duration::from_secs(10), || w2.join().unwrap())
+            .expect("the other waiter was notified")
+    });
+    assert_eq!(got, 7);
+}

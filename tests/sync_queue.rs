@@ -445,3 +445,57 @@ fn stress_producers_consumers_with_cancellations_and_timeouts() {
 fn stress_one_million_items() {
     stress(1_000_000);
 }
+
+/// A put waiting in a full queue that was granted room just before
+/// `close()` fails, as `close` documents for waiting puts (found by review:
+/// it went in after the close).
+#[test]
+fn a_put_granted_room_before_close_fails_after_it() {
+    let rt = sylvan::Runtime::builder().workers(1).build().unwrap();
+    let r = rt.block_on(|| {
+        let q = Arc::new(Queue::bounded(1));
+        q.put(1).unwrap();
+        let putter = {
+            let q = q.clone();
+            sylvan::spawn(move || q.put(2))
+        };
+        sylvan::sleep(Duration::from_millis(20)); // the putter waits (full)
+        assert_eq!(q.try_get(), Some(1)); // room granted, the putter not yet run
+        q.close();
+        (putter.join().unwrap(), q.len())
+    });
+    assert_eq!(r, (Err(2), 0));
+}
+
+/// A rendezvous send whose receiver left (an expired timeout) after
+/// calling it over does not land in the zero-capacity buffer: it waits for
+/// another receiver and, once every receiver is gone, fails and hands the
+/// value back (found by review: it returned Ok and the value sat in the
+/// channel).
+#[test]
+fn a_rendezvous_send_whose_receiver_left_does_not_buffer() {
+    use sylvan::sync::channel;
+    let rt = sylvan::Runtime::builder().workers(1).build().unwrap();
+    let out = rt.block_on(|| {
+        let (tx, rx) = channel::bounded::<Arc<()>>(0);
+        let token = Arc::new(());
+        let sender = {
+            let (tx, token) = (tx.clone(), token.clone());
+            sylvan::spawn(move || tx.send(token).is_ok())
+        };
+        sylvan::sleep(Duration::from_millis(20)); // the sender waits for a receiver
+                                                  // A receive under a timeout that expires before it parks: it calls
+                                                  // the sender over, then unwinds.
+        let r = sylvan::timeout(Duration::from_millis(1), || {
+            let t = Instant::now();
+            while t.elapsed() < Duration::from_millis(5) {}
+            rx.recv()
+        });
+        assert!(r.is_err(), "the receive timed out");
+        assert_eq!(tx.len(), 0, "nothing buffered");
+        drop(rx);
+        let sent = sender.join().unwrap();
+        (sent, Arc::strong_count(&token), tx.len())
+    });
+    assert_eq!(out, (false, 1, 0), "(send ok?, live copies, len)");
+}

@@ -147,3 +147,50 @@ fn timeouts() {
     drop(r);
     assert!(lock.write_timeout(Duration::from_millis(5)).is_some());
 }
+
+/// A writer that gives up (timeout) while readers hold the lock must not
+/// strand the readers that queued behind it (writer preference): with the
+/// lock free they get in (found by review: they waited for a writer that
+/// never came).
+#[test]
+fn readers_behind_a_writer_that_timed_out_get_in() {
+    let lock = Arc::new(RwLock::new(0u32));
+    let held = lock.read();
+    let w = {
+        let lock = lock.clone();
+        std::thread::spawn(move || lock.write_timeout(Duration::from_millis(100)).is_none())
+    };
+    std::thread::sleep(Duration::from_millis(30)); // the writer queues
+    let r = {
+        let lock = lock.clone();
+        std::thread::spawn(move || lock.read_timeout(Duration::from_secs(10)).is_some())
+    };
+    assert!(w.join().unwrap(), "the writer timed out");
+    drop(held);
+    assert!(r.join().unwrap(), "the reader behind the writer got in");
+}
+
+/// The same with a writer fiber cancelled while it waits.
+#[test]
+fn readers_behind_a_cancelled_writer_get_in() {
+    let rt = sylvan::Runtime::builder().workers(2).build().unwrap();
+    let lock = Arc::new(RwLock::new(0u32));
+    let held = lock.read();
+    let writer = {
+        let lock = lock.clone();
+        rt.spawn(move || drop(lock.write()))
+    };
+    std::thread::sleep(Duration::from_millis(30)); // the writer queues
+    let reader = {
+        let lock = lock.clone();
+        rt.spawn(move || lock.read_timeout(Duration::from_secs(10)).is_some())
+    };
+    std::thread::sleep(Duration::from_millis(30)); // the reader queues behind it
+    writer.cancel();
+    assert!(writer.join().unwrap_err().is_cancelled());
+    drop(held);
+    assert!(
+        reader.join().unwrap(),
+        "the reader behind the writer got in"
+    );
+}

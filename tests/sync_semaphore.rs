@@ -209,3 +209,41 @@ fn add_permits_and_forget() {
     assert!(sem.acquire_timeout(Duration::from_millis(1)).is_some());
     assert_eq!(sem.available_permits(), 1);
 }
+
+/// `add_permits` of a huge count (the "open the gate" idiom) returns at
+/// once (found by review: it looped once per permit under the lock).
+#[test]
+fn adding_a_huge_number_of_permits_is_immediate() {
+    let sem = Arc::new(Semaphore::new(0));
+    let waiter = {
+        let sem = sem.clone();
+        std::thread::spawn(move || drop(sem.acquire()))
+    };
+    let t = {
+        let sem = sem.clone();
+        std::thread::spawn(move || sem.add_permits(usize::MAX / 2))
+    };
+    t.join().unwrap();
+    waiter.join().unwrap();
+    // The waiter (if it was queued) took one and gave it back.
+    assert_eq!(sem.available_permits(), usize::MAX / 2);
+}
+
+/// Overflowing the permit count panics with a message naming the
+/// semaphore, and changes nothing (it wrapped to 0 in release builds).
+#[test]
+fn overflowing_the_permits_panics_and_changes_nothing() {
+    let sem = Semaphore::new(usize::MAX);
+    let err = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| sem.add_permits(1)))
+        .expect_err("overflow panics");
+    let msg = err
+        .downcast_ref::<String>()
+        .cloned()
+        .or_else(|| err.downcast_ref::<&str>().map(|s| s.to_string()))
+        .unwrap_or_default();
+    assert!(
+        msg.contains("Semaphore") && msg.contains("overflows"),
+        "{msg}"
+    );
+    assert_eq!(sem.available_permits(), usize::MAX);
+}

@@ -221,7 +221,19 @@ impl Condvar {
             pass_on,
         )
         .is_some();
-        (mutex.lock(), WaitTimeoutResult(!notified))
+        // Taking the mutex back is a park too: a notified waiter that is
+        // interrupted there (cancelled, or an enclosing timeout) passes its
+        // notification on rather than swallow it.
+        struct PassOn<'a>(&'a Condvar);
+        impl Drop for PassOn<'_> {
+            fn drop(&mut self) {
+                self.0.notify_one();
+            }
+        }
+        let pass_on = notified.then_some(PassOn(self));
+        let guard = mutex.lock();
+        std::mem::forget(pass_on);
+        (guard, WaitTimeoutResult(!notified))
     }
 
     /// Wakes one waiter (the longest waiting).

@@ -222,6 +222,12 @@ impl<T> Queue<T> {
     /// A queue that holds at most `capacity` items. With `capacity` 0 it is a
     /// rendezvous: `put` waits until a `get` takes the item.
     ///
+    /// One exception, so that no item is ever lost: a `get` interrupted
+    /// (cancelled, or by an enclosing timeout) just as it was handed an item
+    /// that no other getter waits for puts the item back at the front, even
+    /// if the queue filled up meanwhile; it then briefly holds more than
+    /// `capacity` items, and puts wait until it is below again.
+    ///
     /// ```
     /// use std::time::Duration;
     /// let q = sylvan::sync::Queue::bounded(2);
@@ -309,38 +315,50 @@ impl<T> Queue<T> {
     }
 
     fn put_deadline(&self, item: T, deadline: Option<Instant>) -> Result<(), T> {
-        let waiter = {
-            let mut s = self.state.lock();
-            if s.closed {
-                return Err(item);
+        loop {
+            let waiter = {
+                let mut s = self.state.lock();
+                if s.closed {
+                    return Err(item);
+                }
+                if s.has_room() && s.putters.is_empty() {
+                    let wakers = s.deliver(item);
+                    drop(s);
+                    waiters::wake_all(wakers);
+                    return Ok(());
+                }
+                s.putters.push()
+            };
+            match waiters::wait(
+                &crate::shim::park::WaitLabel("Queue::put"),
+                &self.state,
+                waiter,
+                deadline,
+                putters,
+                putter_pass_on,
+            ) {
+                Some(PutGrant::Room) => {
+                    let wakers = {
+                        let mut s = self.state.lock();
+                        s.reserved -= 1;
+                        if s.closed {
+                            // Closed before the item went in: a waiting put
+                            // fails (a receiver may have drained and gone).
+                            return Err(item);
+                        }
+                        if s.capacity == Some(0) && s.getters.is_empty() {
+                            // Rendezvous: the getter this room was for left
+                            // (timed out or cancelled); wait for another
+                            // rather than buffer the item with nobody to take it.
+                            continue;
+                        }
+                        s.deliver(item)
+                    };
+                    waiters::wake_all(wakers);
+                    return Ok(());
+                }
+                Some(PutGrant::Closed) | None => return Err(item),
             }
-            if s.has_room() && s.putters.is_empty() {
-                let wakers = s.deliver(item);
-                drop(s);
-                waiters::wake_all(wakers);
-                return Ok(());
-            }
-            s.putters.push()
-        };
-        match waiters::wait(
-            &crate::shim::park::WaitLabel("Queue::put"),
-            &self.state,
-            waiter,
-            deadline,
-            putters,
-            putter_pass_on,
-        ) {
-            Some(PutGrant::Room) => {
-                let wakers = {
-                    let mut s = self.state.lock();
-                    s.reserved -= 1;
-                    // Room was granted before any close: the put stands.
-                    s.deliver(item)
-                };
-                waiters::wake_all(wakers);
-                Ok(())
-            }
-            Some(PutGrant::Closed) | None => Err(item),
         }
     }
 
@@ -692,6 +710,10 @@ impl<T> Queue<T> {
                 PutGrant::Closed => return Err(item),
                 PutGrant::Room => {
                     s.reserved -= 1;
+                    if s.closed {
+                        // Closed before the item went in (as `put`).
+                        return Err(item);
+                    }
                     s.deliver(item)
                 }
             }

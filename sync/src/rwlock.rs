@@ -83,6 +83,18 @@ fn write_release(s: &mut State) -> Vec<Waker> {
     Vec::new()
 }
 
+/// A writer left the queue without the lock (timed out, or unwinding from
+/// a cancellation): readers queued only behind it (no writer holds the
+/// lock and none waits any more) are admitted now, as a batch; else they
+/// would wait for a writer that never comes.
+fn admit_stranded_readers(s: &mut State) -> Vec<Waker> {
+    if s.writer || !s.write_waiters.is_empty() || s.read_waiters.is_empty() {
+        return Vec::new();
+    }
+    s.readers += s.read_waiters.len();
+    s.read_waiters.wake_every()
+}
+
 impl<T> RwLock<T> {
     /// A new, unlocked lock holding `value`.
     ///
@@ -224,15 +236,29 @@ impl<T> RwLock<T> {
             }
             s.write_waiters.push()
         };
-        waiters::wait(
+        // However this writer leaves without the lock (a timeout, or
+        // unwinding), the readers behind it are reconsidered.
+        struct Withdraw<'a>(&'a shim::Mutex<State>);
+        impl Drop for Withdraw<'_> {
+            fn drop(&mut self) {
+                let wakers = admit_stranded_readers(&mut self.0.lock());
+                waiters::wake_all(wakers);
+            }
+        }
+        let withdraw = Withdraw(&self.state);
+        let got = waiters::wait(
             &crate::shim::park::WaitLabel("RwLock::write"),
             &self.state,
             waiter,
             deadline,
             write_queue,
             |s, ()| write_release(s),
-        )
-        .map(|()| self.writer())
+        );
+        if got.is_some() {
+            // Admitted: nothing was left behind.
+            std::mem::forget(withdraw);
+        }
+        got.map(|()| self.writer())
     }
 
     fn reader(&self) -> RwLockReadGuard<'_, T> {

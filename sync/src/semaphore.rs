@@ -55,10 +55,24 @@ fn release_one(s: &mut State) -> Vec<Waker> {
     match s.waiters.wake_one() {
         Some(w) => vec![w],
         None => {
-            s.permits += 1;
+            add_to_pool(s, 1);
             Vec::new()
         }
     }
+}
+
+/// Adds `n` free permits to the pool.
+///
+/// # Panics
+/// If the count would pass `usize::MAX` (permits are never lost silently).
+fn add_to_pool(s: &mut State, n: usize) {
+    s.permits = s.permits.checked_add(n).unwrap_or_else(|| {
+        panic!(
+            "sylvan Semaphore: adding {n} permits to {} overflows usize; \
+             add fewer permits (or release more acquired ones first)",
+            s.permits
+        )
+    });
 }
 
 /// A permit handed to a waiter that left: on to the next one.
@@ -170,6 +184,10 @@ impl Semaphore {
 
     /// Adds `n` permits (waking up to `n` waiters).
     ///
+    /// # Panics
+    /// If the free permits would pass `usize::MAX`; the semaphore is
+    /// unchanged then.
+    ///
     /// ```
     /// let sem = sylvan::sync::Semaphore::new(0);
     /// assert!(sem.try_acquire().is_none());
@@ -179,7 +197,24 @@ impl Semaphore {
     pub fn add_permits(&self, n: usize) {
         let wakers: Vec<Waker> = {
             let mut s = self.state.lock();
-            (0..n).flat_map(|_| release_one(&mut s)).collect()
+            // Waiters first (only while permits are 0 can any wait), one
+            // permit each; the rest go to the pool at once.
+            let woken = n.min(s.waiters.len());
+            // Checked before anyone is woken, so a panic changes nothing.
+            if s.permits.checked_add(n - woken).is_none() {
+                panic!(
+                    "sylvan Semaphore: adding {} permits to {} overflows usize; \
+                     add fewer permits",
+                    n - woken,
+                    s.permits
+                );
+            }
+            let mut wakers = Vec::with_capacity(woken);
+            for _ in 0..woken {
+                wakers.extend(release_one(&mut s));
+            }
+            add_to_pool(&mut s, n - woken);
+            wakers
         };
         waiters::wake_all(wakers);
     }
