@@ -143,3 +143,40 @@ fn wait_any_on_nothing_says_so() {
     let none: Vec<sylvan::JoinHandle<()>> = Vec::new();
     sylvan::wait_any(&none);
 }
+
+/// Several callers of `wait_any` on the same shared handles are all woken
+/// (found by review: a handle kept one waiter, so the last caller's
+/// registration replaced the others', which then slept forever).
+#[test]
+fn wait_any_callers_sharing_handles_are_all_woken() {
+    let rt = sylvan::Runtime::builder().workers(2).build().unwrap();
+    let woken = rt.block_on(|| {
+        let gate = Arc::new(Event::new());
+        let g = gate.clone();
+        let handles = Arc::new(vec![sylvan::spawn(move || g.wait())]);
+        let registered = Arc::new(sylvan::sync::WaitGroup::new());
+        let watchers: Vec<_> = (0..3)
+            .map(|_| {
+                let (hs, reg) = (handles.clone(), registered.clone());
+                reg.add(1);
+                sylvan::spawn(move || {
+                    reg.done();
+                    sylvan::wait_any(&hs)
+                })
+            })
+            .collect();
+        // A plain thread waits on them too.
+        let hs = handles.clone();
+        let thread = std::thread::spawn(move || sylvan::wait_any(&hs));
+        registered.wait();
+        sylvan::sleep(Duration::from_millis(20)); // all park in wait_any
+        gate.set();
+        let mut woken: Vec<bool> = watchers
+            .into_iter()
+            .map(|w| w.join_timeout(Duration::from_secs(10)).is_ok())
+            .collect();
+        woken.push(thread.join().unwrap() == 0);
+        woken
+    });
+    assert_eq!(woken, vec![true; 4], "every wait_any caller returns");
+}

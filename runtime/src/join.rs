@@ -33,7 +33,8 @@ impl Failure {
     }
 }
 
-/// A one-shot slot for a result, with one waiter (a fiber or thread).
+/// A one-shot slot for a result, with its waiters (fibers, threads, or the
+/// handle's own future).
 pub(crate) struct JoinCell<T> {
     state: Mutex<JoinState<T>>,
     done: AtomicBool,
@@ -46,7 +47,71 @@ pub(crate) struct JoinCell<T> {
 
 struct JoinState<T> {
     outcome: Option<Result<T, Failure>>,
-    waiter: Option<Waker>,
+    waiters: Waiters,
+}
+
+/// Who waits for an outcome: nearly always one (the joiner, or the
+/// handle's future), but [`wait_any`] takes shared handles, so callers on
+/// several fibers or threads may wait on one cell at once; each is woken.
+enum Waiters {
+    None,
+    One(Waker),
+    Many(Box<Vec<Waker>>),
+}
+
+// Every fiber's record holds one: no bigger than the single slot it replaced.
+const _: () = assert!(std::mem::size_of::<Waiters>() <= std::mem::size_of::<Option<Waker>>());
+
+impl Waiters {
+    /// Adds `w` unless an equivalent waker is already there.
+    fn add(&mut self, w: Waker) {
+        match self {
+            Waiters::None => *self = Waiters::One(w),
+            Waiters::One(a) if a.will_wake(&w) => {}
+            Waiters::One(_) => {
+                let Waiters::One(a) = std::mem::replace(self, Waiters::None) else {
+                    unreachable!()
+                };
+                *self = Waiters::Many(Box::new(vec![a, w]));
+            }
+            Waiters::Many(list) => {
+                if !list.iter().any(|a| a.will_wake(&w)) {
+                    list.push(w);
+                }
+            }
+        }
+    }
+
+    /// Removes the wakers `keep` rejects.
+    fn retain(&mut self, keep: impl Fn(&Waker) -> bool) {
+        match self {
+            Waiters::None => {}
+            Waiters::One(a) => {
+                if !keep(a) {
+                    *self = Waiters::None;
+                }
+            }
+            Waiters::Many(list) => {
+                list.retain(|a| keep(a));
+                if list.is_empty() {
+                    *self = Waiters::None;
+                }
+            }
+        }
+    }
+
+    /// Removes `w` (and any equivalent waker).
+    fn remove(&mut self, w: &Waker) {
+        self.retain(|a| !a.will_wake(w));
+    }
+
+    fn wake_all(self) {
+        match self {
+            Waiters::None => {}
+            Waiters::One(w) => w.wake(),
+            Waiters::Many(list) => list.iter().for_each(Waker::wake),
+        }
+    }
 }
 
 impl<T> JoinCell<T> {
@@ -54,30 +119,28 @@ impl<T> JoinCell<T> {
         JoinCell {
             state: Mutex::new(JoinState {
                 outcome: None,
-                waiter: None,
+                waiters: Waiters::None,
             }),
             done: AtomicBool::new(false),
             detached: AtomicBool::new(false),
         }
     }
 
-    /// Publishes the outcome and wakes the waiter. A detached cell drops the
+    /// Publishes the outcome and wakes the waiters. A detached cell drops the
     /// outcome here and now (outside its lock).
     pub(crate) fn complete(&self, outcome: Result<T, Failure>) {
-        let (waiter, unwanted) = {
+        let (waiters, unwanted) = {
             let mut s = self.state.lock();
             self.done.store(true, Ordering::Release);
             if self.detached.load(Ordering::Relaxed) {
-                (None, Some(outcome))
+                (Waiters::None, Some(outcome))
             } else {
                 s.outcome = Some(outcome);
-                (s.waiter.take(), None)
+                (std::mem::replace(&mut s.waiters, Waiters::None), None)
             }
         };
         drop(unwanted);
-        if let Some(w) = waiter {
-            w.wake();
-        }
+        waiters.wake_all();
     }
 
     /// The handle is gone without joining: drop an outcome already there,
@@ -108,7 +171,7 @@ impl<T> JoinCell<T> {
                 if let Some(o) = s.outcome.take() {
                     return o;
                 }
-                s.waiter = Some(park::current_waker());
+                s.waiters.add(park::current_waker());
             }
             park::park_with(on);
         }
@@ -127,7 +190,7 @@ impl<T> JoinCell<T> {
                 if let Some(o) = s.outcome.take() {
                     return Some(o);
                 }
-                s.waiter = Some(park::current_waker());
+                s.waiters.add(park::current_waker());
             }
             match deadline {
                 None => park::park_with(on),
@@ -137,7 +200,7 @@ impl<T> JoinCell<T> {
                         if let Some(o) = s.outcome.take() {
                             return Some(o);
                         }
-                        s.waiter = None;
+                        s.waiters.remove(&park::current_waker());
                         return None;
                     }
                 }
@@ -152,7 +215,10 @@ impl<T> JoinCell<T> {
         if let Some(o) = s.outcome.take() {
             return Some(o);
         }
-        s.waiter = Some(Waker::of_task(waker));
+        // The handle is the future: a waker it was polled with before is
+        // stale now.
+        s.waiters.retain(|w| !w.is_task());
+        s.waiters.add(Waker::of_task(waker));
         None
     }
 
@@ -163,13 +229,14 @@ impl<T> JoinCell<T> {
         if s.outcome.is_some() {
             return true;
         }
-        s.waiter = Some(waker.clone());
+        s.waiters.add(waker.clone());
         false
     }
 
-    /// Withdraws a [`watch`](JoinCell::watch).
-    fn unwatch(&self) {
-        self.state.lock().waiter = None;
+    /// Withdraws a [`watch`](JoinCell::watch) of `waker` (only that one:
+    /// others may watch the same cell).
+    fn unwatch(&self, waker: &Waker) {
+        self.state.lock().waiters.remove(waker);
     }
 }
 
@@ -186,20 +253,20 @@ fn wait_first<T>(cells: &[&JoinCell<T>], deadline: Option<Instant>) -> Option<us
         let ready = cells.iter().position(|c| c.watch(&waker));
         if ready.is_some() || deadline.is_some_and(|d| Instant::now() >= d) {
             for c in cells {
-                c.unwatch();
+                c.unwatch(&waker);
             }
             return ready;
         }
         // Unwatch however the park ends (a cancellation unwinds from it).
-        struct Unwatch<'a, T>(&'a [&'a JoinCell<T>]);
+        struct Unwatch<'a, T>(&'a [&'a JoinCell<T>], Waker);
         impl<T> Drop for Unwatch<'_, T> {
             fn drop(&mut self) {
                 for c in self.0 {
-                    c.unwatch();
+                    c.unwatch(&self.1);
                 }
             }
         }
-        let _unwatch = Unwatch(cells);
+        let _unwatch = Unwatch(cells, waker);
         match deadline {
             None => park::park_with(on),
             Some(d) => {

@@ -76,6 +76,11 @@ impl Waker {
         }
     }
 
+    /// Whether this wakes an async task (made by [`Waker::of_task`]).
+    pub(crate) fn is_task(&self) -> bool {
+        matches!(self.inner, Inner::Task(_))
+    }
+
     /// Whether both wakers wake the same fiber or thread.
     ///
     /// ```
