@@ -379,3 +379,93 @@ fn an_unjoined_result_is_dropped_when_nobody_can_take_it() {
     );
     drop(record);
 }
+
+/// A task spawned from a plain thread while worker A spins for work (so
+/// `notify_one` wakes nobody) and A's own inbox gets a wake for a long,
+/// CPU-bound fiber at the same time: A runs that fiber first, and worker B
+/// slept on while the new task waited for A (found by review: 8 of 420
+/// tasks waited the whole 300 ms). The spinner that stops now wakes a
+/// sleeping worker when new fibers are still queued.
+#[test]
+#[ignore = "stress: ~20 s; run with --ignored"]
+fn a_task_from_a_thread_is_not_left_to_a_busy_spinner() {
+    use std::sync::atomic::{AtomicBool, Ordering::*};
+    use std::time::Instant;
+    use sylvan::park::park;
+    let rt = sylvan::Runtime::builder().workers(2).build().unwrap();
+    let go_x = Arc::new(AtomicBool::new(false));
+    let go_y = Arc::new(AtomicBool::new(false));
+    let y_ran = Arc::new(AtomicBool::new(false));
+    let x_done = Arc::new(AtomicBool::new(false));
+    let (tx, rx) = std::sync::mpsc::channel::<sylvan::thread::Thread>();
+    let (gx, gy, yr, xd) = (go_x.clone(), go_y.clone(), y_ran.clone(), x_done.clone());
+    let _root = rt.spawn(move || {
+        let tx2 = tx.clone();
+        let _x = sylvan::spawn_local(move || {
+            tx.send(sylvan::thread::current()).unwrap();
+            loop {
+                while !gx.swap(false, AcqRel) {
+                    park();
+                }
+                let t = Instant::now();
+                while t.elapsed() < Duration::from_millis(300) {
+                    std::hint::spin_loop();
+                }
+                xd.store(true, Release);
+            }
+        });
+        let _y = sylvan::spawn_local(move || {
+            tx2.send(sylvan::thread::current()).unwrap();
+            loop {
+                while !gy.swap(false, AcqRel) {
+                    park();
+                }
+                yr.store(true, Release);
+            }
+        });
+        loop {
+            park();
+        }
+    });
+    let x = rx.recv().unwrap();
+    let y = rx.recv().unwrap();
+    let mut worst = Duration::ZERO;
+    let mut slow = 0;
+    let attempts = 60;
+    for attempt in 0..attempts {
+        std::thread::sleep(Duration::from_millis(20)); // both workers asleep
+        y_ran.store(false, Release);
+        go_y.store(true, Release);
+        y.unpark();
+        while !y_ran.load(Acquire) {
+            std::hint::spin_loop();
+        }
+        // Y is parking again: worker A is about to spin for work.
+        let delay = Instant::now();
+        while delay.elapsed() < Duration::from_micros((attempt % 6) as u64 * 3) {
+            std::hint::spin_loop();
+        }
+        let t0 = Instant::now();
+        let started = Arc::new(std::sync::Mutex::new(None));
+        let s2 = started.clone();
+        let t = rt.spawn(move || {
+            *s2.lock().unwrap() = Some(Instant::now());
+        });
+        go_x.store(true, Release);
+        x.unpark();
+        t.join().unwrap();
+        let lat = started.lock().unwrap().unwrap() - t0;
+        worst = worst.max(lat);
+        if lat > Duration::from_millis(200) {
+            slow += 1;
+        }
+        while !x_done.swap(false, AcqRel) {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+    assert_eq!(
+        slow, 0,
+        "{slow} of {attempts} tasks spawned from a plain thread waited >200 ms (worst {worst:?}) \
+         for a busy worker while the other slept"
+    );
+}

@@ -58,6 +58,17 @@ impl Hub {
         // Stop counting as a spinner before announcing sleep (see
         // `RuntimeShared::notify_one` for the pairing).
         spinning.fetch_sub(1, Ordering::SeqCst);
+        // A spawn that saw us spinning woke nobody, counting on us; but what
+        // ended the spin may be other work (our inbox), which this hub now
+        // runs first, perhaps for long. If new fibers are still queued,
+        // pass the duty on: wake a sleeping hub for them (the last spinner
+        // to stop does, as in tokio's searching workers).
+        if found
+            && spinning.load(Ordering::SeqCst) == 0
+            && (!self.rt.injector.is_empty() || self.rt.stealers.iter().any(|s| !s.is_empty()))
+        {
+            self.rt.notify_one();
+        }
         found
     }
 
