@@ -56,6 +56,8 @@ struct JoinState<T> {
 enum Waiters {
     None,
     One(Waker),
+    // Boxed so the set is no bigger than one waker (asserted below).
+    #[allow(clippy::box_collection)]
     Many(Box<Vec<Waker>>),
 }
 

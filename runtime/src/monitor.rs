@@ -613,7 +613,8 @@ struct Deadlock {
 impl Deadlock {
     /// A deadlock, as sylvan can know one: every runtime's workers have run
     /// out of work and sleep, with fibers parked but no timer armed, no
-    /// descriptor registered (a socket could wake them), nothing queued or
+    /// descriptor registered (a socket could wake them), no `signal::wait_for`
+    /// waiting (a signal could), nothing queued or
     /// running on the blocking pool, and every thread of the process is one
     /// of sylvan's or parked in a sylvan wait (a `join`, `block_on`, a lock
     /// or queue) — for [`DEADLOCK_GRACE`], with no resume meanwhile. Nothing
@@ -669,6 +670,10 @@ impl Deadlock {
 /// Every worker's resume counter if every runtime stands still as the
 /// deadlock check needs (see [`Deadlock::check`]), with some fiber parked.
 fn standstill(runtimes: &[Arc<RuntimeShared>]) -> Option<Vec<u64>> {
+    if crate::signal::WAITING.load(Ordering::SeqCst) > 0 {
+        // A signal may still wake them.
+        return None;
+    }
     let mut resumes = Vec::new();
     let mut parked = 0;
     for rt in runtimes {

@@ -2,10 +2,13 @@
 //!
 //! The first wait on a signal installs a handler for it that only counts the
 //! delivery and writes one byte to a process-wide non-blocking socketpair
-//! (both async-signal-safe). Waiters park on the pair's read end through
-//! [`IoRegistration`] and return once the count has moved past what they saw
-//! when they started waiting, so every waiter sees every delivery that
-//! happens while it waits, however many fibers and threads wait at once.
+//! (both async-signal-safe). One thread of sylvan's, started with the pair,
+//! reads those bytes and then wakes every waiter; waiters (fibers and
+//! threads) park on a list, and return once a count has moved past what
+//! they saw when they started waiting. Only that thread reads the pair (a
+//! waiter that drained it could take the byte another waiter's wake-up
+//! depended on), so every waiter sees every delivery that happens while it
+//! waits, however many fibers and threads wait at once.
 //!
 //! Once a signal has a waiter its default action (for `SIGINT` and
 //! `SIGTERM`: terminate the process) is replaced for the rest of the
@@ -33,7 +36,7 @@ use std::os::unix::net::UnixStream;
 use std::sync::atomic::{AtomicI32, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Mutex, OnceLock};
 
-use crate::io::{Direction, IoRegistration};
+use crate::park::{self, WaitLabel, Waker};
 
 /// Signals numbers 1..=64 (Linux's range, real-time signals included).
 const MAX_SIGNAL: usize = 64;
@@ -46,9 +49,62 @@ static WAKE_FD: AtomicI32 = AtomicI32::new(-1);
 
 /// The read end of the wake-up pair (the write end lives beside it).
 struct Pipe {
-    read: UnixStream,
+    _read: UnixStream,
     _write: UnixStream,
-    reg: IoRegistration,
+}
+
+/// How many threads of sylvan's own are blocked outside its waits for
+/// signals (the reader thread): the monitor's deadlock check counts them
+/// as sylvan's.
+pub(crate) static LISTENERS: AtomicUsize = AtomicUsize::new(0);
+
+/// Everyone waiting for a delivery; the reader thread wakes them all after
+/// each batch of wake-up bytes.
+static WAITERS: parking_lot::Mutex<Vec<Waker>> = parking_lot::Mutex::new(Vec::new());
+
+/// How many [`wait_for`] calls are waiting: the monitor's deadlock check
+/// does not report fibers a signal may still wake.
+pub(crate) static WAITING: AtomicUsize = AtomicUsize::new(0);
+
+/// The reader thread: reads the wake-up bytes as they come and wakes every
+/// waiter (they re-check the counts).
+fn read_wakeups(read: &UnixStream) {
+    loop {
+        // A plain thread: poll(2) blocks it (the patch passes it through).
+        // An error here (cannot happen on our own socket) is retried.
+        let _ = crate::sys::poll_one(read.as_raw_fd(), libc::POLLIN, -1);
+        let mut buf = [0u8; 64];
+        while let Ok(1..) = std::io::Read::read(&mut &*read, &mut buf) {}
+        let woken = std::mem::take(&mut *WAITERS.lock());
+        for w in woken {
+            w.wake();
+        }
+    }
+}
+
+/// Parks the caller until `fired` has an answer (register, re-check, park:
+/// a wake-up after the registration is never missed). A cancellation point;
+/// the caller leaves the list however it returns.
+fn wait_until<T>(label: &'static WaitLabel, fired: impl Fn() -> Option<T>) -> T {
+    struct Leave(Waker);
+    impl Drop for Leave {
+        fn drop(&mut self) {
+            WAITERS.lock().retain(|w| !w.will_wake(&self.0));
+        }
+    }
+    let leave = Leave(park::current_waker());
+    loop {
+        {
+            let mut list = WAITERS.lock();
+            if !list.iter().any(|w| w.will_wake(&leave.0)) {
+                list.push(leave.0.clone());
+            }
+        }
+        if let Some(v) = fired() {
+            return v;
+        }
+        park::park_for(label);
+    }
 }
 
 static PIPE: OnceLock<Pipe> = OnceLock::new();
@@ -90,12 +146,16 @@ fn pipe() -> io::Result<&'static Pipe> {
     let (read, write) = UnixStream::pair()?;
     read.set_nonblocking(true)?;
     write.set_nonblocking(true)?;
-    let reg = IoRegistration::new(read.as_raw_fd());
+    let reader = read.try_clone()?;
+    std::thread::Builder::new()
+        .name("sylvan-signal".into())
+        .spawn(move || read_wakeups(&reader))?;
+    // The reader is sylvan's own thread, blocked outside its waits.
+    LISTENERS.fetch_add(1, Ordering::SeqCst);
     let fd: RawFd = write.as_raw_fd();
     let _ = PIPE.set(Pipe {
-        read,
+        _read: read,
         _write: write,
-        reg,
     });
     WAKE_FD.store(fd, Ordering::SeqCst);
     Ok(PIPE.get().expect("set above under the lock"))
@@ -163,74 +223,48 @@ pub fn wait_for(signals: &[i32]) -> io::Result<i32> {
         let idx = install(sig)?;
         watched.push((sig, idx, COUNTS[idx].load(Ordering::SeqCst)));
     }
-    let pipe = pipe()?;
-    let fired = || {
+    pipe()?;
+    struct Waiting;
+    impl Drop for Waiting {
+        fn drop(&mut self) {
+            WAITING.fetch_sub(1, Ordering::SeqCst);
+        }
+    }
+    WAITING.fetch_add(1, Ordering::SeqCst);
+    let _waiting = Waiting;
+    static LABEL: WaitLabel = WaitLabel("signal::wait_for");
+    Ok(wait_until(&LABEL, || {
         watched
             .iter()
             .find(|(_, idx, seen)| COUNTS[*idx].load(Ordering::SeqCst) != *seen)
-    };
-    pipe.reg.io(Direction::Read, None, || {
-        // Drain wake-up bytes (every waiter checks the counts, so it does not
-        // matter who reads them), then decide on the counts alone.
-        let mut buf = [0u8; 64];
-        while let Ok(1..) = std::io::Read::read(&mut &pipe.read, &mut buf) {}
-        match fired() {
-            Some(&(sig, _, _)) => Ok(sig),
-            None => Err(io::ErrorKind::WouldBlock.into()),
-        }
-    })
+            .map(|&(sig, _, _)| sig)
+    }))
 }
 
 /// Installs the handler for `sig` now, then calls `on_delivery` on a thread
 /// of its own each time `sig` arrives (deliveries that arrive while it runs
 /// are seen on its return, never missed). For the runtime's own listeners
 /// (`RuntimeBuilder::dump_on_signal`).
-/// How many `on_each` listener threads are running (the monitor's
-/// deadlock check counts them as sylvan's own).
-pub(crate) static LISTENERS: AtomicUsize = AtomicUsize::new(0);
-
 pub(crate) fn on_each(
     sig: i32,
     thread_name: &str,
     on_delivery: impl Fn() + Send + 'static,
 ) -> io::Result<()> {
     let idx = install(sig)?;
-    let pipe = pipe()?;
+    pipe()?;
     let mut seen = COUNTS[idx].load(Ordering::SeqCst);
-    struct Listening;
-    impl Drop for Listening {
-        fn drop(&mut self) {
-            LISTENERS.fetch_sub(1, Ordering::SeqCst);
-        }
-    }
-    LISTENERS.fetch_add(1, Ordering::SeqCst);
-    let listening = Listening;
+    static LABEL: WaitLabel = WaitLabel("signal::on_each");
+    // Parked in sylvan's own wait between deliveries, so the deadlock
+    // check counts it as sylvan's (and, not being a `wait_for`, as nothing
+    // that keeps fibers from being deadlocked).
     std::thread::Builder::new()
         .name(thread_name.to_owned())
         .spawn(move || loop {
-            let _listening = &listening;
-            let got = pipe.reg.io(Direction::Read, None, || {
-                let mut buf = [0u8; 64];
-                while let Ok(1..) = std::io::Read::read(&mut &pipe.read, &mut buf) {}
+            seen = wait_until(&LABEL, || {
                 let now = COUNTS[idx].load(Ordering::SeqCst);
-                if now != seen {
-                    Ok(now)
-                } else {
-                    Err(io::ErrorKind::WouldBlock.into())
-                }
+                (now != seen).then_some(now)
             });
-            match got {
-                Ok(now) => {
-                    seen = now;
-                    on_delivery();
-                }
-                Err(e) => {
-                    crate::sys::report(format_args!(
-                        "sylvan: stopped listening for signal {sig}: {e}"
-                    ));
-                    return;
-                }
-            }
+            on_delivery();
         })?;
     Ok(())
 }
@@ -294,6 +328,37 @@ mod tests {
             assert_eq!(f.join().unwrap(), sig);
         }
         assert_eq!(thread.join().unwrap(), sig);
+    }
+
+    /// A thread waiting for one signal sees every delivery while a fiber
+    /// waits for another (found by review: every waiter drained the shared
+    /// wake-up socket, so the fiber could take the byte the thread's poll
+    /// was waiting for, and the thread slept through its signal).
+    #[test]
+    #[cfg_attr(miri, ignore = "sigaction; fibers switch stacks with inline asm")]
+    fn a_thread_waiter_sees_each_delivery_beside_another_waiter() {
+        let (sig, other_sig) = (libc::SIGUSR1, libc::SIGURG);
+        let rt = crate::Runtime::builder().workers(1).build().unwrap();
+        install(other_sig).unwrap();
+        let other = rt.spawn(move || wait_for(&[other_sig]));
+        install(sig).unwrap();
+        for round in 0..15 {
+            let (ready_tx, ready) = std::sync::mpsc::channel();
+            let (tx, rx) = std::sync::mpsc::channel();
+            std::thread::spawn(move || {
+                ready_tx.send(()).unwrap();
+                let _ = tx.send(wait_for(&[sig]).map_err(|e| e.to_string()));
+            });
+            ready.recv().unwrap();
+            // Let the thread park (a delivery before that is seen too).
+            std::thread::sleep(std::time::Duration::from_millis(20));
+            // SAFETY: raise has no memory-safety preconditions.
+            unsafe { libc::raise(sig) };
+            let got = rx.recv_timeout(std::time::Duration::from_secs(10));
+            assert_eq!(got, Ok(Ok(sig)), "round {round}: the delivery was seen");
+        }
+        other.cancel();
+        assert!(other.join().unwrap_err().is_cancelled());
     }
 
     #[test]
