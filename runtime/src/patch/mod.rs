@@ -107,9 +107,19 @@
 //! * Descriptors numbered 1,048,576 and above pass through unpatched.
 //! * Calls made with a raw `syscall(2)` instead of libc's functions, and
 //!   binaries linked statically (no `dlsym`).
-//! * The hooks are not async-signal-safe in a fiber: a signal handler that
-//!   calls `write` or `close` while a fiber runs on its thread goes through
-//!   them (sylvan's own handler writes to a descriptor that passes through).
+//! * The hooks are not async-signal-safe: a signal handler that calls
+//!   `write` or `close` while a fiber runs on its thread goes through them
+//!   (sylvan's own handler writes to a descriptor that passes through), and
+//!   on any thread `close`, `dup`, `socket` and `accept` update the patch's
+//!   descriptor table, which allocates: a handler that calls them may
+//!   deadlock on malloc's lock if the signal interrupted malloc.
+//! * `sendmsg`, and `recvmsg` with `MSG_WAITALL`, on a stream socket in a
+//!   fiber move what one call can and return that (a short count; a partial
+//!   `MSG_WAITALL` read), where a blocking socket would finish: callers that
+//!   loop over short counts are unaffected.
+//! * A fiber's blocking `connect` on a Unix-domain socket whose listener's
+//!   backlog is full fails with `EAGAIN` (std: `WouldBlock`) instead of
+//!   waiting for room.
 //! * A listener a fiber accepted on is left non-blocking underneath; a
 //!   child process it is handed to (pre-fork servers) sees that.
 //!
