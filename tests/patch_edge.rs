@@ -29,6 +29,29 @@ fn peek_all<const N: usize>(s: &impl AsRawFd) -> (isize, [u8; N]) {
 
 use patch_support::{one_worker, pipe, tcp_pair};
 
+/// Runs the test `name` again in a child process of its own (other tests
+/// of this binary open and close descriptors concurrently, so a number's
+/// reuse is only predictable alone) and checks that it passed there.
+/// Returns `true` in that child, where the caller runs the test's body.
+fn alone_in_a_process(name: &str) -> bool {
+    const CHILD: &str = "PATCH_EDGE_REUSE_CHILD";
+    if std::env::var_os(CHILD).is_some() {
+        return true;
+    }
+    let out = std::process::Command::new(std::env::current_exe().unwrap())
+        .args(["--exact", name, "--test-threads=1"])
+        .env(CHILD, "1")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success() && String::from_utf8_lossy(&out.stdout).contains("1 passed"),
+        "child failed: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    false
+}
+
 /// F1: recv(MSG_PEEK | MSG_WAITALL) is continued by `read_all` at an offset,
 /// but a peek does not consume: the second peek copies the SAME leading
 /// bytes again. Kernel (TCP): blocks until 6 bytes are queued -> "abcdef".
@@ -131,25 +154,7 @@ fn poll_then_io_registration_on_the_same_fd() {
 /// registration: its waiter never wakes.
 #[test]
 fn stale_entry_does_not_deregister_a_reused_number() {
-    // In a process of its own: other tests of this binary open and close
-    // descriptors concurrently, so a number's reuse is only predictable
-    // alone.
-    if std::env::var_os("PATCH_EDGE_REUSE_CHILD").is_none() {
-        let out = std::process::Command::new(std::env::current_exe().unwrap())
-            .args([
-                "--exact",
-                "stale_entry_does_not_deregister_a_reused_number",
-                "--test-threads=1",
-            ])
-            .env("PATCH_EDGE_REUSE_CHILD", "1")
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success() && String::from_utf8_lossy(&out.stdout).contains("1 passed"),
-            "child failed: {}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
+    if !alone_in_a_process("stale_entry_does_not_deregister_a_reused_number") {
         return;
     }
     let got = one_worker(Duration::from_secs(10), || {
@@ -483,23 +488,7 @@ fn std_listener_used_in_a_fiber_then_wrapped_by_sylvan_net() {
 /// a private duplicate).
 #[test]
 fn poll_temporary_registration_does_not_deregister_a_reused_number() {
-    // In a process of its own, so the number's reuse is predictable.
-    if std::env::var_os("SYLVAN_TEST_REUSE_CHILD").is_none() {
-        let out = std::process::Command::new(std::env::current_exe().unwrap())
-            .args([
-                "--exact",
-                "poll_temporary_registration_does_not_deregister_a_reused_number",
-                "--test-threads=1",
-            ])
-            .env("SYLVAN_TEST_REUSE_CHILD", "1")
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success() && String::from_utf8_lossy(&out.stdout).contains("1 passed"),
-            "child failed: {}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
+    if !alone_in_a_process("poll_temporary_registration_does_not_deregister_a_reused_number") {
         return;
     }
     use std::os::fd::IntoRawFd;
