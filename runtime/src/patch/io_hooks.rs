@@ -9,6 +9,7 @@
 //! a thread (`drive::thread_retry`).
 
 use std::ffi::{c_int, c_ulong, c_void};
+use std::time::{Duration, Instant};
 
 use libc::{iovec, msghdr, sockaddr, socklen_t};
 
@@ -220,9 +221,103 @@ pub unsafe extern "C" fn recvfrom_hook(
     })
 }
 
-/// Hook for `recvmsg(2)`.
+/// The bytes `msg`'s buffers hold in all.
+///
+/// # Safety
+/// `msg.msg_iov` points to `msg.msg_iovlen` iovecs (`sendmsg`'s and
+/// `recvmsg`'s contract), or is null.
+unsafe fn iov_total(msg: &msghdr) -> usize {
+    // SAFETY: the caller's contract.
+    unsafe { iovs(msg) }
+        .iter()
+        .fold(0usize, |n, v| n.saturating_add(v.iov_len))
+}
+
+/// `msg`'s iovecs as a slice.
+///
+/// # Safety
+/// As [`iov_total`].
+unsafe fn iovs(msg: &msghdr) -> &[iovec] {
+    if msg.msg_iov.is_null() || msg.msg_iovlen == 0 {
+        return &[];
+    }
+    // SAFETY: the caller's contract: `msg_iovlen` valid iovecs.
+    unsafe { std::slice::from_raw_parts(msg.msg_iov, msg.msg_iovlen) }
+}
+
+/// The iovecs of `msg` past its first `done` bytes: what is left of a
+/// message a stream socket moved part of.
+///
+/// # Safety
+/// As [`iov_total`].
+unsafe fn iovs_after(msg: &msghdr, done: usize) -> Vec<iovec> {
+    let mut skip = done;
+    let mut rest = Vec::new();
+    // SAFETY: the caller's contract.
+    for v in unsafe { iovs(msg) } {
+        if skip >= v.iov_len {
+            skip -= v.iov_len;
+            continue;
+        }
+        rest.push(iovec {
+            iov_base: v.iov_base.cast::<u8>().wrapping_add(skip).cast(),
+            iov_len: v.iov_len - skip,
+        });
+        skip = 0;
+    }
+    rest
+}
+
+/// `msg` for the part after its first `done` bytes, pointing into `rest`
+/// ([`iovs_after`]), with no ancillary data (that went with the first
+/// part) and no address (a stream socket's is its peer's).
+fn msg_rest(msg: &msghdr, rest: &[iovec]) -> msghdr {
+    let mut piece = *msg;
+    piece.msg_iov = rest.as_ptr().cast_mut();
+    piece.msg_iovlen = rest.len() as _;
+    piece.msg_control = std::ptr::null_mut();
+    piece.msg_controllen = 0;
+    piece.msg_name = std::ptr::null_mut();
+    piece.msg_namelen = 0;
+    piece
+}
+
+/// Hook for `recvmsg(2)`. `MSG_WAITALL` on a stream socket in a fiber waits
+/// for all the bytes, as for `recv`, unless the caller also asks for
+/// ancillary data or peeks (then one call's worth, as documented).
 #[export_name = "recvmsg"]
 pub unsafe extern "C" fn recvmsg_hook(fd: c_int, msg: *mut msghdr, flags: c_int) -> isize {
+    let waitall = flags & (libc::MSG_WAITALL | libc::MSG_PEEK) == libc::MSG_WAITALL;
+    if in_fiber() && waitall && !msg.is_null() {
+        // SAFETY: recvmsg's contract: a non-null `msg` is a valid header.
+        let plain = unsafe { (*msg).msg_controllen } == 0;
+        if let Mode::Socket(entry) = fiber_mode(fd, flags) {
+            if entry.desc.stream && plain {
+                // SAFETY: as above; its iovecs are valid (the contract).
+                let len = unsafe { iov_total(&*msg) };
+                let until = drive::deadline(&entry, Direction::Read);
+                return drive::all(len, |done| {
+                    drive::on_socket(&entry, Direction::Read, until, || {
+                        let dontwait = flags | libc::MSG_DONTWAIT;
+                        if done == 0 {
+                            // SAFETY: the caller's header, under its contract.
+                            return unsafe { real::recvmsg(fd, msg, dontwait) };
+                        }
+                        // SAFETY: as above.
+                        let rest = unsafe { iovs_after(&*msg, done) };
+                        // SAFETY: as above.
+                        let mut piece = msg_rest(unsafe { &*msg }, &rest);
+                        // SAFETY: `piece` points into the caller's buffers,
+                        // past the bytes already read, and at `rest`.
+                        let r = unsafe { real::recvmsg(fd, &mut piece, dontwait) };
+                        // SAFETY: as above.
+                        unsafe { (*msg).msg_flags = piece.msg_flags };
+                        r
+                    })
+                });
+            }
+        }
+    }
     // SAFETY: forwards the caller's arguments to libc under its contract.
     data_call(fd, Direction::Read, flags, |extra| unsafe {
         real::recvmsg(fd, msg, flags | extra)
@@ -286,9 +381,35 @@ pub unsafe extern "C" fn sendto_hook(
     })
 }
 
-/// Hook for `sendmsg(2)`.
+/// Hook for `sendmsg(2)`. On a blocking stream socket in a fiber it sends
+/// every byte, as `send` does (ancillary data goes with the first part).
 #[export_name = "sendmsg"]
 pub unsafe extern "C" fn sendmsg_hook(fd: c_int, msg: *const msghdr, flags: c_int) -> isize {
+    if in_fiber() && !msg.is_null() {
+        if let Mode::Socket(entry) = fiber_mode(fd, flags) {
+            if entry.desc.stream {
+                // SAFETY: sendmsg's contract: a valid header and iovecs.
+                let len = unsafe { iov_total(&*msg) };
+                let until = drive::deadline(&entry, Direction::Write);
+                return drive::all(len, |done| {
+                    drive::on_socket(&entry, Direction::Write, until, || {
+                        let dontwait = flags | libc::MSG_DONTWAIT;
+                        if done == 0 {
+                            // SAFETY: the caller's header, under its contract.
+                            return unsafe { real::sendmsg(fd, msg, dontwait) };
+                        }
+                        // SAFETY: as above.
+                        let rest = unsafe { iovs_after(&*msg, done) };
+                        // SAFETY: as above.
+                        let piece = msg_rest(unsafe { &*msg }, &rest);
+                        // SAFETY: `piece` points into the caller's buffers,
+                        // past the bytes already sent, and at `rest`.
+                        unsafe { real::sendmsg(fd, &piece, dontwait) }
+                    })
+                });
+            }
+        }
+    }
     // SAFETY: forwards the caller's arguments to libc under its contract.
     data_call(fd, Direction::Write, flags, |extra| unsafe {
         real::sendmsg(fd, msg, flags | extra)
@@ -397,10 +518,11 @@ pub unsafe extern "C" fn connect_hook(fd: c_int, addr: *const sockaddr, len: soc
     };
     let switched = drive::set_nonblocking(fd, true);
     let r = start();
-    let r = if r == 0 || errno() != libc::EINPROGRESS {
-        r
-    } else {
-        finish_connect(&entry)
+    let r = match errno() {
+        _ if r == 0 => r,
+        libc::EINPROGRESS => finish_connect(&entry),
+        libc::EAGAIN if is_unix(fd) => retry_unix_connect(&entry, start),
+        _ => r,
     };
     if switched {
         let code = errno();
@@ -408,6 +530,51 @@ pub unsafe extern "C" fn connect_hook(fd: c_int, addr: *const sockaddr, len: soc
         set_errno(code);
     }
     r
+}
+
+/// Whether `fd` is a Unix-domain socket. Preserves `errno`.
+fn is_unix(fd: c_int) -> bool {
+    let saved = errno();
+    let mut domain: c_int = 0;
+    let mut len = std::mem::size_of::<c_int>() as socklen_t;
+    // SAFETY: `domain`/`len` are valid out-parameters of the sizes given.
+    let r = unsafe {
+        libc::getsockopt(
+            fd,
+            libc::SOL_SOCKET,
+            libc::SO_DOMAIN,
+            (&mut domain as *mut c_int).cast(),
+            &mut len,
+        )
+    };
+    set_errno(saved);
+    r == 0 && domain == libc::AF_UNIX
+}
+
+/// A Unix-domain `connect` the listener's full backlog refused (`EAGAIN`,
+/// where a blocking socket waits for room): retried after a back-off of
+/// 1 ms doubling to 50 ms, as `sylvan::net`'s is, until it is not refused
+/// or the socket's `SO_SNDTIMEO` runs out (then `EAGAIN`, as the kernel's).
+fn retry_unix_connect(entry: &fds::Entry, start: impl Fn() -> c_int) -> c_int {
+    let until = drive::deadline(entry, Direction::Write);
+    let mut wait = Duration::from_millis(1);
+    loop {
+        let now = Instant::now();
+        if until.is_some_and(|u| now >= u) {
+            set_errno(libc::EAGAIN);
+            return -1;
+        }
+        let at = until.map_or(now + wait, |u| u.min(now + wait));
+        if let Err(code) = drive::guarded(|| crate::park::park_until(at)) {
+            set_errno(code);
+            return -1;
+        }
+        wait = (wait * 2).min(Duration::from_millis(50));
+        let r = start();
+        if r == 0 || errno() != libc::EAGAIN {
+            return r;
+        }
+    }
 }
 
 /// Waits for a connection in progress; its outcome as `connect` reports it.

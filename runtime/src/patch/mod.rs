@@ -52,9 +52,10 @@
 //!   created is switched to non-blocking mode the first time a fiber accepts
 //!   on it (`F_GETFL` and `ioctl(FIONBIO)` keep showing the owner's choice,
 //!   and a plain thread's `accept` on it still blocks, in `poll(2)`); a
-//!   socket is non-blocking only for the length of a fiber's `connect`. An
-//!   inherited listener (socket activation) is waited for, then accepted
-//!   from.
+//!   socket is non-blocking only for the length of a fiber's `connect` (a
+//!   Unix-domain `connect` the listener's full backlog refuses is retried
+//!   with a back-off, as a blocking one would wait for room). An inherited
+//!   listener (socket activation) is waited for, then accepted from.
 //! * **Descriptors whose owner chose non-blocking mode** (mio, `sylvan::net`,
 //!   anything that handles `EAGAIN` itself) pass straight through.
 //! * **Other pollable descriptors** (pipes, terminals, character devices)
@@ -113,13 +114,11 @@
 //!   on any thread `close`, `dup`, `socket` and `accept` update the patch's
 //!   descriptor table, which allocates: a handler that calls them may
 //!   deadlock on malloc's lock if the signal interrupted malloc.
-//! * `sendmsg`, and `recvmsg` with `MSG_WAITALL`, on a stream socket in a
-//!   fiber move what one call can and return that (a short count; a partial
-//!   `MSG_WAITALL` read), where a blocking socket would finish: callers that
-//!   loop over short counts are unaffected.
-//! * A fiber's blocking `connect` on a Unix-domain socket whose listener's
-//!   backlog is full fails with `EAGAIN` (std: `WouldBlock`) instead of
-//!   waiting for room.
+//! * `recvmsg` with `MSG_WAITALL` on a stream socket in a fiber returns one
+//!   call's worth when it also peeks (`MSG_PEEK`) or asks for ancillary
+//!   data (a control buffer), where a blocking socket would wait for all;
+//!   without those it waits for all. `writev` may return a short count (as
+//!   POSIX allows; std's `write_all_vectored` loops).
 //! * A listener a fiber accepted on is left non-blocking underneath; a
 //!   child process it is handed to (pre-fork servers) sees that.
 //!
