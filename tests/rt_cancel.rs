@@ -214,3 +214,32 @@ fn timeout_around_a_scope_cancels_the_children() {
     assert!(start.elapsed() < Duration::from_secs(10));
     assert_eq!(drops.load(Ordering::SeqCst), 10);
 }
+
+/// A scoped fiber that is handed its own handle and joins it panics with a
+/// message naming the fix, as `JoinHandle::join` does, instead of waiting
+/// forever.
+#[test]
+fn a_scoped_fiber_joining_itself_panics_with_the_fix() {
+    let message = sylvan::run(|| {
+        let (tx, rx) = std::sync::mpsc::channel();
+        sylvan::scope(|s| {
+            let own = Arc::new(std::sync::Mutex::new(None));
+            let handed = Arc::new(sylvan::sync::Event::new());
+            let h = s.spawn({
+                let (own, handed) = (own.clone(), handed.clone());
+                move || {
+                    handed.wait();
+                    let me: sylvan::ScopedJoinHandle<'_, ()> = own.lock().unwrap().take().unwrap();
+                    let err = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| me.join()))
+                        .unwrap_err();
+                    tx.send(err.downcast_ref::<String>().cloned().unwrap_or_default())
+                        .unwrap();
+                }
+            });
+            *own.lock().unwrap() = Some(h);
+            handed.set();
+        });
+        rx.recv().unwrap()
+    });
+    assert!(message.contains("tried to join itself"), "{message}");
+}

@@ -16,6 +16,8 @@ fn main() {
         Ok("thread-provides") => a_thread_provides_after_a_while(),
         Ok("panic") => block_on_panics_on_a_deadlock(),
         Ok("failed-signal") => a_failed_dump_signal_hides_no_thread(),
+        Ok("dump-signal") => a_dump_signal_listener_hides_no_deadlock(),
+        Ok("signal-wait") => a_signal_wait_is_no_deadlock(),
         Ok(other) => panic!("unknown scenario {other}"),
         Err(_) => parent(),
     }
@@ -97,6 +99,51 @@ fn parent() {
     );
     assert!(err.contains("cannot dump on signal"), "{err}");
     println!("no false alarm with a failed dump_on_signal: ok");
+
+    // The dump-signal listener and the signal reader thread are sylvan's
+    // own: a deadlock beside them is still one.
+    let (ok, err, secs) = run("dump-signal");
+    assert!(ok, "child failed: {err}");
+    assert!(
+        err.contains("block_on panicked: sylvan: Runtime::block_on: deadlock"),
+        "{err}"
+    );
+    assert!(secs < 20.0, "took {secs} s");
+    println!("deadlock beside a dump-signal listener: ok");
+
+    // A fiber waiting for a signal is not deadlocked: the signal may come
+    // (here SIGALRM, 3 s later).
+    let (ok, err, secs) = run("signal-wait");
+    assert!(ok && !err.contains("deadlock"), "a false alarm:\n{err}");
+    assert!(secs >= 3.0, "the scenario ran {secs} s");
+    println!("no false alarm while waiting for a signal: ok");
+}
+
+/// `block_on_panics_on_a_deadlock` with a dump on SIGUSR1 listened for
+/// (its thread parks in sylvan between deliveries).
+fn a_dump_signal_listener_hides_no_deadlock() {
+    let rt = sylvan::Runtime::builder()
+        .workers(1)
+        .dump_on_signal(libc::SIGUSR1)
+        .panic_on_deadlock(true)
+        .build()
+        .unwrap();
+    deadlocked_block_on(&rt);
+}
+
+/// The only fiber waits for SIGALRM, which `alarm` raises in 3 s.
+fn a_signal_wait_is_no_deadlock() {
+    let rt = sylvan::Runtime::builder()
+        .workers(1)
+        .panic_on_deadlock(true)
+        .build()
+        .unwrap();
+    let sig = rt.block_on(|| {
+        // SAFETY: alarm(2) only schedules a signal.
+        unsafe { libc::alarm(3) };
+        sylvan::signal::wait_for(&[libc::SIGALRM]).unwrap()
+    });
+    assert_eq!(sig, libc::SIGALRM);
 }
 
 /// As `a_thread_provides_after_a_while`, with a dump on a signal that cannot
@@ -125,6 +172,11 @@ fn block_on_panics_on_a_deadlock() {
         .panic_on_deadlock(true)
         .build()
         .unwrap();
+    deadlocked_block_on(&rt);
+}
+
+/// Blocks on a fiber that waits forever; prints how `block_on` panicked.
+fn deadlocked_block_on(rt: &sylvan::Runtime) {
     let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
         rt.block_on(|| Event::new().wait());
     }));

@@ -278,6 +278,18 @@ fn wait_first<T>(cells: &[&JoinCell<T>], deadline: Option<Instant>) -> Option<us
     }
 }
 
+/// Panics if the caller is the fiber `record` names: its join could never
+/// end.
+pub(crate) fn refuse_self_join(record: &TaskRef) {
+    if record::with_current(|c| c.record.id) == Some(record.id) {
+        panic!(
+            "sylvan: fiber {} tried to join itself, which would wait forever; \
+             join it from another fiber or thread",
+            record.describe()
+        );
+    }
+}
+
 /// An owned permission to join a fiber (and to cancel it).
 ///
 /// Dropping the handle detaches the fiber: it keeps running.
@@ -356,13 +368,7 @@ impl<T: 'static> JoinHandle<T> {
 
     /// Panics if the caller is the fiber itself (its join could never end).
     fn not_self(&self) {
-        if record::with_current(|c| c.record.id) == Some(self.record.id) {
-            panic!(
-                "sylvan: fiber {} tried to join itself, which would wait forever; \
-                 join it from another fiber or thread",
-                self.record.describe()
-            );
-        }
+        refuse_self_join(&self.record);
     }
 
     /// [`join`](Self::join), waiting at most `timeout`: the fiber's outcome,

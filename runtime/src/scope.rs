@@ -239,6 +239,9 @@ pub struct ScopedJoinHandle<'scope, T> {
 impl<T> ScopedJoinHandle<'_, T> {
     /// Waits for the fiber and returns its value or why it has none.
     ///
+    /// # Panics
+    /// If called from the fiber itself (it would wait forever).
+    ///
     /// ```
     /// # extern crate sylvan_runtime as sylvan;
     /// sylvan::scope(|s| {
@@ -249,6 +252,7 @@ impl<T> ScopedJoinHandle<'_, T> {
     /// });
     /// ```
     pub fn join(self) -> Result<T, JoinError> {
+        crate::join::refuse_self_join(&self.record);
         let r = self
             .cell
             .wait(crate::record::WaitOn::join(self.record.id.as_u64()))

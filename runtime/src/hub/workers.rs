@@ -79,6 +79,20 @@ impl RuntimeShared {
         });
         if let Some(t) = task {
             self.injector.push(t);
+            // A shutdown that began meanwhile (the deadlock check's, from
+            // the watchdog thread) may have drained the injector before the
+            // push: drop what is left there, completing those handles as
+            // cancelled, rather than leave a joiner waiting forever.
+            std::sync::atomic::fence(Ordering::SeqCst);
+            if self.shutdown.load(Ordering::Relaxed) {
+                loop {
+                    match self.injector.steal() {
+                        crossbeam_deque::Steal::Success(t) => drop(t),
+                        crossbeam_deque::Steal::Retry => {}
+                        crossbeam_deque::Steal::Empty => break,
+                    }
+                }
+            }
         }
         self.notify_one();
     }
