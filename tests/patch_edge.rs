@@ -639,3 +639,45 @@ fn unix_connect_waits_for_backlog_room() {
     let _ = std::fs::remove_file(&path);
     assert_eq!(r, Ok(4));
 }
+
+/// `select` watching a hung-up socket for exceptional conditions only
+/// waits out its timeout, as the kernel's does (`poll` reports the hang-up
+/// whatever was asked; select maps it to nothing there). Found by review:
+/// it returned 0 at once.
+#[test]
+fn select_on_exceptfds_only_ignores_a_hang_up() {
+    fn select_except(fd: i32, ms: i64) -> (i32, Duration) {
+        // SAFETY: an all-zero fd_set is empty; `fd` < FD_SETSIZE.
+        let mut e: libc::fd_set = unsafe { std::mem::zeroed() };
+        // SAFETY: as above.
+        unsafe { libc::FD_SET(fd, &mut e) };
+        let mut tv = libc::timeval {
+            tv_sec: 0,
+            tv_usec: (ms * 1000) as libc::suseconds_t,
+        };
+        let start = Instant::now();
+        // SAFETY: valid sets and timeval for `fd + 1` descriptors.
+        let n = unsafe {
+            libc::select(
+                fd + 1,
+                std::ptr::null_mut(),
+                std::ptr::null_mut(),
+                &mut e,
+                &mut tv,
+            )
+        };
+        (n, start.elapsed())
+    }
+    let (a, b) = std::os::unix::net::UnixStream::pair().unwrap();
+    drop(b); // a hangs up
+    let fd = a.as_raw_fd();
+    let (thread_n, thread_took) = select_except(fd, 150);
+    let (fiber_n, fiber_took) = one_worker(Duration::from_secs(10), move || {
+        let r = select_except(fd, 150);
+        drop(a);
+        r
+    });
+    assert_eq!((thread_n, fiber_n), (0, 0), "both time out");
+    assert!(thread_took >= Duration::from_millis(140), "{thread_took:?}");
+    assert!(fiber_took >= Duration::from_millis(140), "{fiber_took:?}");
+}

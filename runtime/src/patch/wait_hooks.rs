@@ -256,13 +256,35 @@ pub unsafe extern "C" fn select_hook(
         .collect();
     let start = Instant::now();
     let deadline = timeout.and_then(|t| start.checked_add(t));
-    let n = poll_in_fiber(&mut set, deadline);
-    if n < 0 {
-        return n;
+    loop {
+        let n = poll_in_fiber(&mut set, deadline);
+        if n < 0 {
+            return n;
+        }
+        if set.iter().any(|p| p.revents & libc::POLLNVAL != 0) {
+            set_errno(libc::EBADF);
+            return -1;
+        }
+        // `poll` reports hang-ups and errors whatever was asked; `select`
+        // maps them to nothing for a descriptor watched only for
+        // exceptional conditions, and goes on waiting. Stop watching such
+        // descriptors (they would report again at once) and wait on.
+        let mut unasked = false;
+        for p in set.iter_mut() {
+            let asked =
+                p.events & (libc::POLLIN | libc::POLLOUT) != 0 || p.revents & libc::POLLPRI != 0;
+            if p.revents != 0 && !asked {
+                p.fd = !p.fd; // negative: poll ignores it
+                unasked = true;
+            }
+        }
+        if n == 0 || !unasked || set.iter().any(|p| p.fd >= 0 && p.revents != 0) {
+            break;
+        }
     }
-    if set.iter().any(|p| p.revents & libc::POLLNVAL != 0) {
-        set_errno(libc::EBADF);
-        return -1;
+    for p in set.iter_mut().filter(|p| p.fd < 0) {
+        p.fd = !p.fd;
+        p.revents = 0;
     }
     for s in [r, w, e] {
         if !s.is_null() {
