@@ -681,3 +681,31 @@ fn select_on_exceptfds_only_ignores_a_hang_up() {
     assert!(thread_took >= Duration::from_millis(140), "{thread_took:?}");
     assert!(fiber_took >= Duration::from_millis(140), "{fiber_took:?}");
 }
+
+/// A fiber's mistaken `accept` on a socket that is not listening fails
+/// (`EINVAL`) and leaves the socket blocking underneath: a plain thread's
+/// read on it still blocks rather than failing with `WouldBlock` (found by
+/// review: the patch switched it before the kernel refused).
+#[test]
+fn accept_on_a_connected_socket_leaves_it_blocking() {
+    let (a, mut b) = tcp_pair();
+    let fd = a.as_raw_fd();
+    let err = one_worker(Duration::from_secs(10), move || {
+        // SAFETY: null address arguments are allowed.
+        let r = unsafe { libc::accept(fd, std::ptr::null_mut(), std::ptr::null_mut()) };
+        (r, std::io::Error::last_os_error().raw_os_error())
+    });
+    assert_eq!(err, (-1, Some(libc::EINVAL)));
+    // SAFETY: F_GETFL takes no argument.
+    let flags = unsafe { libc::fcntl(fd, libc::F_GETFL) };
+    assert_eq!(flags & libc::O_NONBLOCK, 0, "still blocking");
+    let reader = std::thread::spawn(move || {
+        let mut one = [0u8; 1];
+        (&a).read(&mut one)
+            .map(|n| (n, one[0]))
+            .map_err(|e| e.kind())
+    });
+    std::thread::sleep(Duration::from_millis(20)); // the read blocks meanwhile
+    b.write_all(b"z").unwrap();
+    assert_eq!(reader.join().unwrap(), Ok((1, b'z')));
+}

@@ -459,6 +459,11 @@ fn accept_call(fd: c_int, flags: c_int, mut op: impl FnMut() -> isize) -> c_int 
         Mode::Pass
     };
     let r = match mode {
+        // Only a listener is switched: a mistaken `accept` on another socket
+        // is the kernel's (`EINVAL` at once), and leaves it blocking.
+        Mode::Socket(entry) if entry.desc.own && !entry.desc.switched() && !is_listening(fd) => {
+            op()
+        }
         Mode::Socket(entry) if entry.desc.own && drive::switch(&entry) => {
             let until = drive::deadline(&entry, Direction::Read);
             drive::on_socket(&entry, Direction::Read, until, op)
@@ -532,23 +537,34 @@ pub unsafe extern "C" fn connect_hook(fd: c_int, addr: *const sockaddr, len: soc
     r
 }
 
-/// Whether `fd` is a Unix-domain socket. Preserves `errno`.
-fn is_unix(fd: c_int) -> bool {
+/// The `SOL_SOCKET` option `name` of `fd` as an integer (`None` if the
+/// call fails). Preserves `errno`.
+fn socket_int(fd: c_int, name: c_int) -> Option<c_int> {
     let saved = errno();
-    let mut domain: c_int = 0;
+    let mut value: c_int = 0;
     let mut len = std::mem::size_of::<c_int>() as socklen_t;
-    // SAFETY: `domain`/`len` are valid out-parameters of the sizes given.
+    // SAFETY: `value`/`len` are valid out-parameters of the sizes given.
     let r = unsafe {
         libc::getsockopt(
             fd,
             libc::SOL_SOCKET,
-            libc::SO_DOMAIN,
-            (&mut domain as *mut c_int).cast(),
+            name,
+            (&mut value as *mut c_int).cast(),
             &mut len,
         )
     };
     set_errno(saved);
-    r == 0 && domain == libc::AF_UNIX
+    (r == 0).then_some(value)
+}
+
+/// Whether `fd` is a Unix-domain socket. Preserves `errno`.
+fn is_unix(fd: c_int) -> bool {
+    socket_int(fd, libc::SO_DOMAIN) == Some(libc::AF_UNIX)
+}
+
+/// Whether `fd` is a listening socket. Preserves `errno`.
+fn is_listening(fd: c_int) -> bool {
+    socket_int(fd, libc::SO_ACCEPTCONN).is_some_and(|v| v != 0)
 }
 
 /// A Unix-domain `connect` the listener's full backlog refused (`EAGAIN`,
