@@ -499,3 +499,44 @@ fn a_rendezvous_send_whose_receiver_left_does_not_buffer() {
     });
     assert_eq!(out, (false, 1, 0), "(send ok?, live copies, len)");
 }
+
+/// P1 then P2 wait to put into a rendezvous queue. A getter calls P1 over
+/// and leaves (timeout) before P1 runs. The next getter must still get
+/// P1's item first ("waiting putters are served in FIFO order"); found by
+/// review of the fix that makes P1 wait again rather than buffer its item.
+#[test]
+fn rendezvous_putters_keep_their_order_after_a_getter_left() {
+    let rt = sylvan::Runtime::builder().workers(1).build().unwrap();
+    let q: Arc<Queue<u32>> = Arc::new(Queue::bounded(0));
+    let p1 = {
+        let q = q.clone();
+        rt.spawn(move || q.put(1))
+    };
+    std::thread::sleep(Duration::from_millis(30));
+    let p2 = {
+        let q = q.clone();
+        rt.spawn(move || q.put(2))
+    };
+    std::thread::sleep(Duration::from_millis(30));
+    // Keep the only worker busy so P1 cannot run at once when called over.
+    let busy = rt.spawn(|| {
+        let t = Instant::now();
+        while t.elapsed() < Duration::from_millis(200) {
+            std::hint::spin_loop();
+        }
+    });
+    std::thread::sleep(Duration::from_millis(30));
+    // A getter on this plain thread calls P1 over, then times out.
+    assert_eq!(q.get_timeout(Duration::from_millis(10)), None);
+    busy.join().unwrap();
+    std::thread::sleep(Duration::from_millis(30));
+    let first = q.get_timeout(Duration::from_secs(5));
+    let second = q.get_timeout(Duration::from_secs(5));
+    assert_eq!(p1.join().unwrap(), Ok(()));
+    assert_eq!(p2.join().unwrap(), Ok(()));
+    assert_eq!(
+        (first, second),
+        (Some(1), Some(2)),
+        "FIFO order of waiting putters"
+    );
+}

@@ -315,6 +315,8 @@ impl<T> Queue<T> {
     }
 
     fn put_deadline(&self, item: T, deadline: Option<Instant>) -> Result<(), T> {
+        // Whether this putter lost a grant and waits again at the front.
+        let mut again = false;
         loop {
             let waiter = {
                 let mut s = self.state.lock();
@@ -327,7 +329,11 @@ impl<T> Queue<T> {
                     waiters::wake_all(wakers);
                     return Ok(());
                 }
-                s.putters.push()
+                if again {
+                    s.putters.push_front()
+                } else {
+                    s.putters.push()
+                }
             };
             match waiters::wait(
                 &crate::shim::park::WaitLabel("Queue::put"),
@@ -348,8 +354,10 @@ impl<T> Queue<T> {
                         }
                         if s.capacity == Some(0) && s.getters.is_empty() {
                             // Rendezvous: the getter this room was for left
-                            // (timed out or cancelled); wait for another
-                            // rather than buffer the item with nobody to take it.
+                            // (timed out or cancelled); wait for another,
+                            // first in line as before, rather than buffer
+                            // the item with nobody to take it.
+                            again = true;
                             continue;
                         }
                         s.deliver(item)

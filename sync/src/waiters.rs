@@ -231,6 +231,14 @@ impl<P> WaitQueue<P> {
         self.push_waiter(Some((token.clone(), case)))
     }
 
+    /// Enqueues the caller at the front: for a waiter that was served and
+    /// must wait again through no doing of its own (its place is kept).
+    pub(crate) fn push_front(&mut self) -> Waiter<P> {
+        let (waiter, queued) = handoff::pair(None);
+        self.waiters.push_front(queued);
+        waiter
+    }
+
     fn push_waiter(&mut self, select: Option<(Arc<SelectToken>, usize)>) -> Waiter<P> {
         let (waiter, queued) = handoff::pair(select);
         self.waiters.push_back(queued);
