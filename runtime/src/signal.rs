@@ -31,10 +31,10 @@
 //! ```
 
 use std::io;
-use std::os::fd::{AsRawFd, RawFd};
+use std::os::fd::{AsRawFd, IntoRawFd};
 use std::os::unix::net::UnixStream;
-use std::sync::atomic::{AtomicI32, AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Mutex, OnceLock};
+use std::sync::atomic::{AtomicI32, AtomicU32, AtomicU64, AtomicUsize, Ordering};
+use std::sync::Mutex;
 
 use crate::park::{self, WaitLabel, Waker};
 
@@ -47,11 +47,10 @@ static COUNTS: [AtomicU64; MAX_SIGNAL + 1] = [const { AtomicU64::new(0) }; MAX_S
 /// The write end of the wake-up pair, read by the handler (-1 until set up).
 static WAKE_FD: AtomicI32 = AtomicI32::new(-1);
 
-/// The read end of the wake-up pair (the write end lives beside it).
-struct Pipe {
-    _read: UnixStream,
-    _write: UnixStream,
-}
+/// The process whose reader thread serves the wake-up pair (0: none yet).
+/// Threads do not survive `fork`: a child forked without `exec` makes a
+/// pair and reader of its own at its first wait.
+static READER_PID: AtomicU32 = AtomicU32::new(0);
 
 /// How many threads of sylvan's own are blocked outside its waits for
 /// signals (the reader thread): the monitor's deadlock check counts them
@@ -67,19 +66,35 @@ static WAITERS: parking_lot::Mutex<Vec<Waker>> = parking_lot::Mutex::new(Vec::ne
 pub(crate) static WAITING: AtomicUsize = AtomicUsize::new(0);
 
 /// The reader thread: reads the wake-up bytes as they come and wakes every
-/// waiter (they re-check the counts).
+/// waiter (they re-check the counts). Stops, saying why, if the pair fails
+/// (only if the program closed a descriptor it does not own).
 fn read_wakeups(read: &UnixStream) {
-    loop {
+    let failed = loop {
         // A plain thread: poll(2) blocks it (the patch passes it through).
-        // An error here (cannot happen on our own socket) is retried.
-        let _ = crate::sys::poll_one(read.as_raw_fd(), libc::POLLIN, -1);
+        if let Err(e) = crate::sys::poll_one(read.as_raw_fd(), libc::POLLIN, -1) {
+            break e;
+        }
         let mut buf = [0u8; 64];
-        while let Ok(1..) = std::io::Read::read(&mut &*read, &mut buf) {}
+        let drained = loop {
+            match std::io::Read::read(&mut &*read, &mut buf) {
+                Ok(0) => break Err(io::ErrorKind::UnexpectedEof.into()),
+                Ok(_) => {}
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break Ok(()),
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => break Err(e),
+            }
+        };
         let woken = std::mem::take(&mut *WAITERS.lock());
         for w in woken {
             w.wake();
         }
-    }
+        if let Err(e) = drained {
+            break e;
+        }
+    };
+    crate::sys::report(format_args!(
+        "sylvan: signal waits stopped working: their wake-up socket failed ({failed})"
+    ));
 }
 
 /// Parks the caller until `fired` has an answer (register, re-check, park:
@@ -107,8 +122,6 @@ fn wait_until<T>(label: &'static WaitLabel, fired: impl Fn() -> Option<T>) -> T 
     }
 }
 
-static PIPE: OnceLock<Pipe> = OnceLock::new();
-
 /// Which signals have our handler installed.
 static INSTALLED: Mutex<[bool; MAX_SIGNAL + 1]> = Mutex::new([false; MAX_SIGNAL + 1]);
 
@@ -121,9 +134,9 @@ extern "C" fn on_signal(sig: libc::c_int) {
     let fd = WAKE_FD.load(Ordering::SeqCst);
     if fd >= 0 {
         let byte = 1u8;
-        // SAFETY: `fd` is the write end of the pipe, kept open for the life
-        // of the process (PIPE is never dropped); the buffer is one valid
-        // byte. A full pipe (EAGAIN) is fine: a wake-up is pending anyway.
+        // SAFETY: `fd` is the write end of a wake-up pair, never closed
+        // (`pipe` leaks it on purpose); the buffer is one valid byte. A
+        // full pair (EAGAIN) is fine: a wake-up is pending anyway.
         let _ = unsafe { libc::write(fd, (&byte as *const u8).cast(), 1) };
     }
     // Restore errno for the interrupted code.
@@ -133,32 +146,38 @@ extern "C" fn on_signal(sig: libc::c_int) {
     }
 }
 
-fn pipe() -> io::Result<&'static Pipe> {
-    if let Some(p) = PIPE.get() {
-        return Ok(p);
+/// Makes sure this process has the wake-up pair and its reader thread.
+fn pipe() -> io::Result<()> {
+    let pid = std::process::id();
+    if READER_PID.load(Ordering::Acquire) == pid {
+        return Ok(());
     }
-    // Create it once, under the lock, and publish the write end before any
-    // handler can be installed (handlers are installed under the same lock).
+    // Under the lock handlers are installed under, so the write end is
+    // published before any handler can run.
     let _guard = INSTALLED.lock().unwrap_or_else(|e| e.into_inner());
-    if let Some(p) = PIPE.get() {
-        return Ok(p);
+    if READER_PID.load(Ordering::Acquire) == pid {
+        return Ok(());
+    }
+    if READER_PID.load(Ordering::Acquire) != 0 {
+        // A child forked after the parent waited for signals: the parent's
+        // waiters are not in this process (forgotten, not dropped: their
+        // records belong to the parent's runtime), nor is its reader.
+        std::mem::forget(std::mem::take(&mut *WAITERS.lock()));
+        WAITING.store(0, Ordering::SeqCst);
     }
     let (read, write) = UnixStream::pair()?;
     read.set_nonblocking(true)?;
     write.set_nonblocking(true)?;
-    let reader = read.try_clone()?;
     std::thread::Builder::new()
         .name("sylvan-signal".into())
-        .spawn(move || read_wakeups(&reader))?;
+        .spawn(move || read_wakeups(&read))?;
     // The reader is sylvan's own thread, blocked outside its waits.
-    LISTENERS.fetch_add(1, Ordering::SeqCst);
-    let fd: RawFd = write.as_raw_fd();
-    let _ = PIPE.set(Pipe {
-        _read: read,
-        _write: write,
-    });
-    WAKE_FD.store(fd, Ordering::SeqCst);
-    Ok(PIPE.get().expect("set above under the lock"))
+    LISTENERS.store(1, Ordering::SeqCst);
+    // The write end stays open for the life of the process: a handler may
+    // write to it at any moment (a child's old one stays open too).
+    WAKE_FD.store(write.into_raw_fd(), Ordering::SeqCst);
+    READER_PID.store(pid, Ordering::Release);
+    Ok(())
 }
 
 fn install(sig: i32) -> io::Result<usize> {
