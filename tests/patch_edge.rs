@@ -709,3 +709,91 @@ fn accept_on_a_connected_socket_leaves_it_blocking() {
     b.write_all(b"z").unwrap();
     assert_eq!(reader.join().unwrap(), Ok((1, b'z')));
 }
+
+/// A fiber's `poll` on a descriptor its owner handles takes no descriptor
+/// of its own while it waits, as the kernel's does: with one slot left
+/// under `RLIMIT_NOFILE`, an open beside it succeeds (found by review of a
+/// version that waited on a duplicate). In a process of its own: it lowers
+/// the process's limit.
+#[test]
+fn a_waiting_poll_takes_no_descriptor() {
+    if !alone_in_a_process("a_waiting_poll_takes_no_descriptor") {
+        return;
+    }
+    let got = one_worker(Duration::from_secs(20), || {
+        let (a, _peer) = std::os::unix::net::UnixStream::pair().unwrap();
+        a.set_nonblocking(true).unwrap(); // the owner handles EAGAIN itself
+        let fd = a.as_raw_fd();
+        let mut old = libc::rlimit {
+            rlim_cur: 0,
+            rlim_max: 0,
+        };
+        // SAFETY: a valid out-pointer.
+        assert_eq!(unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut old) }, 0);
+        let low = libc::rlimit {
+            rlim_cur: 256,
+            rlim_max: old.rlim_max,
+        };
+        // SAFETY: a valid pointer.
+        assert_eq!(unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &low) }, 0);
+        // Fill the table, then free exactly one slot.
+        let mut files = Vec::new();
+        while let Ok(f) = std::fs::File::open("/dev/null") {
+            files.push(f);
+        }
+        files.pop();
+        let poller = sylvan::spawn(move || {
+            let mut pfd = libc::pollfd {
+                fd,
+                events: libc::POLLIN,
+                revents: 0,
+            };
+            // SAFETY: one valid pollfd (a C library's event loop).
+            unsafe { libc::poll(&mut pfd, 1, 300) }
+        });
+        sylvan::sleep(Duration::from_millis(50)); // the poller parks
+        let opened = std::fs::File::open("/dev/null").map_err(|e| e.to_string());
+        let polled = poller.join().unwrap();
+        drop(files);
+        // SAFETY: a valid pointer.
+        unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &old) };
+        (polled, opened.map(drop))
+    });
+    assert_eq!(got, (0, Ok(())), "(poll result, open while a fiber polls)");
+}
+
+/// A fiber's `poll` on a `sylvan::net` socket that another fiber of the
+/// same worker is reading (so the number is in the worker's `epoll` set
+/// through sylvan's registration): both see the data, and the read gets
+/// no `EEXIST` from the poll's registration.
+#[test]
+fn poll_beside_a_sylvan_net_reader_of_the_same_socket() {
+    let got = one_worker(Duration::from_secs(10), || {
+        let (c, mut d) = sylvan::net::unix::UnixStream::pair().unwrap();
+        let c = std::sync::Arc::new(c);
+        let fd = c.as_raw_fd();
+        let reader = {
+            let c = c.clone();
+            sylvan::spawn(move || {
+                let mut b = [0u8; 1];
+                (&*c).read(&mut b).map(|n| (n, b[0])).map_err(|e| e.to_string())
+            })
+        };
+        sylvan::sleep(Duration::from_millis(20)); // the reader parks: registered
+        let poller = sylvan::spawn(move || {
+            let mut pfd = libc::pollfd {
+                fd,
+                events: libc::POLLIN,
+                revents: 0,
+            };
+            // SAFETY: one valid pollfd.
+            let n = unsafe { libc::poll(&mut pfd, 1, 5000) };
+            (n, pfd.revents & libc::POLLIN != 0)
+        });
+        sylvan::sleep(Duration::from_millis(20)); // the poller parks too
+        d.write_all(b"q").unwrap();
+        let polled = poller.join().unwrap();
+        (polled, reader.join().unwrap())
+    });
+    assert_eq!(got, ((1, true), Ok((1, b'q'))));
+}

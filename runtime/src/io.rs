@@ -380,8 +380,9 @@ impl IoRegistration {
     }
 
     /// Adds the descriptor to the current worker's `epoll` set unless it is
-    /// there already.
-    fn register_here(&self) -> io::Result<()> {
+    /// there already (`EEXIST` if another registration of the same number
+    /// holds it there).
+    pub(crate) fn register_here(&self) -> io::Result<()> {
         let Some(here) = reactor::with_current(|r| r.shared.clone()) else {
             return Ok(());
         };

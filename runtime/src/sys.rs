@@ -69,6 +69,18 @@ pub(crate) fn address_space_limit() -> Option<u64> {
     (lim.rlim_cur != libc::RLIM_INFINITY).then_some(lim.rlim_cur)
 }
 
+/// The soft limit on open descriptors (`RLIMIT_NOFILE`), if finite.
+#[cfg(feature = "patch")]
+pub(crate) fn open_files_limit() -> Option<u64> {
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // getrlimit writes into the struct we own.
+    syscall!(getrlimit(libc::RLIMIT_NOFILE, &mut lim)).ok()?;
+    (lim.rlim_cur != libc::RLIM_INFINITY).then_some(lim.rlim_cur)
+}
+
 /// Reserves `len` bytes of private, anonymous, read-write memory without
 /// committing swap for it (`MAP_NORESERVE`). Pages cost memory only once touched.
 pub(crate) fn map_reserve(len: usize) -> io::Result<*mut u8> {

@@ -171,6 +171,9 @@ struct Slot {
     /// `insert`, `forget` or mode change on this number.
     pass: AtomicBool,
     entry: Mutex<Option<Arc<Entry>>>,
+    /// Registrations of this number that fibers' `poll`s made for one wait
+    /// each ([`Temporary`]): retired when the number is closed.
+    temps: Mutex<Vec<Arc<IoRegistration>>>,
 }
 
 impl Slot {
@@ -178,6 +181,7 @@ impl Slot {
         Slot {
             pass: AtomicBool::new(false),
             entry: Mutex::new(None),
+            temps: Mutex::new(Vec::new()),
         }
     }
 
@@ -284,6 +288,48 @@ pub(crate) fn forget(fd: c_int) {
         if let Some(old) = slot.store(None) {
             old.reg.retire();
         }
+        for temp in std::mem::take(&mut *slot.temps.lock()) {
+            temp.retire();
+        }
+    }
+}
+
+/// A registration of a descriptor for one wait of a fiber's `poll`, made
+/// when its owner handles the descriptor itself (so the patch keeps no
+/// lasting one). Tracked in the number's slot: a close retires it, so it
+/// can neither join an `epoll` set afterwards nor, when dropped, remove an
+/// entry of whatever file reuses the number.
+pub(crate) struct Temporary {
+    fd: c_int,
+    reg: Arc<IoRegistration>,
+}
+
+impl Temporary {
+    /// `None` for a number the table does not track.
+    pub(crate) fn new(fd: c_int) -> Option<Temporary> {
+        let slot = slot(fd, true)?;
+        let reg = Arc::new(IoRegistration::new(fd));
+        slot.temps.lock().push(reg.clone());
+        Some(Temporary { fd, reg })
+    }
+
+    pub(crate) fn reg(&self) -> &IoRegistration {
+        &self.reg
+    }
+}
+
+impl Drop for Temporary {
+    fn drop(&mut self) {
+        let Some(slot) = slot(self.fd, false) else {
+            return;
+        };
+        // Under the slot's lock, which a close's `forget` takes before the
+        // number is closed: the number still names our file while this
+        // leaves the `epoll` sets (or a close already retired it, and this
+        // does nothing).
+        let mut temps = slot.temps.lock();
+        temps.retain(|t| !Arc::ptr_eq(t, &self.reg));
+        self.reg.deregister_all();
     }
 }
 
@@ -345,11 +391,10 @@ fn known_or_classified(slot: &Slot, fd: c_int) -> Option<Arc<Entry>> {
 pub(crate) enum Wait {
     /// The patch's own registration (the descriptor's fiber calls use it).
     Entry(Arc<Entry>),
-    /// A registration for this wait only, of a private duplicate of the
-    /// descriptor, dropped after it: the owner handles the descriptor
-    /// itself (and may register it with the same `epoll` set through its
-    /// own registration, which one of ours under the same number would make
-    /// fail with `EEXIST`).
+    /// A registration for this wait only ([`Temporary`]), dropped after
+    /// it: the owner handles the descriptor itself (and may register it
+    /// with the same `epoll` set through its own registration, which a
+    /// lasting one of ours would make fail with `EEXIST`).
     Temporary,
     /// Nothing to wait for: a file (always ready) or a bad descriptor
     /// (`poll` reports it).

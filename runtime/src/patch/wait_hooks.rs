@@ -26,25 +26,28 @@ fn patched() -> bool {
 /// for this wait only (dropped after it, leaving the `epoll` set).
 enum WaitReg {
     Entry(Arc<Entry>),
-    Temporary(Private),
+    Temporary(fds::Temporary),
+    Private(Private),
 }
 
 impl WaitReg {
     fn reg(&self) -> &IoRegistration {
         match self {
             WaitReg::Entry(e) => &e.reg,
-            WaitReg::Temporary(p) => &p.reg,
+            WaitReg::Temporary(t) => t.reg(),
+            WaitReg::Private(p) => &p.reg,
         }
     }
 }
 
-/// A registration for one wait, of a private duplicate of the caller's
-/// descriptor (the same open file, so the same readiness). `epoll` keys
-/// its entries by file and number, so the duplicate's entry can neither
-/// collide with the owner's registration of its own number (`EEXIST`) nor,
-/// when it leaves, remove an entry of whatever file reuses the owner's
-/// number after a close by another fiber or thread: nobody else closes or
-/// reuses the duplicate's number while it is open.
+/// A registration for one wait of a private duplicate of the caller's
+/// descriptor (the same open file, so the same readiness), for when the
+/// number itself is in the worker's `epoll` set already through its
+/// owner's registration (`sylvan::net`'s, say), which `EEXIST` keeps ours
+/// from joining: `epoll` keys its entries by file *and* number. Nobody else
+/// closes or reuses the duplicate's number while it is open. It is taken
+/// from the upper half of the descriptor limit, away from the low numbers
+/// that programs open (and may expect back) in order.
 struct Private {
     reg: IoRegistration,
     fd: c_int,
@@ -54,10 +57,11 @@ impl Private {
     /// `None` if the descriptor cannot be duplicated (out of descriptors, or
     /// already closed).
     fn new(fd: c_int) -> Option<Private> {
+        let floor = crate::sys::open_files_limit().map_or(0, |n| n / 2);
         // SAFETY: F_DUPFD_CLOEXEC takes an integer argument and touches no
         // memory; libc's own fcntl, so the patch's table does not track the
         // duplicate (only this value uses and closes it).
-        let dup = unsafe { real::fcntl(fd, libc::F_DUPFD_CLOEXEC, 0) };
+        let dup = unsafe { real::fcntl(fd, libc::F_DUPFD_CLOEXEC, floor as libc::c_ulong) };
         (dup >= 0).then(|| Private {
             reg: IoRegistration::new(dup),
             fd: dup,
@@ -114,8 +118,8 @@ fn poll_in_fiber(set: &mut [pollfd], deadline: Option<Instant>) -> c_int {
     for p in set.iter().filter(|p| p.fd >= 0) {
         let reg = match fds::for_wait(p.fd) {
             fds::Wait::Entry(e) => WaitReg::Entry(e),
-            fds::Wait::Temporary => match Private::new(p.fd) {
-                Some(private) => WaitReg::Temporary(private),
+            fds::Wait::Temporary => match fds::Temporary::new(p.fd) {
+                Some(temp) => WaitReg::Temporary(temp),
                 None => {
                     unwatched = true;
                     continue;
@@ -125,6 +129,9 @@ fn poll_in_fiber(set: &mut [pollfd], deadline: Option<Instant>) -> c_int {
         };
         regs.push((reg, p.events));
     }
+    // Temporary registrations join the worker's `epoll` set once the poll
+    // must wait (a ready poll costs none).
+    let mut joined = false;
     loop {
         let seen: Vec<_> = regs
             .iter()
@@ -137,6 +144,13 @@ fn poll_in_fiber(set: &mut [pollfd], deadline: Option<Instant>) -> c_int {
         }
         if deadline.is_some_and(|d| Instant::now() >= d) {
             return 0;
+        }
+        if !joined {
+            joined = true;
+            drop(seen);
+            unwatched |= join_temporaries(&mut regs);
+            // Edges count from here: look again before waiting.
+            continue;
         }
         let waited = if unwatched {
             Ok(Err(std::io::ErrorKind::Unsupported.into()))
@@ -162,6 +176,30 @@ fn poll_in_fiber(set: &mut [pollfd], deadline: Option<Instant>) -> c_int {
             }
         }
     }
+}
+
+/// Adds `regs`' temporary registrations to the worker's `epoll` set; one
+/// whose number is there already through its owner's registration is
+/// replaced by a [`Private`] duplicate. Returns whether one could be
+/// neither (then the poll looks again every millisecond).
+fn join_temporaries(regs: &mut [(WaitReg, libc::c_short)]) -> bool {
+    let mut unwatched = false;
+    for (reg, _) in regs.iter_mut() {
+        let WaitReg::Temporary(temp) = reg else {
+            continue;
+        };
+        match temp.reg().register_here() {
+            Ok(()) => {}
+            Err(e) if e.raw_os_error() == Some(libc::EEXIST) => {
+                match Private::new(temp.reg().fd()) {
+                    Some(private) => *reg = WaitReg::Private(private),
+                    None => unwatched = true,
+                }
+            }
+            Err(_) => unwatched = true,
+        }
+    }
+    unwatched
 }
 
 /// Hook for `poll(2)`.
