@@ -776,7 +776,10 @@ fn poll_beside_a_sylvan_net_reader_of_the_same_socket() {
             let c = c.clone();
             sylvan::spawn(move || {
                 let mut b = [0u8; 1];
-                (&*c).read(&mut b).map(|n| (n, b[0])).map_err(|e| e.to_string())
+                (&*c)
+                    .read(&mut b)
+                    .map(|n| (n, b[0]))
+                    .map_err(|e| e.to_string())
             })
         };
         sylvan::sleep(Duration::from_millis(20)); // the reader parks: registered
@@ -796,4 +799,36 @@ fn poll_beside_a_sylvan_net_reader_of_the_same_socket() {
         (polled, reader.join().unwrap())
     });
     assert_eq!(got, ((1, true), Ok((1, b'q'))));
+}
+
+/// `recv(MSG_WAITALL)` on a `SOCK_SEQPACKET` socket in a fiber returns one
+/// record, as the kernel does (records are not streams: waiting "for all"
+/// would merge two of them into one read).
+#[test]
+fn waitall_on_seqpacket_returns_one_record() {
+    let got = one_worker(Duration::from_secs(10), || {
+        let mut sv = [0; 2];
+        // SAFETY: `sv` has room for the two descriptors.
+        let r =
+            unsafe { libc::socketpair(libc::AF_UNIX, libc::SOCK_SEQPACKET, 0, sv.as_mut_ptr()) };
+        assert_eq!(r, 0);
+        let (a, b) = (sv[0], sv[1]);
+        for rec in [&b"abc"[..], b"def"] {
+            // SAFETY: a valid buffer on our own socket.
+            assert_eq!(
+                unsafe { libc::send(b, rec.as_ptr().cast(), rec.len(), 0) },
+                3
+            );
+        }
+        let mut buf = [0u8; 6];
+        // SAFETY: a valid 6-byte buffer.
+        let n = unsafe { libc::recv(a, buf.as_mut_ptr().cast(), 6, libc::MSG_WAITALL) };
+        // SAFETY: our own descriptors.
+        unsafe {
+            libc::close(a);
+            libc::close(b);
+        }
+        (n, buf)
+    });
+    assert_eq!(got, (3, *b"abc\0\0\0"));
 }

@@ -46,7 +46,8 @@ pub(crate) struct Desc {
     /// kind the patch may switch to non-blocking mode (a listener, for
     /// `accept`; a socket for the length of its `connect`).
     pub(crate) own: bool,
-    /// A stream socket (`MSG_WAITALL` and blocking writes mean "all").
+    /// A byte-stream socket (`SOCK_STREAM`: `MSG_WAITALL` and blocking
+    /// writes mean "all").
     pub(crate) stream: bool,
     /// The owner asked for non-blocking mode (`SOCK_NONBLOCK`, `O_NONBLOCK`
     /// or `FIONBIO`): their calls pass through and see `EAGAIN`.
@@ -65,7 +66,9 @@ impl Desc {
     /// A socket this process created or accepted, of type `ty` (`SOCK_*`,
     /// flags allowed).
     pub(crate) fn own_socket(ty: c_int, user_nonblock: bool) -> Arc<Desc> {
-        let stream = matches!(ty & 0xf, libc::SOCK_STREAM | libc::SOCK_SEQPACKET);
+        // A byte stream. Not SOCK_SEQPACKET: its records are read one per
+        // call whatever MSG_WAITALL says, and sent whole or not at all.
+        let stream = ty & 0xf == libc::SOCK_STREAM;
         Desc::with(Kind::Socket, true, stream, user_nonblock)
     }
 
@@ -457,7 +460,7 @@ fn classify_inner(fd: c_int) -> Option<Arc<Desc>> {
                     &mut len,
                 )
             };
-            let stream = r == 0 && matches!(ty, libc::SOCK_STREAM | libc::SOCK_SEQPACKET);
+            let stream = r == 0 && ty == libc::SOCK_STREAM;
             Desc::with(Kind::Socket, false, stream, user_nonblock)
         }
         _ => Desc::new(Kind::Pollable, user_nonblock),
