@@ -815,10 +815,8 @@ fn waitall_on_seqpacket_returns_one_record() {
         let (a, b) = (sv[0], sv[1]);
         for rec in [&b"abc"[..], b"def"] {
             // SAFETY: a valid buffer on our own socket.
-            assert_eq!(
-                unsafe { libc::send(b, rec.as_ptr().cast(), rec.len(), 0) },
-                3
-            );
+            let sent = unsafe { libc::send(b, rec.as_ptr().cast(), rec.len(), 0) };
+            assert_eq!(sent, 3);
         }
         let mut buf = [0u8; 6];
         // SAFETY: a valid 6-byte buffer.
