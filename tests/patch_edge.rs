@@ -640,46 +640,51 @@ fn unix_connect_waits_for_backlog_room() {
     assert_eq!(r, Ok(4));
 }
 
-/// `select` watching a hung-up socket for exceptional conditions only
-/// waits out its timeout, as the kernel's does (`poll` reports the hang-up
-/// whatever was asked; select maps it to nothing there). Found by review:
-/// it returned 0 at once.
+/// `select` on a hung-up descriptor watched only where a hang-up maps to
+/// nothing — exceptional conditions (a socket whose peer left), or
+/// writability (a pipe's read end whose writer closed) — waits out its
+/// timeout, as the kernel's does: `poll` reports the hang-up whatever was
+/// asked. Found by review: it returned 0 at once (exceptfds, then writefds).
 #[test]
-fn select_on_exceptfds_only_ignores_a_hang_up() {
-    fn select_except(fd: i32, ms: i64) -> (i32, Duration) {
+fn select_ignores_a_hang_up_where_select_maps_it_to_nothing() {
+    /// `select` with `fd` in the write set (`write`) or the except set;
+    /// what it returned and how long it took.
+    fn select_one(fd: i32, write: bool, ms: i64) -> (i32, Duration) {
         // SAFETY: an all-zero fd_set is empty; `fd` < FD_SETSIZE.
-        let mut e: libc::fd_set = unsafe { std::mem::zeroed() };
+        let mut set: libc::fd_set = unsafe { std::mem::zeroed() };
         // SAFETY: as above.
-        unsafe { libc::FD_SET(fd, &mut e) };
+        unsafe { libc::FD_SET(fd, &mut set) };
         let mut tv = libc::timeval {
             tv_sec: 0,
             tv_usec: (ms * 1000) as libc::suseconds_t,
         };
+        let (w, e) = if write {
+            (&mut set as *mut libc::fd_set, std::ptr::null_mut())
+        } else {
+            (std::ptr::null_mut(), &mut set as *mut libc::fd_set)
+        };
         let start = Instant::now();
         // SAFETY: valid sets and timeval for `fd + 1` descriptors.
-        let n = unsafe {
-            libc::select(
-                fd + 1,
-                std::ptr::null_mut(),
-                std::ptr::null_mut(),
-                &mut e,
-                &mut tv,
-            )
-        };
+        let n = unsafe { libc::select(fd + 1, std::ptr::null_mut(), w, e, &mut tv) };
         (n, start.elapsed())
     }
     let (a, b) = std::os::unix::net::UnixStream::pair().unwrap();
     drop(b); // a hangs up
-    let fd = a.as_raw_fd();
-    let (thread_n, thread_took) = select_except(fd, 150);
-    let (fiber_n, fiber_took) = one_worker(Duration::from_secs(10), move || {
-        let r = select_except(fd, 150);
-        drop(a);
-        r
-    });
-    assert_eq!((thread_n, fiber_n), (0, 0), "both time out");
-    assert!(thread_took >= Duration::from_millis(140), "{thread_took:?}");
-    assert!(fiber_took >= Duration::from_millis(140), "{fiber_took:?}");
+    let (r, w) = pipe();
+    drop(w); // so does r
+    let cases = [(a.as_raw_fd(), false), (r.as_raw_fd(), true)];
+    for (fd, write) in cases {
+        let thread = select_one(fd, write, 150);
+        let fiber = one_worker(Duration::from_secs(10), move || select_one(fd, write, 150));
+        for (who, (n, took)) in [("thread", thread), ("fiber", fiber)] {
+            assert_eq!(n, 0, "{who}, write set {write}: times out");
+            assert!(
+                took >= Duration::from_millis(140),
+                "{who}, write set {write}: {took:?}"
+            );
+        }
+    }
+    drop((a, r));
 }
 
 /// A fiber's mistaken `accept` on a socket that is not listening fails
@@ -829,4 +834,47 @@ fn waitall_on_seqpacket_returns_one_record() {
         (n, buf)
     });
     assert_eq!(got, (3, *b"abc\0\0\0"));
+}
+
+/// The other order: a fiber's `poll` on a `sylvan::net` socket waits
+/// first, then another fiber of the worker reads the socket. The read's
+/// registration takes the number's place in the `epoll` set and the poll
+/// moves to a duplicate of its own: the read gets its byte (found by
+/// review: it failed with EEXIST), and the poll still sees the next one.
+#[test]
+fn sylvan_net_reader_after_a_waiting_poll_of_the_same_socket() {
+    let got = one_worker(Duration::from_secs(10), || {
+        let (c, mut d) = sylvan::net::unix::UnixStream::pair().unwrap();
+        let c = std::sync::Arc::new(c);
+        let fd = c.as_raw_fd();
+        let poller = sylvan::spawn(move || {
+            let mut pfd = libc::pollfd {
+                fd,
+                events: libc::POLLIN,
+                revents: 0,
+            };
+            // SAFETY: one valid pollfd.
+            let n = unsafe { libc::poll(&mut pfd, 1, 5000) };
+            (n, pfd.revents & libc::POLLIN != 0)
+        });
+        sylvan::sleep(Duration::from_millis(20)); // the poller parks first
+        let reader = {
+            let c = c.clone();
+            sylvan::spawn(move || {
+                let mut b = [0u8; 1];
+                (&*c)
+                    .read(&mut b)
+                    .map(|n| (n, b[0]))
+                    .map_err(|e| e.to_string())
+            })
+        };
+        sylvan::sleep(Duration::from_millis(20)); // the reader parks too
+        d.write_all(b"q").unwrap();
+        let read = reader.join().unwrap();
+        // The reader may have taken the byte before the poller looked: a
+        // second one ends the poll either way.
+        d.write_all(b"r").unwrap();
+        (read, poller.join().unwrap())
+    });
+    assert_eq!(got, (Ok((1, b'q')), (1, true)));
 }

@@ -383,6 +383,21 @@ impl IoRegistration {
     /// there already (`EEXIST` if another registration of the same number
     /// holds it there).
     pub(crate) fn register_here(&self) -> io::Result<()> {
+        match self.try_register_here() {
+            // The number is in this set already: if through a patched
+            // `poll`'s registration for one wait, that one steps aside.
+            #[cfg(feature = "patch")]
+            Err(e)
+                if e.raw_os_error() == Some(libc::EEXIST)
+                    && crate::patch::make_room(self.state.fd) =>
+            {
+                self.try_register_here()
+            }
+            r => r,
+        }
+    }
+
+    fn try_register_here(&self) -> io::Result<()> {
         let Some(here) = reactor::with_current(|r| r.shared.clone()) else {
             return Ok(());
         };
@@ -509,6 +524,20 @@ impl IoRegistration {
     pub(crate) fn retire(&self) {
         self.state.inner.lock().retired = true;
         self.deregister_all();
+    }
+
+    /// Whether the registration was retired (it joins no `epoll` set).
+    #[cfg(feature = "patch")]
+    pub(crate) fn is_retired(&self) -> bool {
+        self.state.inner.lock().retired
+    }
+
+    /// Retires the registration ([`retire`](Self::retire)) and wakes its
+    /// waiters: another registration of the number needs its place.
+    #[cfg(feature = "patch")]
+    pub(crate) fn evict(&self) {
+        self.retire();
+        self.state.on_event(true, true);
     }
 
     /// Leaves every `epoll` set and wakes every waiter, who retries its

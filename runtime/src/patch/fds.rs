@@ -297,6 +297,21 @@ pub(crate) fn forget(fd: c_int) {
     }
 }
 
+/// Another registration of `fd` needs the number's place in an `epoll`
+/// set that a [`Temporary`] holds: every temporary of `fd` leaves its sets
+/// for good (retired) and its poll is woken, to wait on a duplicate
+/// instead. Returns whether there was any.
+pub(crate) fn evict_temporaries(fd: c_int) -> bool {
+    let Some(slot) = slot(fd, false) else {
+        return false;
+    };
+    let temps = slot.temps.lock();
+    for temp in temps.iter() {
+        temp.evict();
+    }
+    !temps.is_empty()
+}
+
 /// A registration of a descriptor for one wait of a fiber's `poll`, made
 /// when its owner handles the descriptor itself (so the patch keeps no
 /// lasting one). Tracked in the number's slot: a close retires it, so it

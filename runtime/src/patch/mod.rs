@@ -146,6 +146,15 @@ mod wait_hooks;
 ))]
 compile_error!("sylvan's `patch` feature supports Linux with glibc on x86_64 and aarch64");
 
+/// A registration of `fd` is refused by a worker's `epoll` set (`EEXIST`):
+/// if that is a fiber's `poll` waiting on the number for one wait, it
+/// steps aside (it moves to a duplicate of its own). Returns whether any
+/// did, so the caller tries again.
+#[cfg(all(feature = "patch", target_os = "linux", target_env = "gnu"))]
+pub(crate) fn make_room(fd: std::ffi::c_int) -> bool {
+    fds::evict_temporaries(fd)
+}
+
 /// Whether the patch is on: the `patch` feature is compiled in and
 /// `SYLVAN_PATCH=0` did not turn it off at start.
 ///

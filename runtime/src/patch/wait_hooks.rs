@@ -31,6 +31,11 @@ enum WaitReg {
 }
 
 impl WaitReg {
+    /// A temporary registration that gave its place to its owner's.
+    fn stepped_aside(&self) -> bool {
+        matches!(self, WaitReg::Temporary(t) if t.reg().is_retired())
+    }
+
     fn reg(&self) -> &IoRegistration {
         match self {
             WaitReg::Entry(e) => &e.reg,
@@ -159,6 +164,11 @@ fn poll_in_fiber(set: &mut [pollfd], deadline: Option<Instant>) -> c_int {
         };
         match waited {
             Ok(Ok(_)) => {}
+            // A temporary registration stepped aside for its owner's (see
+            // `crate::patch::make_room`): wait on a duplicate instead.
+            Ok(Err(_)) if regs.iter().any(|(r, _)| r.stepped_aside()) => {
+                unwatched |= join_temporaries(&mut regs);
+            }
             // A descriptor `epoll` refuses (e.g. one that another
             // registration holds on this worker, or one being closed), or
             // one not watched: look again shortly.
@@ -180,25 +190,37 @@ fn poll_in_fiber(set: &mut [pollfd], deadline: Option<Instant>) -> c_int {
 
 /// Adds `regs`' temporary registrations to the worker's `epoll` set; one
 /// whose number is there already through its owner's registration is
-/// replaced by a [`Private`] duplicate. Returns whether one could be
-/// neither (then the poll looks again every millisecond).
-fn join_temporaries(regs: &mut [(WaitReg, libc::c_short)]) -> bool {
+/// replaced by a [`Private`] duplicate. One that can be neither is left
+/// out, and `true` returned: the poll then looks again every millisecond.
+fn join_temporaries(regs: &mut Vec<(WaitReg, libc::c_short)>) -> bool {
     let mut unwatched = false;
-    for (reg, _) in regs.iter_mut() {
+    regs.retain_mut(|(reg, _)| {
         let WaitReg::Temporary(temp) = reg else {
-            continue;
+            return true;
         };
         match temp.reg().register_here() {
-            Ok(()) => {}
-            Err(e) if e.raw_os_error() == Some(libc::EEXIST) => {
+            Ok(()) => true,
+            // EEXIST: the owner's registration holds the number in this
+            // set; EBADF: ours stepped aside for one (or the number is
+            // closed, which the duplicate finds out).
+            Err(e) if matches!(e.raw_os_error(), Some(libc::EEXIST | libc::EBADF)) => {
                 match Private::new(temp.reg().fd()) {
-                    Some(private) => *reg = WaitReg::Private(private),
-                    None => unwatched = true,
+                    Some(private) => {
+                        *reg = WaitReg::Private(private);
+                        true
+                    }
+                    None => {
+                        unwatched = true;
+                        false
+                    }
                 }
             }
-            Err(_) => unwatched = true,
+            Err(_) => {
+                unwatched = true;
+                false
+            }
         }
-    }
+    });
     unwatched
 }
 
@@ -243,6 +265,19 @@ pub unsafe extern "C" fn ppoll_hook(
         unsafe { std::slice::from_raw_parts_mut(fds, n as usize) }
     };
     poll_in_fiber(set, timeout.and_then(|t| Instant::now().checked_add(t)))
+}
+
+/// Which of `select`'s sets (read, write, except) a `poll` result marks,
+/// as Linux maps them: readable on data, hang-up or error; writable on
+/// room or error; exceptional on priority data.
+fn select_marks(p: &pollfd) -> [bool; 3] {
+    let err = p.revents & libc::POLLERR != 0;
+    let hup = p.revents & libc::POLLHUP != 0;
+    [
+        p.events & libc::POLLIN != 0 && (p.revents & libc::POLLIN != 0 || err || hup),
+        p.events & libc::POLLOUT != 0 && (p.revents & libc::POLLOUT != 0 || err),
+        p.events & libc::POLLPRI != 0 && p.revents & libc::POLLPRI != 0,
+    ]
 }
 
 /// Hook for `select(2)`: converted to a fiber's `poll` and back. On Linux
@@ -304,14 +339,13 @@ pub unsafe extern "C" fn select_hook(
             return -1;
         }
         // `poll` reports hang-ups and errors whatever was asked; `select`
-        // maps them to nothing for a descriptor watched only for
-        // exceptional conditions, and goes on waiting. Stop watching such
-        // descriptors (they would report again at once) and wait on.
+        // maps a hang-up to nothing in the write and except sets, and an
+        // error to nothing in the except set, and goes on waiting. Stop
+        // watching descriptors whose report marks nothing (they would
+        // report again at once) and wait on.
         let mut unasked = false;
         for p in set.iter_mut() {
-            let asked =
-                p.events & (libc::POLLIN | libc::POLLOUT) != 0 || p.revents & libc::POLLPRI != 0;
-            if p.revents != 0 && !asked {
+            if p.revents != 0 && select_marks(p).iter().all(|&hit| !hit) {
                 p.fd = !p.fd; // negative: poll ignores it
                 unasked = true;
             }
@@ -332,25 +366,7 @@ pub unsafe extern "C" fn select_hook(
     }
     let mut count = 0;
     for p in &set {
-        // As Linux maps them: readable on data, hang-up or error; writable
-        // on room or error.
-        let err = p.revents & libc::POLLERR != 0;
-        let hup = p.revents & libc::POLLHUP != 0;
-        let marks = [
-            (
-                r,
-                p.events & libc::POLLIN != 0 && (p.revents & libc::POLLIN != 0 || err || hup),
-            ),
-            (
-                w,
-                p.events & libc::POLLOUT != 0 && (p.revents & libc::POLLOUT != 0 || err),
-            ),
-            (
-                e,
-                p.events & libc::POLLPRI != 0 && p.revents & libc::POLLPRI != 0,
-            ),
-        ];
-        for (s, hit) in marks {
+        for (s, hit) in [r, w, e].into_iter().zip(select_marks(p)) {
             if hit {
                 // SAFETY: `s` was non-null for this fd to be asked about.
                 unsafe { libc::FD_SET(p.fd, s) };
