@@ -93,8 +93,16 @@ fn read_wakeups(read: &UnixStream) {
         }
     };
     crate::sys::report(format_args!(
-        "sylvan: signal waits stopped working: their wake-up socket failed ({failed})"
+        "sylvan: the signal reader thread stopped: its wake-up socket failed ({failed}); \
+         a new one is made for the waits"
     ));
+    // The next wait (and every waiter, woken to look) makes a new pair
+    // and reader.
+    LISTENERS.store(0, Ordering::SeqCst);
+    READER_PID.store(0, Ordering::SeqCst);
+    for w in std::mem::take(&mut *WAITERS.lock()) {
+        w.wake();
+    }
 }
 
 /// Parks the caller until `fired` has an answer (register, re-check, park:
@@ -119,6 +127,9 @@ fn wait_until<T>(label: &'static WaitLabel, fired: impl Fn() -> Option<T>) -> T 
             return v;
         }
         park::park_for(label);
+        // A reader that stopped is replaced (a failure to make one is
+        // retried at the next wake-up: the counts still move).
+        let _ = pipe();
     }
 }
 
@@ -146,6 +157,13 @@ extern "C" fn on_signal(sig: libc::c_int) {
     }
 }
 
+/// `pthread_atfork` child handler: the parent's waits and reader thread did
+/// not come along.
+extern "C" fn forked_child() {
+    WAITING.store(0, Ordering::SeqCst);
+    LISTENERS.store(0, Ordering::SeqCst);
+}
+
 /// Makes sure this process has the wake-up pair and its reader thread.
 fn pipe() -> io::Result<()> {
     let pid = std::process::id();
@@ -163,7 +181,15 @@ fn pipe() -> io::Result<()> {
         // waiters are not in this process (forgotten, not dropped: their
         // records belong to the parent's runtime), nor is its reader.
         std::mem::forget(std::mem::take(&mut *WAITERS.lock()));
-        WAITING.store(0, Ordering::SeqCst);
+    } else {
+        // A child forked later starts with no waiter and no reader in the
+        // monitor's counts (threads do not survive fork; these atomics do).
+        static AT_FORK: std::sync::Once = std::sync::Once::new();
+        AT_FORK.call_once(|| {
+            // SAFETY: registers a handler that only stores to atomics
+            // (allowed in a forked child of a threaded process).
+            unsafe { libc::pthread_atfork(None, None, Some(forked_child)) };
+        });
     }
     let (read, write) = UnixStream::pair()?;
     read.set_nonblocking(true)?;
