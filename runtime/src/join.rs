@@ -66,7 +66,19 @@ const _: () = assert!(std::mem::size_of::<Waiters>() <= std::mem::size_of::<Opti
 
 impl Waiters {
     /// Adds `w` unless an equivalent waker is already there.
+    #[inline]
     fn add(&mut self, w: Waker) {
+        // Every join's path: the first (usually only) waiter.
+        if let Waiters::None = self {
+            // Nothing to drop in the old value: skip its drop glue.
+            std::mem::forget(std::mem::replace(self, Waiters::One(w)));
+        } else {
+            self.add_another(w);
+        }
+    }
+
+    #[inline(never)]
+    fn add_another(&mut self, w: Waker) {
         match self {
             Waiters::None => *self = Waiters::One(w),
             Waiters::One(a) if a.will_wake(&w) => {}
@@ -107,6 +119,7 @@ impl Waiters {
         self.retain(|a| !a.will_wake(w));
     }
 
+    #[inline]
     fn wake_all(self) {
         match self {
             Waiters::None => {}
@@ -280,6 +293,7 @@ fn wait_first<T>(cells: &[&JoinCell<T>], deadline: Option<Instant>) -> Option<us
 
 /// Panics if the caller is the fiber `record` names: its join could never
 /// end.
+#[inline]
 pub(crate) fn refuse_self_join(record: &TaskRef) {
     if record::with_current(|c| c.record.id) == Some(record.id) {
         panic!(
