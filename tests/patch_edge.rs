@@ -878,3 +878,67 @@ fn sylvan_net_reader_after_a_waiting_poll_of_the_same_socket() {
     });
     assert_eq!(got, (Ok((1, b'q')), (1, true)));
 }
+
+/// A fiber's `poll` whose descriptor is closed (and the number reused by a
+/// new socket) while it waits, and which is then woken for another reason,
+/// does not duplicate the new socket (which would keep it open after its
+/// owner closes it, so its peer would see no end of stream). Found by
+/// review of the poll's step-aside protocol. In a process of its own:
+/// it counts on the number's reuse.
+#[test]
+fn a_poll_on_a_closed_number_does_not_hold_its_new_file_open() {
+    if !alone_in_a_process("a_poll_on_a_closed_number_does_not_hold_its_new_file_open") {
+        return;
+    }
+    let got = one_worker(Duration::from_secs(10), || {
+        let (a, _a_peer) = std::os::unix::net::UnixStream::pair().unwrap();
+        a.set_nonblocking(true).unwrap(); // owner-handled: a temporary
+        let x = a.into_raw_fd();
+        let (z, _z_peer) = std::os::unix::net::UnixStream::pair().unwrap(); // an Entry
+        let zfd = z.as_raw_fd();
+        let poller = sylvan::spawn(move || {
+            let mut pfd = [
+                libc::pollfd {
+                    fd: x,
+                    events: libc::POLLIN,
+                    revents: 0,
+                },
+                libc::pollfd {
+                    fd: zfd,
+                    events: libc::POLLIN,
+                    revents: 0,
+                },
+            ];
+            // SAFETY: two valid pollfds.
+            let n = unsafe { libc::poll(pfd.as_mut_ptr(), 2, 3000) };
+            (n, pfd[0].revents)
+        });
+        sylvan::sleep(Duration::from_millis(30)); // the poller parks
+                                                  // SAFETY: our descriptor (C code closing a connection).
+        unsafe { libc::close(x) };
+        let (e, f) = std::os::unix::net::UnixStream::pair().unwrap();
+        assert!(
+            e.as_raw_fd() == x || f.as_raw_fd() == x,
+            "the number is reused"
+        );
+        let (e, mut f) = if e.as_raw_fd() == x { (e, f) } else { (f, e) };
+        // The owner of z takes it over: the poller is woken to look again.
+        z.set_nonblocking(true).unwrap();
+        sylvan::sleep(Duration::from_millis(30)); // the poller re-waits
+        drop(e); // the program closes its new socket
+                 // Its peer must see the end of stream at once.
+        f.set_read_timeout(Some(Duration::from_millis(300)))
+            .unwrap();
+        let mut b = [0u8; 1];
+        let eof = f.read(&mut b).map_err(|e| e.kind());
+        let polled = poller.join().unwrap();
+        drop(z);
+        (eof, polled)
+    });
+    assert_eq!(
+        got.0,
+        Ok(0),
+        "the peer of the closed socket saw no EOF (poll: {:?})",
+        got.1
+    );
+}

@@ -526,12 +526,6 @@ impl IoRegistration {
         self.deregister_all();
     }
 
-    /// Whether the registration was retired (it joins no `epoll` set).
-    #[cfg(feature = "patch")]
-    pub(crate) fn is_retired(&self) -> bool {
-        self.state.inner.lock().retired
-    }
-
     /// Retires the registration ([`retire`](Self::retire)) and wakes its
     /// waiters: another registration of the number needs its place.
     #[cfg(feature = "patch")]

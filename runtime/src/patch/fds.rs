@@ -13,7 +13,7 @@
 
 use std::ffi::c_int;
 use std::ptr;
-use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI32, AtomicPtr, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -176,7 +176,7 @@ struct Slot {
     entry: Mutex<Option<Arc<Entry>>>,
     /// Registrations of this number that fibers' `poll`s made for one wait
     /// each ([`Temporary`]): retired when the number is closed.
-    temps: Mutex<Vec<Arc<IoRegistration>>>,
+    temps: Mutex<Vec<Arc<TempState>>>,
 }
 
 impl Slot {
@@ -292,24 +292,51 @@ pub(crate) fn forget(fd: c_int) {
             old.reg.retire();
         }
         for temp in std::mem::take(&mut *slot.temps.lock()) {
-            temp.retire();
+            temp.reg.retire();
         }
     }
 }
 
 /// Another registration of `fd` needs the number's place in an `epoll`
-/// set that a [`Temporary`] holds: every temporary of `fd` leaves its sets
-/// for good (retired) and its poll is woken, to wait on a duplicate
-/// instead. Returns whether there was any.
+/// set that a [`Temporary`] holds: every temporary of `fd` gets a private
+/// duplicate of the descriptor to wait on instead, made here, under the
+/// slot's lock, while the number surely names the same file (a close's
+/// [`forget`] takes the lock first); then it leaves its sets for good and
+/// its poll is woken to move over. Returns whether there was any.
 pub(crate) fn evict_temporaries(fd: c_int) -> bool {
     let Some(slot) = slot(fd, false) else {
         return false;
     };
     let temps = slot.temps.lock();
     for temp in temps.iter() {
-        temp.evict();
+        if !temp.evicted.swap(true, Ordering::SeqCst) {
+            temp.dup.store(dup_high(fd).unwrap_or(-1), Ordering::SeqCst);
+            temp.reg.evict();
+        }
     }
     !temps.is_empty()
+}
+
+/// A duplicate of `fd` numbered in the upper half of the descriptor limit
+/// (away from the low numbers programs open, and may expect back, in
+/// order), close-on-exec and untracked by the table (libc's own `fcntl`).
+/// `None` if there is none to be had.
+pub(crate) fn dup_high(fd: c_int) -> Option<c_int> {
+    let floor = crate::sys::open_files_limit().map_or(0, |n| n / 2);
+    // SAFETY: F_DUPFD_CLOEXEC takes an integer argument and touches no
+    // memory.
+    let dup = unsafe { real::fcntl(fd, libc::F_DUPFD_CLOEXEC, floor as libc::c_ulong) };
+    (dup >= 0).then_some(dup)
+}
+
+/// What a [`Temporary`] shares with its number's slot.
+pub(crate) struct TempState {
+    reg: IoRegistration,
+    /// It stepped aside for another registration ([`evict_temporaries`]).
+    evicted: AtomicBool,
+    /// The duplicate made for it then (-1: none, or taken): owned by the
+    /// poll that takes it, else closed when the temporary drops.
+    dup: AtomicI32,
 }
 
 /// A registration of a descriptor for one wait of a fiber's `poll`, made
@@ -319,20 +346,48 @@ pub(crate) fn evict_temporaries(fd: c_int) -> bool {
 /// entry of whatever file reuses the number.
 pub(crate) struct Temporary {
     fd: c_int,
-    reg: Arc<IoRegistration>,
+    state: Arc<TempState>,
 }
 
 impl Temporary {
     /// `None` for a number the table does not track.
     pub(crate) fn new(fd: c_int) -> Option<Temporary> {
         let slot = slot(fd, true)?;
-        let reg = Arc::new(IoRegistration::new(fd));
-        slot.temps.lock().push(reg.clone());
-        Some(Temporary { fd, reg })
+        let state = Arc::new(TempState {
+            reg: IoRegistration::new(fd),
+            evicted: AtomicBool::new(false),
+            dup: AtomicI32::new(-1),
+        });
+        slot.temps.lock().push(state.clone());
+        Some(Temporary { fd, state })
     }
 
     pub(crate) fn reg(&self) -> &IoRegistration {
-        &self.reg
+        &self.state.reg
+    }
+
+    /// Whether it stepped aside for another registration of its number.
+    pub(crate) fn evicted(&self) -> bool {
+        self.state.evicted.load(Ordering::SeqCst)
+    }
+
+    /// A duplicate of its descriptor, if the number is still open (not
+    /// closed through the hooks since): made under the slot's lock, which a
+    /// close's [`forget`] takes first, so it cannot duplicate whatever file
+    /// reuses the number.
+    pub(crate) fn dup_while_open(&self) -> Option<c_int> {
+        let slot = slot(self.fd, false)?;
+        let temps = slot.temps.lock();
+        if !temps.iter().any(|t| Arc::ptr_eq(t, &self.state)) {
+            return None;
+        }
+        dup_high(self.fd)
+    }
+
+    /// The duplicate made when it stepped aside, once (`None`: none).
+    pub(crate) fn take_dup(&self) -> Option<c_int> {
+        let dup = self.state.dup.swap(-1, Ordering::SeqCst);
+        (dup >= 0).then_some(dup)
     }
 }
 
@@ -346,8 +401,13 @@ impl Drop for Temporary {
         // leaves the `epoll` sets (or a close already retired it, and this
         // does nothing).
         let mut temps = slot.temps.lock();
-        temps.retain(|t| !Arc::ptr_eq(t, &self.reg));
-        self.reg.deregister_all();
+        temps.retain(|t| !Arc::ptr_eq(t, &self.state));
+        self.state.reg.deregister_all();
+        if let Some(dup) = self.take_dup() {
+            // SAFETY: a duplicate `evict_temporaries` made for this wait and
+            // nobody took: ours alone to close.
+            unsafe { real::close(dup) };
+        }
     }
 }
 

@@ -33,7 +33,7 @@ enum WaitReg {
 impl WaitReg {
     /// A temporary registration that gave its place to its owner's.
     fn stepped_aside(&self) -> bool {
-        matches!(self, WaitReg::Temporary(t) if t.reg().is_retired())
+        matches!(self, WaitReg::Temporary(t) if t.evicted())
     }
 
     fn reg(&self) -> &IoRegistration {
@@ -50,27 +50,20 @@ impl WaitReg {
 /// number itself is in the worker's `epoll` set already through its
 /// owner's registration (`sylvan::net`'s, say), which `EEXIST` keeps ours
 /// from joining: `epoll` keys its entries by file *and* number. Nobody else
-/// closes or reuses the duplicate's number while it is open. It is taken
-/// from the upper half of the descriptor limit, away from the low numbers
-/// that programs open (and may expect back) in order.
+/// closes or reuses the duplicate's number while it is open
+/// ([`fds::dup_high`] makes it, under the number's slot lock).
 struct Private {
     reg: IoRegistration,
     fd: c_int,
 }
 
 impl Private {
-    /// `None` if the descriptor cannot be duplicated (out of descriptors, or
-    /// already closed).
-    fn new(fd: c_int) -> Option<Private> {
-        let floor = crate::sys::open_files_limit().map_or(0, |n| n / 2);
-        // SAFETY: F_DUPFD_CLOEXEC takes an integer argument and touches no
-        // memory; libc's own fcntl, so the patch's table does not track the
-        // duplicate (only this value uses and closes it).
-        let dup = unsafe { real::fcntl(fd, libc::F_DUPFD_CLOEXEC, floor as libc::c_ulong) };
-        (dup >= 0).then(|| Private {
+    /// Waits on `dup`, a duplicate this value now owns.
+    fn adopt(dup: c_int) -> Private {
+        Private {
             reg: IoRegistration::new(dup),
             fd: dup,
-        })
+        }
     }
 }
 
@@ -78,8 +71,8 @@ impl Drop for Private {
     fn drop(&mut self) {
         // Out of every `epoll` set before the number is free again.
         self.reg.deregister_all();
-        // SAFETY: `fd` is the duplicate made in `new`, owned by this value
-        // alone and closed only here.
+        // SAFETY: `fd` is a duplicate owned by this value alone (`new`,
+        // `adopt`) and closed only here.
         unsafe { real::close(self.fd) };
     }
 }
@@ -198,24 +191,25 @@ fn join_temporaries(regs: &mut Vec<(WaitReg, libc::c_short)>) -> bool {
         let WaitReg::Temporary(temp) = reg else {
             return true;
         };
-        match temp.reg().register_here() {
-            Ok(()) => true,
-            // EEXIST: the owner's registration holds the number in this
-            // set; EBADF: ours stepped aside for one (or the number is
-            // closed, which the duplicate finds out).
-            Err(e) if matches!(e.raw_os_error(), Some(libc::EEXIST | libc::EBADF)) => {
-                match Private::new(temp.reg().fd()) {
-                    Some(private) => {
-                        *reg = WaitReg::Private(private);
-                        true
-                    }
-                    None => {
-                        unwatched = true;
-                        false
-                    }
-                }
+        let private = match temp.reg().register_here() {
+            Ok(()) => return true,
+            // Stepped aside for another registration of the number: the
+            // duplicate made for it then (made while the number surely
+            // named the same file).
+            Err(_) if temp.evicted() => temp.take_dup().map(Private::adopt),
+            // The owner's registration holds the number in this set.
+            Err(e) if e.raw_os_error() == Some(libc::EEXIST) => {
+                temp.dup_while_open().map(Private::adopt)
             }
-            Err(_) => {
+            // Closed (EBADF), or refused otherwise.
+            Err(_) => None,
+        };
+        match private {
+            Some(private) => {
+                *reg = WaitReg::Private(private);
+                true
+            }
+            None => {
                 unwatched = true;
                 false
             }
