@@ -272,7 +272,9 @@ pub fn wait_for(signals: &[i32]) -> io::Result<i32> {
     struct Waiting;
     impl Drop for Waiting {
         fn drop(&mut self) {
-            WAITING.fetch_sub(1, Ordering::SeqCst);
+            // Saturating: a fork zeroes the count (`forked_child`), and a
+            // fiber of the forking worker may have been waiting then.
+            let _ = WAITING.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1));
         }
     }
     WAITING.fetch_add(1, Ordering::SeqCst);
