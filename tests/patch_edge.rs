@@ -942,3 +942,110 @@ fn a_poll_on_a_closed_number_does_not_hold_its_new_file_open() {
         got.1
     );
 }
+
+/// Open descriptors of this process.
+fn open_fds() -> Vec<i32> {
+    let mut v: Vec<i32> = std::fs::read_dir("/proc/self/fd")
+        .unwrap()
+        .filter_map(|d| d.ok()?.file_name().to_string_lossy().parse().ok())
+        .collect();
+    v.sort();
+    v
+}
+
+/// A fiber's (or thread's) `poll` of `fds` (descriptor, events) for up
+/// to `ms`: its result and the `revents`.
+fn poll_for(fds: &[(i32, i16)], ms: i32) -> (i32, Vec<i16>) {
+    let mut set: Vec<libc::pollfd> = fds
+        .iter()
+        .map(|&(fd, events)| libc::pollfd {
+            fd,
+            events,
+            revents: 0,
+        })
+        .collect();
+    // SAFETY: valid pollfds.
+    let n = unsafe { libc::poll(set.as_mut_ptr(), set.len() as libc::nfds_t, ms) };
+    (n, set.iter().map(|p| p.revents).collect())
+}
+
+/// A poll naming the same owner-handled socket twice, evicted by a
+/// sylvan::net reader of the same worker: no duplicate outlives it.
+#[test]
+fn a_poll_naming_a_socket_twice_leaks_no_duplicate() {
+    if !alone_in_a_process("a_poll_naming_a_socket_twice_leaks_no_duplicate") {
+        return;
+    }
+    let got = one_worker(Duration::from_secs(10), || {
+        let (c, mut d) = sylvan::net::unix::UnixStream::pair().unwrap();
+        let c = std::sync::Arc::new(c);
+        let fd = c.as_raw_fd();
+        let before = open_fds();
+        let poller =
+            sylvan::spawn(move || poll_for(&[(fd, libc::POLLIN), (fd, libc::POLLIN)], 3000));
+        sylvan::sleep(Duration::from_millis(20));
+        let reader = {
+            let c = c.clone();
+            sylvan::spawn(move || {
+                let mut b = [0u8; 1];
+                (&*c).read(&mut b).map_err(|e| e.to_string())
+            })
+        };
+        sylvan::sleep(Duration::from_millis(20));
+        let during = open_fds();
+        d.write_all(b"q").unwrap();
+        let read = reader.join().unwrap();
+        d.write_all(b"r").unwrap();
+        let polled = poller.join().unwrap();
+        let after = open_fds();
+        (read, polled.0, during.len() - before.len(), before, after)
+    });
+    assert!(got.2 >= 1, "the poll waited on a duplicate");
+    assert_eq!((got.0, got.1), (Ok(1), 2));
+    assert_eq!(got.3, got.4, "descriptors before / after");
+}
+
+/// A poll evicted, then ending at its deadline before it runs again (its
+/// worker busy): the duplicate made at the eviction is closed.
+#[test]
+fn a_poll_ending_before_it_takes_its_duplicate_leaks_nothing() {
+    if !alone_in_a_process("a_poll_ending_before_it_takes_its_duplicate_leaks_nothing") {
+        return;
+    }
+    let got = one_worker(Duration::from_secs(10), || {
+        let (c, _d) = sylvan::net::unix::UnixStream::pair().unwrap();
+        let c = std::sync::Arc::new(c);
+        let fd = c.as_raw_fd();
+        let before = open_fds();
+        let poller = sylvan::spawn(move || poll_for(&[(fd, libc::POLLIN)], 60));
+        sylvan::sleep(Duration::from_millis(20));
+        let c2 = c.clone();
+        let reader = sylvan::spawn(move || {
+            c2.set_read_timeout(Some(Duration::from_millis(300)))
+                .unwrap();
+            let mut b = [0u8; 1];
+            (&*c2).read(&mut b).map_err(|e| e.kind())
+        });
+        // The reader has evicted the poll's registration; keep the worker
+        // busy past the poll's deadline.
+        sylvan::yield_now();
+        sylvan::yield_now();
+        let mid = open_fds();
+        let t = Instant::now();
+        while t.elapsed() < Duration::from_millis(100) {
+            std::hint::spin_loop();
+        }
+        let polled = poller.join().unwrap();
+        let _ = reader.join().unwrap();
+        let after = open_fds();
+        (
+            polled.0,
+            mid.len() as isize - before.len() as isize,
+            before,
+            after,
+        )
+    });
+    assert_eq!(got.0, 0, "the poll times out");
+    assert!(got.1 >= 1, "a duplicate was made at the eviction");
+    assert_eq!(got.2, got.3, "descriptors before / after");
+}
