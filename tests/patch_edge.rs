@@ -52,6 +52,49 @@ fn alone_in_a_process(name: &str) -> bool {
     false
 }
 
+/// Open descriptors of this process.
+fn open_fds() -> Vec<i32> {
+    let mut v: Vec<i32> = std::fs::read_dir("/proc/self/fd")
+        .unwrap()
+        .filter_map(|d| d.ok()?.file_name().to_string_lossy().parse().ok())
+        .collect();
+    v.sort();
+    v
+}
+
+/// A fiber's (or thread's) `poll` of `fds` (descriptor, events) for up
+/// to `ms`: its result and the `revents`.
+fn poll_for(fds: &[(i32, i16)], ms: i32) -> (i32, Vec<i16>) {
+    let mut set: Vec<libc::pollfd> = fds
+        .iter()
+        .map(|&(fd, events)| libc::pollfd {
+            fd,
+            events,
+            revents: 0,
+        })
+        .collect();
+    // SAFETY: valid pollfds.
+    let n = unsafe { libc::poll(set.as_mut_ptr(), set.len() as libc::nfds_t, ms) };
+    (n, set.iter().map(|p| p.revents).collect())
+}
+
+/// A poll naming the same owner-handled socket twice, evicted by a
+/// sylvan::net reader of the same worker: no duplicate outlives it.
+/// A fiber reading one byte from `c` (a `sylvan::net` socket): the count
+/// and the byte, or the error as text.
+fn spawn_reader(
+    c: &std::sync::Arc<sylvan::net::unix::UnixStream>,
+) -> sylvan::JoinHandle<Result<(usize, u8), String>> {
+    let c = c.clone();
+    sylvan::spawn(move || {
+        let mut b = [0u8; 1];
+        (&*c)
+            .read(&mut b)
+            .map(|n| (n, b[0]))
+            .map_err(|e| e.to_string())
+    })
+}
+
 /// F1: recv(MSG_PEEK | MSG_WAITALL) is continued by `read_all` at an offset,
 /// but a peek does not consume: the second peek copies the SAME leading
 /// bytes again. Kernel (TCP): blocks until 6 bytes are queued -> "abcdef".
@@ -777,26 +820,11 @@ fn poll_beside_a_sylvan_net_reader_of_the_same_socket() {
         let (c, mut d) = sylvan::net::unix::UnixStream::pair().unwrap();
         let c = std::sync::Arc::new(c);
         let fd = c.as_raw_fd();
-        let reader = {
-            let c = c.clone();
-            sylvan::spawn(move || {
-                let mut b = [0u8; 1];
-                (&*c)
-                    .read(&mut b)
-                    .map(|n| (n, b[0]))
-                    .map_err(|e| e.to_string())
-            })
-        };
+        let reader = spawn_reader(&c);
         sylvan::sleep(Duration::from_millis(20)); // the reader parks: registered
         let poller = sylvan::spawn(move || {
-            let mut pfd = libc::pollfd {
-                fd,
-                events: libc::POLLIN,
-                revents: 0,
-            };
-            // SAFETY: one valid pollfd.
-            let n = unsafe { libc::poll(&mut pfd, 1, 5000) };
-            (n, pfd.revents & libc::POLLIN != 0)
+            let (n, revents) = poll_for(&[(fd, libc::POLLIN)], 5000);
+            (n, revents[0] & libc::POLLIN != 0)
         });
         sylvan::sleep(Duration::from_millis(20)); // the poller parks too
         d.write_all(b"q").unwrap();
@@ -848,26 +876,11 @@ fn sylvan_net_reader_after_a_waiting_poll_of_the_same_socket() {
         let c = std::sync::Arc::new(c);
         let fd = c.as_raw_fd();
         let poller = sylvan::spawn(move || {
-            let mut pfd = libc::pollfd {
-                fd,
-                events: libc::POLLIN,
-                revents: 0,
-            };
-            // SAFETY: one valid pollfd.
-            let n = unsafe { libc::poll(&mut pfd, 1, 5000) };
-            (n, pfd.revents & libc::POLLIN != 0)
+            let (n, revents) = poll_for(&[(fd, libc::POLLIN)], 5000);
+            (n, revents[0] & libc::POLLIN != 0)
         });
         sylvan::sleep(Duration::from_millis(20)); // the poller parks first
-        let reader = {
-            let c = c.clone();
-            sylvan::spawn(move || {
-                let mut b = [0u8; 1];
-                (&*c)
-                    .read(&mut b)
-                    .map(|n| (n, b[0]))
-                    .map_err(|e| e.to_string())
-            })
-        };
+        let reader = spawn_reader(&c);
         sylvan::sleep(Duration::from_millis(20)); // the reader parks too
         d.write_all(b"q").unwrap();
         let read = reader.join().unwrap();
@@ -943,34 +956,6 @@ fn a_poll_on_a_closed_number_does_not_hold_its_new_file_open() {
     );
 }
 
-/// Open descriptors of this process.
-fn open_fds() -> Vec<i32> {
-    let mut v: Vec<i32> = std::fs::read_dir("/proc/self/fd")
-        .unwrap()
-        .filter_map(|d| d.ok()?.file_name().to_string_lossy().parse().ok())
-        .collect();
-    v.sort();
-    v
-}
-
-/// A fiber's (or thread's) `poll` of `fds` (descriptor, events) for up
-/// to `ms`: its result and the `revents`.
-fn poll_for(fds: &[(i32, i16)], ms: i32) -> (i32, Vec<i16>) {
-    let mut set: Vec<libc::pollfd> = fds
-        .iter()
-        .map(|&(fd, events)| libc::pollfd {
-            fd,
-            events,
-            revents: 0,
-        })
-        .collect();
-    // SAFETY: valid pollfds.
-    let n = unsafe { libc::poll(set.as_mut_ptr(), set.len() as libc::nfds_t, ms) };
-    (n, set.iter().map(|p| p.revents).collect())
-}
-
-/// A poll naming the same owner-handled socket twice, evicted by a
-/// sylvan::net reader of the same worker: no duplicate outlives it.
 #[test]
 fn a_poll_naming_a_socket_twice_leaks_no_duplicate() {
     if !alone_in_a_process("a_poll_naming_a_socket_twice_leaks_no_duplicate") {

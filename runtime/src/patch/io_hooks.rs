@@ -282,6 +282,46 @@ fn msg_rest(msg: &msghdr, rest: &[iovec]) -> msghdr {
     piece
 }
 
+/// Moves every byte of `msg`'s buffers over a blocking stream socket in a
+/// fiber, waiting when it would block: `call(header)` makes one
+/// `MSG_DONTWAIT` call; after a short one the next covers the rest
+/// ([`msg_rest`]). With `flags_back` the later calls' `msg_flags` go back
+/// to the caller's header (`recvmsg`'s output).
+///
+/// # Safety
+/// `msg` is a valid header over valid iovecs (`sendmsg`'s and `recvmsg`'s
+/// contract), writable if `flags_back`; `call` passes it to libc.
+unsafe fn whole_message(
+    entry: &fds::Entry,
+    dir: Direction,
+    msg: *mut msghdr,
+    flags_back: bool,
+    call: impl Fn(*mut msghdr) -> isize,
+) -> isize {
+    // SAFETY: the caller's contract.
+    let len = unsafe { iov_total(&*msg) };
+    let until = drive::deadline(entry, dir);
+    drive::all(len, |done| {
+        drive::on_socket(entry, dir, until, || {
+            if done == 0 {
+                return call(msg);
+            }
+            // SAFETY: the caller's contract.
+            let rest = unsafe { iovs_after(&*msg, done) };
+            // SAFETY: as above.
+            let mut piece = msg_rest(unsafe { &*msg }, &rest);
+            // `piece` points into the caller's buffers, past the bytes
+            // already moved, and at `rest`, which outlives the call.
+            let r = call(&mut piece);
+            if flags_back {
+                // SAFETY: the caller's contract: writable with `flags_back`.
+                unsafe { (*msg).msg_flags = piece.msg_flags };
+            }
+            r
+        })
+    })
+}
+
 /// Hook for `recvmsg(2)`. `MSG_WAITALL` on a stream socket in a fiber waits
 /// for all the bytes, as for `recv`, unless the caller also asks for
 /// ancillary data or peeks (then one call's worth, as documented).
@@ -293,28 +333,14 @@ pub unsafe extern "C" fn recvmsg_hook(fd: c_int, msg: *mut msghdr, flags: c_int)
         let plain = unsafe { (*msg).msg_controllen } == 0;
         if let Mode::Socket(entry) = fiber_mode(fd, flags) {
             if entry.desc.stream && plain {
-                // SAFETY: as above; its iovecs are valid (the contract).
-                let len = unsafe { iov_total(&*msg) };
-                let until = drive::deadline(&entry, Direction::Read);
-                return drive::all(len, |done| {
-                    drive::on_socket(&entry, Direction::Read, until, || {
-                        let dontwait = flags | libc::MSG_DONTWAIT;
-                        if done == 0 {
-                            // SAFETY: the caller's header, under its contract.
-                            return unsafe { real::recvmsg(fd, msg, dontwait) };
-                        }
-                        // SAFETY: as above.
-                        let rest = unsafe { iovs_after(&*msg, done) };
-                        // SAFETY: as above.
-                        let mut piece = msg_rest(unsafe { &*msg }, &rest);
-                        // SAFETY: `piece` points into the caller's buffers,
-                        // past the bytes already read, and at `rest`.
-                        let r = unsafe { real::recvmsg(fd, &mut piece, dontwait) };
-                        // SAFETY: as above.
-                        unsafe { (*msg).msg_flags = piece.msg_flags };
-                        r
+                let dontwait = flags | libc::MSG_DONTWAIT;
+                // SAFETY: recvmsg's contract: a valid, writable header over
+                // valid buffers; each call gets it or a part of it.
+                return unsafe {
+                    whole_message(&entry, Direction::Read, msg, true, |m| {
+                        real::recvmsg(fd, m, dontwait)
                     })
-                });
+                };
             }
         }
     }
@@ -388,25 +414,14 @@ pub unsafe extern "C" fn sendmsg_hook(fd: c_int, msg: *const msghdr, flags: c_in
     if in_fiber() && !msg.is_null() {
         if let Mode::Socket(entry) = fiber_mode(fd, flags) {
             if entry.desc.stream {
-                // SAFETY: sendmsg's contract: a valid header and iovecs.
-                let len = unsafe { iov_total(&*msg) };
-                let until = drive::deadline(&entry, Direction::Write);
-                return drive::all(len, |done| {
-                    drive::on_socket(&entry, Direction::Write, until, || {
-                        let dontwait = flags | libc::MSG_DONTWAIT;
-                        if done == 0 {
-                            // SAFETY: the caller's header, under its contract.
-                            return unsafe { real::sendmsg(fd, msg, dontwait) };
-                        }
-                        // SAFETY: as above.
-                        let rest = unsafe { iovs_after(&*msg, done) };
-                        // SAFETY: as above.
-                        let piece = msg_rest(unsafe { &*msg }, &rest);
-                        // SAFETY: `piece` points into the caller's buffers,
-                        // past the bytes already sent, and at `rest`.
-                        unsafe { real::sendmsg(fd, &piece, dontwait) }
+                let dontwait = flags | libc::MSG_DONTWAIT;
+                // SAFETY: sendmsg's contract: a valid header over valid
+                // buffers, which is only read (`flags_back` false).
+                return unsafe {
+                    whole_message(&entry, Direction::Write, msg.cast_mut(), false, |m| {
+                        real::sendmsg(fd, m, dontwait)
                     })
-                });
+                };
             }
         }
     }
