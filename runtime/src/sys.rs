@@ -60,24 +60,29 @@ pub(crate) fn max_map_count() -> Option<u64> {
 
 /// The soft address-space limit (RLIMIT_AS) in bytes, if one is set.
 pub(crate) fn address_space_limit() -> Option<u64> {
-    let mut lim = libc::rlimit {
-        rlim_cur: 0,
-        rlim_max: 0,
-    };
-    // getrlimit writes into the struct we own.
-    syscall!(getrlimit(libc::RLIMIT_AS, &mut lim)).ok()?;
-    (lim.rlim_cur != libc::RLIM_INFINITY).then_some(lim.rlim_cur)
+    soft_limit(libc::RLIMIT_AS)
 }
 
 /// The soft limit on open descriptors (`RLIMIT_NOFILE`), if finite.
 #[cfg(feature = "patch")]
 pub(crate) fn open_files_limit() -> Option<u64> {
+    soft_limit(libc::RLIMIT_NOFILE)
+}
+
+/// What `getrlimit` takes for a resource (glibc has a type of its own).
+#[cfg(target_env = "gnu")]
+type Resource = libc::__rlimit_resource_t;
+#[cfg(not(target_env = "gnu"))]
+type Resource = libc::c_int;
+
+/// The soft limit on `resource`, if finite.
+fn soft_limit(resource: Resource) -> Option<u64> {
     let mut lim = libc::rlimit {
         rlim_cur: 0,
         rlim_max: 0,
     };
     // getrlimit writes into the struct we own.
-    syscall!(getrlimit(libc::RLIMIT_NOFILE, &mut lim)).ok()?;
+    syscall!(getrlimit(resource, &mut lim)).ok()?;
     (lim.rlim_cur != libc::RLIM_INFINITY).then_some(lim.rlim_cur)
 }
 
