@@ -1034,3 +1034,108 @@ fn a_poll_ending_before_it_takes_its_duplicate_leaks_nothing() {
     assert!(got.1 >= 1, "a duplicate was made at the eviction");
     assert_eq!(got.2, got.3, "descriptors before / after");
 }
+
+extern "C" {
+    /// glibc's `closefrom(3)` (2.34+; the libc crate does not declare it).
+    fn closefrom(lowfd: libc::c_int);
+}
+
+/// Moves `fd` to the lowest free number at or above `at` (a duplicate the
+/// patch knows as `fd`'s), closing `fd`.
+fn move_up(fd: i32, at: i32) -> i32 {
+    // SAFETY: `fd` is ours; F_DUPFD_CLOEXEC takes an integer.
+    let new = unsafe { libc::fcntl(fd, libc::F_DUPFD_CLOEXEC, at) };
+    assert!(new >= at);
+    // SAFETY: `fd` is ours, and replaced by `new`.
+    unsafe { libc::close(fd) };
+    new
+}
+
+/// A fiber's socket that has been waited on (so the patch holds its
+/// registration) and its peer, moved to the two highest numbers open:
+/// `close_all(low)` closes both, and must forget them as `close` does.
+/// Every free number below is then filled (with `open`, which the patch
+/// does not see), so a pipe takes the two numbers, and a fiber's read and
+/// write on it must work (a stale entry of the socket made them
+/// `recv`/`send` on a pipe: `ENOTSOCK`).
+fn range_close_forgets(close_all: impl FnOnce(i32) + Send + 'static) {
+    let got = one_worker(Duration::from_secs(10), move || {
+        let (a, b) = std::os::unix::net::UnixStream::pair().unwrap();
+        let top = open_fds().into_iter().max().unwrap() + 1;
+        let (a, b) = (move_up(a.into_raw_fd(), top), move_up(b.into_raw_fd(), top));
+        assert_eq!((a, b), (top, top + 1));
+        // SAFETY: fresh descriptors owned by nothing else.
+        let (a, mut b) = unsafe {
+            use std::os::fd::FromRawFd;
+            (
+                std::os::unix::net::UnixStream::from_raw_fd(a),
+                std::os::unix::net::UnixStream::from_raw_fd(b),
+            )
+        };
+        let reader = sylvan::spawn(move || {
+            let mut buf = [0u8; 1];
+            (&a).read_exact(&mut buf).unwrap();
+            a.into_raw_fd()
+        });
+        sylvan::sleep(Duration::from_millis(20)); // the reader parks (registered)
+        b.write_all(b"x").unwrap();
+        reader.join().unwrap();
+        let _ = b.into_raw_fd();
+        assert_eq!(open_fds().into_iter().max(), Some(top + 1));
+        close_all(top);
+        let mut fillers = Vec::new();
+        loop {
+            // SAFETY: a NUL-terminated path.
+            let n = unsafe { libc::open(c"/dev/null".as_ptr(), libc::O_RDONLY) };
+            assert!(n >= 0);
+            if n >= top {
+                // Closed behind the patch's back, so as not to make it
+                // forget `top` itself.
+                // SAFETY: our own fresh descriptor.
+                unsafe { libc::syscall(libc::SYS_close, n) };
+                break;
+            }
+            // SAFETY: a fresh descriptor owned by nothing else.
+            fillers
+                .push(unsafe { <std::os::fd::OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(n) });
+        }
+        let (mut r, mut w) = pipe();
+        assert_eq!((r.as_raw_fd(), w.as_raw_fd()), (top, top + 1));
+        let reader = sylvan::spawn(move || {
+            let mut buf = [0u8; 3];
+            r.read_exact(&mut buf)
+                .map(|()| buf)
+                .map_err(|e| e.to_string())
+        });
+        sylvan::yield_now();
+        let writer = sylvan::spawn(move || w.write_all(b"abc").map_err(|e| e.to_string()));
+        let got = (writer.join().unwrap(), reader.join().unwrap());
+        drop(fillers);
+        got
+    });
+    assert_eq!(got, (Ok(()), Ok(*b"abc")));
+}
+
+#[test]
+fn close_range_forgets_the_numbers_it_closes() {
+    if !alone_in_a_process("close_range_forgets_the_numbers_it_closes") {
+        return;
+    }
+    range_close_forgets(|top| {
+        let (first, last) = (top as u32, top as u32 + 1);
+        // SAFETY: the two numbers are the test's and nothing else uses them.
+        let r = unsafe { libc::close_range(first, last, 0) };
+        assert_eq!(r, 0);
+    });
+}
+
+#[test]
+fn closefrom_forgets_the_numbers_it_closes() {
+    if !alone_in_a_process("closefrom_forgets_the_numbers_it_closes") {
+        return;
+    }
+    range_close_forgets(|top| {
+        // SAFETY: only the test's two numbers are open from `top` up.
+        unsafe { closefrom(top) };
+    });
+}

@@ -297,6 +297,33 @@ pub(crate) fn forget(fd: c_int) {
     }
 }
 
+/// Forgets every number from `first` to `last` (inclusive) that the table
+/// knows, as [`forget`] does one: `close_range(2)` and `closefrom(3)` are
+/// about to close them. Walks only the chunks allocated so far.
+pub(crate) fn forget_range(first: c_int, last: c_int) {
+    let first = first.max(0) as usize;
+    let last = (last.max(-1) as usize).min(MAX_FD - 1);
+    if first > last {
+        return;
+    }
+    let chunks = first >> CHUNK_BITS..=last >> CHUNK_BITS;
+    for (chunk, cell) in TABLE
+        .iter()
+        .enumerate()
+        .take(*chunks.end() + 1)
+        .skip(*chunks.start())
+    {
+        if cell.load(Ordering::Acquire).is_null() {
+            continue;
+        }
+        let lo = (chunk << CHUNK_BITS).max(first);
+        let hi = ((chunk << CHUNK_BITS) + CHUNK - 1).min(last);
+        for fd in lo..=hi {
+            forget(fd as c_int);
+        }
+    }
+}
+
 /// Another registration of `fd` needs the number's place in an `epoll`
 /// set that a [`Temporary`] holds: every temporary of `fd` gets a private
 /// duplicate of the descriptor to wait on instead, made here, under the
@@ -612,6 +639,26 @@ mod tests {
         let fd = blocking.into_raw_fd();
         close(fd);
         assert!(get(fd).is_none(), "close forgets the descriptor");
+    }
+
+    #[test]
+    fn forget_range_clears_the_numbers_in_range_across_chunks() {
+        // Numbers no test opens (far above the process's own), in chunks
+        // 2 and 3, and one each side of the range.
+        let first = 3 * CHUNK as c_int - 2;
+        let last = 3 * CHUNK as c_int + 1;
+        for fd in first - 1..=last + 1 {
+            insert(fd, Desc::new(Kind::Pollable, false));
+        }
+        forget_range(first, last);
+        assert!(get(first - 1).is_some() && get(last + 1).is_some());
+        assert!((first..=last).all(|fd| get(fd).is_none()));
+        // Empty and out-of-table ranges touch nothing.
+        forget_range(last + 1, first - 1);
+        forget_range(MAX_FD as c_int, c_int::MAX);
+        assert!(get(first - 1).is_some() && get(last + 1).is_some());
+        forget_range(first - 1, c_int::MAX);
+        assert!(get(first - 1).is_none() && get(last + 1).is_none());
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! The hooked descriptor calls: sockets' life cycle (`socket`, `accept`,
-//! `connect`, `close`, `dup`s), their data (`read`... `sendmsg`) and their
-//! mode (`fcntl`, `ioctl(FIONBIO)`, `setsockopt` timeouts).
+//! `connect`, `close`, `close_range`, `closefrom`, `dup`s), their data
+//! (`read`... `sendmsg`) and their mode (`fcntl`, `ioctl(FIONBIO)`,
+//! `setsockopt` timeouts).
 //!
 //! Every hook first asks whether the caller is a fiber (one thread-local
 //! load). A plain thread's call goes straight to libc (the fiber path is out
@@ -8,7 +9,7 @@
 //! when it fails: a listener a fiber made non-blocking must still block for
 //! a thread (`drive::thread_retry`).
 
-use std::ffi::{c_int, c_ulong, c_void};
+use std::ffi::{c_int, c_uint, c_ulong, c_void};
 use std::time::{Duration, Instant};
 
 use libc::{iovec, msghdr, sockaddr, socklen_t};
@@ -654,6 +655,38 @@ pub unsafe extern "C" fn close_hook(fd: c_int) -> c_int {
     }
     // SAFETY: forwards the caller's argument to libc under its contract.
     unsafe { real::close(fd) }
+}
+
+/// `close_range(2)`'s flag that marks the range close-on-exec instead of
+/// closing it (declared here: older `libc` crates lack it).
+const CLOSE_RANGE_CLOEXEC: c_uint = 1 << 2;
+
+/// Hook for `close_range(2)` (glibc 2.34+): forgets the numbers it closes,
+/// as `close` does one.
+#[export_name = "close_range"]
+pub unsafe extern "C" fn close_range_hook(first: c_uint, last: c_uint, flags: c_int) -> c_int {
+    if active() && first <= last && flags as c_uint & CLOSE_RANGE_CLOEXEC == 0 {
+        fds::forget_range(clamp_fd(first), clamp_fd(last));
+    }
+    // SAFETY: forwards the caller's arguments to libc under its contract.
+    unsafe { real::close_range(first, last, flags) }
+}
+
+/// Hook for `closefrom(3)` (glibc 2.34+): forgets every number from `low`
+/// up, as `close` does one.
+#[export_name = "closefrom"]
+pub unsafe extern "C" fn closefrom_hook(low: c_int) {
+    if active() {
+        fds::forget_range(low, c_int::MAX);
+    }
+    // SAFETY: forwards the caller's argument to libc under its contract.
+    unsafe { real::closefrom(low) }
+}
+
+/// A `close_range` bound as a descriptor number (`~0U`, "all", is the
+/// largest).
+fn clamp_fd(n: c_uint) -> c_int {
+    c_int::try_from(n).unwrap_or(c_int::MAX)
 }
 
 /// Hook for `fclose(3)`: forgets the stream's descriptor before libc closes

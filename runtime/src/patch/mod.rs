@@ -228,7 +228,7 @@ mod imp {
     static INIT: extern "C" fn() = init;
 
     /// Every hook, so that linking this table links them all.
-    struct Hooks(#[allow(dead_code)] [*const (); 32]);
+    struct Hooks(#[allow(dead_code)] [*const (); 34]);
     // SAFETY: function addresses, never dereferenced as data.
     unsafe impl Sync for Hooks {}
 
@@ -250,6 +250,8 @@ mod imp {
         io::accept4_hook as *const (),
         io::connect_hook as *const (),
         io::close_hook as *const (),
+        io::close_range_hook as *const (),
+        io::closefrom_hook as *const (),
         io::fclose_hook as *const (),
         io::dup_hook as *const (),
         io::dup2_hook as *const (),
