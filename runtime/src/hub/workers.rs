@@ -45,7 +45,8 @@ impl RuntimeShared {
     /// after it stops spinning and announces `sleeping` (`Hub::sleep`). If
     /// that hub's fence comes first, we see its `spinning` decrement and its
     /// `sleeping` flag and wake it; if ours comes first, its re-check after
-    /// the fence sees our queued task.
+    /// the fence sees our queued task. (`submit` relies on the fence coming
+    /// first, before any early return, for its shutdown check too.)
     pub(crate) fn notify_one(&self) {
         std::sync::atomic::fence(Ordering::SeqCst);
         if self.spinning.load(Ordering::Relaxed) > 0 {
@@ -77,24 +78,27 @@ impl RuntimeShared {
                 }
             }
         });
-        if let Some(t) = task {
-            self.injector.push(t);
-            // A shutdown that began meanwhile (the deadlock check's, from
-            // the watchdog thread) may have drained the injector before the
-            // push: drop what is left there, completing those handles as
-            // cancelled, rather than leave a joiner waiting forever.
-            std::sync::atomic::fence(Ordering::SeqCst);
-            if self.shutdown.load(Ordering::Relaxed) {
-                loop {
-                    match self.injector.steal() {
-                        crossbeam_deque::Steal::Success(t) => drop(t),
-                        crossbeam_deque::Steal::Retry => {}
-                        crossbeam_deque::Steal::Empty => break,
-                    }
+        let Some(t) = task else {
+            self.notify_one();
+            return;
+        };
+        self.injector.push(t);
+        // `notify_one` starts with a SeqCst fence, which also orders the
+        // push before the shutdown check below.
+        self.notify_one();
+        // A shutdown that began meanwhile (the deadlock check's, from the
+        // watchdog thread) may have drained the injector before the push:
+        // drop what is left there, completing those handles as cancelled,
+        // rather than leave a joiner waiting forever.
+        if self.shutdown.load(Ordering::Relaxed) {
+            loop {
+                match self.injector.steal() {
+                    crossbeam_deque::Steal::Success(t) => drop(t),
+                    crossbeam_deque::Steal::Retry => {}
+                    crossbeam_deque::Steal::Empty => break,
                 }
             }
         }
-        self.notify_one();
     }
 
     /// A stack for a new fiber: from the current worker's pool when the caller
