@@ -153,3 +153,58 @@ fn timeouts_and_cancellation() {
     tx.send(3).unwrap();
     assert_eq!(rx.recv(), Ok(3));
 }
+
+/// `try_recv` racing the last sender's send-and-drop: `Disconnected` only
+/// once the channel is drained (found by review: "empty" and "closed" were
+/// read under two locks, so the item sent in between was reported gone).
+#[test]
+fn try_recv_says_disconnected_only_when_drained() {
+    fn round(use_mpsc: bool, n: u64) -> (u64, u64) {
+        let go = Arc::new(std::sync::Barrier::new(2));
+        let go2 = go.clone();
+        if use_mpsc {
+            let (tx, rx) = sylvan::sync::mpsc::channel::<u64>();
+            let t = std::thread::spawn(move || {
+                go2.wait();
+                tx.send(n).unwrap();
+            });
+            go.wait();
+            let mut got = 0;
+            loop {
+                match rx.try_recv() {
+                    Ok(_) => got += 1,
+                    Err(sylvan::sync::mpsc::TryRecvError::Empty) => std::hint::spin_loop(),
+                    Err(sylvan::sync::mpsc::TryRecvError::Disconnected) => break,
+                }
+            }
+            t.join().unwrap();
+            (got, rx.try_recv().is_ok() as u64)
+        } else {
+            let (tx, rx) = channel::unbounded::<u64>();
+            let t = std::thread::spawn(move || {
+                go2.wait();
+                tx.send(n).unwrap();
+            });
+            go.wait();
+            let mut got = 0;
+            loop {
+                match rx.try_recv() {
+                    Ok(_) => got += 1,
+                    Err(TryRecvError::Empty) => std::hint::spin_loop(),
+                    Err(TryRecvError::Disconnected) => break,
+                }
+            }
+            t.join().unwrap();
+            (got, rx.try_recv().is_ok() as u64)
+        }
+    }
+    for n in 0..400 {
+        for use_mpsc in [false, true] {
+            assert_eq!(
+                round(use_mpsc, n),
+                (1, 0),
+                "round {n} (mpsc: {use_mpsc}): the item is received before Disconnected"
+            );
+        }
+    }
+}

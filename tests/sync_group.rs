@@ -131,6 +131,85 @@ fn pool_map_and_imap_unordered() {
     pool.join();
 }
 
+#[sylvan::test(workers = 2)]
+fn imap_unordered_starts_items_as_its_results_are_taken() {
+    let pool = Pool::new(2);
+    let started = Arc::new(AtomicUsize::new(0));
+    let s = started.clone();
+    let gate = Arc::new(sylvan::sync::Event::new());
+    let g = gate.clone();
+    let mut it = pool.imap_unordered(0..100u32, move |i| {
+        s.fetch_add(1, Ordering::SeqCst);
+        g.wait();
+        i
+    });
+    // Until the first result is taken, two items (the pool's size) start.
+    let until = std::time::Instant::now() + Duration::from_secs(10);
+    while started.load(Ordering::SeqCst) < 2 {
+        assert!(std::time::Instant::now() < until);
+        sylvan::sleep(Duration::from_millis(1));
+    }
+    gate.set();
+    assert!(it.next().is_some());
+    // Each result taken lets one more start: no more than size + taken.
+    for _ in 0..20 {
+        sylvan::yield_now();
+    }
+    let n = started.load(Ordering::SeqCst);
+    assert!(n <= 3, "one result taken, yet {n} items started");
+    // Dropping the iterator early starts no more items.
+    drop(it);
+    pool.join();
+    let after = started.load(Ordering::SeqCst);
+    sylvan::sleep(Duration::from_millis(20));
+    pool.join();
+    assert_eq!(started.load(Ordering::SeqCst), after);
+    assert!(
+        after <= 4,
+        "{after} items started after one result was taken"
+    );
+}
+
+#[sylvan::test(workers = 2)]
+fn imap_unordered_re_raises_an_items_panic_and_ends() {
+    let pool = Pool::new(1);
+    let mut got = Vec::new();
+    let mut it = pool.imap_unordered(0..10u32, |i| {
+        if i == 3 {
+            panic!("item 3 fails");
+        }
+        i
+    });
+    let panicked = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        for v in &mut it {
+            got.push(v);
+        }
+    }));
+    assert_eq!(
+        panicked.unwrap_err().downcast_ref::<&str>(),
+        Some(&"item 3 fails")
+    );
+    assert_eq!(
+        got,
+        [0, 1, 2],
+        "one item at a time, in order, up to the panic"
+    );
+    assert_eq!(it.next(), None, "the sequence has ended");
+    drop(it);
+    pool.join();
+
+    // A panic of the items' own iterator ends the sequence the same way.
+    let items = (0..5u32).map(|i| if i == 2 { panic!("no item 2") } else { i });
+    let panicked = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        pool.imap_unordered(items, |i| i).count()
+    }));
+    assert_eq!(
+        panicked.unwrap_err().downcast_ref::<&str>(),
+        Some(&"no item 2")
+    );
+    pool.join();
+}
+
 #[sylvan::test(workers = 4)]
 fn group_join_and_cancel() {
     let group = Group::new();

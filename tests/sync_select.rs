@@ -488,3 +488,42 @@ impl<T> TryIterForTest<T> for channel::Receiver<T> {
         std::iter::from_fn(|| self.try_recv().ok()).collect()
     }
 }
+
+/// A select's send on a zero-capacity channel, called over by a receiver
+/// that then times out, waits again as a plain send does (found by review:
+/// it reported the send done and left the value in the channel's buffer).
+#[test]
+fn a_rendezvous_send_whose_receiver_left_waits_again() {
+    use std::cell::Cell;
+    use sylvan::sync::channel::RecvTimeoutError;
+    use sylvan::sync::select::{Select, Selected};
+    for _ in 0..5 {
+        let (tx, rx) = channel::bounded::<u32>(0);
+        let selector = std::thread::spawn(move || {
+            let out = Cell::new(None);
+            let mut sel = Select::new();
+            sel.send(&tx, 7, &out);
+            sel.timeout(Duration::from_millis(200));
+            (sel.wait(), out.take().map(|r| r.is_ok()))
+        });
+        // Not needed for the outcome, which is checked either way: it makes
+        // the case under test likely (the select queued before the receiver
+        // calls it over and leaves).
+        std::thread::sleep(Duration::from_millis(30));
+        let got = rx.recv_timeout(Duration::from_nanos(1));
+        let (which, sent) = selector.join().unwrap();
+        assert_eq!(rx.len(), 0, "nothing is left in a rendezvous channel");
+        match got {
+            // The select handed the value to the receiver before it left.
+            Ok(v) => assert_eq!((v, which, sent), (7, Selected::Case(0), Some(true))),
+            Err(e) => {
+                assert_eq!(e, RecvTimeoutError::Timeout);
+                assert_eq!(
+                    (which, sent),
+                    (Selected::Timeout, None),
+                    "no receiver took the value, so the send did not happen"
+                );
+            }
+        }
+    }
+}

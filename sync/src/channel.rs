@@ -232,9 +232,11 @@ impl<T> Receiver<T> {
     /// assert_eq!(rx.try_recv(), Err(TryRecvError::Disconnected));
     /// ```
     pub fn try_recv(&self) -> Result<T, TryRecvError> {
-        match self.chan.queue.try_get() {
-            Some(v) => Ok(v),
-            None if self.chan.queue.is_closed() => Err(TryRecvError::Disconnected),
+        // One look under one lock: "empty" then "closed" in two would call a
+        // channel disconnected whose last sender sent and left in between.
+        match self.chan.queue.poll_get() {
+            Some(Some(v)) => Ok(v),
+            Some(None) => Err(TryRecvError::Disconnected),
             None => Err(TryRecvError::Empty),
         }
     }

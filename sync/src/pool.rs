@@ -1,5 +1,7 @@
 //! [`Pool`]: run at most `size` fibers at once (gevent's `Pool`).
 
+use std::any::Any;
+use std::panic::{catch_unwind, resume_unwind, AssertUnwindSafe};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -223,9 +225,17 @@ impl Pool {
     }
 
     /// Applies `f` to every item on the pool's fibers and yields the results
-    /// as they complete (any order). Items are started lazily, at most `size`
-    /// at a time, as the iterator is consumed; a panicking item ends the
-    /// sequence early.
+    /// as they complete (any order). Items are started lazily, as the
+    /// iterator is consumed: at most `size` results are started and not yet
+    /// taken at any time (and at most `size` fibers run at once, shared with
+    /// the pool's other work). Dropping the iterator starts no more items;
+    /// those running finish on their own.
+    ///
+    /// # Panics
+    /// The iterator re-raises the panic of an item (or of `items` itself)
+    /// when its turn comes, and then ends: `next` panics, as
+    /// [`map`](Pool::map) does.
+    /// It panics with a message if an item's fiber was cancelled.
     ///
     /// ```
     /// let pool = sylvan::sync::Pool::new(3);
@@ -243,21 +253,100 @@ impl Pool {
         F: Fn(I::Item) -> T + Send + Sync + 'static,
         T: Send + 'static,
     {
-        let (tx, rx) = channel::unbounded();
+        let (tx, results) = channel::unbounded();
+        // A credit per result started and not yet taken.
+        let credits = Arc::new(Semaphore::new(self.size));
         let pool = self.clone();
         let f = Arc::new(f);
         let items = items.into_iter();
-        // The feeder spawns items as slots free up; the channel closes when
-        // the feeder and every item's fiber have dropped their senders.
-        sylvan_runtime::spawn(move || {
-            for item in items {
-                let (tx, f) = (tx.clone(), f.clone());
-                pool.spawn(move || {
-                    let _ = tx.send(f(item));
-                });
+        let feeder_credits = credits.clone();
+        // The feeder starts an item per credit, each on a slot of the pool;
+        // the channel closes when it and every item's fiber have dropped
+        // their senders.
+        let feeder = sylvan_runtime::spawn(move || {
+            let fed = catch_unwind(AssertUnwindSafe(|| {
+                for item in items {
+                    feeder_credits.acquire().forget();
+                    let (tx, f) = (tx.clone(), f.clone());
+                    pool.spawn(move || {
+                        let outcome = match catch_unwind(AssertUnwindSafe(|| f(item))) {
+                            Ok(v) => Outcome::Done(v),
+                            Err(p) if sylvan_runtime::current().is_cancelled() => {
+                                // Still ends as cancelled.
+                                let _ = tx.send(Outcome::Cancelled);
+                                resume_unwind(p)
+                            }
+                            Err(p) => Outcome::Panicked(p),
+                        };
+                        let _ = tx.send(outcome);
+                    });
+                }
+            }));
+            // The items' iterator panicked: so does the sequence. (A feeder
+            // cancelled by the iterator's drop just ends.)
+            if let Err(p) = fed {
+                if sylvan_runtime::current().is_cancelled() {
+                    resume_unwind(p);
+                }
+                let _ = tx.send(Outcome::Panicked(p));
             }
         });
-        rx.into_iter()
+        ImapUnordered {
+            results,
+            credits,
+            feeder,
+            ended: false,
+        }
+    }
+}
+
+/// What an item's fiber of [`Pool::imap_unordered`] reports.
+enum Outcome<T> {
+    Done(T),
+    Panicked(Box<dyn Any + Send>),
+    Cancelled,
+}
+
+/// The iterator [`Pool::imap_unordered`] returns.
+struct ImapUnordered<T> {
+    results: channel::Receiver<Outcome<T>>,
+    credits: Arc<Semaphore>,
+    feeder: JoinHandle<()>,
+    ended: bool,
+}
+
+impl<T> Iterator for ImapUnordered<T> {
+    type Item = T;
+
+    fn next(&mut self) -> Option<T> {
+        if self.ended {
+            return None;
+        }
+        match self.results.recv() {
+            Ok(Outcome::Done(v)) => {
+                self.credits.add_permits(1);
+                Some(v)
+            }
+            Ok(Outcome::Panicked(p)) => {
+                self.ended = true;
+                resume_unwind(p)
+            }
+            Ok(Outcome::Cancelled) => {
+                self.ended = true;
+                panic!("Pool::imap_unordered: an item's fiber was cancelled before it finished")
+            }
+            Err(_) => {
+                self.ended = true;
+                None
+            }
+        }
+    }
+}
+
+impl<T> Drop for ImapUnordered<T> {
+    fn drop(&mut self) {
+        // Start no more items (the feeder waits for a credit, or a slot).
+        self.feeder.cancel();
     }
 }
 

@@ -710,16 +710,26 @@ impl<T> Queue<T> {
     }
 
     /// The putter `waiter` won its select: put `item` in the room it was
-    /// granted, or hand it back if the queue was closed instead.
-    pub(crate) fn finish_put(&self, mut waiter: Waiter<PutGrant>, item: T) -> Result<(), T> {
+    /// granted, or hand it back if the queue was closed instead (`Ok` with
+    /// the outcome). `Err(item)`: a rendezvous queue's getter that granted
+    /// the room left before the item went over, so nobody would take it:
+    /// the select waits again (as `put` does).
+    pub(crate) fn finish_put(
+        &self,
+        mut waiter: Waiter<PutGrant>,
+        item: T,
+    ) -> Result<Result<(), T>, T> {
         let wakers = {
             let mut s = self.state.lock();
             match waiter.take_payload().expect(waiters::NOTIFIED) {
-                PutGrant::Closed => return Err(item),
+                PutGrant::Closed => return Ok(Err(item)),
                 PutGrant::Room => {
                     s.reserved -= 1;
                     if s.closed {
                         // Closed before the item went in (as `put`).
+                        return Ok(Err(item));
+                    }
+                    if s.capacity == Some(0) && s.getters.is_empty() {
                         return Err(item);
                     }
                     s.deliver(item)
@@ -727,7 +737,7 @@ impl<T> Queue<T> {
             }
         };
         waiters::wake_all(wakers);
-        Ok(())
+        Ok(Ok(()))
     }
 
     /// The getter `waiter` lost its select (or the select gave up).

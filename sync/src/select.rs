@@ -340,13 +340,24 @@ impl<'a> Select<'a> {
     /// assert_eq!(out.take(), Some(Ok("late")));
     /// ```
     pub fn wait(mut self) -> Selected {
+        loop {
+            if let Some(done) = self.wait_once() {
+                return done;
+            }
+        }
+    }
+
+    /// One round of [`wait`](Select::wait): `None` when the winning case
+    /// could not complete after all (see [`Case::finish`]) and every case
+    /// has been withdrawn, so the select starts over.
+    fn wait_once(&mut self) -> Option<Selected> {
         let order = shuffled(self.cases.len());
         if let Some(done) = self.poll_all(&order) {
-            return done;
+            return Some(done);
         }
         let deadline = self.deadline;
         if deadline.is_some_and(|d| Instant::now() >= d) {
-            return Selected::Timeout;
+            return Some(Selected::Timeout);
         }
         let token = Arc::new(SelectToken::new());
         let mut reg = Registration {
@@ -370,8 +381,11 @@ impl<'a> Select<'a> {
             Some(i) => i,
             None => loop {
                 if let Some(w) = token.winner() {
-                    reg.cases[w].finish();
-                    break w;
+                    if reg.cases[w].finish() {
+                        break w;
+                    }
+                    reg.withdraw_except(None);
+                    return None;
                 }
                 match deadline {
                     None => park::park_for(&crate::shim::park::WaitLabel("select!")),
@@ -380,14 +394,14 @@ impl<'a> Select<'a> {
                             && token.try_abort()
                         {
                             reg.withdraw_except(None);
-                            return Selected::Timeout;
+                            return Some(Selected::Timeout);
                         }
                     }
                 }
             },
         };
         reg.withdraw_except(Some(winner));
-        Selected::Case(winner)
+        Some(Selected::Case(winner))
     }
 
     fn poll_all(&mut self, order: &[usize]) -> Option<Selected> {
@@ -447,8 +461,10 @@ trait Case {
     fn poll(&mut self) -> bool;
     /// Runs it if ready (claiming the select), else queues a waiter.
     fn register(&mut self, token: &Arc<SelectToken>, index: usize) -> Reg;
-    /// This case's waiter won: complete the operation.
-    fn finish(&mut self);
+    /// This case's waiter won: complete the operation. `false` if it cannot
+    /// complete after all (a rendezvous put whose getter left before the
+    /// item went over): the select starts over, this case with its item.
+    fn finish(&mut self) -> bool;
     /// This case's waiter lost (or the select gave up): dequeue it.
     fn withdraw(&mut self);
     /// This case's waiter won but the select is unwinding: pass on what it
@@ -488,10 +504,11 @@ impl<T, R> Case for GetCase<'_, T, R> {
         }
     }
 
-    fn finish(&mut self) {
+    fn finish(&mut self) -> bool {
         if let Some(w) = self.waiter.take() {
             self.out.set(Some((self.map)(self.queue.finish_get(w))));
         }
+        true
     }
 
     fn withdraw(&mut self) {
@@ -551,11 +568,17 @@ impl<T, R> Case for PutCase<'_, T, R> {
         }
     }
 
-    fn finish(&mut self) {
+    fn finish(&mut self) -> bool {
         if let (Some(w), Some(item)) = (self.waiter.take(), self.item.take()) {
-            self.out
-                .set(Some((self.map)(self.queue.finish_put(w, item))));
+            match self.queue.finish_put(w, item) {
+                Ok(done) => self.out.set(Some((self.map)(done))),
+                Err(item) => {
+                    self.item = Some(item);
+                    return false;
+                }
+            }
         }
+        true
     }
 
     fn withdraw(&mut self) {
