@@ -28,7 +28,8 @@
 //! `ConnectionReset`, …) with the same prefix.
 //!
 //! **End of stream.** A peer that ends with TLS `close_notify` (as
-//! [`TlsStream::shutdown`] and dropping a [`TlsStream`] do) reads as
+//! [`TlsStream::shutdown`] and dropping a [`TlsStream`] do, but not a drop
+//! while the fiber unwinds) reads as
 //! `Ok(0)`. A TCP close without `close_notify` reads as an
 //! [`UnexpectedEof`](io::ErrorKind::UnexpectedEof) error once the data
 //! before it has been read: the data may have been cut short by an attacker
@@ -666,7 +667,13 @@ impl fmt::Debug for TlsAcceptor {
 /// at the same time needs to take turns in one fiber.
 ///
 /// **Drop** sends `close_notify` if the socket takes it at once (it never
-/// waits), then closes the connection.
+/// waits), then closes the connection — except while the fiber unwinds (a
+/// panic, a cancellation, an expired timeout): then the peer sees the
+/// connection end without it (an `UnexpectedEof`), so a message cut short
+/// cannot pass for a complete one.
+///
+/// **A TLS error** (a record that does not decrypt, a bad alert) ends the
+/// connection: every later read and write fails with the same error.
 ///
 /// [`JoinHandle::cancel`]: sylvan_runtime::JoinHandle::cancel
 /// [`sylvan::timeout`]: sylvan_runtime::timeout
@@ -711,6 +718,9 @@ pub struct TlsStream {
     /// Who the peer is, for error messages: the server name on the client
     /// side, the client's address on the server side.
     peer: String,
+    /// The TLS error that ended the connection (rustls accepts nothing
+    /// after one): every later read and write fails with it at once.
+    failed: Option<(io::ErrorKind, String)>,
 }
 
 impl TlsStream {
@@ -718,7 +728,12 @@ impl TlsStream {
     fn handshake(conn: Connection, sock: TcpStream, peer: String) -> io::Result<TlsStream> {
         let label = format!("tls handshake with {peer}");
         let what = || label.clone();
-        let mut tls = TlsStream { conn, sock, peer };
+        let mut tls = TlsStream {
+            conn,
+            sock,
+            peer,
+            failed: None,
+        };
         // Each pass writes what rustls has to say or waits for the peer's
         // next bytes: the loop advances only as the socket does.
         while tls.conn.is_handshaking() {
@@ -767,7 +782,31 @@ impl TlsStream {
                         format!("{err} (the peer does not seem to speak TLS)"),
                     );
                 }
+                self.failed = Some((err.kind(), err.to_string()));
                 Err(err)
+            }
+        }
+    }
+
+    /// The error that ended the connection, if a TLS error did.
+    fn check_failed(&self) -> io::Result<()> {
+        match &self.failed {
+            Some((kind, msg)) => Err(io::Error::new(*kind, msg.clone())),
+            None => Ok(()),
+        }
+    }
+
+    /// Writes what records rustls has ready and the socket takes right now,
+    /// without waiting for room: for a read, which must not be held up by
+    /// a peer that is not reading (what is left goes with the next write).
+    fn flush_records_now(&mut self) {
+        let sock = socket2::SockRef::from(&self.sock);
+        let mut now = NoWait(&sock);
+        while self.conn.wants_write() {
+            match self.conn.write_tls(&mut now) {
+                Ok(n) if n > 0 => {}
+                // Full, or failed: the next write waits, or reports it.
+                _ => return,
             }
         }
     }
@@ -954,6 +993,7 @@ impl Read for TlsStream {
         if buf.is_empty() {
             return Ok(0);
         }
+        self.check_failed()?;
         // Each pass returns or waits on the socket for more records: it
         // never spins. (After the socket's end of stream, the reader no
         // longer says WouldBlock.)
@@ -962,8 +1002,9 @@ impl Read for TlsStream {
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
                 done => return done,
             }
-            // What the peer's last records asked for (a key update).
-            self.flush_records()?;
+            // What the peer's last records asked for (a key update), and
+            // what an earlier write left: as far as the socket takes now.
+            self.flush_records_now();
             self.conn.read_tls(&mut &self.sock)?;
             self.process_records(false)?;
         }
@@ -975,6 +1016,7 @@ impl Write for TlsStream {
         if buf.is_empty() {
             return Ok(0);
         }
+        self.check_failed()?;
         // Records an earlier write could not send go first, and their
         // error is reported here.
         self.flush_records()?;
@@ -986,17 +1028,42 @@ impl Write for TlsStream {
     }
 
     fn flush(&mut self) -> io::Result<()> {
+        self.check_failed()?;
         self.conn.writer().flush()?;
         self.flush_records()
     }
 }
 
+/// A socket's `send` that never waits: `WouldBlock` when it is full.
+struct NoWait<'a>(&'a socket2::SockRef<'a>);
+
+impl Write for NoWait<'_> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        loop {
+            // MSG_NOSIGNAL: a peer that has gone must not raise SIGPIPE.
+            match self
+                .0
+                .send_with_flags(buf, libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL)
+            {
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                r => return r,
+            }
+        }
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
 impl Drop for TlsStream {
     fn drop(&mut self) {
-        // Say goodbye if the socket takes it now; never wait (this may run
-        // while a cancelled fiber unwinds). A send that cannot take it all
-        // leaves the peer with a cut record: it sees an error either way.
-        if self.conn.is_handshaking() {
+        // Say goodbye if the socket takes it now; never wait. A send that
+        // cannot take it all leaves the peer with a cut record: it sees an
+        // error either way. Not while unwinding (a panic, a cancellation,
+        // an expired timeout): a message may have been cut short, and the
+        // peer must not take what it got for all of it.
+        if self.conn.is_handshaking() || self.failed.is_some() || std::thread::panicking() {
             return;
         }
         self.conn.send_close_notify();
