@@ -242,3 +242,157 @@ fn the_tokio_recipe() {
     assert_eq!(&reply, b"HELLO");
     assert_eq!(ticked.load(Ordering::SeqCst), 5);
 }
+
+/// Runs `f` on its own thread; fails the test if it takes longer than `limit`.
+fn bounded<T: Send + 'static>(limit: Duration, f: impl FnOnce() -> T + Send + 'static) -> T {
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)));
+    });
+    match rx.recv_timeout(limit) {
+        Ok(Ok(v)) => v,
+        Ok(Err(p)) => std::panic::resume_unwind(p),
+        Err(_) => panic!("watchdog: the test hung for {limit:?}"),
+    }
+}
+
+/// Async code's cooperative yield: wakes its own task and returns
+/// `Pending` once (as `tokio::task::yield_now` does).
+struct YieldNow(bool);
+impl Future for YieldNow {
+    type Output = ();
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        if self.0 {
+            return Poll::Ready(());
+        }
+        self.0 = true;
+        cx.waker().wake_by_ref();
+        Poll::Pending
+    }
+}
+
+/// A future that wakes itself while polled: `block_on` still gives the
+/// worker's other fibers a turn, and a timeout around it still lands (found
+/// by review: it re-polled at once, for ever, without a park point).
+#[test]
+fn block_on_of_a_future_that_yields_lets_others_run_and_can_time_out() {
+    let (ran, timed_out) = bounded(Duration::from_secs(20), || {
+        one_worker().block_on(|| {
+            let flag = Arc::new(AtomicBool::new(false));
+            let f = flag.clone();
+            let other = sylvan::spawn(move || f.store(true, Ordering::SeqCst));
+            let deadline = Instant::now() + Duration::from_secs(3);
+            let ran = sylvan::future::block_on(async {
+                while !flag.load(Ordering::SeqCst) && Instant::now() < deadline {
+                    YieldNow(false).await;
+                }
+                flag.load(Ordering::SeqCst)
+            });
+            other.join().unwrap();
+            let deadline = Instant::now() + Duration::from_secs(5);
+            let timed_out = sylvan::timeout(Duration::from_millis(50), || {
+                sylvan::future::block_on(async move {
+                    while Instant::now() < deadline {
+                        YieldNow(false).await;
+                    }
+                })
+            })
+            .is_err();
+            (ran, timed_out)
+        })
+    });
+    assert!(
+        ran,
+        "the worker's other fiber never ran while block_on yielded"
+    );
+    assert!(timed_out, "the 50 ms timeout never interrupted block_on");
+}
+
+/// An async read loop against a peer that keeps the socket full yields to
+/// the worker's other fibers, as the blocking read does (found by review:
+/// poll_read had no cooperative budget).
+#[test]
+fn an_async_read_loop_against_a_flooding_peer_lets_other_fibers_run() {
+    let ran = bounded(Duration::from_secs(30), || {
+        one_worker().block_on(|| {
+            let listener = sylvan::net::TcpListener::bind("127.0.0.1:0").unwrap();
+            let addr = listener.local_addr().unwrap();
+            let stop = Arc::new(AtomicBool::new(false));
+            let s = stop.clone();
+            let flooder = std::thread::spawn(move || {
+                let mut conn = std::net::TcpStream::connect(addr).unwrap();
+                let chunk = vec![1u8; 1 << 16];
+                let until = Instant::now() + Duration::from_secs(10);
+                while !s.load(Ordering::SeqCst) && Instant::now() < until {
+                    if std::io::Write::write_all(&mut conn, &chunk).is_err() {
+                        break;
+                    }
+                }
+            });
+            let (conn, _) = listener.accept().unwrap();
+            // Data is flowing.
+            let mut first = [0u8; 1];
+            std::io::Read::read_exact(&mut &conn, &mut first).unwrap();
+            let flag = Arc::new(AtomicBool::new(false));
+            let f = flag.clone();
+            let other = sylvan::spawn(move || f.store(true, Ordering::SeqCst));
+            let deadline = Instant::now() + Duration::from_secs(3);
+            let ran = sylvan::future::block_on(async {
+                let mut byte = [0u8; 1];
+                while !flag.load(Ordering::SeqCst) && Instant::now() < deadline {
+                    if (&conn).read(&mut byte).await.unwrap() == 0 {
+                        break;
+                    }
+                }
+                flag.load(Ordering::SeqCst)
+            });
+            stop.store(true, Ordering::SeqCst);
+            drop(conn);
+            other.join().unwrap();
+            flooder.join().unwrap();
+            ran
+        })
+    });
+    assert!(
+        ran,
+        "the worker's other fiber never ran during the async reads"
+    );
+}
+
+/// Polls that their task abandoned (a select, a timeout around block_on)
+/// leave no waker behind on an idle socket (found by review: each added
+/// one to the socket's waiter list until its next readiness edge).
+#[test]
+fn abandoned_async_reads_leave_no_wakers_on_an_idle_socket() {
+    struct Counted(Arc<AtomicUsize>);
+    impl Drop for Counted {
+        fn drop(&mut self) {
+            self.0.fetch_sub(1, Ordering::SeqCst);
+        }
+    }
+    impl std::task::Wake for Counted {
+        fn wake(self: Arc<Self>) {}
+    }
+    const POLLS: usize = 1000;
+    let live = bounded(Duration::from_secs(60), || {
+        one_worker().block_on(|| {
+            let listener = sylvan::net::TcpListener::bind("127.0.0.1:0").unwrap();
+            let conn = sylvan::net::TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+            let (_peer, _) = listener.accept().unwrap(); // open, silent
+            let live = Arc::new(AtomicUsize::new(0));
+            let mut buf = [0u8; 16];
+            for _ in 0..POLLS {
+                live.fetch_add(1, Ordering::SeqCst);
+                let waker = std::task::Waker::from(Arc::new(Counted(live.clone())));
+                let mut cx = Context::from_waker(&waker);
+                let r = futures::io::AsyncRead::poll_read(Pin::new(&mut &conn), &mut cx, &mut buf);
+                assert!(r.is_pending());
+            }
+            live.load(Ordering::SeqCst)
+        })
+    });
+    assert!(
+        live <= 1,
+        "{live} wakers of {POLLS} abandoned polls are still held"
+    );
+}

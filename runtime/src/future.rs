@@ -15,7 +15,12 @@
 //! * Sockets: with the cargo feature `futures-io`, `sylvan::net::TcpStream`
 //!   and `UnixStream` implement `futures_io::AsyncRead`/`AsyncWrite`, driven
 //!   by the worker's event loop, so protocol crates built on `futures-io`
-//!   run over them inside a fiber.
+//!   run over them inside a fiber, under [`block_on`]. Not under another
+//!   executor's blocking `block_on` (`futures::executor::block_on`) called
+//!   in a fiber: that parks the worker's thread, so its event loop stops
+//!   and the socket's readiness never comes (the monitor reports the held
+//!   worker). Like the blocking calls, they yield to the worker's other
+//!   fibers after many operations in a row that did not wait.
 //!
 //! Runtime-agnostic async crates (`async-channel`, `event-listener`,
 //! `futures`' combinators and channels) work as they are. Crates tied to
@@ -126,8 +131,14 @@ fn block_on_pinned<T>(mut fut: Pin<&mut dyn Future<Output = T>>) -> T {
         if let Poll::Ready(out) = fut.as_mut().poll(&mut cx) {
             return out;
         }
-        // Wait until the waker was woken since that poll (a wake during
-        // the poll leaves the flag set: no park at all).
+        if unpark.woken.swap(false, Ordering::AcqRel) {
+            // Woken during the poll (a cooperative yield, or an IO budget
+            // spent): poll again after the worker's other fibers had a turn,
+            // at a park point where a cancellation or timeout lands.
+            crate::yield_now();
+            continue;
+        }
+        // Wait until the waker is woken.
         while !unpark.woken.swap(false, Ordering::AcqRel) {
             park::park_for(&BLOCK_ON);
         }

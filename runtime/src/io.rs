@@ -245,10 +245,16 @@ impl IoRegistration {
     /// driven by the worker's event loop.
     ///
     /// Readiness comes from a worker's `epoll` set, so the future must be
-    /// polled on a worker thread — inside a fiber (e.g. under
-    /// [`future::block_on`](crate::future::block_on)) or by anything a fiber
-    /// runs; polled elsewhere it fails with `Unsupported` rather than wait
-    /// forever.
+    /// polled inside a fiber by an executor that parks the fiber, not the
+    /// thread, between polls: [`future::block_on`](crate::future::block_on).
+    /// Polled off the workers it fails with `Unsupported` rather than wait
+    /// forever; under another executor's blocking `block_on` in a fiber it
+    /// hangs that worker (its event loop cannot run).
+    ///
+    /// Per direction, the task that polled last is the one woken (as with
+    /// tokio's readiness): two tasks waiting on one direction of a socket at
+    /// once is not supported. Like [`io`](Self::io), a run of operations that
+    /// did not wait yields now and then (`Pending` after waking the task).
     ///
     /// ```
     /// # extern crate sylvan_runtime as sylvan;
@@ -281,6 +287,13 @@ impl IoRegistration {
     ) -> std::task::Poll<io::Result<T>> {
         use std::task::Poll;
         let d = dir.index();
+        // Cooperative budget, as `io`'s: after many operations that did not
+        // wait, yield (`block_on` gives the worker's other fibers a turn
+        // before it polls again).
+        if record::with_current(FiberCtx::io_budget_spent_renew) == Some(true) {
+            cx.waker().wake_by_ref();
+            return Poll::Pending;
+        }
         loop {
             let seen = self.state.ticks[d].load(Ordering::SeqCst);
             match op() {
@@ -299,14 +312,12 @@ impl IoRegistration {
             if let Err(e) = self.register_here() {
                 return Poll::Ready(Err(e));
             }
-            {
-                let waker = Waker::of_task(cx.waker());
-                let mut inner = self.state.inner.lock();
-                let list = &mut inner.waiters[d];
-                if !list.iter().any(|w| w.will_wake(&waker)) {
-                    list.push(waker);
-                }
-            }
+            // The task that polls last is the one woken (as with futures-io
+            // and tokio readiness): a poll its task abandoned is replaced.
+            let waker = Waker::of_task(cx.waker());
+            let replaced = self.state.inner.lock().tasks[d].replace(waker);
+            // Dropped outside the lock: a task waker's drop is foreign code.
+            drop(replaced);
             // An edge between the operation and the registration: retry
             // rather than wait for one that already came.
             if self.state.ticks[d].load(Ordering::SeqCst) == seen {

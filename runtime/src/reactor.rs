@@ -443,6 +443,11 @@ pub(crate) struct IoState {
 pub(crate) struct IoWaiters {
     /// Per direction: who waits for the next edge.
     pub(crate) waiters: [Vec<Waker>; 2],
+    /// Per direction: the async task that polled it last
+    /// ([`IoRegistration::poll_io`](crate::io::IoRegistration::poll_io)),
+    /// woken with the waiters. One slot, replaced by each poll, so polls
+    /// that a task abandons (a `select`, a timeout) leave nothing behind.
+    pub(crate) tasks: [Option<Waker>; 2],
     /// Workers whose `epoll` set holds the descriptor, with its token there.
     pub(crate) registered: Vec<(Arc<ReactorShared>, mio::Token)>,
     /// The descriptor is being closed: it may join no `epoll` set again
@@ -458,6 +463,7 @@ impl IoState {
             ticks: [AtomicU64::new(0), AtomicU64::new(0)],
             inner: Mutex::new(IoWaiters {
                 waiters: [Vec::new(), Vec::new()],
+                tasks: [None, None],
                 registered: Vec::new(),
                 retired: false,
             }),
@@ -478,6 +484,7 @@ impl IoState {
             for (dir, hit) in [(0, read), (1, write)] {
                 if hit {
                     woken.append(&mut inner.waiters[dir]);
+                    woken.extend(inner.tasks[dir].take());
                 }
             }
         }

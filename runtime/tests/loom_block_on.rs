@@ -12,11 +12,14 @@
 //! two in step.
 //!
 //! * `block_on`: poll; then `while !woken.swap(false) { park() }`; poll again.
+//!   (The real loop checks the flag once before the first park and, if it
+//!   was set during the poll, yields instead of parking: the same swaps.)
 //! * The future's waker: `if !woken.swap(true) { waiter.unpark() }`.
 //! * `poll_io`: read the edge counter, try the operation (here: a flag set
 //!   by the peer), register the task's waker, re-check the counter, return
-//!   `Pending` only if it did not move. The "hub" bumps the counter and
-//!   wakes every registered waker, as `IoState::on_event` does.
+//!   `Pending` only if it did not move. The task's waker goes in the
+//!   direction's one task slot, replacing the last poll's. The "hub" bumps
+//!   the counter and wakes what the slot holds, as `IoState::on_event` does.
 //!
 //! loom fails any schedule in which the polling thread sleeps forever.
 
@@ -149,10 +152,10 @@ fn control_block_on_clears_in_two_steps() {
     block_on_model(true);
 }
 
-/// `IoState`: the edge counter and the readers' waker list.
+/// `IoState`: the edge counter and the read direction's task slot.
 struct Io {
     ticks: AtomicU64,
-    waiters: Mutex<Vec<Arc<Unpark>>>,
+    task: Mutex<Option<Arc<Unpark>>>,
     /// The descriptor's readiness: kernel state, which every system call
     /// sees linearizably (a mutex here, not an atomic a weak memory model
     /// could show stale).
@@ -169,12 +172,8 @@ impl Io {
             if std::mem::take(&mut *self.data.lock().unwrap()) {
                 return true;
             }
-            {
-                let mut list = self.waiters.lock().unwrap();
-                if !list.iter().any(|w| Arc::ptr_eq(w, waker)) {
-                    list.push(waker.clone());
-                }
-            }
+            let replaced = self.task.lock().unwrap().replace(waker.clone());
+            drop(replaced);
             if !recheck || self.ticks.load(SeqCst) == seen {
                 return false;
             }
@@ -185,8 +184,8 @@ impl Io {
     fn edge(&self) {
         *self.data.lock().unwrap() = true;
         self.ticks.fetch_add(1, SeqCst);
-        let woken: Vec<_> = std::mem::take(&mut *self.waiters.lock().unwrap());
-        for w in woken {
+        let woken = self.task.lock().unwrap().take();
+        if let Some(w) = woken {
             w.wake();
         }
     }
@@ -196,7 +195,7 @@ fn poll_io_model(recheck: bool) {
     model(4, move || {
         let io = Arc::new(Io {
             ticks: AtomicU64::new(0),
-            waiters: Mutex::new(Vec::new()),
+            task: Mutex::new(None),
             data: Mutex::new(false),
         });
         let unpark = Unpark::new();

@@ -152,6 +152,18 @@ impl FiberCtx {
         n > IO_BUDGET
     }
 
+    /// [`io_budget_spent`](Self::io_budget_spent), starting a new budget
+    /// when it was: for a future's poll, which returns `Pending` to yield
+    /// and may be polled again at once by an executor that does not
+    /// suspend the fiber.
+    pub(crate) fn io_budget_spent_renew(&self) -> bool {
+        let spent = self.io_budget_spent();
+        if spent {
+            self.io_streak.set(0);
+        }
+        spent
+    }
+
     /// Switches back to the hub.
     pub(crate) fn suspend(&self, why: Suspend) {
         self.io_streak.set(0);
