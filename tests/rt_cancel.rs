@@ -243,3 +243,134 @@ fn a_scoped_fiber_joining_itself_panics_with_the_fix() {
     });
     assert!(message.contains("tried to join itself"), "{message}");
 }
+
+/// Runs `f` on its own thread; fails the test if it takes longer than `limit`.
+fn bounded<T: Send + 'static>(limit: Duration, f: impl FnOnce() -> T + Send + 'static) -> T {
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)));
+    });
+    match rx.recv_timeout(limit) {
+        Ok(Ok(v)) => v,
+        Ok(Err(p)) => std::panic::resume_unwind(p),
+        Err(_) => panic!("watchdog: the test hung for {limit:?}"),
+    }
+}
+
+/// A `timeout` around a scope whose children outlive it: the children are
+/// cancelled when it expires, and the scope's caller gets `Err` (found by
+/// review: the scope waited for them, shielded, then returned `Ok`).
+#[test]
+fn a_timeout_around_a_scope_cancels_its_children() {
+    let (r, took, child) = bounded(Duration::from_secs(20), || {
+        on_workers(2, || {
+            let start = Instant::now();
+            let mut child = None;
+            let r = sylvan::timeout(Duration::from_millis(50), || {
+                sylvan::scope(|s| {
+                    let h = s.spawn(|| sylvan::sleep(Duration::from_secs(10)));
+                    // Parks (the timeout lands here, unwinding the closure).
+                    child = Some(sylvan::timeout(Duration::from_secs(20), || h.join()));
+                });
+            });
+            (r, start.elapsed(), child)
+        })
+    });
+    assert!(r.is_err(), "the timeout reports its expiry");
+    assert!(took < Duration::from_secs(5), "took {took:?}");
+    assert!(child.is_none(), "the scope's closure was unwound");
+
+    // The same when the closure itself returned and only the scope's wait
+    // for its children is left.
+    let (r, took) = bounded(Duration::from_secs(20), || {
+        on_workers(2, || {
+            let start = Instant::now();
+            let r = sylvan::timeout(Duration::from_millis(50), || {
+                sylvan::scope(|s| {
+                    s.spawn(|| sylvan::sleep(Duration::from_secs(10)));
+                });
+            });
+            (r, start.elapsed())
+        })
+    });
+    assert!(r.is_err(), "the timeout reports its expiry");
+    assert!(took < Duration::from_secs(5), "took {took:?}");
+}
+
+/// A child that spawns more after its scope began to unwind: the new
+/// child is cancelled too, and the scope does not wait it out (found by
+/// review: the scope's cancel reached only the children it knew of).
+#[test]
+fn a_child_spawned_after_its_scope_unwound_is_cancelled() {
+    // The scope's owner is a plain thread, so the child runs beside it (on
+    // the global runtime's workers) while it unwinds.
+    let (took, ran) = bounded(Duration::from_secs(20), || {
+        let start = Instant::now();
+        let ran = AtomicUsize::new(0);
+        let started = sylvan::sync::Event::new();
+        let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            sylvan::scope(|s| {
+                let (ran, started) = (&ran, &started);
+                s.spawn(move || {
+                    started.set();
+                    // Busy (no park) until cancelled, then fans out.
+                    let me = sylvan::current();
+                    let t = Instant::now();
+                    while !me.is_cancelled() && t.elapsed() < Duration::from_secs(5) {
+                        std::hint::spin_loop();
+                    }
+                    s.spawn(move || {
+                        sylvan::sleep(Duration::from_secs(10));
+                        ran.fetch_add(1, Ordering::SeqCst);
+                    });
+                });
+                started.wait();
+                panic!("the scope's closure fails");
+            })
+        }));
+        assert!(r.is_err());
+        (start.elapsed(), ran.load(Ordering::SeqCst))
+    });
+    assert!(took < Duration::from_secs(4), "the scope waited {took:?}");
+    assert_eq!(ran, 0, "the late child did not run to its end");
+}
+
+/// A long-lived scope (an accept loop's) keeps no record of its finished
+/// children (found by review: every child's record stayed).
+#[test]
+fn a_long_lived_scope_holds_only_its_live_children() {
+    // Alone in a process of its own: other tests' memory would count.
+    if support::child_role().as_deref() != Some("scope-growth") {
+        let out = support::run_child(
+            "a_long_lived_scope_holds_only_its_live_children",
+            "scope-growth",
+        );
+        assert!(
+            out.status.success(),
+            "child failed: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        return;
+    }
+    let growth = bounded(Duration::from_secs(120), || {
+        on_workers(1, || {
+            let data = [1u8; 16];
+            sylvan::scope(|s| {
+                for _ in 0..5_000 {
+                    s.spawn(|| data.len()).join().unwrap();
+                }
+                let before = support::rss_bytes();
+                for _ in 0..200_000 {
+                    s.spawn(|| data.len()).join().unwrap();
+                }
+                support::rss_bytes().saturating_sub(before)
+            })
+        })
+    });
+    // The old code grew ~110 B a child (22 MB here).
+    assert!(
+        growth < 4 << 20,
+        "200k finished children grew RSS by {growth} B"
+    );
+}

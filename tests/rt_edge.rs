@@ -128,3 +128,52 @@ fn many_runtimes_in_sequence_leave_nothing_behind() {
         assert_eq!(v, (0..100).sum::<u64>() + 100 * i);
     }
 }
+
+/// A fiber-local whose destructor uses its own key: the use panics (as
+/// `thread_local!`'s does, reported), and the fiber ends (found by review:
+/// the key was made again and dropped again, for ever).
+#[test]
+fn a_fiber_local_destructor_using_its_own_key_ends() {
+    static SEEN: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    struct TouchesSelf;
+    impl Drop for TouchesSelf {
+        fn drop(&mut self) {
+            SELF_KEY.with(|_| ());
+        }
+    }
+    struct TouchesOther(&'static sylvan::LocalKey<std::cell::Cell<u32>>);
+    impl Drop for TouchesOther {
+        fn drop(&mut self) {
+            // Not dropped yet (made before this one): still usable.
+            SEEN.store(self.0.with(|c| c.get() + 1), Ordering::SeqCst);
+        }
+    }
+    sylvan::fiber_local! {
+        static SELF_KEY: TouchesSelf = TouchesSelf;
+        static COUNT: std::cell::Cell<u32> = std::cell::Cell::new(0);
+        static OTHER: TouchesOther = TouchesOther(&COUNT);
+    }
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let r = on_workers(1, || {
+            sylvan::spawn(|| {
+                SELF_KEY.with(|_| ());
+                COUNT.with(|c| c.set(1));
+                OTHER.with(|_| ());
+                7
+            })
+            .join()
+            .unwrap()
+        });
+        let _ = tx.send(r);
+    });
+    let r = rx
+        .recv_timeout(Duration::from_secs(10))
+        .expect("the fiber never ended");
+    assert_eq!(r, 7);
+    assert_eq!(
+        SEEN.load(Ordering::SeqCst),
+        2,
+        "a destructor used a live local"
+    );
+}

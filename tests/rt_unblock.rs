@@ -6,8 +6,12 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+/// The pool is process-wide: tests that count its threads run one at a time.
+static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 #[test]
 fn the_pool_limit_and_scoped_unblock() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let rt = sylvan::Runtime::builder()
         .workers(2)
         .blocking_threads(2)
@@ -90,4 +94,48 @@ fn zero_blocking_threads_is_refused() {
         .unwrap();
     assert_eq!(err.kind(), std::io::ErrorKind::InvalidInput);
     assert!(err.to_string().contains("blocking_threads"), "{err}");
+}
+
+/// A job's result dropped on the pool (its caller gave up) whose destructor
+/// panics costs no pool thread (found by review: the thread died and its
+/// place in the count was never given back, so with every place lost,
+/// `unblock` hung). Runs on the same limit as the test above.
+#[test]
+fn a_panicking_result_dropped_on_the_pool_costs_no_thread() {
+    struct PanicsOnDrop;
+    impl Drop for PanicsOnDrop {
+        fn drop(&mut self) {
+            panic!("PanicsOnDrop dropped");
+        }
+    }
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let rt = sylvan::Runtime::builder()
+        .workers(1)
+        .blocking_threads(2)
+        .build()
+        .unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let v = rt.block_on(|| {
+            for _ in 0..3 {
+                let (done_tx, done) = std::sync::mpsc::channel();
+                let r = sylvan::timeout(Duration::from_millis(10), || {
+                    sylvan::unblock(move || {
+                        std::thread::sleep(Duration::from_millis(50));
+                        let _ = done_tx.send(());
+                        PanicsOnDrop
+                    })
+                });
+                assert!(r.is_err());
+                // The job has returned (its result is being dropped).
+                done.recv_timeout(Duration::from_secs(10)).unwrap();
+            }
+            sylvan::unblock(|| 42)
+        });
+        let _ = tx.send(v);
+    });
+    let v = rx
+        .recv_timeout(Duration::from_secs(20))
+        .expect("unblock hangs: pool threads were lost");
+    assert_eq!(v, 42);
 }

@@ -103,7 +103,7 @@ impl Pool {
         loop {
             if let Some(work) = s.queue.pop_front() {
                 drop(s);
-                work();
+                run_work(work);
                 s = self.state.lock();
                 continue;
             }
@@ -119,6 +119,23 @@ impl Pool {
                 s.threads -= 1;
                 return;
             }
+        }
+    }
+}
+
+/// Runs one job on a pool thread. The job catches its closure's panic
+/// itself; what can still unwind out of it is a destructor run on the pool
+/// (of a result whose caller gave up, or of a panic payload): that is
+/// reported, and the thread carries on, keeping its place in the count.
+fn run_work(work: Work) {
+    if let Err(payload) = catch_unwind(AssertUnwindSafe(work)) {
+        crate::sys::report(format_args!(
+            "sylvan: a destructor panicked on a blocking-pool thread (the result of an \
+             `unblock` whose caller had given up, dropped there); the thread carries on"
+        ));
+        // A payload whose own destructor panics is leaked, not dropped.
+        if let Err(again) = catch_unwind(AssertUnwindSafe(move || drop(payload))) {
+            std::mem::forget(again);
         }
     }
 }

@@ -84,11 +84,22 @@ impl<T: 'static> LocalKey<T> {
 }
 
 fn find<T: 'static>(map: &RefCell<Vec<(usize, Box<dyn Any>)>>, key: usize) -> Option<*const T> {
-    map.borrow()
-        .iter()
-        .find(|(k, _)| *k == key)
-        .map(|(_, v)| v.downcast_ref::<T>().expect("key type") as *const T)
+    let map = map.borrow();
+    let (_, v) = map.iter().find(|(k, _)| *k == key)?;
+    if v.is::<Destroyed>() {
+        drop(map);
+        panic!(
+            "sylvan: a fiber-local value was used during or after its destruction (from a \
+             fiber-local destructor, as the fiber ends); use it before the fiber's closure returns"
+        );
+    }
+    Some(v.downcast_ref::<T>().expect("key type") as *const T)
 }
+
+/// What a fiber's map holds for a key whose value has been dropped, while
+/// the fiber's other values are dropped: using the key then panics (as
+/// `thread_local!` does), rather than make a new value to drop in turn.
+struct Destroyed;
 
 thread_local! {
     static THREAD_LOCALS: RefCell<Vec<(usize, Box<dyn Any>)>> = const { RefCell::new(Vec::new()) };
@@ -107,16 +118,25 @@ pub(crate) fn drop_fiber_locals() {
 
 #[inline(never)]
 fn drop_each_local() {
+    // Newest first, one at a time: a destructor may still use the values
+    // not dropped yet, and may create new ones (dropped in turn); a value
+    // already dropped is marked, so using it panics instead of making a
+    // new one (which would never end if a destructor used its own key).
     loop {
-        let taken = record::with_current(|ctx| std::mem::take(&mut *ctx.locals.borrow_mut()));
-        let Some(values) = taken.filter(|v| !v.is_empty()) else {
-            return;
+        let next = record::with_current(|ctx| {
+            ctx.locals
+                .borrow_mut()
+                .iter_mut()
+                .rev()
+                .find(|(_, v)| !v.is::<Destroyed>())
+                .map(|(_, v)| std::mem::replace(v, Box::new(Destroyed)))
+        });
+        let Some(value) = next.flatten() else {
+            break;
         };
-        // Destructors may create new locals; loop until none are left.
-        for v in values {
-            let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| drop(v)));
-        }
+        let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| drop(value)));
     }
+    record::with_current(|ctx| ctx.locals.borrow_mut().clear());
 }
 
 /// Declares fiber-local statics: each fiber sees its own value, created on

@@ -329,6 +329,14 @@ pub(crate) fn pop_deadline() {
     }
 }
 
+/// The deadline of the innermost `timeout` scope around the caller, if any
+/// (for a shielded wait that must still notice it: a scope's wait for its
+/// children).
+pub(crate) fn innermost_deadline() -> Option<Instant> {
+    let top = |stack: &RefCell<Vec<Deadline>>| stack.borrow().last().map(|d| d.at);
+    record::with_current(|ctx| top(&ctx.deadlines)).unwrap_or_else(|| THREAD_DEADLINES.with(top))
+}
+
 /// Whether the innermost `timeout` scope is `id`'s and its expiry was
 /// reported as an error (`deliver_timeout`, under the `patch` feature).
 pub(crate) fn timeout_delivered(id: u64) -> bool {

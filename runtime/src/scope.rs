@@ -4,15 +4,17 @@
 //! those fibers may borrow anything that outlives the call. If the scope's
 //! closure unwinds (a panic, a cancellation of the calling fiber, an expired
 //! [`timeout`](crate::timeout)) the children are cancelled and still waited
-//! for before the unwind continues — structured concurrency. The wait for the
-//! children cannot be interrupted; a cancellation of the caller that arrives
-//! during it is passed on to the children.
+//! for before the unwind continues — structured concurrency; so are children
+//! they spawn after that. The wait for the children cannot be interrupted: a
+//! cancellation of the caller, or an enclosing `timeout` that expires, during
+//! it is passed on to the children, and raised once they have finished.
 
 use std::io;
 use std::marker::PhantomData;
 use std::panic::{catch_unwind, resume_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
+use std::time::Instant;
 
 use parking_lot::Mutex;
 
@@ -29,10 +31,42 @@ pub(crate) struct ScopeState {
     running: AtomicUsize,
     unjoined_panics: AtomicUsize,
     waiter: Mutex<Option<Waker>>,
-    children: Mutex<Vec<TaskRef>>,
+    children: Mutex<Children>,
 }
 
-impl Parent for ScopeState {
+/// The children that have not finished, by slot (a slot is freed when its
+/// child finishes, so a long-lived scope holds only its live children).
+#[derive(Default)]
+struct Children {
+    slots: Vec<Option<TaskRef>>,
+    free: Vec<usize>,
+    /// The scope cancelled its children: a child spawned from now on is
+    /// cancelled as it is added.
+    cancelled: bool,
+}
+
+/// One child's link to its scope: tells the scope, and frees its slot,
+/// when the child finishes.
+struct Child {
+    state: Arc<ScopeState>,
+    slot: usize,
+}
+
+impl Parent for Child {
+    fn child_done(&self, panicked: bool) {
+        let record = {
+            let mut children = self.state.children.lock();
+            children.free.push(self.slot);
+            children.slots[self.slot].take()
+        };
+        // Dropped outside the lock (the caller holds a reference of its
+        // own, so this is never the record's last).
+        drop(record);
+        self.state.child_done(panicked);
+    }
+}
+
+impl ScopeState {
     fn child_done(&self, panicked: bool) {
         if panicked {
             self.unjoined_panics.fetch_add(1, Ordering::AcqRel);
@@ -43,27 +77,40 @@ impl Parent for ScopeState {
             }
         }
     }
-}
 
-impl ScopeState {
+    /// Cancels every child, and every child added from now on.
     fn cancel_children(&self) {
-        for h in self.children.lock().iter() {
+        let mut children = self.children.lock();
+        children.cancelled = true;
+        for h in children.slots.iter().flatten() {
             h.cancel();
         }
     }
 
+    /// Waits (shielded) until every child has finished. A cancellation of
+    /// the caller, or the expiry of its innermost `timeout`, is passed on to
+    /// the children: the caller raises it once they are done.
     fn wait_all(&self) {
         let mut passed_on = false;
+        let deadline = park::innermost_deadline();
         while self.running.load(Ordering::Acquire) != 0 {
             *self.waiter.lock() = Some(park::current_waker());
             if self.running.load(Ordering::Acquire) == 0 {
                 break;
             }
-            if !passed_on && record::with_current(|c| c.record.is_cancelled()) == Some(true) {
+            if !passed_on
+                && (record::with_current(|c| c.record.is_cancelled()) == Some(true)
+                    || deadline.is_some_and(|at| Instant::now() >= at))
+            {
                 passed_on = true;
                 self.cancel_children();
             }
-            park::park();
+            match deadline {
+                Some(at) if !passed_on => {
+                    park::park_until(at);
+                }
+                _ => park::park(),
+            }
         }
     }
 }
@@ -162,7 +209,21 @@ impl<'scope, 'env> Scope<'scope, 'env> {
             .map_or(self.rt.stack_size, |s| s.usable_size());
         let cell = Arc::new(JoinCell::new());
         self.state.running.fetch_add(1, Ordering::AcqRel);
-        let job = Job::new(f, cell.clone(), Some(self.state.clone()));
+        let slot = {
+            let mut children = self.state.children.lock();
+            match children.free.pop() {
+                Some(slot) => slot,
+                None => {
+                    children.slots.push(None);
+                    children.slots.len() - 1
+                }
+            }
+        };
+        let child = Child {
+            state: self.state.clone(),
+            slot,
+        };
+        let job = Job::new(f, cell.clone(), Some(Arc::new(child)));
         let run: Box<dyn FnOnce() + Send + 'scope> = Box::new(move || job.run());
         // Only the lifetime changes. `scope()` does not return (or unwind past
         // its frame) before `running` is zero, and a child decrements it only
@@ -175,7 +236,16 @@ impl<'scope, 'env> Scope<'scope, 'env> {
             header: crate::record::Header::new(name, size, site),
             body: Boxed::new(run),
         });
-        self.state.children.lock().push(record.clone());
+        let cancelled = {
+            let mut children = self.state.children.lock();
+            children.slots[slot] = Some(record.clone());
+            children.cancelled
+        };
+        if cancelled {
+            // Spawned after the scope cancelled its children (by one of
+            // them, say): it does not run.
+            record.cancel();
+        }
         self.rt.submit(Task::new(record.clone(), stack));
         Ok(ScopedJoinHandle {
             record,
@@ -192,7 +262,7 @@ impl<'scope, 'env> Scope<'scope, 'env> {
                 running: AtomicUsize::new(0),
                 unjoined_panics: AtomicUsize::new(0),
                 waiter: Mutex::new(None),
-                children: Mutex::new(Vec::new()),
+                children: Mutex::new(Children::default()),
             }),
             rt: runtime::current(),
             scope: PhantomData,
@@ -208,6 +278,11 @@ impl<'scope, 'env> Scope<'scope, 'env> {
             self.state.cancel_children();
         }
         park::shield(|| self.state.wait_all());
+        if result.is_ok() {
+            // A cancellation or an expired timeout that arrived during the
+            // wait, and was passed on to the children, is raised now.
+            park::checkpoint();
+        }
         match result {
             Err(payload) => resume_unwind(payload),
             Ok(_) if self.state.unjoined_panics.load(Ordering::Acquire) > 0 => {
