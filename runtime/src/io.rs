@@ -314,7 +314,7 @@ impl IoRegistration {
             }
             // The task that polls last is the one woken (as with futures-io
             // and tokio readiness): a poll its task abandoned is replaced.
-            let waker = Waker::of_task(cx.waker());
+            let waker = cx.waker().clone();
             let replaced = self.state.inner.lock().tasks[d].replace(waker);
             // Dropped outside the lock: a task waker's drop is foreign code.
             drop(replaced);

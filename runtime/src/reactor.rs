@@ -447,7 +447,7 @@ pub(crate) struct IoWaiters {
     /// ([`IoRegistration::poll_io`](crate::io::IoRegistration::poll_io)),
     /// woken with the waiters. One slot, replaced by each poll, so polls
     /// that a task abandons (a `select`, a timeout) leave nothing behind.
-    pub(crate) tasks: [Option<Waker>; 2],
+    pub(crate) tasks: [Option<std::task::Waker>; 2],
     /// Workers whose `epoll` set holds the descriptor, with its token there.
     pub(crate) registered: Vec<(Arc<ReactorShared>, mio::Token)>,
     /// The descriptor is being closed: it may join no `epoll` set again
@@ -474,6 +474,7 @@ impl IoState {
     /// every direction it concerns.
     pub(crate) fn on_event(&self, read: bool, write: bool) {
         let mut woken = Vec::new();
+        let mut tasks = [None, None];
         for (dir, hit) in [(0, read), (1, write)] {
             if hit {
                 self.ticks[dir].fetch_add(1, Ordering::SeqCst);
@@ -484,12 +485,15 @@ impl IoState {
             for (dir, hit) in [(0, read), (1, write)] {
                 if hit {
                     woken.append(&mut inner.waiters[dir]);
-                    woken.extend(inner.tasks[dir].take());
+                    tasks[dir] = inner.tasks[dir].take();
                 }
             }
         }
         for w in woken {
             w.wake();
+        }
+        for t in tasks.into_iter().flatten() {
+            t.wake();
         }
     }
 }
