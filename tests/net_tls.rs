@@ -917,3 +917,67 @@ fn a_fiber_that_panics_mid_message_does_not_end_the_stream_cleanly() {
         assert_eq!(got, b"HTTP/1.0 200 OK\r\n\r\nfirst half, ");
     });
 }
+
+/// A write whose records the socket could not take before its write
+/// timeout still returns `Ok(n)` (the bytes are taken, the tail of their
+/// records stays queued). A following read gets them out as the socket
+/// makes room, while it waits for the peer's answer: the peer needs the
+/// whole request before it answers (found by review: a read that sent only
+/// what the socket took at once, then waited to read, hung both sides).
+#[test]
+fn a_read_after_a_write_that_left_records_queued_gets_them_out() {
+    const REQ: usize = 48 * 1024;
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(on_workers(2, || {
+            let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+            // Small windows, so the request does not fit in the socket
+            // buffers in between.
+            socket2::SockRef::from(&listener)
+                .set_recv_buffer_size(4096)
+                .unwrap();
+            let addr = listener.local_addr().unwrap();
+            let server = sylvan::spawn(move || -> io::Result<usize> {
+                let (tcp, _) = listener.accept()?;
+                let mut tls = acceptor().accept(tcp)?;
+                tls.get_ref()
+                    .set_read_timeout(Some(Duration::from_secs(3)))?;
+                // Busy for a moment before it reads the request.
+                sylvan::sleep(Duration::from_millis(300));
+                let mut req = vec![0u8; REQ];
+                tls.read_exact(&mut req)?;
+                tls.write_all(b"done")?;
+                tls.flush()?;
+                Ok(req.len())
+            });
+            let tcp = TcpStream::connect(addr).unwrap();
+            socket2::SockRef::from(&tcp)
+                .set_send_buffer_size(4096)
+                .unwrap();
+            let mut tls = trusting().connect("localhost", tcp).unwrap();
+            tls.get_ref()
+                .set_write_timeout(Some(Duration::from_millis(150)))
+                .unwrap();
+            tls.get_ref()
+                .set_read_timeout(Some(Duration::from_secs(6)))
+                .unwrap();
+            let taken = tls.write(&vec![5u8; REQ]).unwrap();
+            assert_eq!(taken, REQ, "TLS took the whole request");
+            let mut reply = [0u8; 4];
+            let got = tls
+                .read_exact(&mut reply)
+                .map(|()| reply)
+                .map_err(|e| e.to_string());
+            let served = server.join().unwrap().map_err(|e| e.to_string());
+            (got, served)
+        }));
+    });
+    let (got, served) = rx
+        .recv_timeout(Duration::from_secs(30))
+        .expect("watchdog: the test hung");
+    assert_eq!(
+        (got, served),
+        (Ok(*b"done"), Ok(REQ)),
+        "the request's queued records never went out: both sides waited for each other"
+    );
+}

@@ -527,3 +527,92 @@ fn a_rendezvous_send_whose_receiver_left_waits_again() {
         }
     }
 }
+
+/// Runs `f` on a fresh one-worker runtime, under a watchdog.
+fn one_worker_bounded<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let rt = sylvan::Runtime::builder().workers(1).build().unwrap();
+        let _ = tx.send(rt.block_on(f));
+    });
+    rx.recv_timeout(Duration::from_secs(20))
+        .expect("watchdog: the test hung")
+}
+
+/// (Found by review.) One worker, all fibers. S waits to send 7 on a zero-capacity channel C.
+/// R selects over recv(C) and recv(D): its registration on C grants S room
+/// (S becomes ready). Before S runs, the main fiber sends on D, which
+/// decides R's select for D. S then finds R's (stale) getter still queued
+/// on C, so it does not wait again: the value goes into C's buffer and the
+/// send reports success although no receiver took it.
+fn decided_receiver_round(use_select: bool) -> (bool, usize, bool) {
+    use std::cell::Cell;
+    use std::sync::atomic::AtomicBool;
+    use sylvan::sync::select::{Select, Selected};
+    one_worker_bounded(move || {
+        let (c_tx, c_rx) = channel::bounded::<u32>(0);
+        let (d_tx, d_rx) = channel::unbounded::<u32>();
+        let sender = sylvan::spawn(move || {
+            if use_select {
+                let out = Cell::new(None);
+                let mut sel = Select::new();
+                sel.send(&c_tx, 7, &out);
+                let which = sel.wait();
+                which == Selected::Case(0) && matches!(out.take(), Some(Ok(())))
+            } else {
+                c_tx.send(7).is_ok()
+            }
+        });
+        // The sender parks in C's putters.
+        sylvan::sleep(Duration::from_millis(20));
+        let about_to_select = Arc::new(AtomicBool::new(false));
+        let flag = about_to_select.clone();
+        let c_rx2 = c_rx.clone();
+        let receiver = sylvan::spawn(move || {
+            let (a, b) = (Cell::new(None), Cell::new(None));
+            let mut sel = Select::new();
+            sel.recv(&c_rx2, &a);
+            sel.recv(&d_rx, &b);
+            flag.store(true, Ordering::SeqCst);
+            // Registers both and parks without yielding in between.
+            let which = sel.wait();
+            (which, a.take(), b.take())
+        });
+        // Yield until the receiver has registered (and parked): this fiber
+        // is then queued ahead of the sender it woke.
+        while !about_to_select.load(Ordering::SeqCst) {
+            sylvan::yield_now();
+        }
+        d_tx.send(1).unwrap();
+        let (which, a, b) = receiver.join().unwrap();
+        assert_eq!((which, a, b), (Selected::Case(1), None, Some(Ok(1))));
+        // Nobody took 7 yet: give the sender a moment; it must still wait.
+        sylvan::sleep(Duration::from_millis(50));
+        let finished = sender.is_finished();
+        let buffered = c_rx.len();
+        let took = c_rx.recv_timeout(Duration::from_millis(500)).is_ok();
+        let sent = sender.join().unwrap();
+        assert!(took && sent);
+        (finished, buffered, sent)
+    })
+}
+
+#[test]
+fn a_select_send_granted_by_a_decided_select_receiver_waits_again() {
+    let (finished, buffered, _) = decided_receiver_round(true);
+    assert_eq!(
+        (finished, buffered),
+        (false, 0),
+        "the select's send completed with no receiver: its value sits in a rendezvous channel's buffer"
+    );
+}
+
+#[test]
+fn a_plain_send_granted_by_a_decided_select_receiver_waits_again() {
+    let (finished, buffered, _) = decided_receiver_round(false);
+    assert_eq!(
+        (finished, buffered),
+        (false, 0),
+        "the send completed with no receiver: its value sits in a rendezvous channel's buffer"
+    );
+}

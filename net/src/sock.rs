@@ -6,7 +6,7 @@ use std::os::fd::AsRawFd;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use sylvan_runtime::io::{Direction, IoRegistration};
+use sylvan_runtime::io::{Direction, IoRegistration, Wait};
 
 /// A non-blocking socket `S` whose operations park the caller.
 ///
@@ -51,6 +51,17 @@ impl<S: AsRawFd> Sock<S> {
     pub(crate) fn read<T>(&self, mut op: impl FnMut(&S) -> io::Result<T>) -> io::Result<T> {
         let deadline = self.read_timeout.deadline();
         self.reg.io(Direction::Read, deadline, || op(&self.sock))
+    }
+
+    /// Runs a receive-side step that may also have data to send (see
+    /// [`IoRegistration::io_either`]), parking while it waits, until the
+    /// read timeout (if any) passes.
+    pub(crate) fn read_either<T>(
+        &self,
+        mut op: impl FnMut(&S) -> io::Result<Result<T, Wait>>,
+    ) -> io::Result<T> {
+        let deadline = self.read_timeout.deadline();
+        self.reg.io_either(deadline, || op(&self.sock))
     }
 
     /// Runs a send-side operation, parking while it would block, until the

@@ -539,6 +539,17 @@ impl TcpStream {
         self.inner.read(|s| s.peek(buf))
     }
 
+    /// A receive-side step that may also send (TLS's read with records of
+    /// its own still queued), until the read timeout: see
+    /// [`IoRegistration::io_either`](sylvan_runtime::io::IoRegistration::io_either).
+    /// The step gets the non-blocking std socket.
+    pub(crate) fn read_either<T>(
+        &self,
+        op: impl FnMut(&std::net::TcpStream) -> io::Result<Result<T, sylvan_runtime::io::Wait>>,
+    ) -> io::Result<T> {
+        self.inner.read_either(op)
+    }
+
     /// Shuts down the read half, the write half or both. After
     /// `shutdown(Shutdown::Write)` the peer reads end-of-stream, and this side
     /// can go on reading what the peer sends.

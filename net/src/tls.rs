@@ -94,6 +94,8 @@ use rustls::{
     ServerConnection, SignatureScheme,
 };
 
+use sylvan_runtime::io::Wait;
+
 use crate::context::with_context;
 use crate::sock::off_hub;
 use crate::TcpStream;
@@ -670,7 +672,13 @@ impl fmt::Debug for TlsAcceptor {
 /// waits), then closes the connection — except while the fiber unwinds (a
 /// panic, a cancellation, an expired timeout): then the peer sees the
 /// connection end without it (an `UnexpectedEof`), so a message cut short
-/// cannot pass for a complete one.
+/// cannot pass for a complete one. "Unwinding" is
+/// [`sylvan::thread::panicking`]: while another fiber of the same worker has
+/// been suspended mid-unwind for over 20 ms (which the runtime reports),
+/// every fiber of that worker counts as unwinding, so a stream dropped then
+/// ends without `close_notify` too.
+///
+/// [`sylvan::thread::panicking`]: sylvan_runtime::thread::panicking
 ///
 /// **A TLS error** (a record that does not decrypt, a bad alert) ends the
 /// connection: every later read and write fails with the same error.
@@ -793,21 +801,6 @@ impl TlsStream {
         match &self.failed {
             Some((kind, msg)) => Err(io::Error::new(*kind, msg.clone())),
             None => Ok(()),
-        }
-    }
-
-    /// Writes what records rustls has ready and the socket takes right now,
-    /// without waiting for room: for a read, which must not be held up by
-    /// a peer that is not reading (what is left goes with the next write).
-    fn flush_records_now(&mut self) {
-        let sock = socket2::SockRef::from(&self.sock);
-        let mut now = NoWait(&sock);
-        while self.conn.wants_write() {
-            match self.conn.write_tls(&mut now) {
-                Ok(n) if n > 0 => {}
-                // Full, or failed: the next write waits, or reports it.
-                _ => return,
-            }
         }
     }
 
@@ -1002,10 +995,35 @@ impl Read for TlsStream {
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
                 done => return done,
             }
-            // What the peer's last records asked for (a key update), and
-            // what an earlier write left: as far as the socket takes now.
-            self.flush_records_now();
-            self.conn.read_tls(&mut &self.sock)?;
+            if self.conn.wants_write() {
+                // Records of ours are queued (what the peer's last records
+                // asked for, or what a write that timed out left): send them
+                // as the socket takes them while waiting for the peer's,
+                // neither waiting for room first (the peer may be waiting
+                // for us to read) nor leaving them (it may need them first).
+                let conn = &mut self.conn;
+                self.sock.read_either(|sock| {
+                    while conn.wants_write() {
+                        match conn.write_tls(&mut NoWait(sock)) {
+                            Ok(n) if n > 0 => {}
+                            // Full, or failed (the next write reports it).
+                            _ => break,
+                        }
+                    }
+                    match conn.read_tls(&mut NoWait(sock)) {
+                        Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                            Ok(Err(if conn.wants_write() {
+                                Wait::ReadOrWrite
+                            } else {
+                                Wait::Read
+                            }))
+                        }
+                        r => r.map(Ok),
+                    }
+                })?;
+            } else {
+                self.conn.read_tls(&mut &self.sock)?;
+            }
             self.process_records(false)?;
         }
     }
@@ -1034,21 +1052,20 @@ impl Write for TlsStream {
     }
 }
 
-/// A socket's `send` that never waits: `WouldBlock` when it is full.
-struct NoWait<'a>(&'a socket2::SockRef<'a>);
+/// The socket's own calls, which never wait (it is non-blocking):
+/// `WouldBlock` when there is no data or no room. (std's `send` passes
+/// `MSG_NOSIGNAL`: a peer that has gone raises no SIGPIPE.)
+struct NoWait<'a>(&'a std::net::TcpStream);
+
+impl Read for NoWait<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        self.0.read(buf)
+    }
+}
 
 impl Write for NoWait<'_> {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        loop {
-            // MSG_NOSIGNAL: a peer that has gone must not raise SIGPIPE.
-            match self
-                .0
-                .send_with_flags(buf, libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL)
-            {
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                r => return r,
-            }
-        }
+        self.0.write(buf)
     }
 
     fn flush(&mut self) -> io::Result<()> {
@@ -1063,7 +1080,10 @@ impl Drop for TlsStream {
         // error either way. Not while unwinding (a panic, a cancellation,
         // an expired timeout): a message may have been cut short, and the
         // peer must not take what it got for all of it.
-        if self.conn.is_handshaking() || self.failed.is_some() || std::thread::panicking() {
+        if self.conn.is_handshaking()
+            || self.failed.is_some()
+            || sylvan_runtime::thread::panicking()
+        {
             return;
         }
         self.conn.send_close_notify();

@@ -98,6 +98,15 @@ pub enum Direction {
     Write,
 }
 
+/// What an [`IoRegistration::io_either`] step waits for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Wait {
+    /// Readability.
+    Read,
+    /// Readability, or room to send what the step could not.
+    ReadOrWrite,
+}
+
 impl Direction {
     fn index(self) -> usize {
         match self {
@@ -326,10 +335,94 @@ impl IoRegistration {
         }
     }
 
+    /// Runs `op`, a non-blocking step that reads and may also have data to
+    /// send, until it completes: `Ok(Ok(value))`. `Ok(Err(wait))` says what
+    /// it waits for — [`Wait::Read`], or [`Wait::ReadOrWrite`] while it also
+    /// has data the socket did not take — and the caller parks (or, on a
+    /// plain thread, blocks) until that, or until `deadline`: then
+    /// `TimedOut` ("read timed out"). For a protocol that must keep sending
+    /// while it waits to read (TLS records queued by an earlier write, which
+    /// the peer may need before it answers), without waiting for room to
+    /// send before it reads. The same cooperative budget and no-lost-edge
+    /// protocol as [`io`](Self::io).
+    ///
+    /// ```
+    /// # extern crate sylvan_runtime as sylvan;
+    /// use std::io::{Read, Write};
+    /// use std::os::fd::AsRawFd;
+    /// use std::os::unix::net::UnixStream;
+    /// use sylvan::io::{IoRegistration, Wait};
+    ///
+    /// sylvan::run(|| {
+    ///     let (a, mut b) = UnixStream::pair().unwrap();
+    ///     a.set_nonblocking(true).unwrap();
+    ///     let reg = IoRegistration::new(a.as_raw_fd());
+    ///     let peer = sylvan::spawn(move || {
+    ///         let mut hello = [0u8; 5];
+    ///         b.read_exact(&mut hello).unwrap(); // the peer needs it first
+    ///         b.write_all(b"world").unwrap();
+    ///     });
+    ///     let mut out: &[u8] = b"hello";
+    ///     let mut buf = [0u8; 5];
+    ///     let n = reg
+    ///         .io_either(None, || {
+    ///             while !out.is_empty() {
+    ///                 match (&a).write(out) {
+    ///                     Ok(n) => out = &out[n..],
+    ///                     Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
+    ///                     Err(e) => return Err(e),
+    ///                 }
+    ///             }
+    ///             match (&a).read(&mut buf) {
+    ///                 Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+    ///                     Ok(Err(if out.is_empty() { Wait::Read } else { Wait::ReadOrWrite }))
+    ///                 }
+    ///                 r => r.map(Ok),
+    ///             }
+    ///         })
+    ///         .unwrap();
+    ///     assert_eq!(&buf[..n], b"world");
+    ///     peer.join().unwrap();
+    ///     drop(reg);
+    /// });
+    /// ```
+    pub fn io_either<T>(
+        &self,
+        deadline: Option<Instant>,
+        mut op: impl FnMut() -> io::Result<Result<T, Wait>>,
+    ) -> io::Result<T> {
+        if record::with_current(FiberCtx::io_budget_spent) == Some(true) {
+            crate::yield_now();
+        }
+        loop {
+            let seen = [self.edges(Direction::Read), self.edges(Direction::Write)];
+            let wait = match op() {
+                Ok(Ok(v)) => return Ok(v),
+                Ok(Err(wait)) => wait,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(e),
+            };
+            match wait {
+                Wait::Read => self.wait_since(Direction::Read, seen[0], deadline)?,
+                Wait::ReadOrWrite if !crate::in_fiber() => {
+                    self.thread_wait_for(libc::POLLIN | libc::POLLOUT, Direction::Read, deadline)?
+                }
+                Wait::ReadOrWrite => {
+                    let both = [
+                        (self, Direction::Read, seen[0]),
+                        (self, Direction::Write, seen[1]),
+                    ];
+                    if !wait_any(&both, deadline, &wait_labels::READABLE)? {
+                        return Err(timed_out(Direction::Read));
+                    }
+                }
+            }
+        }
+    }
+
     /// How many `dir` readiness edges have been reported so far: read it
     /// before trying an operation, then wait with [`wait_any`] only while it
     /// is unchanged.
-    #[cfg(feature = "patch")]
     pub(crate) fn edges(&self, dir: Direction) -> u64 {
         self.state.ticks[dir.index()].load(Ordering::SeqCst)
     }
@@ -432,6 +525,17 @@ impl IoRegistration {
             Direction::Read => libc::POLLIN,
             Direction::Write => libc::POLLOUT,
         };
+        self.thread_wait_for(events, dir, deadline)
+    }
+
+    /// A plain thread's wait for `events` (`poll(2)`); `dir` names the
+    /// timeout.
+    fn thread_wait_for(
+        &self,
+        events: libc::c_short,
+        dir: Direction,
+        deadline: Option<Instant>,
+    ) -> io::Result<()> {
         let until = park::thread_wait_deadline(deadline);
         let ms = match until {
             None => -1,
@@ -455,17 +559,18 @@ impl IoRegistration {
 /// In a fiber: waits until any of `waits` — (registration, direction, edge
 /// count read before the caller's last try) — sees a new edge, or `deadline`
 /// passes (returns `false`). The same protocol as one registration's wait,
-/// over several (how the patched `poll` waits for a set of descriptors).
-#[cfg(feature = "patch")]
+/// over several (how the patched `poll` waits for a set of descriptors, and
+/// [`IoRegistration::io_either`] for both directions of one).
 pub(crate) fn wait_any(
     waits: &[(&IoRegistration, Direction, u64)],
     deadline: Option<Instant>,
+    label: &'static crate::park::WaitLabel,
 ) -> io::Result<bool> {
     debug_assert!(crate::in_fiber());
     for (reg, _, _) in waits {
         reg.register_here()?;
     }
-    let on = WaitOn::what(&wait_labels::POLL);
+    let on = WaitOn::what(label);
     let waker = park::current_waker();
     // Leaves every waiter list however the wait ends.
     struct Leave<'a>(&'a [(&'a IoRegistration, Direction, u64)], Waker);

@@ -660,7 +660,11 @@ pub fn available_parallelism() -> io::Result<NonZeroUsize> {
 }
 
 /// Whether the running code is unwinding from a panic (std's, per worker
-/// thread: inside a fiber, the fiber's own unwind).
+/// thread: inside a fiber, the fiber's own unwind — except while another
+/// fiber of the same worker has been suspended mid-unwind for over 20 ms, a
+/// destructor that waits during a panic or a cancellation, which the runtime
+/// reports: until that fiber has finished unwinding, this is `true` for
+/// every fiber of the worker, as std's mutexes see it too).
 ///
 /// ```
 /// # extern crate sylvan_runtime as sylvan;

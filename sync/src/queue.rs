@@ -87,6 +87,26 @@ impl<T> State<T> {
         }
     }
 
+    /// Puts `item` in: [`deliver`](State::deliver), except into a
+    /// rendezvous queue, which has no buffer: there a waiting getter must
+    /// take it, or `Err(item)` and the putter waits again. (A getter can
+    /// leave after it granted the room — a timeout, a cancellation, its
+    /// select won by another case — and `has_room` counts such a select's
+    /// getter until it withdraws; `notify_one` skips and drops it.)
+    fn hand_over(&mut self, item: T) -> Result<Option<Waker>, T> {
+        if self.capacity != Some(0) {
+            return Ok(self.deliver(item));
+        }
+        match self.getters.notify_one(Some(item)) {
+            // Under the lock, so before the getter can mark it done.
+            Ok(w) => {
+                self.unfinished += 1;
+                Ok(Some(w))
+            }
+            Err(item) => Err(item.expect("a real item")),
+        }
+    }
+
     /// Adds an item: straight to the longest-waiting getter, else the buffer.
     /// It counts as unfinished first, so a fast `task_done` cannot underflow.
     fn deliver(&mut self, item: T) -> Option<Waker> {
@@ -308,7 +328,10 @@ impl<T> Queue<T> {
             if !s.has_room() || !s.putters.is_empty() {
                 return Err(TryPutError::Full(item));
             }
-            s.deliver(item)
+            match s.hand_over(item) {
+                Ok(w) => w,
+                Err(item) => return Err(TryPutError::Full(item)),
+            }
         };
         waiters::wake_all(wakers);
         Ok(())
@@ -317,6 +340,7 @@ impl<T> Queue<T> {
     fn put_deadline(&self, item: T, deadline: Option<Instant>) -> Result<(), T> {
         // Whether this putter lost a grant and waits again at the front.
         let mut again = false;
+        let mut item = item;
         loop {
             let waiter = {
                 let mut s = self.state.lock();
@@ -324,10 +348,15 @@ impl<T> Queue<T> {
                     return Err(item);
                 }
                 if s.has_room() && s.putters.is_empty() {
-                    let wakers = s.deliver(item);
-                    drop(s);
-                    waiters::wake_all(wakers);
-                    return Ok(());
+                    match s.hand_over(item) {
+                        Ok(wakers) => {
+                            drop(s);
+                            waiters::wake_all(wakers);
+                            return Ok(());
+                        }
+                        // The getters that made room had left: wait.
+                        Err(back) => item = back,
+                    }
                 }
                 if again {
                     s.putters.push_front()
@@ -352,15 +381,18 @@ impl<T> Queue<T> {
                             // fails (a receiver may have drained and gone).
                             return Err(item);
                         }
-                        if s.capacity == Some(0) && s.getters.is_empty() {
-                            // Rendezvous: the getter this room was for left
-                            // (timed out or cancelled); wait for another,
-                            // first in line as before, rather than buffer
-                            // the item with nobody to take it.
-                            again = true;
-                            continue;
+                        match s.hand_over(item) {
+                            Ok(w) => w,
+                            Err(back) => {
+                                // Rendezvous: the getter this room was for
+                                // left; wait for another, first in line as
+                                // before, rather than buffer the item with
+                                // nobody to take it.
+                                item = back;
+                                again = true;
+                                continue;
+                            }
                         }
-                        s.deliver(item)
                     };
                     waiters::wake_all(wakers);
                     return Ok(());
@@ -681,8 +713,16 @@ impl<T> Queue<T> {
             if !token.try_claim(case) {
                 return Registered::Lost;
             }
-            let item = item.take().expect("a select puts its item once");
-            s.deliver(item)
+            let taken = item.take().expect("a select puts its item once");
+            match s.hand_over(taken) {
+                Ok(w) => w,
+                Err(back) => {
+                    // The rendezvous getters that made room had left (and
+                    // are gone from the line now): the select starts over.
+                    *item = Some(back);
+                    return Registered::Retry;
+                }
+            }
         };
         waiters::wake_all(wakers);
         Registered::Won(true)
@@ -729,10 +769,8 @@ impl<T> Queue<T> {
                         // Closed before the item went in (as `put`).
                         return Ok(Err(item));
                     }
-                    if s.capacity == Some(0) && s.getters.is_empty() {
-                        return Err(item);
-                    }
-                    s.deliver(item)
+                    // Rendezvous, the getter gone: the select starts over.
+                    s.hand_over(item)?
                 }
             }
         };

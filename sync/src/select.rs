@@ -24,11 +24,11 @@
 //!
 //! So an item is only ever removed from a queue by the case that runs.
 //!
-//! Two caveats, both shared with Go's `select`: a send's value is produced
-//! before the select starts and dropped if another case wins; and a send to
-//! a zero-capacity channel may complete into the channel's buffer when the
-//! receiver that called it over was a select that another case then won —
-//! the value is not lost, the next receiver gets it.
+//! One caveat, shared with Go's `select`: a send's value is produced before
+//! the select starts and dropped if another case wins. A send to a
+//! zero-capacity channel completes only into a receiver's hands: if the
+//! receivers that made room for it left (a timeout, or their own select won
+//! by another case), it waits again, and a select with it starts over.
 //!
 //! ```
 //! use std::cell::Cell;
@@ -375,6 +375,10 @@ impl<'a> Select<'a> {
                 }
                 Reg::Lost => break,
                 Reg::Waiting => reg.registered.push(i),
+                Reg::Retry => {
+                    reg.withdraw_except(None);
+                    return None;
+                }
             }
         }
         let winner = match claimed {
@@ -453,6 +457,8 @@ enum Reg {
     Won,
     Lost,
     Waiting,
+    /// Claimed the select but could not complete (see [`Case::finish`]).
+    Retry,
 }
 
 /// One case of a select over some primitive.
@@ -501,6 +507,7 @@ impl<T, R> Case for GetCase<'_, T, R> {
                 self.waiter = Some(w);
                 Reg::Waiting
             }
+            Registered::Retry => Reg::Retry,
         }
     }
 
@@ -565,6 +572,7 @@ impl<T, R> Case for PutCase<'_, T, R> {
                 self.waiter = Some(w);
                 Reg::Waiting
             }
+            Registered::Retry => Reg::Retry,
         }
     }
 

@@ -85,6 +85,9 @@ pub(crate) enum Registered<R, P> {
     Lost,
     /// Queued; the waiter is later either claimed and notified, or withdrawn.
     Waiting(Waiter<P>),
+    /// The case claimed the select but could not complete after all (a
+    /// rendezvous put whose getters had left): the select starts over.
+    Retry,
 }
 
 pub(crate) use handoff::{Queued, Waiter};

@@ -153,7 +153,7 @@ fn poll_in_fiber(set: &mut [pollfd], deadline: Option<Instant>) -> c_int {
         let waited = if unwatched {
             Ok(Err(std::io::ErrorKind::Unsupported.into()))
         } else {
-            guarded(|| io::wait_any(&seen, deadline))
+            guarded(|| io::wait_any(&seen, deadline, &crate::record::wait_labels::POLL))
         };
         match waited {
             Ok(Ok(_)) => {}
