@@ -374,3 +374,27 @@ fn a_long_lived_scope_holds_only_its_live_children() {
         "200k finished children grew RSS by {growth} B"
     );
 }
+
+/// A scope inside a `shield` (cleanup that must complete) whose enclosing
+/// timeout expires: its children are not cancelled, they run to their end
+/// (found by review of the fix that passes an expired timeout on).
+#[test]
+fn a_shielded_scope_does_not_pass_an_expired_timeout_on() {
+    let done = bounded(Duration::from_secs(20), || {
+        on_workers(2, || {
+            let done = AtomicUsize::new(0);
+            let _ = sylvan::timeout(Duration::from_millis(20), || {
+                sylvan::park::shield(|| {
+                    sylvan::scope(|s| {
+                        s.spawn(|| {
+                            sylvan::sleep(Duration::from_millis(200));
+                            done.fetch_add(1, Ordering::SeqCst);
+                        });
+                    });
+                });
+            });
+            done.load(Ordering::SeqCst)
+        })
+    });
+    assert_eq!(done, 1, "the shielded scope's child ran to its end");
+}

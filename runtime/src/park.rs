@@ -329,6 +329,14 @@ pub(crate) fn pop_deadline() {
     }
 }
 
+/// Whether a park of the caller here could raise an interruption: not
+/// shielded, not unwinding.
+pub(crate) fn interruptible_here() -> bool {
+    let shield = record::with_current(|ctx| ctx.shielded.get())
+        .unwrap_or_else(|| THREAD_SHIELD.with(Cell::get));
+    interruptible(shield)
+}
+
 /// The deadline of the innermost `timeout` scope around the caller, if any
 /// (for a shielded wait that must still notice it: a scope's wait for its
 /// children).

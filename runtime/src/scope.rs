@@ -89,10 +89,12 @@ impl ScopeState {
 
     /// Waits (shielded) until every child has finished. A cancellation of
     /// the caller, or the expiry of its innermost `timeout`, is passed on to
-    /// the children: the caller raises it once they are done.
-    fn wait_all(&self) {
-        let mut passed_on = false;
-        let deadline = park::innermost_deadline();
+    /// the children if the caller could be interrupted (`interruptible`:
+    /// not shielded, not unwinding): the caller raises it once they are
+    /// done.
+    fn wait_all(&self, interruptible: bool) {
+        let mut passed_on = !interruptible;
+        let deadline = park::innermost_deadline().filter(|_| interruptible);
         while self.running.load(Ordering::Acquire) != 0 {
             *self.waiter.lock() = Some(park::current_waker());
             if self.running.load(Ordering::Acquire) == 0 {
@@ -277,7 +279,8 @@ impl<'scope, 'env> Scope<'scope, 'env> {
         if result.is_err() {
             self.state.cancel_children();
         }
-        park::shield(|| self.state.wait_all());
+        let interruptible = park::interruptible_here();
+        park::shield(|| self.state.wait_all(interruptible));
         if result.is_ok() {
             // A cancellation or an expired timeout that arrived during the
             // wait, and was passed on to the children, is raised now.

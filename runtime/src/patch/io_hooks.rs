@@ -657,15 +657,18 @@ pub unsafe extern "C" fn close_hook(fd: c_int) -> c_int {
     unsafe { real::close(fd) }
 }
 
-/// `close_range(2)`'s flag that marks the range close-on-exec instead of
-/// closing it (declared here: older `libc` crates lack it).
-const CLOSE_RANGE_CLOEXEC: c_uint = 1 << 2;
+/// `close_range(2)`'s flag that unshares the descriptor table first (the
+/// range is still closed, in this process; declared here: older `libc`
+/// crates lack it). The other, `CLOSE_RANGE_CLOEXEC`, closes nothing.
+const CLOSE_RANGE_UNSHARE: c_uint = 1 << 1;
 
 /// Hook for `close_range(2)` (glibc 2.34+): forgets the numbers it closes,
 /// as `close` does one.
 #[export_name = "close_range"]
 pub unsafe extern "C" fn close_range_hook(first: c_uint, last: c_uint, flags: c_int) -> c_int {
-    if active() && first <= last && flags as c_uint & CLOSE_RANGE_CLOEXEC == 0 {
+    // Only for a call that will close the range: not for CLOEXEC, nor for
+    // flags this kernel may refuse (`EINVAL`: nothing is closed).
+    if active() && first <= last && flags as c_uint & !CLOSE_RANGE_UNSHARE == 0 {
         fds::forget_range(clamp_fd(first), clamp_fd(last));
     }
     // SAFETY: forwards the caller's arguments to libc under its contract.
