@@ -6,7 +6,9 @@ use std::os::fd::AsRawFd;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use sylvan_runtime::io::{Direction, IoRegistration, Wait};
+#[cfg(feature = "tls")]
+use sylvan_runtime::io::Wait;
+use sylvan_runtime::io::{Direction, IoRegistration};
 
 /// A non-blocking socket `S` whose operations park the caller.
 ///
@@ -56,6 +58,7 @@ impl<S: AsRawFd> Sock<S> {
     /// Runs a receive-side step that may also have data to send (see
     /// [`IoRegistration::io_either`]), parking while it waits, until the
     /// read timeout (if any) passes.
+    #[cfg(feature = "tls")]
     pub(crate) fn read_either<T>(
         &self,
         mut op: impl FnMut(&S) -> io::Result<Result<T, Wait>>,

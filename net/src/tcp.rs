@@ -543,6 +543,7 @@ impl TcpStream {
     /// its own still queued), until the read timeout: see
     /// [`IoRegistration::io_either`](sylvan_runtime::io::IoRegistration::io_either).
     /// The step gets the non-blocking std socket.
+    #[cfg(feature = "tls")]
     pub(crate) fn read_either<T>(
         &self,
         op: impl FnMut(&std::net::TcpStream) -> io::Result<Result<T, sylvan_runtime::io::Wait>>,
