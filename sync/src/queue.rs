@@ -93,10 +93,17 @@ impl<T> State<T> {
     /// leave after it granted the room — a timeout, a cancellation, its
     /// select won by another case — and `has_room` counts such a select's
     /// getter until it withdraws; `notify_one` skips and drops it.)
+    #[inline(always)]
     fn hand_over(&mut self, item: T) -> Result<Option<Waker>, T> {
-        if self.capacity != Some(0) {
-            return Ok(self.deliver(item));
+        if self.capacity == Some(0) {
+            return self.hand_over_rendezvous(item);
         }
+        Ok(self.deliver(item))
+    }
+
+    /// [`hand_over`](State::hand_over) for a rendezvous queue.
+    #[inline(never)]
+    fn hand_over_rendezvous(&mut self, item: T) -> Result<Option<Waker>, T> {
         match self.getters.notify_one(Some(item)) {
             // Under the lock, so before the getter can mark it done.
             Ok(w) => {
@@ -348,7 +355,13 @@ impl<T> Queue<T> {
                     return Err(item);
                 }
                 if s.has_room() && s.putters.is_empty() {
-                    match s.hand_over(item) {
+                    if s.capacity != Some(0) {
+                        let wakers = s.deliver(item);
+                        drop(s);
+                        waiters::wake_all(wakers);
+                        return Ok(());
+                    }
+                    match s.hand_over_rendezvous(item) {
                         Ok(wakers) => {
                             drop(s);
                             waiters::wake_all(wakers);
