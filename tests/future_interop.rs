@@ -12,6 +12,8 @@ use std::time::{Duration, Instant};
 
 use futures::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 
+mod support;
+
 fn one_worker() -> sylvan::Runtime {
     sylvan::Runtime::builder().workers(1).build().unwrap()
 }
@@ -243,19 +245,6 @@ fn the_tokio_recipe() {
     assert_eq!(ticked.load(Ordering::SeqCst), 5);
 }
 
-/// Runs `f` on its own thread; fails the test if it takes longer than `limit`.
-fn bounded<T: Send + 'static>(limit: Duration, f: impl FnOnce() -> T + Send + 'static) -> T {
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        let _ = tx.send(std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)));
-    });
-    match rx.recv_timeout(limit) {
-        Ok(Ok(v)) => v,
-        Ok(Err(p)) => std::panic::resume_unwind(p),
-        Err(_) => panic!("watchdog: the test hung for {limit:?}"),
-    }
-}
-
 /// Async code's cooperative yield: wakes its own task and returns
 /// `Pending` once (as `tokio::task::yield_now` does).
 struct YieldNow(bool);
@@ -276,7 +265,7 @@ impl Future for YieldNow {
 /// by review: it re-polled at once, for ever, without a park point).
 #[test]
 fn block_on_of_a_future_that_yields_lets_others_run_and_can_time_out() {
-    let (ran, timed_out) = bounded(Duration::from_secs(20), || {
+    let (ran, timed_out) = support::bounded(Duration::from_secs(20), || {
         one_worker().block_on(|| {
             let flag = Arc::new(AtomicBool::new(false));
             let f = flag.clone();
@@ -313,7 +302,7 @@ fn block_on_of_a_future_that_yields_lets_others_run_and_can_time_out() {
 /// poll_read had no cooperative budget).
 #[test]
 fn an_async_read_loop_against_a_flooding_peer_lets_other_fibers_run() {
-    let ran = bounded(Duration::from_secs(30), || {
+    let ran = support::bounded(Duration::from_secs(30), || {
         one_worker().block_on(|| {
             let listener = sylvan::net::TcpListener::bind("127.0.0.1:0").unwrap();
             let addr = listener.local_addr().unwrap();
@@ -374,7 +363,7 @@ fn abandoned_async_reads_leave_no_wakers_on_an_idle_socket() {
         fn wake(self: Arc<Self>) {}
     }
     const POLLS: usize = 1000;
-    let live = bounded(Duration::from_secs(60), || {
+    let live = support::bounded(Duration::from_secs(60), || {
         one_worker().block_on(|| {
             let listener = sylvan::net::TcpListener::bind("127.0.0.1:0").unwrap();
             let conn = sylvan::net::TcpStream::connect(listener.local_addr().unwrap()).unwrap();

@@ -244,25 +244,12 @@ fn a_scoped_fiber_joining_itself_panics_with_the_fix() {
     assert!(message.contains("tried to join itself"), "{message}");
 }
 
-/// Runs `f` on its own thread; fails the test if it takes longer than `limit`.
-fn bounded<T: Send + 'static>(limit: Duration, f: impl FnOnce() -> T + Send + 'static) -> T {
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        let _ = tx.send(std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)));
-    });
-    match rx.recv_timeout(limit) {
-        Ok(Ok(v)) => v,
-        Ok(Err(p)) => std::panic::resume_unwind(p),
-        Err(_) => panic!("watchdog: the test hung for {limit:?}"),
-    }
-}
-
 /// A `timeout` around a scope whose children outlive it: the children are
 /// cancelled when it expires, and the scope's caller gets `Err` (found by
 /// review: the scope waited for them, shielded, then returned `Ok`).
 #[test]
 fn a_timeout_around_a_scope_cancels_its_children() {
-    let (r, took, child) = bounded(Duration::from_secs(20), || {
+    let (r, took, child) = support::bounded(Duration::from_secs(20), || {
         on_workers(2, || {
             let start = Instant::now();
             let mut child = None;
@@ -282,7 +269,7 @@ fn a_timeout_around_a_scope_cancels_its_children() {
 
     // The same when the closure itself returned and only the scope's wait
     // for its children is left.
-    let (r, took) = bounded(Duration::from_secs(20), || {
+    let (r, took) = support::bounded(Duration::from_secs(20), || {
         on_workers(2, || {
             let start = Instant::now();
             let r = sylvan::timeout(Duration::from_millis(50), || {
@@ -304,7 +291,7 @@ fn a_timeout_around_a_scope_cancels_its_children() {
 fn a_child_spawned_after_its_scope_unwound_is_cancelled() {
     // The scope's owner is a plain thread, so the child runs beside it (on
     // the global runtime's workers) while it unwinds.
-    let (took, ran) = bounded(Duration::from_secs(20), || {
+    let (took, ran) = support::bounded(Duration::from_secs(20), || {
         let start = Instant::now();
         let ran = AtomicUsize::new(0);
         let started = sylvan::sync::Event::new();
@@ -353,7 +340,7 @@ fn a_long_lived_scope_holds_only_its_live_children() {
         );
         return;
     }
-    let growth = bounded(Duration::from_secs(120), || {
+    let growth = support::bounded(Duration::from_secs(120), || {
         on_workers(1, || {
             let data = [1u8; 16];
             sylvan::scope(|s| {
@@ -380,7 +367,7 @@ fn a_long_lived_scope_holds_only_its_live_children() {
 /// (found by review of the fix that passes an expired timeout on).
 #[test]
 fn a_shielded_scope_does_not_pass_an_expired_timeout_on() {
-    let done = bounded(Duration::from_secs(20), || {
+    let done = support::bounded(Duration::from_secs(20), || {
         on_workers(2, || {
             let done = AtomicUsize::new(0);
             let _ = sylvan::timeout(Duration::from_millis(20), || {

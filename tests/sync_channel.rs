@@ -159,52 +159,55 @@ fn timeouts_and_cancellation() {
 /// read under two locks, so the item sent in between was reported gone).
 #[test]
 fn try_recv_says_disconnected_only_when_drained() {
-    fn round(use_mpsc: bool, n: u64) -> (u64, u64) {
+    /// `send` on a thread of its own, racing the drain; `try_recv` gives
+    /// `Err(true)` for "disconnected", `Err(false)` for "empty". Returns
+    /// (items drained before "disconnected", items found after it).
+    fn round(
+        send: impl FnOnce() + Send + 'static,
+        mut try_recv: impl FnMut() -> Result<u64, bool>,
+    ) -> (u64, u64) {
         let go = Arc::new(std::sync::Barrier::new(2));
         let go2 = go.clone();
-        if use_mpsc {
-            let (tx, rx) = sylvan::sync::mpsc::channel::<u64>();
-            let t = std::thread::spawn(move || {
-                go2.wait();
-                tx.send(n).unwrap();
-            });
-            go.wait();
-            let mut got = 0;
-            loop {
-                match rx.try_recv() {
-                    Ok(_) => got += 1,
-                    Err(sylvan::sync::mpsc::TryRecvError::Empty) => std::hint::spin_loop(),
-                    Err(sylvan::sync::mpsc::TryRecvError::Disconnected) => break,
-                }
+        let t = std::thread::spawn(move || {
+            go2.wait();
+            send();
+        });
+        go.wait();
+        let mut got = 0;
+        loop {
+            match try_recv() {
+                Ok(_) => got += 1,
+                Err(false) => std::hint::spin_loop(),
+                Err(true) => break,
             }
-            t.join().unwrap();
-            (got, rx.try_recv().is_ok() as u64)
-        } else {
-            let (tx, rx) = channel::unbounded::<u64>();
-            let t = std::thread::spawn(move || {
-                go2.wait();
-                tx.send(n).unwrap();
-            });
-            go.wait();
-            let mut got = 0;
-            loop {
-                match rx.try_recv() {
-                    Ok(_) => got += 1,
-                    Err(TryRecvError::Empty) => std::hint::spin_loop(),
-                    Err(TryRecvError::Disconnected) => break,
-                }
-            }
-            t.join().unwrap();
-            (got, rx.try_recv().is_ok() as u64)
         }
+        t.join().unwrap();
+        (got, try_recv().is_ok() as u64)
     }
+    use sylvan::sync::mpsc;
     for n in 0..400 {
-        for use_mpsc in [false, true] {
-            assert_eq!(
-                round(use_mpsc, n),
-                (1, 0),
-                "round {n} (mpsc: {use_mpsc}): the item is received before Disconnected"
-            );
-        }
+        let (tx, rx) = channel::unbounded::<u64>();
+        let got = round(
+            move || tx.send(n).unwrap(),
+            || rx.try_recv().map_err(|e| e == TryRecvError::Disconnected),
+        );
+        assert_eq!(
+            got,
+            (1, 0),
+            "round {n}: the item is received before Disconnected"
+        );
+        let (tx, rx) = mpsc::channel::<u64>();
+        let got = round(
+            move || tx.send(n).unwrap(),
+            || {
+                rx.try_recv()
+                    .map_err(|e| matches!(e, mpsc::TryRecvError::Disconnected))
+            },
+        );
+        assert_eq!(
+            got,
+            (1, 0),
+            "round {n} (mpsc): the item is received before Disconnected"
+        );
     }
 }

@@ -229,3 +229,21 @@ pub fn echo_server() -> std::net::SocketAddr {
     });
     addr
 }
+
+/// Runs `f` on its own thread and returns its result (re-raising its
+/// panic); fails the test if it takes longer than `limit`, so a hang shows
+/// as a failure.
+pub fn bounded<T: Send + 'static>(
+    limit: std::time::Duration,
+    f: impl FnOnce() -> T + Send + 'static,
+) -> T {
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)));
+    });
+    match rx.recv_timeout(limit) {
+        Ok(Ok(v)) => v,
+        Ok(Err(p)) => std::panic::resume_unwind(p),
+        Err(_) => panic!("watchdog: the test hung for {limit:?}"),
+    }
+}
