@@ -616,3 +616,109 @@ fn a_plain_send_granted_by_a_decided_select_receiver_waits_again() {
         "the send completed with no receiver: its value sits in a rendezvous channel's buffer"
     );
 }
+
+/// A select with both ends of one zero-capacity channel and nobody else on
+/// it parks, as Go's does: its send cannot pair with its own receive (found
+/// by review: a version of the rendezvous fix started over for ever
+/// without parking, so another fiber of the worker — here the one that
+/// completes the select through a third case — never ran).
+#[test]
+fn a_select_on_both_ends_of_a_rendezvous_channel_parks_instead_of_spinning() {
+    use std::cell::Cell;
+    use sylvan::sync::select::{Select, Selected};
+    let which = one_worker_bounded(|| {
+        let (c_tx, c_rx) = channel::bounded::<u32>(0);
+        let (d_tx, d_rx) = channel::unbounded::<u32>();
+        let selector = sylvan::spawn(move || {
+            let (a, b, c) = (Cell::new(None), Cell::new(None), Cell::new(None));
+            let mut sel = Select::new();
+            sel.send(&c_tx, 7, &a);
+            sel.recv(&c_rx, &b);
+            sel.recv(&d_rx, &c);
+            let which = sel.wait();
+            (which, c.take())
+        });
+        // Runs only if the selector parks (one worker).
+        sylvan::sleep(Duration::from_millis(20));
+        d_tx.send(1).unwrap();
+        selector.join().unwrap()
+    });
+    assert_eq!(which, (Selected::Case(2), Some(Ok(1))));
+}
+
+/// The same on a plain thread, with a timeout: the select returns
+/// `Timeout` without burning a core meanwhile.
+#[test]
+fn a_timed_select_on_both_ends_of_a_rendezvous_channel_does_not_burn_cpu() {
+    use std::cell::Cell;
+    use sylvan::sync::select::{Select, Selected};
+    fn thread_cpu() -> Duration {
+        let mut ts = libc::timespec {
+            tv_sec: 0,
+            tv_nsec: 0,
+        };
+        // SAFETY: a valid out-parameter.
+        unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
+        Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32)
+    }
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let q = Queue::<u32>::bounded(0);
+        let (a, b) = (Cell::new(None), Cell::new(None));
+        let mut sel = Select::new();
+        sel.put(&q, 7, &a);
+        sel.get(&q, &b);
+        sel.timeout(Duration::from_millis(300));
+        let cpu0 = thread_cpu();
+        let which = sel.wait();
+        let _ = tx.send((which, thread_cpu() - cpu0));
+    });
+    let (which, cpu) = rx
+        .recv_timeout(Duration::from_secs(20))
+        .expect("watchdog: the test hung");
+    assert_eq!(which, Selected::Timeout);
+    assert!(
+        cpu < Duration::from_millis(100),
+        "a select waiting 300 ms used {cpu:?} of CPU: it spins"
+    );
+}
+
+/// A select on both ends of a rendezvous channel pairs with another party
+/// on either end: a receiver gets its send, a sender its receive.
+#[test]
+fn a_select_on_both_ends_of_a_rendezvous_channel_pairs_with_others() {
+    use std::cell::Cell;
+    use sylvan::sync::select::{Select, Selected};
+    for other_receives in [true, false] {
+        let got = one_worker_bounded(move || {
+            let (c_tx, c_rx) = channel::bounded::<u32>(0);
+            let (tx2, rx2) = (c_tx.clone(), c_rx.clone());
+            let other = sylvan::spawn(move || {
+                sylvan::sleep(Duration::from_millis(10));
+                if other_receives {
+                    rx2.recv().ok()
+                } else {
+                    tx2.send(9).unwrap();
+                    None
+                }
+            });
+            let (a, b) = (Cell::new(None), Cell::new(None));
+            let mut sel = Select::new();
+            sel.send(&c_tx, 7, &a);
+            sel.recv(&c_rx, &b);
+            sel.timeout(Duration::from_secs(10));
+            let which = sel.wait();
+            (
+                which,
+                a.take().map(|r| r.is_ok()),
+                b.take(),
+                other.join().unwrap(),
+            )
+        });
+        if other_receives {
+            assert_eq!(got, (Selected::Case(0), Some(true), None, Some(7)));
+        } else {
+            assert_eq!(got, (Selected::Case(1), None, Some(Ok(9)), None));
+        }
+    }
+}

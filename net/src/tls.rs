@@ -1002,17 +1002,20 @@ impl Read for TlsStream {
                 // neither waiting for room first (the peer may be waiting
                 // for us to read) nor leaving them (it may need them first).
                 let conn = &mut self.conn;
+                // A send that failed (not "full") is not retried here: the
+                // next write reports it, and this read waits for reading.
+                let mut send_failed = false;
                 self.sock.read_either(|sock| {
-                    while conn.wants_write() {
+                    while !send_failed && conn.wants_write() {
                         match conn.write_tls(&mut NoWait(sock)) {
                             Ok(n) if n > 0 => {}
-                            // Full, or failed (the next write reports it).
-                            _ => break,
+                            Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                            _ => send_failed = true,
                         }
                     }
                     match conn.read_tls(&mut NoWait(sock)) {
                         Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                            Ok(Err(if conn.wants_write() {
+                            Ok(Err(if !send_failed && conn.wants_write() {
                                 Wait::ReadOrWrite
                             } else {
                                 Wait::Read

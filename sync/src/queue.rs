@@ -128,14 +128,24 @@ impl<T> State<T> {
     }
 
     /// After an item left the buffer: give the room to the next putter.
+    /// (Also after a putter joined the line of a rendezvous queue: room a
+    /// select's own getter made, which its put could not take, may serve
+    /// a putter behind it.)
     fn room_freed(&mut self) -> Option<Waker> {
-        if self.has_room() {
-            if let Ok(w) = self.putters.notify_one(PutGrant::Room) {
-                self.reserved += 1;
-                return Some(w);
-            }
+        if !self.has_room() {
+            return None;
         }
-        None
+        let granted = if self.capacity == Some(0) {
+            // The first putter in line that a waiting getter can serve.
+            let getters = &self.getters;
+            self.putters
+                .notify_first(|t| getters.serves(t), PutGrant::Room)
+        } else {
+            self.putters.notify_one(PutGrant::Room)
+        };
+        let w = granted.ok()?;
+        self.reserved += 1;
+        Some(w)
     }
 }
 
@@ -371,11 +381,19 @@ impl<T> Queue<T> {
                         Err(back) => item = back,
                     }
                 }
-                if again {
+                let waiter = if again {
                     s.putters.push_front()
                 } else {
                     s.putters.push()
+                };
+                if s.capacity == Some(0) {
+                    // Room a select's getter made that only its own put was
+                    // in line for may serve this putter.
+                    let granted = s.room_freed();
+                    drop(s);
+                    waiters::wake_all(granted);
                 }
+                waiter
             };
             match waiters::wait(
                 &crate::shim::park::WaitLabel("Queue::put"),
@@ -695,7 +713,8 @@ impl<T> Queue<T> {
                 }
             } else {
                 let waiter = s.getters.push_select(token, case);
-                // A rendezvous queue has room now: call a waiting putter over.
+                // A rendezvous queue has room now: call a waiting putter
+                // over (not this select's own put, if it has one).
                 (Registered::Waiting(waiter), s.room_freed())
             }
         };
@@ -720,8 +739,21 @@ impl<T> Queue<T> {
                     false => Registered::Lost,
                 };
             }
-            if !(s.has_room() && s.putters.is_empty()) {
-                return Registered::Waiting(s.putters.push_select(token, case));
+            // A rendezvous put needs a getter other than this select's own.
+            let ready = s.has_room()
+                && s.putters.is_empty()
+                && (s.capacity != Some(0) || s.getters.serves(Some(token)));
+            if !ready {
+                let waiter = s.putters.push_select(token, case);
+                // As a plain put's: room only its own getter's line had.
+                let granted = if s.capacity == Some(0) {
+                    s.room_freed()
+                } else {
+                    None
+                };
+                drop(s);
+                waiters::wake_all(granted);
+                return Registered::Waiting(waiter);
             }
             if !token.try_claim(case) {
                 return Registered::Lost;

@@ -162,6 +162,16 @@ mod handoff {
             }
         }
 
+        /// Whether this waits for the select that owns `token`.
+        pub(crate) fn of_select(&self, token: &SelectToken) -> bool {
+            matches!(&self.0.select, Some((t, _)) if std::ptr::eq(&**t, token))
+        }
+
+        /// The token of the select this waits for, if it is a select's.
+        pub(crate) fn select_token(&self) -> Option<&SelectToken> {
+            self.0.select.as_ref().map(|(t, _)| &**t)
+        }
+
         /// Whether this is the queue end of `w`.
         pub(crate) fn is(&self, w: &Waiter<P>) -> bool {
             Arc::ptr_eq(&self.0, &w.0)
@@ -269,6 +279,39 @@ impl<P> WaitQueue<P> {
             }
         }
         Err(payload)
+    }
+
+    /// [`notify_one`](WaitQueue::notify_one) to the longest-waiting waiter
+    /// that `servable` accepts (given its select's token, `None` for a plain
+    /// waiter), passing over (and leaving queued) those it does not.
+    pub(crate) fn notify_first(
+        &mut self,
+        mut servable: impl FnMut(Option<&SelectToken>) -> bool,
+        payload: P,
+    ) -> Result<Waker, P> {
+        let mut i = 0;
+        while i < self.waiters.len() {
+            if !servable(self.waiters[i].select_token()) {
+                i += 1;
+                continue;
+            }
+            let w = self.waiters.remove(i).expect("in range");
+            if w.claim() {
+                return Ok(w.hand_over(payload));
+            }
+        }
+        Err(payload)
+    }
+
+    /// Whether anyone waits who could serve a waiter of the other side that
+    /// belongs to the select owning `token` (`None`: a plain waiter, whom
+    /// anyone serves): a select must not be served by its own other case
+    /// (a send to itself on a rendezvous channel).
+    pub(crate) fn serves(&self, token: Option<&SelectToken>) -> bool {
+        match token {
+            None => !self.waiters.is_empty(),
+            Some(t) => self.waiters.iter().any(|w| !w.of_select(t)),
+        }
     }
 
     /// Notifies every waiter, each with a payload from `payload`.
