@@ -220,7 +220,10 @@ impl<T> Receiver<T> {
         self.chan.queue.get().ok_or(RecvError)
     }
 
-    /// Receives without waiting.
+    /// Receives without waiting. On a rendezvous channel (`bounded(0)`)
+    /// this finds nothing even while a sender waits: a send hands its value
+    /// only to a receive that waits for it (unlike Go's non-blocking
+    /// receive).
     ///
     /// ```
     /// use sylvan::sync::channel::{self, TryRecvError};

@@ -128,6 +128,23 @@ impl<T> State<T> {
     }
 
     /// After an item left the buffer: give the room to the next putter.
+    /// Whether a putter (of the select that owns `token`, if any) may put
+    /// now, without waiting: there is room and nobody ahead in line to take
+    /// it. In a rendezvous queue "ahead" counts only putters a waiting
+    /// getter can serve (a select's put whose only partner is its own
+    /// receive cannot), and a select's put needs a getter not its own.
+    #[inline]
+    fn may_put_now(&self, token: Option<&SelectToken>) -> bool {
+        if !self.has_room() {
+            return false;
+        }
+        if self.capacity != Some(0) {
+            return self.putters.is_empty();
+        }
+        let getters = &self.getters;
+        getters.serves(token) && !self.putters.any(|t| getters.serves(t))
+    }
+
     /// (Also after a putter joined the line of a rendezvous queue: room a
     /// select's own getter made, which its put could not take, may serve
     /// a putter behind it.)
@@ -342,7 +359,7 @@ impl<T> Queue<T> {
             if s.closed {
                 return Err(TryPutError::Closed(item));
             }
-            if !s.has_room() || !s.putters.is_empty() {
+            if !s.may_put_now(None) {
                 return Err(TryPutError::Full(item));
             }
             match s.hand_over(item) {
@@ -364,7 +381,7 @@ impl<T> Queue<T> {
                 if s.closed {
                     return Err(item);
                 }
-                if s.has_room() && s.putters.is_empty() {
+                if s.may_put_now(None) {
                     if s.capacity != Some(0) {
                         let wakers = s.deliver(item);
                         drop(s);
@@ -460,6 +477,11 @@ impl<T> Queue<T> {
     }
 
     /// Takes the oldest item if there is one right now.
+    ///
+    /// A rendezvous queue (`bounded(0)`) holds no items: there `try_get`
+    /// finds nothing even while a `put` waits, since a put hands its item
+    /// only to a `get` that waits for it (unlike Go's non-blocking receive,
+    /// which takes a blocked sender's value).
     ///
     /// ```
     /// let q = sylvan::sync::Queue::unbounded();
@@ -740,10 +762,7 @@ impl<T> Queue<T> {
                 };
             }
             // A rendezvous put needs a getter other than this select's own.
-            let ready = s.has_room()
-                && s.putters.is_empty()
-                && (s.capacity != Some(0) || s.getters.serves(Some(token)));
-            if !ready {
+            if !s.may_put_now(Some(token)) {
                 let waiter = s.putters.push_select(token, case);
                 // As a plain put's: room only its own getter's line had.
                 let granted = if s.capacity == Some(0) {

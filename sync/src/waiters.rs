@@ -303,6 +303,12 @@ impl<P> WaitQueue<P> {
         Err(payload)
     }
 
+    /// Whether `servable` accepts any waiter (given its select's token,
+    /// `None` for a plain waiter).
+    pub(crate) fn any(&self, mut servable: impl FnMut(Option<&SelectToken>) -> bool) -> bool {
+        self.waiters.iter().any(|w| servable(w.select_token()))
+    }
+
     /// Whether anyone waits who could serve a waiter of the other side that
     /// belongs to the select owning `token` (`None`: a plain waiter, whom
     /// anyone serves): a select must not be served by its own other case
