@@ -133,16 +133,20 @@ impl<T> State<T> {
     /// it. In a rendezvous queue "ahead" counts only putters a waiting
     /// getter can serve (a select's put whose only partner is its own
     /// receive cannot), and a select's put needs a getter not its own.
-    #[inline]
+    #[inline(always)]
     fn may_put_now(&self, token: Option<&SelectToken>) -> bool {
-        if !self.has_room() {
-            return false;
+        match self.capacity {
+            None => self.putters.is_empty(),
+            Some(0) => self.may_put_rendezvous(token),
+            Some(cap) => self.items.len() + self.reserved < cap && self.putters.is_empty(),
         }
-        if self.capacity != Some(0) {
-            return self.putters.is_empty();
-        }
+    }
+
+    /// [`may_put_now`](State::may_put_now) for a rendezvous queue.
+    #[inline(never)]
+    fn may_put_rendezvous(&self, token: Option<&SelectToken>) -> bool {
         let getters = &self.getters;
-        getters.serves(token) && !self.putters.any(|t| getters.serves(t))
+        self.has_room() && getters.serves(token) && !self.putters.any(|t| getters.serves(t))
     }
 
     /// (Also after a putter joined the line of a rendezvous queue: room a
