@@ -127,7 +127,6 @@ impl<T> State<T> {
         }
     }
 
-    /// After an item left the buffer: give the room to the next putter.
     /// Whether a putter (of the select that owns `token`, if any) may put
     /// now, without waiting: there is room and nobody ahead in line to take
     /// it. In a rendezvous queue "ahead" counts only putters a waiting
@@ -149,9 +148,10 @@ impl<T> State<T> {
         self.has_room() && getters.serves(token) && !self.putters.any(|t| getters.serves(t))
     }
 
-    /// (Also after a putter joined the line of a rendezvous queue: room a
-    /// select's own getter made, which its put could not take, may serve
-    /// a putter behind it.)
+    /// After an item left the buffer (or a getter came to a rendezvous
+    /// queue): give the room to the next putter. (Also after a putter
+    /// joined the line of a rendezvous queue: room a select's own getter
+    /// made, which its put could not take, may serve a putter behind it.)
     fn room_freed(&mut self) -> Option<Waker> {
         if !self.has_room() {
             return None;
